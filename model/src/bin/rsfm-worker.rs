@@ -1,0 +1,5 @@
+//! `rsfm-worker`: runs one stage (see DESIGN.md, *Worker protocol*).
+
+fn main() -> std::process::ExitCode {
+    rsfm_model::worker::main()
+}

@@ -1,0 +1,94 @@
+//! The worker protocol shared by the harness and `rsfm-worker` (see DESIGN.md, *Worker protocol*).
+//!
+//! The harness writes a [`StageSpec`] as `stage.json`, runs
+//! `rsfm-worker run --stage stage.json --out DIR`, reads one [`Event`] per stdout line and,
+//! when the worker exits 0, `DIR/metrics.json`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Name of the final metrics file a stage writes into its output dir.
+pub const METRICS_FILE: &str = "metrics.json";
+
+/// Everything a worker needs to run one stage: the contents of `stage.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StageSpec {
+    /// Stage kind: `prepare`, `mae-pretrain`, `finetune-det`, `finetune-seg`, `evaluate`.
+    pub kind: String,
+    /// Resolved kind-specific parameters, provenance stripped.
+    pub params: serde_json::Value,
+    /// Output dirs of the stages this one needs, by stage name (without matrix suffix).
+    #[serde(default)]
+    pub inputs: BTreeMap<String, PathBuf>,
+    /// Dataset roots by dataset name.
+    #[serde(default)]
+    pub datasets: BTreeMap<String, PathBuf>,
+    /// `cpu` or `cuda:N`.
+    pub device: String,
+    /// Seed for every random choice the stage makes.
+    pub seed: u64,
+    /// Directory that survives failures: periodic checkpoints for resume.
+    pub work_dir: PathBuf,
+}
+
+/// One line of a worker's stdout.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// Training or evaluation progress.
+    Progress {
+        step: u64,
+        total: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        loss: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        items_per_s: Option<f64>,
+    },
+    /// One metric value, optionally at a training step.
+    Metric {
+        name: String,
+        value: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step: Option<u64>,
+    },
+    /// A log message.
+    Log { level: String, msg: String },
+}
+
+impl Event {
+    /// Parses one stdout line; `None` for lines that are not protocol events (plain prints).
+    pub fn parse_line(line: &str) -> Option<Event> {
+        let line = line.trim();
+        if !line.starts_with('{') {
+            return None;
+        }
+        serde_json::from_str(line).ok()
+    }
+
+    /// Serialises the event as one JSON line (without the newline).
+    pub fn to_line(&self) -> String {
+        serde_json::to_string(self).expect("events always serialise")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_round_trip_in_the_documented_shape() {
+        let line = r#"{"event":"progress","step":3,"total":10,"loss":0.5,"items_per_s":12.0}"#;
+        let event = Event::parse_line(line).unwrap();
+        assert_eq!(
+            event,
+            Event::Progress { step: 3, total: 10, loss: Some(0.5), items_per_s: Some(12.0) }
+        );
+        assert_eq!(event.to_line(), line);
+        let metric = Event::parse_line(r#"{"event":"metric","name":"mIoU","value":0.9}"#).unwrap();
+        assert_eq!(metric, Event::Metric { name: "mIoU".into(), value: 0.9, step: None });
+        assert_eq!(Event::parse_line("plain text"), None);
+    }
+}
