@@ -1,4 +1,8 @@
 //! rsfm-harness: recipes → plan → content-addressed cache → scheduler → store, and the CLI.
 //! Builds and tests without libtorch.
 
+pub mod canonical;
 pub mod cli;
+pub mod lock;
+pub mod process;
+pub mod time;

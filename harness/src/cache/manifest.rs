@@ -1,0 +1,147 @@
+//! `manifest.json`: the commit marker of a cache entry, listing every file with size and sha256.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use fs_err as fs;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::plan::key::CACHE_LAYOUT;
+
+/// Name of the manifest file in each entry.
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+/// One file of an entry.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FileEntry {
+    /// Path relative to the entry, with `/` separators.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// sha256 of the content, lower-case hex.
+    pub sha256: String,
+}
+
+/// The manifest of an entry.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    /// Cache layout version.
+    pub layout: u64,
+    /// The stage key.
+    pub key: String,
+    /// Stage name when the entry was made (informational).
+    pub stage: String,
+    /// Creation time, RFC 3339 UTC.
+    pub created_at: String,
+    /// Every file but the manifest itself, sorted by path.
+    pub files: Vec<FileEntry>,
+}
+
+impl Manifest {
+    /// Hashes every file under `dir` into a manifest.
+    pub fn build(dir: &Path, key: &str, stage: &str) -> anyhow::Result<Manifest> {
+        let mut paths = Vec::new();
+        collect_files(dir, dir, &mut paths)?;
+        paths.retain(|(rel, _)| rel != MANIFEST_FILE);
+        paths.sort();
+        let files = paths
+            .par_iter()
+            .map(|(rel, abs)| {
+                let (size, sha256) = hash_file(abs)?;
+                Ok(FileEntry { path: rel.clone(), size, sha256 })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Manifest {
+            layout: CACHE_LAYOUT,
+            key: key.to_string(),
+            stage: stage.to_string(),
+            created_at: crate::time::now_rfc3339(),
+            files,
+        })
+    }
+
+    /// Reads and parses `dir/manifest.json`.
+    pub fn read(dir: &Path) -> anyhow::Result<Manifest> {
+        let path = dir.join(MANIFEST_FILE);
+        let bytes = fs::read(&path)?;
+        serde_json::from_slice(&bytes).with_context(|| format!("{} is not a valid manifest", path.display()))
+    }
+
+    /// Writes `dir/manifest.json` and fsyncs it.
+    pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
+        let path = dir.join(MANIFEST_FILE);
+        let mut file = fs::File::create(&path)?;
+        std::io::Write::write_all(&mut file, &serde_json::to_vec_pretty(self)?)?;
+        file.sync_all()?;
+        Ok(())
+    }
+
+    /// Re-hashes the files of `dir` against this manifest; returns the mismatches.
+    pub fn check(&self, dir: &Path) -> Vec<String> {
+        self.files
+            .par_iter()
+            .filter_map(|entry| match hash_file(&dir.join(&entry.path)) {
+                Err(err) => Some(format!("{}: {err:#}", entry.path)),
+                Ok((size, _)) if size != entry.size => {
+                    Some(format!("{}: size {size}, manifest says {}", entry.path, entry.size))
+                }
+                Ok((_, sha)) if sha != entry.sha256 => Some(format!("{}: content changed (sha256 {sha})", entry.path)),
+                Ok(_) => None,
+            })
+            .collect()
+    }
+}
+
+fn collect_files(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> anyhow::Result<()> {
+    for item in fs::read_dir(dir)? {
+        let item = item?;
+        let path = item.path();
+        if item.file_type()?.is_dir() {
+            collect_files(root, &path, out)?;
+        } else {
+            let rel = path.strip_prefix(root).expect("walk stays under root");
+            let rel = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+            out.push((rel, path));
+        }
+    }
+    Ok(())
+}
+
+/// Size and sha256 of a file, read in 1 MiB blocks.
+pub fn hash_file(path: &Path) -> anyhow::Result<(u64, String)> {
+    let mut file = fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        hasher.update(&buf[..n]);
+    }
+    Ok((size, hex::encode(hasher.finalize())))
+}
+
+/// fsyncs every file and directory under `dir`, then `dir` itself.
+pub fn sync_tree(dir: &Path) -> anyhow::Result<()> {
+    for item in fs::read_dir(dir)? {
+        let item = item?;
+        if item.file_type()?.is_dir() {
+            sync_tree(&item.path())?;
+        } else {
+            fs::File::open(item.path())?.sync_all()?;
+        }
+    }
+    sync_dir(dir)
+}
+
+/// fsyncs a directory, making renames and creations inside it durable.
+pub fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+    fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}

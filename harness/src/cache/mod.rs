@@ -1,0 +1,217 @@
+//! The content-addressed stage cache: `results/cache/ab/abcdef…/`.
+//!
+//! An entry is built in `results/tmp/`, gets `manifest.json` (every file with size and sha256)
+//! written last, is fsynced and renamed into place. A directory without a valid manifest is not
+//! an entry. The key itself carries the layout version (see [`crate::plan::key::CACHE_LAYOUT`]).
+
+mod manifest;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use fs_err as fs;
+use serde::Serialize;
+
+pub use manifest::{FileEntry, Manifest, MANIFEST_FILE};
+
+use crate::plan::key::{KeyManifest, CACHE_LAYOUT};
+use crate::process::pid_is_alive;
+
+/// File in each entry holding the stage description.
+pub const STAGE_FILE: &str = "stage.json";
+/// File in each entry holding the key manifest.
+pub const KEY_FILE: &str = "key.json";
+
+/// The cache under one results directory.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    root: PathBuf,
+    tmp: PathBuf,
+}
+
+/// A committed cache entry.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The entry's directory.
+    pub dir: PathBuf,
+    /// Its manifest.
+    pub manifest: Manifest,
+}
+
+/// One line of `rsfm cache ls`.
+#[derive(Debug, Clone, Serialize)]
+pub struct EntrySummary {
+    /// Stage key.
+    pub key: String,
+    /// Stage name when the entry was made.
+    pub stage: String,
+    /// Number of files.
+    pub files: usize,
+    /// Total bytes.
+    pub bytes: u64,
+    /// Creation time (RFC 3339, UTC).
+    pub created_at: String,
+}
+
+impl Cache {
+    /// Opens (creating when needed) the cache of `results_dir`.
+    pub fn open(results_dir: &Path) -> anyhow::Result<Cache> {
+        let root = results_dir.join("cache");
+        let tmp = results_dir.join("tmp");
+        fs::create_dir_all(&root)?;
+        fs::create_dir_all(&tmp)?;
+        let tag = root.join("CACHEDIR.TAG");
+        if !tag.exists() {
+            fs::write(
+                &tag,
+                "Signature: 8a477f597d28d172789f06886806bc55\n# rsfm stage cache: see https://bford.info/cachedir/\n",
+            )?;
+            fs::write(root.join(".gitignore"), "*\n")?;
+        }
+        Ok(Cache { root, tmp })
+    }
+
+    /// Directory an entry with `key` lives in (whether or not it exists).
+    pub fn entry_dir(&self, key: &str) -> PathBuf {
+        self.root.join(&key[..2.min(key.len())]).join(key)
+    }
+
+    /// The committed entry for `key`, if one with a valid manifest exists.
+    pub fn lookup(&self, key: &str) -> Option<Entry> {
+        let dir = self.entry_dir(key);
+        let manifest = Manifest::read(&dir).ok()?;
+        (manifest.key == key && manifest.layout == CACHE_LAYOUT).then_some(Entry { dir, manifest })
+    }
+
+    /// A fresh, empty build directory for `key` under `tmp/`, named after this process.
+    pub fn new_build_dir(&self, key: &str) -> anyhow::Result<PathBuf> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let dir = self.tmp.join(format!("{key}.{}.{nanos}", std::process::id()));
+        fs::create_dir_all(&dir)?;
+        Ok(dir)
+    }
+
+    /// Commits a finished build directory as the entry for `key`: writes `stage.json`,
+    /// `key.json` and, last, `manifest.json`, fsyncs, and renames it into place.
+    pub fn commit(
+        &self,
+        build_dir: &Path,
+        key: &KeyManifest,
+        stage: &serde_json::Value,
+        stage_name: &str,
+    ) -> anyhow::Result<Entry> {
+        fs::write(build_dir.join(STAGE_FILE), serde_json::to_vec_pretty(stage)?)?;
+        fs::write(build_dir.join(KEY_FILE), serde_json::to_vec_pretty(key)?)?;
+        let manifest = Manifest::build(build_dir, &key.key, stage_name)?;
+        manifest.write(build_dir)?;
+        manifest::sync_tree(build_dir)?;
+        let dir = self.entry_dir(&key.key);
+        let parent = dir.parent().expect("entry dirs have a parent");
+        fs::create_dir_all(parent)?;
+        if self.lookup(&key.key).is_some() {
+            // Another run committed the same key first; its content is equivalent.
+            fs::remove_dir_all(build_dir)?;
+        } else {
+            if dir.exists() {
+                // A directory without a valid manifest is not an entry: replace it.
+                fs::remove_dir_all(&dir)?;
+            }
+            fs::rename(build_dir, &dir)?;
+            manifest::sync_dir(parent)?;
+        }
+        self.lookup(&key.key)
+            .with_context(|| format!("cache entry {} vanished after commit", dir.display()))
+    }
+
+    /// Removes build directories in `tmp/` left by processes that are gone; returns how many.
+    pub fn sweep_orphans(&self) -> anyhow::Result<usize> {
+        let mut swept = 0;
+        for item in fs::read_dir(&self.tmp)? {
+            let path = item?.path();
+            let owner = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.split('.').nth(1))
+                .and_then(|pid| pid.parse::<i32>().ok());
+            if owner.is_none_or(|pid| !pid_is_alive(pid)) {
+                remove_any(&path)?;
+                swept += 1;
+            }
+        }
+        Ok(swept)
+    }
+
+    /// Every key directory under the cache root, valid or not.
+    fn key_dirs(&self) -> anyhow::Result<Vec<(String, PathBuf)>> {
+        let mut dirs = Vec::new();
+        for shard in fs::read_dir(&self.root)? {
+            let shard = shard?.path();
+            if !shard.is_dir() {
+                continue;
+            }
+            for item in fs::read_dir(&shard)? {
+                let path = item?.path();
+                if let Some(key) = path.file_name().and_then(|n| n.to_str()) {
+                    dirs.push((key.to_string(), path.clone()));
+                }
+            }
+        }
+        dirs.sort();
+        Ok(dirs)
+    }
+
+    /// Summaries of all valid entries.
+    pub fn list(&self) -> anyhow::Result<Vec<EntrySummary>> {
+        Ok(self
+            .key_dirs()?
+            .into_iter()
+            .filter_map(|(key, _)| self.lookup(&key))
+            .map(|entry| EntrySummary {
+                key: entry.manifest.key.clone(),
+                stage: entry.manifest.stage.clone(),
+                files: entry.manifest.files.len(),
+                bytes: entry.manifest.files.iter().map(|f| f.size).sum(),
+                created_at: entry.manifest.created_at.clone(),
+            })
+            .collect())
+    }
+
+    /// Re-hashes every entry; returns `(key, problem)` for each entry that does not match.
+    pub fn verify(&self) -> anyhow::Result<Vec<(String, String)>> {
+        let mut problems = Vec::new();
+        for (key, dir) in self.key_dirs()? {
+            match Manifest::read(&dir) {
+                Err(err) => problems.push((key, format!("no valid manifest: {err:#}"))),
+                Ok(manifest) => {
+                    for problem in manifest.check(&dir) {
+                        problems.push((key.clone(), problem));
+                    }
+                }
+            }
+        }
+        Ok(problems)
+    }
+
+    /// Removes every key directory not in `keep` (and any invalid one); returns the removed keys.
+    pub fn gc(&self, keep: &std::collections::HashSet<String>) -> anyhow::Result<Vec<String>> {
+        let mut removed = Vec::new();
+        for (key, dir) in self.key_dirs()? {
+            if !keep.contains(&key) || self.lookup(&key).is_none() {
+                fs::remove_dir_all(&dir)?;
+                removed.push(key);
+            }
+        }
+        Ok(removed)
+    }
+}
+
+fn remove_any(path: &Path) -> std::io::Result<()> {
+    if path.is_dir() {
+        fs::remove_dir_all(path)
+    } else {
+        fs::remove_file(path)
+    }
+}

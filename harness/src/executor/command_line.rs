@@ -1,0 +1,97 @@
+//! Turns a planned stage into the command line that runs it: the recipe's argv for `command`
+//! stages, `rsfm-worker run --stage stage.json --out DIR` for the others.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use rsfm_model::protocol::StageSpec;
+
+use crate::plan::PlannedStage;
+use crate::recipe::{substitute, StageKind};
+
+/// Paths a stage runs with.
+#[derive(Debug, Clone)]
+pub struct StagePaths {
+    /// The output dir (`{out}`), a build dir under `results/tmp/`.
+    pub out: PathBuf,
+    /// The work dir that survives failures (`results/work/<key>/`).
+    pub work: PathBuf,
+    /// Cache entry dirs of the needed stages, by base name.
+    pub inputs: BTreeMap<String, PathBuf>,
+}
+
+/// The argv of the stage. Worker stages also get `stage.json` written into the work dir.
+pub fn stage_argv(
+    planned: &PlannedStage,
+    paths: &StagePaths,
+    device: &str,
+    worker: &Path,
+) -> anyhow::Result<Vec<String>> {
+    let stage = &planned.stage;
+    if stage.kind == StageKind::Command {
+        let argv = stage
+            .params
+            .get("argv")
+            .and_then(|a| a.as_array())
+            .with_context(|| format!("{}: command stage `{}` has no argv", stage.location, stage.name))?;
+        let lookup = |name: &str| -> Option<String> {
+            if name == "out" {
+                return Some(paths.out.display().to_string());
+            }
+            if let Some(input) = name.strip_prefix("input.") {
+                return paths.inputs.get(input).map(|p| p.display().to_string());
+            }
+            if let Some(dataset) = name.strip_prefix("dataset.") {
+                return planned
+                    .datasets
+                    .iter()
+                    .find(|(n, _)| n == dataset)
+                    .map(|(_, root)| root.display().to_string());
+            }
+            None
+        };
+        return argv
+            .iter()
+            .map(|item| {
+                let template = item.as_str().unwrap_or_default();
+                substitute(template, &lookup).map_err(|name| {
+                    anyhow::anyhow!("{}: stage `{}`: undefined placeholder `{{{name}}}`", stage.location, stage.name)
+                })
+            })
+            .collect();
+    }
+    let spec = StageSpec {
+        kind: stage.kind.as_str().to_string(),
+        params: serde_json::Value::Object(stage.params.clone()),
+        inputs: paths.inputs.clone(),
+        datasets: planned.datasets.iter().cloned().collect(),
+        device: device.to_string(),
+        seed: stage.seed,
+        work_dir: paths.work.clone(),
+    };
+    let spec_path = paths.work.join("stage.json");
+    fs_err::write(&spec_path, serde_json::to_vec_pretty(&spec)?)?;
+    Ok(vec![
+        worker.display().to_string(),
+        "run".into(),
+        "--stage".into(),
+        spec_path.display().to_string(),
+        "--out".into(),
+        paths.out.display().to_string(),
+    ])
+}
+
+/// Finds `rsfm-worker`: `$RSFM_WORKER`, else beside the running `rsfm`, else on `PATH`.
+pub fn find_worker() -> PathBuf {
+    if let Some(path) = std::env::var_os("RSFM_WORKER") {
+        return PathBuf::from(path);
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        let sibling = exe.with_file_name("rsfm-worker");
+        if sibling.exists() {
+            return sibling;
+        }
+    }
+    PathBuf::from("rsfm-worker")
+}

@@ -1,0 +1,190 @@
+//! The plan: recipes expanded into a DAG of stages, each with its content key and whether the
+//! cache already holds it.
+
+pub mod key;
+mod order;
+mod worker_identity;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::cache::Cache;
+use crate::fingerprint::fingerprint_tree;
+use crate::recipe::{Recipe, Stage, StageKind};
+use crate::store::Store;
+use key::{hash_dep, KeyInputs, KeyManifest};
+pub use worker_identity::worker_identity;
+
+/// A stage of the plan with everything needed to run it.
+#[derive(Debug, Clone)]
+pub struct PlannedStage {
+    /// The stage as the recipe resolved it.
+    pub stage: Stage,
+    /// Experiment name of its recipe.
+    pub experiment: String,
+    /// Folder of its recipe: relative argv and deps resolve here, commands run here.
+    pub recipe_dir: PathBuf,
+    /// Datasets it reads: (name, root).
+    pub datasets: Vec<(String, PathBuf)>,
+    /// Indices (into [`Plan::stages`]) of the stages it needs, in `needs` order.
+    pub needs: Vec<usize>,
+    /// Its content key and key manifest.
+    pub key: KeyManifest,
+    /// Whether the cache holds a valid entry for the key (at planning time).
+    pub cached: bool,
+}
+
+impl PlannedStage {
+    /// `experiment/stage`, unique across the recipes of one plan.
+    pub fn display_name(&self) -> String {
+        format!("{}/{}", self.experiment, self.stage.name)
+    }
+}
+
+/// All stages of one or more recipes, in dependency order.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// Stages; every stage comes after the stages it needs.
+    pub stages: Vec<PlannedStage>,
+}
+
+/// One stage of `rsfm plan --json` (the documented contract).
+#[derive(Debug, Serialize)]
+pub struct PlanEntry {
+    /// Stage name (`base@values`).
+    pub name: String,
+    /// Matrix variables of this stage.
+    pub matrix: BTreeMap<String, String>,
+    /// Content key.
+    pub key: String,
+    /// `cached` or `pending`.
+    pub status: &'static str,
+    /// Names of the stages it needs.
+    pub needs: Vec<String>,
+}
+
+impl Plan {
+    /// Expands `recipes` into a plan: orders the stages, fingerprints datasets (through the
+    /// store's stat cache), hashes deps files and computes every key.
+    pub async fn build(recipes: &[Recipe], store: &Store, cache: &Cache) -> anyhow::Result<Plan> {
+        let mut fingerprints: HashMap<PathBuf, String> = HashMap::new();
+        let mut dep_hashes: HashMap<PathBuf, String> = HashMap::new();
+        let mut plan = Plan::default();
+        for recipe in recipes {
+            let ordered = order::topological(&recipe.stages)?;
+            let mut index_of: HashMap<&str, usize> = HashMap::new();
+            for stage in ordered {
+                let datasets = resolve_datasets(recipe, stage)?;
+                let mut dataset_fps = Vec::new();
+                for (name, root) in &datasets {
+                    let fp = match fingerprints.get(root) {
+                        Some(fp) => fp.clone(),
+                        None => {
+                            let fp = fingerprint_tree(root, store).await.with_context(|| {
+                                format!("fingerprinting dataset `{name}` at {}", root.display())
+                            })?;
+                            fingerprints.insert(root.clone(), fp.sha256.clone());
+                            fp.sha256
+                        }
+                    };
+                    dataset_fps.push((name.clone(), fp));
+                }
+                let mut deps = Vec::new();
+                for dep in stage_deps(stage) {
+                    let path = recipe.dir.join(&dep);
+                    let hash = match dep_hashes.get(&path) {
+                        Some(hash) => hash.clone(),
+                        None => {
+                            let hash = hash_dep(&recipe.dir, &dep).with_context(|| {
+                                format!("stage `{}` lists `{dep}` in deps", stage.name)
+                            })?;
+                            dep_hashes.insert(path, hash.clone());
+                            hash
+                        }
+                    };
+                    deps.push((dep, hash));
+                }
+                let needs: Vec<usize> = stage.needs.iter().map(|n| index_of[n.as_str()]).collect();
+                let inputs = KeyInputs {
+                    kind: stage.kind.as_str().to_string(),
+                    params: stage.params.clone(),
+                    needs: needs
+                        .iter()
+                        .map(|&i| (plan.stages[i].stage.base.clone(), plan.stages[i].key.key.clone()))
+                        .collect(),
+                    datasets: dataset_fps,
+                    deps,
+                    worker: (stage.kind != StageKind::Command).then(worker_identity),
+                    seed: stage.seed,
+                };
+                let key = inputs.manifest();
+                let cached = cache.lookup(&key.key).is_some();
+                index_of.insert(stage.name.as_str(), plan.stages.len());
+                plan.stages.push(PlannedStage {
+                    stage: stage.clone(),
+                    experiment: recipe.experiment.name.clone(),
+                    recipe_dir: recipe.dir.clone(),
+                    datasets,
+                    needs,
+                    key,
+                    cached,
+                });
+            }
+        }
+        Ok(plan)
+    }
+
+    /// The `rsfm plan --json` view.
+    pub fn entries(&self) -> Vec<PlanEntry> {
+        self.stages
+            .iter()
+            .map(|s| PlanEntry {
+                name: s.stage.name.clone(),
+                matrix: s.stage.matrix.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                key: s.key.key.clone(),
+                status: if s.cached { "cached" } else { "pending" },
+                needs: s.needs.iter().map(|&i| self.stages[i].stage.name.clone()).collect(),
+            })
+            .collect()
+    }
+
+    /// Indices of every stage downstream of `index` (transitively), excluding itself.
+    pub fn dependents(&self, index: usize) -> Vec<usize> {
+        let mut marked = vec![false; self.stages.len()];
+        marked[index] = true;
+        for i in index + 1..self.stages.len() {
+            if self.stages[i].needs.iter().any(|&n| marked[n]) {
+                marked[i] = true;
+            }
+        }
+        marked[index] = false;
+        (0..self.stages.len()).filter(|&i| marked[i]).collect()
+    }
+}
+
+/// The stage's datasets as (name, absolute root).
+fn resolve_datasets(recipe: &Recipe, stage: &Stage) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    stage
+        .datasets
+        .iter()
+        .map(|name| {
+            let def = recipe.datasets.get(name).with_context(|| {
+                format!("{}: stage `{}` reads unknown dataset `{name}`", stage.location, stage.name)
+            })?;
+            Ok((name.clone(), def.root.clone()))
+        })
+        .collect()
+}
+
+/// The `deps` files of a command stage, relative to the recipe folder.
+fn stage_deps(stage: &Stage) -> Vec<String> {
+    stage
+        .params
+        .get("deps")
+        .and_then(|d| d.as_array())
+        .map(|items| items.iter().filter_map(|d| d.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}

@@ -1,0 +1,241 @@
+//! The scheduler: runs a plan's pending stages in dependency order on tokio, in parallel up to
+//! `--jobs` and the free GPU leases, skipping what the cache holds.
+
+pub mod gpus;
+pub mod progress;
+mod stage_task;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::cache::Cache;
+use crate::plan::Plan;
+use crate::store::Store;
+use gpus::GpuPool;
+use progress::Progress;
+use stage_task::{run_stage, StageJob, StageResult};
+
+/// Shared state of one `rsfm run`.
+pub struct RunContext {
+    /// The results directory.
+    pub results_dir: PathBuf,
+    /// Its cache.
+    pub cache: Cache,
+    /// Its store.
+    pub store: Store,
+    /// This invocation's id in the store.
+    pub invocation_id: i64,
+    /// The `rsfm-worker` binary for non-`command` stages.
+    pub worker: PathBuf,
+}
+
+/// Options of `rsfm run`.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Stages running at once, at most.
+    pub jobs: usize,
+    /// Device ids to lease (empty: CPU only).
+    pub gpus: Vec<u32>,
+    /// Go on with independent stages after a failure.
+    pub keep_going: bool,
+    /// Stage names (full or base) to rerun even when cached.
+    pub force: Vec<String>,
+    /// Hide progress bars.
+    pub hide_progress: bool,
+}
+
+/// Where a stage ended up in this run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Waiting,
+    Running,
+    Ran,
+    Cached,
+    Failed,
+    Skipped,
+    Interrupted,
+}
+
+/// The outcome of a run; its JSON form is the documented `rsfm run --json` summary.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunSummary {
+    /// Stages whose process ran and succeeded.
+    pub executed: usize,
+    /// Stages found in the cache.
+    pub cached: usize,
+    /// Stages that failed.
+    pub failed: usize,
+    /// Stages not run because a stage they need failed (or the run stopped).
+    pub skipped: usize,
+    /// Stages stopped by an interrupt.
+    pub interrupted: usize,
+    /// Each failure: stage, reason and log file.
+    pub failures: Vec<Failure>,
+}
+
+/// One failed stage.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    /// `experiment/stage`.
+    pub stage: String,
+    /// Why it failed.
+    pub reason: String,
+    /// Its log file.
+    pub log: PathBuf,
+}
+
+impl RunSummary {
+    /// The one summary line, e.g. `12 stages: 9 cached, 2 ran, 1 failed`.
+    pub fn line(&self) -> String {
+        let total = self.executed + self.cached + self.failed + self.skipped + self.interrupted;
+        let mut parts = vec![format!("{} cached", self.cached), format!("{} ran", self.executed)];
+        for (n, what) in [(self.failed, "failed"), (self.skipped, "skipped"), (self.interrupted, "interrupted")] {
+            if n > 0 {
+                parts.push(format!("{n} {what}"));
+            }
+        }
+        let mut line = format!("{total} stages: {}", parts.join(", "));
+        if !self.failures.is_empty() {
+            let logs: Vec<String> =
+                self.failures.iter().map(|f| format!("{}: see {}", f.stage, f.log.display())).collect();
+            line.push_str(&format!(" ({})", logs.join("; ")));
+        }
+        line
+    }
+
+    /// Whether the run was interrupted.
+    pub fn was_interrupted(&self) -> bool {
+        self.interrupted > 0
+    }
+}
+
+/// Runs `plan`; returns when every stage has ended, been skipped, or the run was interrupted.
+pub async fn run(plan: &Plan, ctx: Arc<RunContext>, options: &RunOptions) -> anyhow::Result<RunSummary> {
+    let n = plan.stages.len();
+    let mut state = vec![State::Waiting; n];
+    let mut pool = GpuPool::new(options.gpus.clone());
+    let progress = Progress::new(n, options.hide_progress);
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    let mut running: JoinSet<(usize, Vec<u32>, StageResult)> = JoinSet::new();
+    let mut summary = RunSummary::default();
+    let mut stopping = false;
+    let mut told_waiting = vec![false; n];
+    let mut told_cpu = false;
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let forced = |i: usize| {
+        let stage = &plan.stages[i].stage;
+        options.force.iter().any(|f| f == &stage.name || f == &stage.base)
+    };
+
+    loop {
+        for i in 0..n {
+            if state[i] != State::Waiting {
+                continue;
+            }
+            let planned = &plan.stages[i];
+            let needs = &planned.needs;
+            if needs.iter().any(|&j| matches!(state[j], State::Failed | State::Skipped | State::Interrupted)) {
+                state[i] = State::Skipped;
+                summary.skipped += 1;
+                progress.stage_done();
+                continue;
+            }
+            if !needs.iter().all(|&j| matches!(state[j], State::Ran | State::Cached)) || stopping {
+                continue;
+            }
+            if !forced(i) && ctx.cache.lookup(&planned.key.key).is_some() {
+                state[i] = State::Cached;
+                summary.cached += 1;
+                progress.stage_done();
+                ctx.store.mark_cached(&stage_task::cached_record(&ctx, planned)).await?;
+                continue;
+            }
+            if running.len() >= options.jobs.max(1) {
+                continue;
+            }
+            let wanted = planned.stage.resources.gpus as usize;
+            let devices = if pool.total() == 0 {
+                if wanted > 0 && !told_cpu {
+                    progress.println("no GPU available: stages that ask for GPUs run on CPU");
+                    told_cpu = true;
+                }
+                Vec::new()
+            } else if wanted > pool.total() {
+                state[i] = State::Failed;
+                summary.failed += 1;
+                summary.failures.push(Failure {
+                    stage: planned.display_name(),
+                    reason: format!("asks for {wanted} GPUs but only {} are available", pool.total()),
+                    log: PathBuf::new(),
+                });
+                progress.stage_done();
+                stopping |= !options.keep_going;
+                continue;
+            } else {
+                match pool.lease(wanted) {
+                    Some(ids) => ids,
+                    None => {
+                        if !told_waiting[i] {
+                            progress.println(&format!("{}: waiting for a GPU lease", planned.display_name()));
+                            told_waiting[i] = true;
+                        }
+                        continue;
+                    }
+                }
+            };
+            let inputs: BTreeMap<String, PathBuf> = needs
+                .iter()
+                .map(|&j| {
+                    let need = &plan.stages[j];
+                    (need.stage.base.clone(), ctx.cache.entry_dir(&need.key.key))
+                })
+                .collect();
+            let job = StageJob { planned: planned.clone(), inputs, devices: devices.clone(), forced: forced(i) };
+            state[i] = State::Running;
+            let (ctx, progress, cancel) = (ctx.clone(), progress.clone(), cancel_rx.clone());
+            running.spawn(async move {
+                let result = run_stage(ctx, job, progress, cancel).await;
+                (i, devices, result)
+            });
+        }
+        if running.is_empty() {
+            break;
+        }
+        tokio::select! {
+            joined = running.join_next() => {
+                let (i, devices, result) = joined.expect("set is not empty")?;
+                pool.release(&devices);
+                progress.stage_done();
+                state[i] = match result {
+                    StageResult::Ran => { summary.executed += 1; State::Ran }
+                    StageResult::Cached => { summary.cached += 1; State::Cached }
+                    StageResult::Interrupted => { summary.interrupted += 1; State::Interrupted }
+                    StageResult::Failed { reason, log } => {
+                        progress.println(&format!("failed: {reason} (log: {})", log.display()));
+                        summary.failed += 1;
+                        summary.failures.push(Failure { stage: plan.stages[i].display_name(), reason, log });
+                        stopping |= !options.keep_going;
+                        State::Failed
+                    }
+                };
+            }
+            _ = tokio::signal::ctrl_c(), if !*cancel_rx.borrow() => {
+                progress.println("interrupted: stopping running stages (SIGTERM, then SIGKILL)");
+                stopping = true;
+                let _ = cancel_tx.send(true);
+            }
+            _ = sigterm.recv(), if !*cancel_rx.borrow() => {
+                progress.println("terminated: stopping running stages (SIGTERM, then SIGKILL)");
+                stopping = true;
+                let _ = cancel_tx.send(true);
+            }
+        }
+    }
+    summary.skipped += state.iter().filter(|s| **s == State::Waiting).count();
+    Ok(summary)
+}

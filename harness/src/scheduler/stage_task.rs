@@ -1,0 +1,275 @@
+//! Runs one stage to its end: key lock, cache re-check, process (with retries), commit to the
+//! cache and one store transaction. A failed or interrupted stage never enters the cache.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use rsfm_model::protocol::{Event, METRICS_FILE};
+use tokio::sync::watch;
+
+use super::progress::Progress;
+use super::RunContext;
+use crate::cache::Entry;
+use crate::executor::command_line::{stage_argv, StagePaths};
+use crate::executor::{local, Invocation, ProcessEnd};
+use crate::plan::PlannedStage;
+use crate::store::{ArtifactRow, MetricRow, StageOutcome, StageRecord, StageStatus};
+
+/// How a stage task ended.
+#[derive(Debug, Clone)]
+pub enum StageResult {
+    /// The process ran and its outputs are cached now.
+    Ran,
+    /// Another run finished the key while this one waited for its lock.
+    Cached,
+    /// It failed: reason and log file.
+    Failed { reason: String, log: PathBuf },
+    /// The run was interrupted while it ran.
+    Interrupted,
+}
+
+/// Everything a stage task needs besides the shared context.
+pub struct StageJob {
+    /// The stage.
+    pub planned: PlannedStage,
+    /// Entry dirs of its needed stages, by base name.
+    pub inputs: BTreeMap<String, PathBuf>,
+    /// Leased GPU ids (empty: CPU).
+    pub devices: Vec<u32>,
+    /// Whether `--force` named it.
+    pub forced: bool,
+}
+
+/// Runs `job` to its end.
+pub async fn run_stage(ctx: Arc<RunContext>, job: StageJob, progress: Progress, cancel: watch::Receiver<bool>) -> StageResult {
+    let name = job.planned.display_name();
+    match run_stage_inner(&ctx, &job, &progress, cancel).await {
+        Ok(result) => result,
+        Err(err) => StageResult::Failed {
+            reason: format!("{name}: {err:#}"),
+            log: ctx.results_dir.join("work").join(&job.planned.key.key).join("stage.log"),
+        },
+    }
+}
+
+async fn run_stage_inner(
+    ctx: &RunContext,
+    job: &StageJob,
+    progress: &Progress,
+    mut cancel: watch::Receiver<bool>,
+) -> anyhow::Result<StageResult> {
+    let planned = &job.planned;
+    let key = planned.key.key.clone();
+    let name = planned.display_name();
+    let lock = tokio::select! {
+        lock = crate::lock::lock(&ctx.results_dir, &key, |owner| {
+            let holder = owner.map(|o| format!("pid {} on {}", o.pid, o.host)).unwrap_or_else(|| "another run".into());
+            progress.println(&format!("{name}: waiting for {holder}, which is running the same key"));
+        }) => lock?,
+        _ = cancel.wait_for(|c| *c) => return Ok(StageResult::Interrupted),
+    };
+    if ctx.cache.lookup(&key).is_some() && !job.forced {
+        return Ok(StageResult::Cached);
+    }
+    let work = ctx.results_dir.join("work").join(&key);
+    fs_err::create_dir_all(&work)?;
+    let log_path = work.join("stage.log");
+    let device = match job.devices.first() {
+        Some(_) => "cuda:0".to_string(),
+        None => "cpu".to_string(),
+    };
+    let record = stage_record(ctx, planned, &device, &work, &log_path);
+    let attempts = planned.stage.retries + 1;
+    let mut attempt = 1;
+    loop {
+        let out = ctx.cache.new_build_dir(&key)?;
+        let paths = StagePaths { out: out.clone(), work: work.clone(), inputs: job.inputs.clone() };
+        ctx.store.stage_started(&record).await?;
+        let started = Instant::now();
+        let argv = stage_argv(planned, &paths, &device, &ctx.worker)?;
+        let invocation = Invocation {
+            argv,
+            cwd: planned.recipe_dir.clone(),
+            env: stage_env(&job.devices, &device, &work),
+            log_path: log_path.clone(),
+            time_limit: planned.stage.resources.time_limit,
+        };
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let bar = progress.stage_bar(&name);
+        let finished = {
+            let events = events.clone();
+            local::run(
+                &invocation,
+                move |event| {
+                    bar.update(&event);
+                    if let Event::Metric { name, value, step } = &event {
+                        events.lock().expect("metric list").push(MetricRow {
+                            name: name.clone(),
+                            value: *value,
+                            step: step.map(|s| s as i64),
+                        });
+                    }
+                },
+                cancel.clone(),
+            )
+            .await
+        };
+        let mut metrics = std::mem::take(&mut *events.lock().expect("metric list"));
+        let duration_s = started.elapsed().as_secs_f64();
+        let failure = match finished.end {
+            ProcessEnd::Success => match commit(ctx, planned, &out, &mut metrics) {
+                Ok(entry) => {
+                    let outcome = StageOutcome {
+                        status: StageStatus::Succeeded,
+                        error: None,
+                        stderr_tail: None,
+                        metrics,
+                        artifacts: artifacts(&entry),
+                        cache_dir: Some(entry.dir.display().to_string()),
+                        duration_s,
+                    };
+                    ctx.store.stage_finished(&key, &outcome).await?;
+                    drop(lock);
+                    return Ok(StageResult::Ran);
+                }
+                Err(err) => format!("{err:#}"),
+            },
+            ProcessEnd::Failure(reason) => reason,
+            ProcessEnd::Interrupted => {
+                let _ = fs_err::remove_dir_all(&out);
+                let outcome = ended(StageStatus::Interrupted, "interrupted".into(), finished.stderr_tail, duration_s);
+                ctx.store.stage_finished(&key, &outcome).await?;
+                return Ok(StageResult::Interrupted);
+            }
+        };
+        let _ = fs_err::remove_dir_all(&out);
+        let outcome = ended(StageStatus::Failed, failure.clone(), finished.stderr_tail, duration_s);
+        ctx.store.stage_finished(&key, &outcome).await?;
+        if attempt >= attempts {
+            return Ok(StageResult::Failed { reason: format!("{name}: {failure}"), log: log_path });
+        }
+        let backoff = planned.stage.retry_backoff_s.max(0.0) * 2f64.powi(attempt as i32 - 1);
+        progress.println(&format!("{name}: attempt {attempt}/{attempts} failed ({failure}); retrying in {backoff:.1} s"));
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs_f64(backoff)) => {}
+            _ = cancel.wait_for(|c| *c) => return Ok(StageResult::Interrupted),
+        }
+        attempt += 1;
+    }
+}
+
+fn ended(status: StageStatus, error: String, stderr_tail: String, duration_s: f64) -> StageOutcome {
+    StageOutcome {
+        status,
+        error: Some(error),
+        stderr_tail: (!stderr_tail.is_empty()).then_some(stderr_tail),
+        metrics: Vec::new(),
+        artifacts: Vec::new(),
+        cache_dir: None,
+        duration_s,
+    }
+}
+
+/// Reads `metrics.json` (if any) into `metrics` and commits the build dir to the cache.
+fn commit(ctx: &RunContext, planned: &PlannedStage, out: &Path, metrics: &mut Vec<MetricRow>) -> anyhow::Result<Entry> {
+    let metrics_path = out.join(METRICS_FILE);
+    if metrics_path.exists() {
+        let text = fs_err::read_to_string(&metrics_path)?;
+        let value: serde_json::Value = serde_json::from_str(&text).with_context(|| {
+            format!("{} is not valid JSON (the stage must write an object of metric values)", metrics_path.display())
+        })?;
+        flatten_metrics("", &value, metrics);
+    }
+    let stage_json = serde_json::json!({
+        "experiment": planned.experiment,
+        "name": planned.stage.name,
+        "kind": planned.stage.kind.as_str(),
+        "matrix": planned.stage.matrix,
+        "params": planned.stage.params,
+        "sources": planned.stage.sources,
+        "seed": planned.stage.seed,
+    });
+    ctx.cache.commit(out, &planned.key, &stage_json, &planned.stage.name)
+}
+
+/// Numeric leaves of a metrics object as rows named by their dotted path.
+fn flatten_metrics(prefix: &str, value: &serde_json::Value, out: &mut Vec<MetricRow>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                let name = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                flatten_metrics(&name, v, out);
+            }
+        }
+        serde_json::Value::Number(n) => {
+            if let Some(value) = n.as_f64() {
+                out.push(MetricRow { name: prefix.to_string(), value, step: None });
+            }
+        }
+        _ => {}
+    }
+}
+
+fn artifacts(entry: &Entry) -> Vec<ArtifactRow> {
+    entry
+        .manifest
+        .files
+        .iter()
+        .map(|f| ArtifactRow { path: f.path.clone(), size: f.size as i64, sha256: f.sha256.clone() })
+        .collect()
+}
+
+fn stage_env(devices: &[u32], device: &str, work: &Path) -> Vec<(String, String)> {
+    let visible = devices.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+    vec![
+        ("CUDA_VISIBLE_DEVICES".into(), visible),
+        ("RSFM_DEVICE".into(), device.into()),
+        ("RSFM_WORK_DIR".into(), work.display().to_string()),
+    ]
+}
+
+/// The store record of a stage found in the cache.
+pub fn cached_record(ctx: &RunContext, planned: &PlannedStage) -> StageRecord {
+    let work = ctx.results_dir.join("work").join(&planned.key.key);
+    stage_record(ctx, planned, "none", &work, &work.join("stage.log"))
+}
+
+/// The value of a study coordinate: the stage parameter, else the matrix variable.
+fn coordinate(planned: &PlannedStage, name: &str) -> Option<String> {
+    let stage = &planned.stage;
+    stage
+        .params
+        .get(name)
+        .and_then(|v| v.as_str().map(str::to_string).or_else(|| v.as_f64().map(|f| f.to_string())))
+        .or_else(|| stage.matrix.get(name).cloned())
+}
+
+fn stage_record(ctx: &RunContext, planned: &PlannedStage, device: &str, work: &Path, log: &Path) -> StageRecord {
+    let stage = &planned.stage;
+    let task = coordinate(planned, "task").or_else(|| match stage.kind.as_str() {
+        "finetune-det" => Some("detection".into()),
+        "finetune-seg" => Some("segmentation".into()),
+        "mae-pretrain" => Some("pretraining".into()),
+        _ => None,
+    });
+    StageRecord {
+        key: planned.key.key.clone(),
+        name: stage.name.clone(),
+        kind: stage.kind.as_str().to_string(),
+        experiment: planned.experiment.clone(),
+        model: coordinate(planned, "model"),
+        task,
+        dataset: coordinate(planned, "dataset").or_else(|| planned.datasets.first().map(|(n, _)| n.clone())),
+        fraction: coordinate(planned, "fraction").and_then(|f| f.parse().ok()),
+        matrix: serde_json::to_value(&stage.matrix).unwrap_or_default(),
+        params: serde_json::Value::Object(stage.params.clone()),
+        host: crate::process::host_name(),
+        device: device.to_string(),
+        invocation_id: ctx.invocation_id,
+        work_dir: work.display().to_string(),
+        log_path: log.display().to_string(),
+    }
+}
