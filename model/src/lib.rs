@@ -2,6 +2,14 @@
 //! formats, synthetic data, the worker protocol) builds without libtorch; the tch models,
 //! training loops and the worker live behind the `torch` feature.
 
+pub mod arch;
+pub mod data;
+#[cfg(feature = "torch")]
+pub mod nn;
+pub mod geometry;
+pub mod metrics;
 pub mod protocol;
+#[cfg(feature = "torch")]
+pub mod train;
 #[cfg(feature = "torch")]
 pub mod worker;
