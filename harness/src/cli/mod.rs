@@ -1,5 +1,7 @@
 //! The `rsfm` command line.
 
+pub mod params;
+
 use std::process::ExitCode;
 
 /// Runs the `rsfm` CLI and returns its exit code.

@@ -1,0 +1,223 @@
+//! `rsfm params MODEL [--json]`: the computed parameter count of a model preset beside the
+//! one the paper reports.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+use rsfm_model::arch::ModelPreset;
+use serde::Serialize;
+
+/// Arguments of `rsfm params`.
+#[derive(Debug, Clone, Args)]
+pub struct ParamsArgs {
+    /// A preset name (`vit-b` → `recipes/models/vit-b.toml`) or a path to a preset file.
+    pub model: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The `--json` output: a stable contract.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ParamsReport {
+    /// Preset name.
+    pub model: String,
+    /// The preset file read.
+    pub file: PathBuf,
+    /// Parameters computed from the architecture.
+    pub computed: u64,
+    /// Parameters the paper reports, if it does.
+    pub reported: Option<f64>,
+    /// Where the reported value comes from.
+    pub reported_source: Option<String>,
+    /// `(computed - reported) / reported` in percent.
+    pub gap_percent: Option<f64>,
+    /// Sequential stages.
+    pub depth: usize,
+    /// Parallel branches per stage.
+    pub parallel: usize,
+    /// Token width.
+    pub embed_dim: usize,
+    /// Attention heads.
+    pub num_heads: usize,
+    /// Width of one head.
+    pub head_dim: usize,
+    /// MLP hidden width.
+    pub mlp_hidden_dim: usize,
+}
+
+/// Runs `rsfm params`; `json` is the global `--json` flag (either flag selects JSON).
+/// An unknown model or a bad preset prints the error and returns exit code 2.
+pub fn run(args: &ParamsArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let report = match resolve_preset(&args.model, &std::env::current_dir()?)
+        .and_then(|file| report_for(&file))
+    {
+        Ok(report) => report,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    if json || args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+    } else {
+        write!(out, "{}", render_text(&report))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Finds the preset file for `model`: an existing path as given, else
+/// `recipes/models/NAME.toml` in `cwd` or the nearest ancestor that has it.
+pub fn resolve_preset(model: &str, cwd: &Path) -> anyhow::Result<PathBuf> {
+    let as_path = cwd.join(model);
+    if as_path.is_file() {
+        return Ok(as_path);
+    }
+    let file_name = format!("{model}.toml");
+    for dir in cwd.ancestors() {
+        let candidate = dir.join("recipes").join("models").join(&file_name);
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    let known = cwd
+        .ancestors()
+        .map(|d| d.join("recipes").join("models"))
+        .find(|d| d.is_dir())
+        .map(|d| list_presets(&d))
+        .unwrap_or_default();
+    anyhow::bail!(
+        "no model preset `{model}`: looked for recipes/models/{file_name} in {} and its parents{}",
+        cwd.display(),
+        if known.is_empty() {
+            String::new()
+        } else {
+            format!("; known: {}", known.join(", "))
+        }
+    )
+}
+
+fn list_presets(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs_err::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    e.path()
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Reads a preset and computes its report.
+pub fn report_for(file: &Path) -> anyhow::Result<ParamsReport> {
+    let preset = ModelPreset::load(file)?;
+    let computed = preset.vit.param_count();
+    let reported = preset.reported_params.as_ref().map(|r| r.value());
+    Ok(ParamsReport {
+        model: preset.name.clone(),
+        file: file.to_path_buf(),
+        computed,
+        reported,
+        reported_source: preset
+            .reported_params
+            .as_ref()
+            .and_then(|r| r.source().map(str::to_owned)),
+        gap_percent: reported.map(|r| (computed as f64 - r) / r * 100.0),
+        depth: preset.vit.depth,
+        parallel: preset.vit.parallel,
+        embed_dim: preset.vit.embed_dim,
+        num_heads: preset.vit.num_heads,
+        head_dim: preset.vit.head_dim(),
+        mlp_hidden_dim: preset.vit.mlp_hidden_dim(),
+    })
+}
+
+/// The human-readable report.
+pub fn render_text(r: &ParamsReport) -> String {
+    let topology = if r.parallel > 1 {
+        format!("{}x{}", r.depth, r.parallel)
+    } else {
+        r.depth.to_string()
+    };
+    let mut text = format!(
+        "{}  ({})\n  blocks    {topology}, width {}, {} heads of {}, MLP {}\n  computed  {} ({})\n",
+        r.model,
+        r.file.display(),
+        r.embed_dim,
+        r.num_heads,
+        r.head_dim,
+        r.mlp_hidden_dim,
+        r.computed,
+        human(r.computed as f64)
+    );
+    match (r.reported, r.gap_percent) {
+        (Some(reported), Some(gap)) => {
+            let source = r.reported_source.as_deref().unwrap_or("no source given");
+            text += &format!(
+                "  reported  {} ({source})\n  gap       {gap:+.2}%\n",
+                human(reported)
+            );
+        }
+        _ => text += "  reported  —\n",
+    }
+    text
+}
+
+fn human(n: f64) -> String {
+    if n >= 1e9 {
+        format!("{:.2}B", n / 1e9)
+    } else if n >= 1e6 {
+        format!("{:.2}M", n / 1e6)
+    } else {
+        format!("{:.1}K", n / 1e3)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo_root() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    }
+
+    #[test]
+    fn paper_sizes_are_reconstructed_within_two_percent() {
+        for name in ["vit-b", "vit-605m", "vit-1.3b", "vit-2.4b"] {
+            let file = resolve_preset(name, &repo_root().join("harness")).unwrap();
+            let report = report_for(&file).unwrap();
+            let gap = report.gap_percent.unwrap();
+            assert!(gap.abs() < 2.0, "{name}: gap {gap}%");
+            assert!(
+                (64..=128).contains(&report.head_dim),
+                "{name}: head dim {}",
+                report.head_dim
+            );
+            assert_eq!(report.mlp_hidden_dim, 4 * report.embed_dim, "{name}");
+        }
+    }
+
+    #[test]
+    fn vit_b_matches_the_timm_count_exactly() {
+        let report = report_for(&repo_root().join("recipes/models/vit-b.toml")).unwrap();
+        assert_eq!(report.computed, 85_798_656);
+        assert!(render_text(&report).contains("gap       -0.23%"));
+    }
+
+    #[test]
+    fn unknown_models_name_what_exists() {
+        let err = resolve_preset("vit-x", &repo_root())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("vit-x") && err.contains("vit-b"), "{err}");
+    }
+}

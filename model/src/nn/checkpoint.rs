@@ -1,0 +1,152 @@
+//! Model checkpoints as safetensors with timm/MAE parameter names, and loading that reports
+//! what did not match.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use anyhow::Context;
+use tch::nn::VarStore;
+use tch::Tensor;
+
+use super::pos_embed::resample_patch_grid;
+
+/// What a load matched and what it did not.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    /// Model variables the file does not have (left as initialised).
+    pub missing: Vec<String>,
+    /// File tensors the model has no variable for (ignored).
+    pub unexpected: Vec<String>,
+    /// Position tables resampled to the model's patch grid.
+    pub resampled: Vec<String>,
+}
+
+impl LoadReport {
+    /// One line for logs: counts and the first names of each list.
+    pub fn summary(&self) -> String {
+        let head = |names: &[String]| names.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+        format!(
+            "{} missing [{}], {} unexpected [{}], {} resampled [{}]",
+            self.missing.len(),
+            head(&self.missing),
+            self.unexpected.len(),
+            head(&self.unexpected),
+            self.resampled.len(),
+            head(&self.resampled)
+        )
+    }
+}
+
+/// Writes every variable of `vs` (trainable or frozen) to a safetensors file, atomically.
+pub fn save(vs: &VarStore, path: &Path) -> anyhow::Result<()> {
+    let named: BTreeMap<String, Tensor> = vs.variables().into_iter().collect();
+    save_tensors(&named, path)
+}
+
+/// Writes named tensors to a safetensors file through a temporary file renamed into place.
+pub fn save_tensors(named: &BTreeMap<String, Tensor>, path: &Path) -> anyhow::Result<()> {
+    let tmp = path.with_extension("safetensors.tmp");
+    let list: Vec<(&str, Tensor)> = named
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.to_device(tch::Device::Cpu).contiguous()))
+        .collect();
+    Tensor::write_safetensors(&list, &tmp)
+        .with_context(|| format!("cannot write checkpoint {}", tmp.display()))?;
+    fs_err::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// Reads all tensors of a safetensors file.
+pub fn read_tensors(path: &Path) -> anyhow::Result<HashMap<String, Tensor>> {
+    let tensors = Tensor::read_safetensors(path).with_context(|| {
+        format!(
+            "cannot read checkpoint {}: not a safetensors file?",
+            path.display()
+        )
+    })?;
+    Ok(tensors.into_iter().collect())
+}
+
+/// Loads matching tensors of `path` into `vs`. Tensors are matched by name; a position
+/// table (`*pos_embed`) whose patch grid differs is resampled bicubically; any other shape
+/// mismatch is an error naming the key.
+pub fn load(vs: &VarStore, path: &Path) -> anyhow::Result<LoadReport> {
+    let file = read_tensors(path)?;
+    load_from(vs, file).with_context(|| format!("loading checkpoint {}", path.display()))
+}
+
+/// [`load`] from tensors already in memory.
+pub fn load_from(vs: &VarStore, file: HashMap<String, Tensor>) -> anyhow::Result<LoadReport> {
+    let mut report = LoadReport::default();
+    let mut variables = vs.variables();
+    let mut names: Vec<String> = variables.keys().cloned().collect();
+    names.sort();
+    for name in names {
+        let var = variables.get_mut(&name).expect("name comes from the map");
+        let Some(src) = file.get(&name) else {
+            report.missing.push(name);
+            continue;
+        };
+        let src = if src.size() != var.size() && name.ends_with("pos_embed") {
+            report.resampled.push(name.clone());
+            resample_pos_table(src, &var.size())
+                .with_context(|| format!("`{name}`: cannot resample"))?
+        } else {
+            src.shallow_clone()
+        };
+        anyhow::ensure!(
+            src.size() == var.size(),
+            "`{name}` has shape {:?} in the checkpoint but {:?} in the model",
+            src.size(),
+            var.size()
+        );
+        tch::no_grad(|| var.copy_(&src.to_kind(var.kind()).to_device(var.device())));
+    }
+    let mut unexpected: Vec<String> = file
+        .keys()
+        .filter(|k| !variables.contains_key(*k))
+        .cloned()
+        .collect();
+    unexpected.sort();
+    report.unexpected = unexpected;
+    Ok(report)
+}
+
+/// Resamples a `[1, 1 + g², dim]` table to the square grid of `target` (`[1, 1 + h², dim]`
+/// keeps the class row; `[1, h², dim]` drops it).
+fn resample_pos_table(src: &Tensor, target: &[i64]) -> anyhow::Result<Tensor> {
+    let (_, n, dim) = src.size3().context("position table is not 3-D")?;
+    anyhow::ensure!(
+        target.len() == 3 && target[2] == dim,
+        "widths differ: {:?} vs {:?}",
+        src.size(),
+        target
+    );
+    let src_prefix = if is_square(n - 1) { 1 } else { 0 };
+    anyhow::ensure!(
+        is_square(n - src_prefix),
+        "{n} tokens are not a square grid"
+    );
+    let (target_prefix, target_patches) = if is_square(target[1] - 1) {
+        (1, target[1] - 1)
+    } else {
+        (0, target[1])
+    };
+    anyhow::ensure!(
+        is_square(target_patches),
+        "target of {} tokens is not a square grid",
+        target[1]
+    );
+    let side = (target_patches as f64).sqrt().round() as i64;
+    let grid = resample_patch_grid(src, src_prefix, side, side);
+    Ok(if target_prefix == 1 {
+        Tensor::cat(&[src.narrow(1, 0, 1), grid], 1)
+    } else {
+        grid
+    })
+}
+
+fn is_square(n: i64) -> bool {
+    let r = (n.max(0) as f64).sqrt().round() as i64;
+    r * r == n
+}

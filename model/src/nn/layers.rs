@@ -1,0 +1,335 @@
+//! Transformer building blocks with timm parameter names: attention, MLP, drop path and the
+//! (parallel) block that the ViT, the MAE decoder and ViTDet stack.
+
+use tch::nn::{self, Init, Module};
+use tch::{Kind, Tensor};
+
+/// LayerNorm epsilon of timm's ViT and of MAE.
+pub const LAYER_NORM_EPS: f64 = 1e-6;
+
+/// Xavier-uniform initialisation for a `fan_in → fan_out` weight (MAE's choice for Linear).
+pub fn xavier_uniform(fan_in: i64, fan_out: i64) -> Init {
+    let bound = (6.0 / (fan_in + fan_out) as f64).sqrt();
+    Init::Uniform {
+        lo: -bound,
+        up: bound,
+    }
+}
+
+/// A linear layer with a Xavier-uniform weight and a zero bias.
+pub fn linear(path: nn::Path, in_dim: i64, out_dim: i64, bias: bool) -> nn::Linear {
+    let config = nn::LinearConfig {
+        ws_init: xavier_uniform(in_dim, out_dim),
+        bs_init: Some(Init::Const(0.0)),
+        bias,
+    };
+    nn::linear(path, in_dim, out_dim, config)
+}
+
+/// A LayerNorm over the last dimension with timm's epsilon.
+pub fn layer_norm(path: nn::Path, dim: i64) -> nn::LayerNorm {
+    nn::layer_norm(
+        path,
+        vec![dim],
+        nn::LayerNormConfig {
+            eps: LAYER_NORM_EPS,
+            ..Default::default()
+        },
+    )
+}
+
+/// Stochastic depth: zeroes whole samples with probability `rate` in training and rescales
+/// the kept ones, so the expectation is unchanged.
+pub fn drop_path(x: &Tensor, rate: f64, train: bool) -> Tensor {
+    if !train || rate <= 0.0 {
+        return x.shallow_clone();
+    }
+    let keep = 1.0 - rate;
+    let mut shape = vec![x.size()[0]];
+    shape.resize(x.dim(), 1);
+    let mask = Tensor::empty(shape.as_slice(), (x.kind(), x.device())).bernoulli_float_(keep);
+    x * mask / keep
+}
+
+/// Multi-head self-attention (`qkv`, `proj`) computed with `scaled_dot_product_attention`.
+#[derive(Debug)]
+pub struct Attention {
+    qkv: nn::Linear,
+    proj: nn::Linear,
+    num_heads: i64,
+}
+
+impl Attention {
+    /// Creates the attention of width `dim` under `path` (`path.qkv`, `path.proj`).
+    pub fn new(path: nn::Path, dim: i64, num_heads: i64, qkv_bias: bool) -> Self {
+        Attention {
+            qkv: linear(&path / "qkv", dim, 3 * dim, qkv_bias),
+            proj: linear(&path / "proj", dim, dim, true),
+            num_heads,
+        }
+    }
+
+    /// Attends over the tokens of `x` (`[batch, tokens, dim]`).
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        let (b, n, c) = x.size3().expect("attention input is [batch, tokens, dim]");
+        let head_dim = c / self.num_heads;
+        let qkv = self
+            .qkv
+            .forward(x)
+            .reshape([b, n, 3, self.num_heads, head_dim])
+            .permute([2, 0, 3, 1, 4]);
+        let (q, k, v) = (qkv.get(0), qkv.get(1), qkv.get(2));
+        let out = Tensor::scaled_dot_product_attention::<Tensor>(
+            &q, &k, &v, None, 0.0, false, None, false,
+        );
+        self.proj.forward(&out.transpose(1, 2).reshape([b, n, c]))
+    }
+}
+
+/// The two-layer MLP of a transformer block (`fc1`, GELU, `fc2`).
+#[derive(Debug)]
+pub struct Mlp {
+    fc1: nn::Linear,
+    fc2: nn::Linear,
+}
+
+impl Mlp {
+    /// Creates the MLP `dim → hidden → dim` under `path`.
+    pub fn new(path: nn::Path, dim: i64, hidden: i64) -> Self {
+        Mlp {
+            fc1: linear(&path / "fc1", dim, hidden, true),
+            fc2: linear(&path / "fc2", hidden, dim, true),
+        }
+    }
+}
+
+impl Module for Mlp {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        self.fc2.forward(&self.fc1.forward(x).gelu("none"))
+    }
+}
+
+/// How the attention branches of a block mix tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenMixing {
+    /// Every token attends to every token.
+    Global,
+    /// Tokens of a `height × width` patch grid (no class token) attend within
+    /// non-overlapping `size × size` windows; the grid is zero-padded to a multiple of `size`.
+    Window { height: i64, width: i64, size: i64 },
+}
+
+/// Width and sub-layer sizes of one block.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BlockDims {
+    /// Token width.
+    pub dim: i64,
+    /// Attention heads.
+    pub num_heads: i64,
+    /// MLP hidden width.
+    pub mlp_hidden: i64,
+    /// Whether `qkv` has a bias.
+    pub qkv_bias: bool,
+}
+
+/// One stage of `parallel` transformer branches that read the same input:
+/// `x += Σ_i drop_path(attn_i(norm_i(x)))`, then `x += Σ_i drop_path(mlp_i(norm_i(x)))`.
+///
+/// Parameter names follow timm: a single branch is a plain `Block` (`norm1`, `attn`, `norm2`,
+/// `mlp`); several branches follow timm's `ParallelThingsBlock` (`attns.{i}.norm`,
+/// `attns.{i}.attn`, `ffns.{i}.norm`, `ffns.{i}.mlp`).
+#[derive(Debug)]
+pub struct Block {
+    attns: Vec<(nn::LayerNorm, Attention)>,
+    ffns: Vec<(nn::LayerNorm, Mlp)>,
+    drop_path: f64,
+}
+
+impl Block {
+    /// Creates a block of `parallel` branches under `path` with stochastic depth `drop_path`.
+    pub fn new(path: nn::Path, dims: BlockDims, parallel: usize, drop_path: f64) -> Self {
+        let branch = |i: usize| {
+            if parallel == 1 {
+                let attn = (
+                    layer_norm(&path / "norm1", dims.dim),
+                    Attention::new(&path / "attn", dims.dim, dims.num_heads, dims.qkv_bias),
+                );
+                let ffn = (
+                    layer_norm(&path / "norm2", dims.dim),
+                    Mlp::new(&path / "mlp", dims.dim, dims.mlp_hidden),
+                );
+                (attn, ffn)
+            } else {
+                let a = &path / "attns" / i;
+                let f = &path / "ffns" / i;
+                let attn = (
+                    layer_norm(&a / "norm", dims.dim),
+                    Attention::new(&a / "attn", dims.dim, dims.num_heads, dims.qkv_bias),
+                );
+                let ffn = (
+                    layer_norm(&f / "norm", dims.dim),
+                    Mlp::new(&f / "mlp", dims.dim, dims.mlp_hidden),
+                );
+                (attn, ffn)
+            }
+        };
+        let (attns, ffns) = (0..parallel).map(branch).unzip();
+        Block {
+            attns,
+            ffns,
+            drop_path,
+        }
+    }
+
+    /// Applies the block to `x` (`[batch, tokens, dim]`).
+    pub fn forward(&self, x: &Tensor, mixing: TokenMixing, train: bool) -> Tensor {
+        let mut attended = Tensor::zeros_like(x);
+        for (norm, attn) in &self.attns {
+            let y = mix_tokens(&norm.forward(x), mixing, |t| attn.forward(t));
+            attended += drop_path(&y, self.drop_path, train);
+        }
+        let x = x + attended;
+        let mut fed = Tensor::zeros_like(&x);
+        for (norm, mlp) in &self.ffns {
+            fed += drop_path(&mlp.forward(&norm.forward(&x)), self.drop_path, train);
+        }
+        x + fed
+    }
+}
+
+/// Runs `attend` over all tokens, or window by window.
+fn mix_tokens(x: &Tensor, mixing: TokenMixing, attend: impl Fn(&Tensor) -> Tensor) -> Tensor {
+    match mixing {
+        TokenMixing::Global => attend(x),
+        TokenMixing::Window {
+            height,
+            width,
+            size,
+        } => {
+            let (b, _, c) = x.size3().expect("tokens are [batch, tokens, dim]");
+            let pad_h = (size - height % size) % size;
+            let pad_w = (size - width % size) % size;
+            let grid =
+                x.reshape([b, height, width, c])
+                    .pad([0, 0, 0, pad_w, 0, pad_h], "constant", 0.0);
+            let (hp, wp) = (height + pad_h, width + pad_w);
+            let windows = grid
+                .reshape([b, hp / size, size, wp / size, size, c])
+                .permute([0, 1, 3, 2, 4, 5])
+                .reshape([-1, size * size, c]);
+            let out = attend(&windows)
+                .reshape([b, hp / size, wp / size, size, size, c])
+                .permute([0, 1, 3, 2, 4, 5])
+                .reshape([b, hp, wp, c]);
+            out.narrow(1, 0, height)
+                .narrow(2, 0, width)
+                .reshape([b, height * width, c])
+        }
+    }
+}
+
+/// Number of elements of all trainable and frozen variables of a store.
+pub fn count_parameters(vs: &nn::VarStore) -> u64 {
+    vs.variables().values().map(|t| t.numel() as u64).sum()
+}
+
+/// Mean over all elements as an `f64` (for logging).
+pub fn scalar(t: &Tensor) -> f64 {
+    t.to_kind(Kind::Double).double_value(&[])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    #[test]
+    fn small_windows_differ_from_global_attention_and_padding_keeps_the_shape() {
+        tch::manual_seed(0);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let dims = BlockDims {
+            dim: 8,
+            num_heads: 2,
+            mlp_hidden: 16,
+            qkv_bias: true,
+        };
+        let block = Block::new(vs.root(), dims, 2, 0.0);
+        let x = Tensor::randn([2, 16, 8], (Kind::Float, Device::Cpu));
+        let global = block.forward(&x, TokenMixing::Global, false);
+        let windowed = block.forward(
+            &x,
+            TokenMixing::Window {
+                height: 4,
+                width: 4,
+                size: 2,
+            },
+            false,
+        );
+        assert!(!global.allclose(&windowed, 1e-4, 1e-5, false));
+        let odd = Tensor::randn([2, 15, 8], (Kind::Float, Device::Cpu));
+        let padded = block.forward(
+            &odd,
+            TokenMixing::Window {
+                height: 3,
+                width: 5,
+                size: 2,
+            },
+            false,
+        );
+        assert_eq!(padded.size(), vec![2, 15, 8]);
+    }
+
+    #[test]
+    fn windows_covering_the_grid_exactly_match_global_attention() {
+        tch::manual_seed(1);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let dims = BlockDims {
+            dim: 8,
+            num_heads: 2,
+            mlp_hidden: 16,
+            qkv_bias: true,
+        };
+        let block = Block::new(vs.root(), dims, 1, 0.0);
+        let x = Tensor::randn([2, 16, 8], (Kind::Float, Device::Cpu));
+        let global = block.forward(&x, TokenMixing::Global, false);
+        let window = block.forward(
+            &x,
+            TokenMixing::Window {
+                height: 4,
+                width: 4,
+                size: 4,
+            },
+            false,
+        );
+        assert!(global.allclose(&window, 1e-5, 1e-6, false));
+    }
+
+    #[test]
+    fn parallel_blocks_use_timm_parallel_names() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let dims = BlockDims {
+            dim: 8,
+            num_heads: 2,
+            mlp_hidden: 16,
+            qkv_bias: true,
+        };
+        let _ = Block::new(vs.root() / "blocks" / 0, dims, 2, 0.0);
+        let names = vs.variables();
+        for name in [
+            "blocks.0.attns.1.norm.weight",
+            "blocks.0.attns.0.attn.qkv.weight",
+            "blocks.0.ffns.1.mlp.fc2.bias",
+        ] {
+            assert!(names.contains_key(name), "missing {name}");
+        }
+    }
+
+    #[test]
+    fn drop_path_keeps_the_expectation_and_is_identity_in_eval() {
+        tch::manual_seed(2);
+        let x = Tensor::ones([20000, 1], (Kind::Float, Device::Cpu));
+        assert!(drop_path(&x, 0.3, false).equal(&x));
+        let mean = drop_path(&x, 0.3, true).mean(Kind::Float).double_value(&[]);
+        assert!((mean - 1.0).abs() < 0.03, "{mean}");
+    }
+}

@@ -1,0 +1,8 @@
+//! tch models with timm/MAE parameter names: the (parallel) ViT, MAE, the ViTDet backbone and
+//! the UperNet segmentation head, plus safetensors checkpoints.
+
+pub mod checkpoint;
+pub mod layers;
+pub mod mae;
+pub mod pos_embed;
+pub mod vit;
