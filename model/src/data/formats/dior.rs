@@ -37,10 +37,17 @@ pub const DIOR_CLASSES: [&str; 20] = [
     "windmill",
 ];
 
-/// The index of a DIOR class name (case-insensitive, as the XML files mix cases).
+/// The index of a DIOR class name, ignoring case, `-` and `_` (the DIOR files write
+/// `Expressway-Service-area`, MMRotate `expressway-service-area`, torchgeo `expresswayservicearea`).
 pub fn dior_class_index(name: &str) -> Option<usize> {
-    let lower = name.to_ascii_lowercase();
-    DIOR_CLASSES.iter().position(|c| *c == lower)
+    let key = |s: &str| -> String {
+        s.chars()
+            .filter(|c| *c != '-' && *c != '_')
+            .map(|c| c.to_ascii_lowercase())
+            .collect()
+    };
+    let wanted = key(name);
+    DIOR_CLASSES.iter().position(|c| key(c) == wanted)
 }
 
 /// The geometry of one DIOR object.
@@ -84,7 +91,7 @@ impl DiorBox {
 /// One annotated object.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DiorObject {
-    /// Class name, lower-case (one of [`DIOR_CLASSES`]).
+    /// Class name as spelled in [`DIOR_CLASSES`].
     pub class: String,
     /// The `<difficult>` flag (absent = false).
     pub difficult: bool,
@@ -145,18 +152,20 @@ fn parse_size(root: &XmlNode, name: &str, path: &Path) -> DataResult<u32> {
 
 fn parse_object(object: &XmlNode, path: &Path) -> DataResult<DiorObject> {
     let name = object.required_text("name", path)?;
-    let class = name.text.to_ascii_lowercase();
-    if dior_class_index(&class).is_none() {
-        return Err(DataError::parse(
-            path,
-            name.line,
-            format!(
-                "unknown class `{}`: expected one of {}",
-                name.text,
-                DIOR_CLASSES.join(", ")
-            ),
-        ));
-    }
+    let class = match dior_class_index(&name.text) {
+        Some(index) => DIOR_CLASSES[index].to_string(),
+        None => {
+            return Err(DataError::parse(
+                path,
+                name.line,
+                format!(
+                    "unknown class `{}`: expected one of {}",
+                    name.text,
+                    DIOR_CLASSES.join(", ")
+                ),
+            ))
+        }
+    };
     let geometry = if let Some(rbox) = object.child("robndbox") {
         let mut corners = [[0.0; 2]; 4];
         for (corner, [xn, yn]) in corners.iter_mut().zip(ROBNDBOX_FIELDS) {
