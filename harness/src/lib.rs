@@ -5,4 +5,5 @@ pub mod canonical;
 pub mod cli;
 pub mod lock;
 pub mod process;
+pub mod recipe;
 pub mod time;

@@ -1,0 +1,125 @@
+//! Recipes: TOML files that declare an experiment as stages, loaded into a checked, expanded
+//! [`Recipe`].
+//!
+//! Loading reads the file and its `extends` bases (deep merge: tables merge, arrays replace,
+//! later files win), strips provenance (`{ value = .., source = .. }`) into
+//! [`Stage::sources`], expands the `[matrix]` into one stage per combination (`base@v1-v2`),
+//! fills in matrix variables and checks the other placeholders, checks every key and type
+//! against the stage's kind ([`kinds`]), and orders stages so that each comes after those it
+//! needs. Every error is a [`RecipeError`] naming `file:line:col` and the fix.
+//!
+//! Paths: dataset roots resolve against the folder of the file that set them; `argv` and
+//! `deps` stay as written and resolve against [`Recipe::dir`] when run.
+
+mod dataset;
+mod document;
+mod error;
+mod experiment;
+mod extends;
+mod graph;
+pub mod kinds;
+mod location;
+mod matrix;
+mod origins;
+mod provenance;
+mod read;
+mod resources;
+mod stage;
+mod template;
+
+pub use dataset::DatasetDef;
+pub use error::{ErrorKind, RecipeError};
+pub use experiment::Experiment;
+pub use kinds::{ParamSpec, ParamType, StageKind};
+pub use location::Location;
+pub use origins::Origin;
+pub use provenance::{is_valid_source, SOURCE_PREFIXES};
+pub use resources::Resources;
+pub use stage::{Stage, COMMON_KEYS};
+pub use template::substitute;
+
+use graph::GraphNode;
+use read::Table;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+/// A loaded recipe: merged, expanded over its matrix and checked.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Recipe {
+    /// The recipe file, absolute.
+    pub path: PathBuf,
+    /// Its folder.
+    pub dir: PathBuf,
+    /// `[experiment]`.
+    pub experiment: Experiment,
+    /// Datasets by name (expanded per combination where their root uses the matrix).
+    pub datasets: BTreeMap<String, DatasetDef>,
+    /// Stages, expanded: file order then matrix order, each after the stages it needs.
+    pub stages: Vec<Stage>,
+    /// Every leaf value of the merged recipe and the file position it came from.
+    pub origins: Vec<Origin>,
+}
+
+/// Keys allowed at the top level of a recipe.
+const TOP_KEYS: &[&str] = &["extends", "experiment", "matrix", "dataset", "stage"];
+
+/// Loads, merges, expands and checks the recipe at `path`.
+pub fn load(path: &Path) -> Result<Recipe, RecipeError> {
+    let path = path.canonicalize().map_err(|error| RecipeError {
+        kind: ErrorKind::Io,
+        location: None,
+        message: format!("cannot read recipe `{}`: {error}", path.display()),
+        help: Some("check the path of the recipe file".to_string()),
+    })?;
+    let root = extends::load_merged(&path)?;
+    let origins = origins::collect(&root)?;
+    let top = Table::new(&root, "")?;
+    top.check_keys(TOP_KEYS)?;
+    let experiment = experiment::parse(&top)?;
+    let axes = matrix::parse(top.get("matrix"))?;
+    let combinations = matrix::combinations(&axes);
+    let datasets = dataset::parse(top.get("dataset"), &combinations)?;
+    let templates = stage::parse_templates(top.get("stage"), &datasets.declared)?;
+    let graph_nodes: Vec<GraphNode<'_>> = templates
+        .iter()
+        .map(|template| GraphNode {
+            name: &template.name,
+            needs: &template.needs,
+        })
+        .collect();
+    let order = graph::order(&graph_nodes)?;
+    let mut stages = Vec::with_capacity(templates.len() * combinations.len());
+    let mut seen: HashMap<String, Location> = HashMap::new();
+    for index in order {
+        for (combination, dataset_names) in combinations.iter().zip(&datasets.names) {
+            let stage = stage::expand(
+                &templates[index],
+                combination,
+                dataset_names,
+                experiment.seed,
+            )?;
+            if let Some(first) = seen.insert(stage.name.clone(), stage.location.clone()) {
+                return Err(RecipeError::at(
+                    ErrorKind::BadName,
+                    &stage.location,
+                    format!(
+                        "stage name `{}` is produced twice (also by the stage at {first})",
+                        stage.name
+                    ),
+                )
+                .help("matrix values joined by `-` collide: avoid `-` in matrix values or rename the stage"));
+            }
+            stages.push(stage);
+        }
+    }
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    Ok(Recipe {
+        path,
+        dir,
+        experiment,
+        datasets: datasets.defs,
+        stages,
+        origins,
+    })
+}

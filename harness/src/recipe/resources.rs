@@ -1,0 +1,81 @@
+//! What a stage asks of the machine: GPUs, GPU memory and a time limit (not in the key).
+
+use serde::Serialize;
+use std::time::Duration;
+
+/// Resources a stage requests.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Resources {
+    /// Number of GPUs (0: runs on CPU).
+    pub gpus: u32,
+    /// GPU memory the stage needs, in GiB, for packing small stages.
+    pub gpu_mem_gb: Option<f64>,
+    /// Wall-clock limit.
+    pub time_limit: Option<Duration>,
+}
+
+/// The accepted spellings of a time limit, for messages.
+pub(crate) const TIME_LIMIT_FORMATS: &str =
+    "`HH:MM:SS`, `D-HH:MM:SS`, or a number with a unit: `90m`, `2h`, `45s`, `1d`";
+
+/// Parses a time limit: `HH:MM:SS`, `D-HH:MM:SS`, or `<number><s|m|h|d>`.
+pub(crate) fn parse_time_limit(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if let Some(number) = text.strip_suffix(['s', 'm', 'h', 'd']) {
+        let unit = match text.chars().last()? {
+            's' => 1.0,
+            'm' => 60.0,
+            'h' => 3600.0,
+            _ => 86400.0,
+        };
+        let amount: f64 = number.trim().parse().ok()?;
+        return (amount.is_finite() && amount > 0.0)
+            .then(|| Duration::from_secs_f64(amount * unit));
+    }
+    let (days, clock) = match text.split_once('-') {
+        Some((days, clock)) => (days.parse::<u64>().ok()?, clock),
+        None => (0, text),
+    };
+    let mut parts = clock.split(':');
+    let (Some(hours), Some(minutes), Some(seconds), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    if minutes.len() != 2 || seconds.len() != 2 {
+        return None;
+    }
+    let (hours, minutes, seconds): (u64, u64, u64) = (
+        hours.parse().ok()?,
+        minutes.parse().ok()?,
+        seconds.parse().ok()?,
+    );
+    if minutes >= 60 || seconds >= 60 {
+        return None;
+    }
+    let total = ((days * 24 + hours) * 60 + minutes) * 60 + seconds;
+    (total > 0).then(|| Duration::from_secs(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_limits_parse_in_both_styles() {
+        let secs = |text| parse_time_limit(text).map(|limit| limit.as_secs());
+        assert_eq!(secs("01:30:00"), Some(5400));
+        assert_eq!(secs("100:00:05"), Some(360_005));
+        assert_eq!(secs("1-02:00:00"), Some(93_600));
+        assert_eq!(secs("90m"), Some(5400));
+        assert_eq!(secs("2h"), Some(7200));
+        assert_eq!(secs("1.5h"), Some(5400));
+        assert_eq!(secs("45s"), Some(45));
+        assert_eq!(secs("1d"), Some(86_400));
+        for bad in [
+            "", "90", "1:30", "01:60:00", "0m", "-5m", "abc", "00:00:00", "1:2:3:4",
+        ] {
+            assert_eq!(secs(bad), None, "{bad}");
+        }
+    }
+}

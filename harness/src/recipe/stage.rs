@@ -1,0 +1,489 @@
+//! `[stage.NAME]`: stages as written, and their expansion into one [`Stage`] per matrix
+//! combination with typed, interpolated parameters.
+
+use super::document::{Node, NodeValue};
+use super::error::{ErrorKind, RecipeError};
+use super::kinds::{ParamSpec, ParamType, StageKind};
+use super::location::Location;
+use super::matrix::{self, Combination, MatrixValue};
+use super::provenance::{self, quoted_list};
+use super::read::{self, wrong_type, Table};
+use super::resources::{parse_time_limit, Resources, TIME_LIMIT_FORMATS};
+use super::template::{self, Interpolated, Scope};
+use indexmap::IndexMap;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// One stage of the expanded recipe: a base stage at one matrix combination.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stage {
+    /// Its name: `base@v1-v2`, or `base` without a matrix.
+    pub name: String,
+    /// The stage name as written in the recipe.
+    pub base: String,
+    /// Matrix variable → value as text, in axis order.
+    pub matrix: IndexMap<String, String>,
+    /// What it does.
+    pub kind: StageKind,
+    /// Expanded names of the stages it needs, in the order written.
+    pub needs: Vec<String>,
+    /// Kind-specific parameters: provenance stripped, matrix variables filled in, other
+    /// placeholders and `{{`/`}}` escapes left for the executor.
+    pub params: Map<String, Value>,
+    /// Parameter (or stage key) → provenance source, for values that carry one.
+    pub sources: BTreeMap<String, String>,
+    /// Names (keys of `Recipe::datasets`) of the datasets it reads.
+    pub datasets: Vec<String>,
+    /// What it asks of the machine.
+    pub resources: Resources,
+    /// How often a failed run is retried.
+    pub retries: u32,
+    /// Seconds to wait before a retry.
+    pub retry_backoff_s: f64,
+    /// Its seed: its own, or the experiment's.
+    pub seed: u64,
+    /// A free-text description.
+    pub description: Option<String>,
+    /// Where its table starts.
+    pub location: Location,
+}
+
+/// Keys every stage accepts besides its kind's parameters.
+pub const COMMON_KEYS: &[&str] = &[
+    "kind",
+    "needs",
+    "datasets",
+    "description",
+    "gpus",
+    "gpu_mem_gb",
+    "time_limit",
+    "retries",
+    "retry_backoff_s",
+    "seed",
+];
+
+/// A stage as written, checked, before matrix expansion.
+pub(crate) struct StageTemplate<'a> {
+    /// Its base name.
+    pub name: String,
+    table: Table<'a>,
+    kind: StageKind,
+    /// Its `needs` entries with their locations.
+    pub needs: Vec<(String, Location)>,
+    datasets: Vec<String>,
+    description: Option<String>,
+}
+
+/// Reads and checks every `[stage.*]` table, in file order.
+pub(crate) fn parse_templates<'a>(
+    node: Option<&'a Node>,
+    declared_datasets: &[String],
+) -> Result<Vec<StageTemplate<'a>>, RecipeError> {
+    let Some(node) = node else {
+        return Ok(Vec::new());
+    };
+    let all = Table::new(node, "stage")?;
+    all.entries
+        .iter()
+        .map(|(name, stage_node)| parse_template(&all, name, stage_node, declared_datasets))
+        .collect()
+}
+
+fn parse_template<'a>(
+    all: &Table<'a>,
+    name: &str,
+    node: &'a Node,
+    declared_datasets: &[String],
+) -> Result<StageTemplate<'a>, RecipeError> {
+    if !read::is_valid_name(name) {
+        return Err(RecipeError::at(
+            ErrorKind::BadName,
+            &node.key_at,
+            format!("invalid stage name `{name}`"),
+        )
+        .help("use letters, digits, `_` and `-` (`@` is reserved for matrix suffixes)"));
+    }
+    let table = Table::new(node, all.key(name))?;
+    let kinds: Vec<&str> = StageKind::ALL.iter().map(|kind| kind.as_str()).collect();
+    let kind_node = table.require(
+        "kind",
+        &format!("add `kind = \"...\"`, one of {}", quoted_list(&kinds)),
+    )?;
+    let (kind_node, _) = provenance::unwrap(kind_node, &table.key("kind"))?;
+    let kind_text = read::string(kind_node, &table.key("kind"))?;
+    let kind = StageKind::parse(kind_text).ok_or_else(|| {
+        RecipeError::at(
+            ErrorKind::InvalidValue,
+            &kind_node.at,
+            format!("unknown stage kind `{kind_text}` in {}", table.header()),
+        )
+        .help(format!("kinds: {}", quoted_list(&kinds)))
+    })?;
+    let allowed: Vec<&str> = COMMON_KEYS
+        .iter()
+        .copied()
+        .chain(kind.params().iter().map(|spec| spec.name))
+        .collect();
+    table.check_keys(&allowed)?;
+    for spec in kind.params().iter().filter(|spec| spec.required) {
+        table.require(
+            spec.name,
+            &format!(
+                "`{}` stages need `{}` ({}: {})",
+                kind,
+                spec.name,
+                spec.ty.describe(),
+                spec.doc
+            ),
+        )?;
+    }
+    let needs = string_list(&table, "needs")?;
+    let datasets = string_list(&table, "datasets")?;
+    for (dataset, at) in &datasets {
+        if !declared_datasets.contains(dataset) {
+            return Err(RecipeError::at(
+                ErrorKind::UnknownDataset,
+                at,
+                format!("stage `{name}` reads dataset `{dataset}`, which is not defined"),
+            )
+            .help(if declared_datasets.is_empty() {
+                format!("define it: `[dataset.{dataset}]` with `root = \"...\"`")
+            } else {
+                format!(
+                    "define `[dataset.{dataset}]`, or use one of {}",
+                    quoted_list(declared_datasets)
+                )
+            }));
+        }
+    }
+    let description = table
+        .get("description")
+        .map(|node| {
+            let key = table.key("description");
+            let (plain, _) = provenance::unwrap(node, &key)?;
+            read::string(plain, &key).map(str::to_string)
+        })
+        .transpose()?;
+    Ok(StageTemplate {
+        name: name.to_string(),
+        table,
+        kind,
+        needs,
+        datasets: datasets.into_iter().map(|(dataset, _)| dataset).collect(),
+        description,
+    })
+}
+
+fn string_list(table: &Table<'_>, key: &str) -> Result<Vec<(String, Location)>, RecipeError> {
+    match table.get(key) {
+        None => Ok(Vec::new()),
+        Some(node) => {
+            let dotted = table.key(key);
+            let (plain, _) = provenance::unwrap(node, &dotted)?;
+            read::strings(plain, &dotted)
+        }
+    }
+}
+
+/// The stage `template` at `combination`; `datasets` maps dataset names as written to their
+/// names in the expanded recipe.
+pub(crate) fn expand(
+    template: &StageTemplate<'_>,
+    combination: &Combination,
+    datasets: &IndexMap<String, String>,
+    experiment_seed: u64,
+) -> Result<Stage, RecipeError> {
+    let needs: Vec<String> = template
+        .needs
+        .iter()
+        .map(|(need, _)| need.clone())
+        .collect();
+    let read_datasets: IndexMap<String, String> = template
+        .datasets
+        .iter()
+        .map(|dataset| (dataset.clone(), datasets[dataset].clone()))
+        .collect();
+    let scope = Scope {
+        vars: combination,
+        out: true,
+        inputs: &needs,
+        datasets: &read_datasets,
+    };
+    let mut fields = Fields {
+        table: &template.table,
+        scope: &scope,
+        sources: BTreeMap::new(),
+    };
+    let mut params = Map::new();
+    for spec in template.kind.params() {
+        if let Some(value) = fields.param(spec)? {
+            params.insert(spec.name.to_string(), value);
+        }
+    }
+    let gpus = fields.scalar("gpus", ParamType::Count)?;
+    let resources = Resources {
+        gpus: gpus.map_or(Ok(0), |(value, node)| to_u32(&value, node, "gpus"))?,
+        gpu_mem_gb: fields
+            .scalar("gpu_mem_gb", ParamType::Float)?
+            .map(|(value, node)| positive(&value, node, &fields.key("gpu_mem_gb")))
+            .transpose()?,
+        time_limit: fields
+            .scalar("time_limit", ParamType::Str)?
+            .map(|(value, node)| {
+                let text = value.as_str().unwrap_or_default();
+                parse_time_limit(text).ok_or_else(|| {
+                    RecipeError::at(
+                        ErrorKind::InvalidValue,
+                        &node.at,
+                        format!("invalid `{}` \"{text}\"", fields.key("time_limit")),
+                    )
+                    .help(format!("write a positive duration: {TIME_LIMIT_FORMATS}"))
+                })
+            })
+            .transpose()?,
+    };
+    let retries = fields
+        .scalar("retries", ParamType::Count)?
+        .map_or(Ok(0), |(value, node)| to_u32(&value, node, "retries"))?;
+    let retry_backoff_s = fields
+        .scalar("retry_backoff_s", ParamType::Float)?
+        .map(|(value, node)| non_negative(&value, node, &fields.key("retry_backoff_s")))
+        .transpose()?
+        .unwrap_or(0.0);
+    let seed = fields
+        .scalar("seed", ParamType::Count)?
+        .map_or(experiment_seed, |(value, _)| {
+            value.as_u64().unwrap_or_default()
+        });
+    Ok(Stage {
+        name: matrix::expanded_name(&template.name, combination),
+        base: template.name.clone(),
+        matrix: combination
+            .iter()
+            .map(|(name, value)| (name.clone(), value.text.clone()))
+            .collect(),
+        kind: template.kind,
+        needs: needs
+            .iter()
+            .map(|need| matrix::expanded_name(need, combination))
+            .collect(),
+        params,
+        sources: fields.sources,
+        datasets: read_datasets.into_values().collect(),
+        resources,
+        retries,
+        retry_backoff_s,
+        seed,
+        description: template.description.clone(),
+        location: template.table.node.key_at.clone(),
+    })
+}
+
+/// Reads typed, interpolated values from one stage table at one combination.
+struct Fields<'t, 's> {
+    table: &'t Table<'t>,
+    scope: &'s Scope<'s>,
+    sources: BTreeMap<String, String>,
+}
+
+impl<'t> Fields<'t, '_> {
+    fn key(&self, key: &str) -> String {
+        self.table.key(key)
+    }
+
+    /// The value of a kind-specific parameter, if set.
+    fn param(&mut self, spec: &ParamSpec) -> Result<Option<Value>, RecipeError> {
+        Ok(self.scalar(spec.name, spec.ty)?.map(|(value, _)| value))
+    }
+
+    /// The value of `key` checked against `ty`, with the node it came from; records its source.
+    fn scalar(
+        &mut self,
+        key: &str,
+        ty: ParamType,
+    ) -> Result<Option<(Value, &'t Node)>, RecipeError> {
+        let Some(node) = self.table.get(key) else {
+            return Ok(None);
+        };
+        let dotted = self.key(key);
+        let (plain, source) = provenance::unwrap(node, &dotted)?;
+        let value = resolve(plain, ty, &dotted, self.scope)?;
+        if let Some(source) = source {
+            self.sources.insert(key.to_string(), source);
+        }
+        Ok(Some((value, plain)))
+    }
+}
+
+/// The value of `node` as type `ty`, strings interpolated.
+fn resolve(node: &Node, ty: ParamType, key: &str, scope: &Scope<'_>) -> Result<Value, RecipeError> {
+    if let Some(element) = ty.element() {
+        let NodeValue::Array(items) = &node.value else {
+            return Err(type_error(node, key, ty, node.value.type_name()));
+        };
+        if ty == ParamType::Argv && items.is_empty() {
+            return Err(RecipeError::at(
+                ErrorKind::InvalidValue,
+                &node.at,
+                format!("`{key}` is empty"),
+            )
+            .help("give the program to run and its arguments, e.g. `argv = [\"sh\", \"run.sh\", \"{out}\"]`"));
+        }
+        return items
+            .iter()
+            .map(|item| resolve(item, element, key, scope))
+            .collect();
+    }
+    let value = match &node.value {
+        NodeValue::Str(text) => match template::interpolate(text, scope)
+            .map_err(|problem| template::problem_error(problem, node, key, scope))?
+        {
+            Interpolated::Text(text) => Value::String(text),
+            Interpolated::Typed(value) if matches!(ty, ParamType::Str | ParamType::Choice(_)) => {
+                Value::String(MatrixValue::new(value).text)
+            }
+            Interpolated::Typed(value) => {
+                return check(&value, node, key, ty, " (from a matrix variable)")
+            }
+        },
+        NodeValue::Int(value) => Value::from(*value),
+        NodeValue::Float(value) if value.is_finite() => Value::from(*value),
+        NodeValue::Float(value) => {
+            return Err(RecipeError::at(
+                ErrorKind::InvalidValue,
+                &node.at,
+                format!("`{key}` must be a finite number, found {value}"),
+            )
+            .help("use a finite number"))
+        }
+        NodeValue::Bool(flag) => Value::from(*flag),
+        other => return Err(type_error(node, key, ty, other.type_name())),
+    };
+    check(&value, node, key, ty, "")
+}
+
+/// `value` if it has type `ty` (integers widened to floats where floats are expected);
+/// `origin` qualifies the found type in messages.
+fn check(
+    value: &Value,
+    node: &Node,
+    key: &str,
+    ty: ParamType,
+    origin: &str,
+) -> Result<Value, RecipeError> {
+    let invalid = |message: String, help: &str| {
+        Err(RecipeError::at(ErrorKind::InvalidValue, &node.at, message).help(help.to_string()))
+    };
+    let accepted = match (ty, value) {
+        (ParamType::Str, Value::String(_)) | (ParamType::Bool, Value::Bool(_)) => value.clone(),
+        (ParamType::Choice(options), Value::String(text)) => {
+            if !options.contains(&text.as_str()) {
+                return invalid(
+                    format!("invalid value \"{text}\" for `{key}`"),
+                    &format!("use one of {}", quoted_list(options)),
+                );
+            }
+            value.clone()
+        }
+        (ParamType::Count, Value::Number(number)) if !number.is_f64() => {
+            if number.as_u64().is_none() {
+                return invalid(
+                    format!("`{key}` must not be negative, found {number}"),
+                    "use a non-negative integer",
+                );
+            }
+            value.clone()
+        }
+        (ParamType::Float | ParamType::Ratio, Value::Number(number)) => {
+            let number = number.as_f64().unwrap_or(f64::NAN);
+            if ty == ParamType::Ratio && !(0.0..=1.0).contains(&number) {
+                return invalid(
+                    format!("`{key}` must be between 0 and 1, found {number}"),
+                    "use a fraction, e.g. 0.75",
+                );
+            }
+            Value::from(number)
+        }
+        _ => {
+            let found = match value {
+                Value::String(_) => "string",
+                Value::Bool(_) => "boolean",
+                Value::Number(number) if number.is_f64() => "float",
+                Value::Number(_) => "integer",
+                _ => node.value.type_name(),
+            };
+            return Err(type_error(node, key, ty, &format!("{found}{origin}")));
+        }
+    };
+    Ok(accepted)
+}
+
+fn type_error(node: &Node, key: &str, ty: ParamType, found: &str) -> RecipeError {
+    let short = key.rsplit('.').next().unwrap_or(key);
+    let example = match ty {
+        ParamType::Str | ParamType::Choice(_) => format!("{short} = \"...\""),
+        ParamType::Count => format!("{short} = 8"),
+        ParamType::Float | ParamType::Ratio => format!("{short} = 0.5"),
+        ParamType::Bool => format!("{short} = true"),
+        ParamType::StrList | ParamType::Argv => format!("{short} = [\"a\", \"b\"]"),
+        ParamType::CountList => format!("{short} = [1, 2]"),
+        ParamType::FloatList => format!("{short} = [0.5, 1.0]"),
+    };
+    wrong_type(node, key, &ty.describe(), found).help(format!(
+        "`{short}` takes {}, e.g. `{example}`",
+        ty.describe()
+    ))
+}
+
+fn to_u32(value: &Value, node: &Node, key: &str) -> Result<u32, RecipeError> {
+    value
+        .as_u64()
+        .and_then(|number| u32::try_from(number).ok())
+        .ok_or_else(|| {
+            RecipeError::at(
+                ErrorKind::InvalidValue,
+                &node.at,
+                format!("`{key}` is too large: {value}"),
+            )
+            .help("use an integer below 2^32")
+        })
+}
+
+fn positive(value: &Value, node: &Node, key: &str) -> Result<f64, RecipeError> {
+    match value.as_f64() {
+        Some(number) if number > 0.0 && number.is_finite() => Ok(number),
+        _ => Err(RecipeError::at(
+            ErrorKind::InvalidValue,
+            &node.at,
+            format!("`{key}` must be a positive number, found {value}"),
+        )
+        .help("give the GPU memory in GiB, e.g. `gpu_mem_gb = 24`")),
+    }
+}
+
+fn non_negative(value: &Value, node: &Node, key: &str) -> Result<f64, RecipeError> {
+    match value.as_f64() {
+        Some(number) if number >= 0.0 => Ok(number),
+        _ => Err(RecipeError::at(
+            ErrorKind::InvalidValue,
+            &node.at,
+            format!("`{key}` must not be negative, found {value}"),
+        )
+        .help("give the wait in seconds, e.g. `retry_backoff_s = 30`")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_kind_parameter_shadows_a_common_key() {
+        for kind in StageKind::ALL {
+            for spec in kind.params() {
+                assert!(!COMMON_KEYS.contains(&spec.name), "{kind}: {}", spec.name);
+            }
+        }
+    }
+}
