@@ -5,3 +5,4 @@ pub mod error;
 pub mod formats;
 pub mod image_io;
 pub mod tiling;
+pub mod synth;
