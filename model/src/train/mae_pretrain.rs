@@ -1,0 +1,294 @@
+//! The `mae-pretrain` stage: MAE on a folder of images (or generated scenes), AdamW with a
+//! warmup + cosine schedule, resumable from the work dir.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tch::nn::VarStore;
+use tch::Device;
+
+use super::events::Events;
+use super::images::ImageSource;
+use super::optim::{AdamW, AdamWConfig};
+use super::params::decay_groups;
+use super::resume::{self, ResumeState};
+use super::rng::{batch_indices, seed_torch_for_step, stream, SplitMix64};
+use super::schedule::{scaled_lr, CosineSchedule};
+use crate::arch::VitConfig;
+use crate::data::formats::millionaid;
+use crate::nn::checkpoint;
+use crate::nn::layers::scalar;
+use crate::nn::mae::{MaeConfig, MaskedAutoencoder};
+use crate::protocol::StageSpec;
+
+/// File name of the pretrained weights in the stage's output dir.
+pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
+
+fn default_base_lr() -> f64 {
+    1.5e-4
+}
+fn default_weight_decay() -> f64 {
+    0.05
+}
+
+/// Where the images come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum DataParams {
+    /// A dataset root from `stage.json`'s `datasets` (Million-AID layout or any image tree).
+    Dataset {
+        /// Key in `datasets`.
+        name: String,
+    },
+    /// Generated scenes.
+    Synthetic {
+        /// How many distinct images.
+        images: usize,
+    },
+}
+
+/// Parameters of a `mae-pretrain` stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaePretrainParams {
+    /// The encoder.
+    pub model: VitConfig,
+    /// Decoder, mask ratio and loss.
+    #[serde(default)]
+    pub mae: MaeConfig,
+    /// Training images.
+    pub data: DataParams,
+    /// Optimiser steps.
+    pub steps: u64,
+    /// Images per step.
+    pub batch_size: usize,
+    /// Learning rate per 256 images (MAE's scaling rule: lr = base_lr × batch / 256).
+    #[serde(default = "default_base_lr")]
+    pub base_lr: f64,
+    /// Learning rate at the end of the cosine.
+    #[serde(default)]
+    pub min_lr: f64,
+    /// Steps of linear warmup.
+    #[serde(default)]
+    pub warmup_steps: u64,
+    /// AdamW weight decay (not on norms, biases, tokens, position tables).
+    #[serde(default = "default_weight_decay")]
+    pub weight_decay: f64,
+    /// Steps between resume checkpoints (0: only at the end of an interrupted run).
+    #[serde(default)]
+    pub checkpoint_every: u64,
+    /// Steps between progress events.
+    #[serde(default = "default_log_every")]
+    pub log_every: u64,
+}
+
+fn default_log_every() -> u64 {
+    1
+}
+
+impl MaePretrainParams {
+    /// Checks values serde cannot; errors name the key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.model.validate().context("params.model")?;
+        self.mae.validate().context("params.mae")?;
+        anyhow::ensure!(self.steps > 0, "params.steps must be positive");
+        anyhow::ensure!(self.batch_size > 0, "params.batch_size must be positive");
+        anyhow::ensure!(self.base_lr > 0.0, "params.base_lr must be positive");
+        anyhow::ensure!(self.log_every > 0, "params.log_every must be positive");
+        if let DataParams::Synthetic { images } = self.data {
+            anyhow::ensure!(images > 0, "params.data.synthetic.images must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// How a call to [`run`] ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// All steps done; the final metrics (also in `metrics.json`).
+    Finished(BTreeMap<String, f64>),
+    /// Stopped on request after this many steps, with a resume checkpoint.
+    Stopped(u64),
+}
+
+/// Parses a stage device name (`cpu`, `cuda:N`).
+pub fn parse_device(name: &str) -> anyhow::Result<Device> {
+    if name == "cpu" {
+        return Ok(Device::Cpu);
+    }
+    if let Some(i) = name
+        .strip_prefix("cuda:")
+        .and_then(|i| i.parse::<usize>().ok())
+    {
+        return Ok(Device::Cuda(i));
+    }
+    anyhow::bail!("`device` must be `cpu` or `cuda:N`, got `{name}`")
+}
+
+fn image_source(spec: &StageSpec, data: &DataParams) -> anyhow::Result<ImageSource> {
+    match data {
+        DataParams::Synthetic { images } => Ok(ImageSource::Synthetic {
+            count: *images,
+            seed: spec.seed,
+        }),
+        DataParams::Dataset { name } => {
+            let root = spec.datasets.get(name).with_context(|| {
+                format!("params.data.dataset.name `{name}` is not in stage.json `datasets`")
+            })?;
+            let images = millionaid::list_images(root)?;
+            Ok(ImageSource::Files(
+                images.into_iter().map(|s| s.path).collect::<Vec<PathBuf>>(),
+            ))
+        }
+    }
+}
+
+/// sha256 over the parameters and seed: identifies a run for resuming.
+fn run_digest(spec: &StageSpec) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(spec.kind.as_bytes());
+    hasher.update(spec.params.to_string().as_bytes());
+    hasher.update(spec.seed.to_le_bytes());
+    hex::encode(hasher.finalize())
+}
+
+/// Runs (or resumes) the stage. `stop_after` ends the call after that many completed steps
+/// with a resume checkpoint, as a preemption would.
+pub fn run(
+    spec: &StageSpec,
+    params: &MaePretrainParams,
+    out_dir: &Path,
+    events: &mut Events,
+    stop_after: Option<u64>,
+) -> anyhow::Result<Outcome> {
+    let device = parse_device(&spec.device)?;
+    let images = image_source(spec, &params.data)?;
+    tch::manual_seed((SplitMix64::new(spec.seed, stream::INIT, 0).next_u64() >> 1) as i64);
+    let vs = VarStore::new(device);
+    let model = MaskedAutoencoder::new(&vs.root(), &params.model, &params.mae);
+    let mut opt = AdamW::new(
+        decay_groups(&vs, params.weight_decay),
+        AdamWConfig::default(),
+    );
+    let peak_lr = scaled_lr(params.base_lr, params.batch_size);
+    let schedule = CosineSchedule {
+        peak_lr,
+        min_lr: params.min_lr,
+        warmup_steps: params.warmup_steps,
+        total_steps: params.steps,
+    };
+
+    fs_err::create_dir_all(&spec.work_dir)?;
+    let digest = run_digest(spec);
+    let mut state = match resume::load(&spec.work_dir, &digest, &vs, &mut opt)? {
+        Some(state) => {
+            events.log(
+                "info",
+                format!(
+                    "resuming from step {} ({})",
+                    state.step,
+                    spec.work_dir.display()
+                ),
+            );
+            state
+        }
+        None => ResumeState {
+            step: 0,
+            run_digest: digest,
+            losses: Vec::new(),
+        },
+    };
+    events.log(
+        "info",
+        format!(
+            "MAE on {} images, {} params, peak lr {peak_lr:.3e}, device {}",
+            images.len(),
+            params.model.param_count(),
+            spec.device
+        ),
+    );
+
+    let size = params.model.image_size as i64;
+    let started = Instant::now();
+    let first_step = state.step;
+    while state.step < params.steps {
+        let step = state.step;
+        seed_torch_for_step(spec.seed, step);
+        let batch = images
+            .batch(
+                &batch_indices(spec.seed, images.len(), params.batch_size, step),
+                size,
+            )?
+            .to_device(device);
+        opt.zero_grad();
+        let output = model.forward(&batch, true);
+        let loss = scalar(&output.loss);
+        anyhow::ensure!(
+            loss.is_finite(),
+            "loss is {loss} at step {}: training diverged",
+            step + 1
+        );
+        output.loss.backward();
+        opt.step(schedule.lr(step));
+        state.step += 1;
+        state.losses.push(loss);
+
+        if state.step % params.log_every == 0 || state.step == params.steps {
+            let rate = (state.step - first_step) as f64 * params.batch_size as f64
+                / started.elapsed().as_secs_f64().max(1e-9);
+            events.emit(&crate::protocol::Event::Progress {
+                step: state.step,
+                total: params.steps,
+                loss: Some(loss),
+                items_per_s: Some(rate),
+            });
+        }
+        let periodic = params.checkpoint_every > 0 && state.step % params.checkpoint_every == 0;
+        let stopping =
+            stop_after.is_some_and(|n| state.step - first_step >= n) && state.step < params.steps;
+        if periodic || stopping {
+            resume::save(&spec.work_dir, &vs, &opt, &state)?;
+        }
+        if stopping {
+            events.log(
+                "info",
+                format!(
+                    "stopping after step {} as requested; resume checkpoint saved",
+                    state.step
+                ),
+            );
+            return Ok(Outcome::Stopped(state.step));
+        }
+    }
+
+    fs_err::create_dir_all(out_dir)?;
+    checkpoint::save(&vs, &out_dir.join(CHECKPOINT_FILE))?;
+    let metrics = summarize(&state.losses, params);
+    for (name, value) in &metrics {
+        events.metric(name, *value, Some(params.steps));
+    }
+    Ok(Outcome::Finished(metrics))
+}
+
+/// Final metrics: mean loss over the first and last tenth of the steps, and the final loss.
+fn summarize(losses: &[f64], params: &MaePretrainParams) -> BTreeMap<String, f64> {
+    let window = (losses.len() / 10).max(1);
+    let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len().max(1) as f64;
+    let mut metrics = BTreeMap::new();
+    metrics.insert(
+        "loss_first".into(),
+        mean(&losses[..window.min(losses.len())]),
+    );
+    metrics.insert(
+        "loss_last".into(),
+        mean(&losses[losses.len().saturating_sub(window)..]),
+    );
+    metrics.insert("loss_final".into(), *losses.last().unwrap_or(&f64::NAN));
+    metrics.insert("steps".into(), losses.len() as f64);
+    metrics.insert("params".into(), params.model.param_count() as f64);
+    metrics
+}
