@@ -54,28 +54,27 @@ fn convex_hull(points: &[[f64; 2]]) -> Vec<[f64; 2]> {
     if pts.len() < 3 {
         return pts;
     }
+    let mut lower = half_hull(pts.iter());
+    let mut upper = half_hull(pts.iter().rev());
+    lower.pop();
+    upper.pop();
+    lower.extend(upper);
+    lower
+}
+
+/// One chain of the monotone-chain hull: keeps only strict left turns.
+fn half_hull<'a>(points: impl Iterator<Item = &'a [f64; 2]>) -> Vec<[f64; 2]> {
     let turn = |o: [f64; 2], a: [f64; 2], b: [f64; 2]| {
         (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
     };
-    let mut hull: Vec<[f64; 2]> = Vec::with_capacity(2 * pts.len());
-    for pass in 0..2 {
-        let start = hull.len();
-        let iter: Box<dyn Iterator<Item = &[f64; 2]>> = if pass == 0 {
-            Box::new(pts.iter())
-        } else {
-            Box::new(pts.iter().rev())
-        };
-        for &p in iter {
-            while hull.len() >= start + 2
-                && turn(hull[hull.len() - 2], hull[hull.len() - 1], p) <= 0.0
-            {
-                hull.pop();
-            }
-            hull.push(p);
+    let mut chain: Vec<[f64; 2]> = Vec::new();
+    for &p in points {
+        while chain.len() >= 2 && turn(chain[chain.len() - 2], chain[chain.len() - 1], p) <= 0.0 {
+            chain.pop();
         }
-        hull.pop();
+        chain.push(p);
     }
-    hull
+    chain
 }
 
 #[cfg(test)]

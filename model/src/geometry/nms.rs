@@ -22,8 +22,8 @@ pub fn rotated_nms_per_class(
 ) -> Vec<usize> {
     let n = boxes.len().min(scores.len()).min(classes.len());
     let mut by_class: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
-    for i in 0..n {
-        by_class.entry(classes[i]).or_default().push(i);
+    for (i, &class) in classes.iter().enumerate().take(n) {
+        by_class.entry(class).or_default().push(i);
     }
     let mut keep: Vec<usize> = by_class
         .into_values()
@@ -66,9 +66,10 @@ fn nms_over(
     for (pos, &idx) in order.iter().enumerate() {
         let suppressed = prepared[pos].as_ref().is_some_and(|cand| {
             kept.iter().any(|&k| {
-                prepared[k].as_ref().is_some_and(|kb| {
-                    cand.aabb().overlaps(kb.aabb()) && cand.iou(kb, &mut scratch) > iou_thr
-                })
+                // `iou` starts with the bounding-box prefilter.
+                prepared[k]
+                    .as_ref()
+                    .is_some_and(|kb| cand.iou(kb, &mut scratch) > iou_thr)
             })
         });
         if !suppressed {

@@ -26,17 +26,15 @@ impl Aabb {
             min: [f64::INFINITY; 2],
             max: [f64::NEG_INFINITY; 2],
         };
-        for p in points {
-            for k in 0..2 {
-                b.min[k] = b.min[k].min(p[k]);
-                b.max[k] = b.max[k].max(p[k]);
-            }
+        for &[x, y] in points {
+            b.min = [b.min[0].min(x), b.min[1].min(y)];
+            b.max = [b.max[0].max(x), b.max[1].max(y)];
         }
         b
     }
 
-    /// Whether the two closed boxes share a point with positive-area overlap possible.
-    /// Boxes that only touch may still be reported as overlapping; NaN never overlaps.
+    /// Whether the two closed boxes share at least one point (touching counts; a box with
+    /// NaN bounds overlaps nothing). Boxes that do not overlap have IoU 0.
     pub fn overlaps(&self, other: &Aabb) -> bool {
         self.min[0] <= other.max[0]
             && other.min[0] <= self.max[0]
@@ -112,11 +110,6 @@ impl PreparedPolygon {
         })
     }
 
-    /// The bounding box.
-    pub(crate) fn aabb(&self) -> &Aabb {
-        &self.aabb
-    }
-
     /// Intersection over union with `other`.
     pub(crate) fn iou(&self, other: &PreparedPolygon, scratch: &mut ClipScratch) -> f64 {
         if !self.aabb.overlaps(&other.aabb) {
@@ -127,7 +120,7 @@ impl PreparedPolygon {
         let area_a = local_area(&self.points, origin);
         let area_b = local_area(&other.points, origin);
         let union = area_a + area_b - inter;
-        if !(union > 0.0) || !inter.is_finite() {
+        if union.is_nan() || union <= 0.0 || !inter.is_finite() {
             return 0.0;
         }
         (inter / union).clamp(0.0, 1.0)
@@ -179,11 +172,12 @@ fn local_area(points: &[[f64; 2]], origin: [f64; 2]) -> f64 {
 }
 
 fn local_signed_area(points: &[[f64; 2]], origin: [f64; 2]) -> f64 {
-    let n = points.len();
-    let mut twice = 0.0;
-    for i in 0..n {
-        twice += cross(sub(points[i], origin), sub(points[(i + 1) % n], origin));
-    }
+    let next = points.iter().cycle().skip(1);
+    let twice: f64 = points
+        .iter()
+        .zip(next)
+        .map(|(&p, &q)| cross(sub(p, origin), sub(q, origin)))
+        .sum();
     twice / 2.0
 }
 

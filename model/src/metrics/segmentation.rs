@@ -157,7 +157,7 @@ impl ConfusionMatrix {
                 other: other.num_classes,
             });
         }
-        let add = |a: &mut Vec<u64>, b: &Vec<u64>| a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+        let add = |a: &mut [u64], b: &[u64]| a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
         add(&mut self.counts, &other.counts);
         add(&mut self.gt_with_invalid_pred, &other.gt_with_invalid_pred);
         add(&mut self.pred_with_invalid_gt, &other.pred_with_invalid_gt);

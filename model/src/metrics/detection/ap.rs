@@ -79,7 +79,7 @@ pub(super) fn mmrotate_ap(outcomes: &[Outcome], num_gts: usize, metric: ApMetric
                     .zip(&prec32)
                     .filter(|(r, _)| **r >= t)
                     .map(|(_, p)| *p)
-                    .fold(None, |m: Option<f32>, p| Some(m.map_or(p, |m| m.max(p))));
+                    .reduce(f32::max);
                 ap += best.unwrap_or(0.0);
             }
             ap / 11.0
@@ -97,7 +97,7 @@ fn max_precision_at(rec: &[f64], prec: &[f64], t: f64) -> f64 {
         .zip(prec)
         .filter(|(r, _)| **r >= t)
         .map(|(_, p)| *p)
-        .fold(None, |m: Option<f64>, p| Some(m.map_or(p, |m| m.max(p))))
+        .reduce(f64::max)
         .unwrap_or(0.0)
 }
 
