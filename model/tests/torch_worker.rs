@@ -1,0 +1,165 @@
+//! End-to-end tests of the `rsfm-worker` binary: selftest, MAE pretraining on generated
+//! scenes, resume after a stop, and the exit codes of failures.
+#![cfg(feature = "torch")]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use rsfm_model::nn::checkpoint;
+use rsfm_model::protocol::Event;
+use serde_json::{json, Value};
+
+fn worker() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_rsfm-worker"))
+}
+
+fn mae_stage(dir: &Path, steps: u64, base_lr: f64) -> Value {
+    json!({
+        "kind": "mae-pretrain",
+        "params": {
+            "model": { "patch_size": 8, "image_size": 32, "embed_dim": 48, "depth": 2, "num_heads": 2 },
+            "mae": { "decoder_embed_dim": 32, "decoder_depth": 1, "decoder_num_heads": 2 },
+            "data": { "synthetic": { "images": 64 } },
+            "steps": steps,
+            "batch_size": 16,
+            "base_lr": base_lr,
+            "warmup_steps": 5,
+            "checkpoint_every": 4,
+        },
+        "device": "cpu",
+        "seed": 7,
+        "work_dir": dir.join("work"),
+    })
+}
+
+fn run_stage(stage: &Value, dir: &Path, extra: &[&str]) -> Output {
+    let stage_file = dir.join("stage.json");
+    std::fs::write(&stage_file, serde_json::to_vec(stage).unwrap()).unwrap();
+    worker()
+        .arg("run")
+        .arg("--stage")
+        .arg(&stage_file)
+        .arg("--out")
+        .arg(dir.join("out"))
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn events(output: &Output) -> Vec<Event> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(Event::parse_line)
+        .collect()
+}
+
+#[test]
+fn selftest_runs_a_forward_pass() {
+    let out = worker().arg("selftest").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("selftest ok"));
+}
+
+#[test]
+fn mae_loss_falls_by_a_third_on_generated_scenes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_stage(&mae_stage(dir.path(), 80, 0.016), dir.path(), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let metrics: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("out/metrics.json")).unwrap())
+            .unwrap();
+    let (first, last) = (
+        metrics["loss_first"].as_f64().unwrap(),
+        metrics["loss_last"].as_f64().unwrap(),
+    );
+    assert!(last < 0.7 * first, "loss went from {first} to {last}");
+    let progress = events(&out)
+        .into_iter()
+        .filter(|e| matches!(e, Event::Progress { .. }))
+        .count();
+    assert_eq!(progress, 80);
+    let weights = checkpoint::read_tensors(&dir.path().join("out/checkpoint.safetensors")).unwrap();
+    for name in [
+        "patch_embed.proj.weight",
+        "blocks.1.attn.qkv.weight",
+        "decoder_pred.weight",
+        "mask_token",
+        "decoder_pos_embed",
+    ] {
+        assert!(weights.contains_key(name), "checkpoint lacks {name}");
+    }
+}
+
+#[test]
+fn a_stopped_and_resumed_run_ends_with_the_same_weights() {
+    let straight = tempfile::tempdir().unwrap();
+    let out = run_stage(&mae_stage(straight.path(), 10, 0.016), straight.path(), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let resumed = tempfile::tempdir().unwrap();
+    let stage = mae_stage(resumed.path(), 10, 0.016);
+    let stopped = run_stage(&stage, resumed.path(), &["--stop-after", "6"]);
+    assert_eq!(
+        stopped.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&stopped.stderr)
+    );
+    assert!(!resumed.path().join("out/metrics.json").exists());
+    let finished = run_stage(&stage, resumed.path(), &[]);
+    assert!(
+        finished.status.success(),
+        "{}",
+        String::from_utf8_lossy(&finished.stderr)
+    );
+    assert!(events(&finished)
+        .iter()
+        .any(|e| matches!(e, Event::Log { msg, .. } if msg.contains("resuming from step 6"))));
+
+    let a = checkpoint::read_tensors(&straight.path().join("out/checkpoint.safetensors")).unwrap();
+    let b = checkpoint::read_tensors(&resumed.path().join("out/checkpoint.safetensors")).unwrap();
+    assert_eq!(a.len(), b.len());
+    for (name, t) in &a {
+        assert!(t.equal(&b[name]), "{name} differs after resume");
+    }
+    let metrics = |dir: &Path| std::fs::read_to_string(dir.join("out/metrics.json")).unwrap();
+    assert_eq!(metrics(straight.path()), metrics(resumed.path()));
+}
+
+#[test]
+fn a_diverging_loss_fails_naming_the_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_stage(&mae_stage(dir.path(), 10, 1e35), dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("at step"), "{stderr}");
+    assert!(!dir.path().join("out/metrics.json").exists());
+}
+
+#[test]
+fn a_bad_stage_file_exits_2_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut stage = mae_stage(dir.path(), 10, 0.016);
+    stage["params"]["batch_sise"] = json!(4);
+    let out = run_stage(&stage, dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("batch_sise"));
+
+    let mut stage = mae_stage(dir.path(), 10, 0.016);
+    stage["kind"] = json!("mystery");
+    let out = run_stage(&stage, dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("mystery"));
+}
