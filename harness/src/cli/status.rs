@@ -1,0 +1,50 @@
+//! `rsfm status [--all] [--json]`: running, failed and interrupted stages.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::store::{StageFilter, StageStatus, Store};
+
+/// Arguments of `rsfm status`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// List every stage, not only running, failed and interrupted ones.
+    #[arg(long)]
+    all: bool,
+}
+
+/// Prints the stages that need attention.
+pub async fn run(args: StatusArgs, results: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let store = Store::open_read_only(&results.join("rsfm.db")).await?;
+    let statuses = if args.all {
+        Vec::new()
+    } else {
+        vec![StageStatus::Running, StageStatus::Failed, StageStatus::Interrupted]
+    };
+    let rows = store.stages(&StageFilter { statuses, ..StageFilter::default() }).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if rows.is_empty() {
+        println!("no running, failed or interrupted stages");
+        return Ok(ExitCode::SUCCESS);
+    }
+    for row in &rows {
+        println!(
+            "{:<12} {}/{}  {}  {}",
+            row.status.as_str(),
+            row.experiment,
+            row.name,
+            &row.key[..12],
+            row.finished_at.as_deref().or(row.started_at.as_deref()).unwrap_or("")
+        );
+        if let Some(error) = &row.error {
+            println!("             error: {error}");
+        }
+        if let Some(log) = &row.log_path {
+            println!("             log:   {log}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

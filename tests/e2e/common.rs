@@ -1,0 +1,91 @@
+//! Helpers for the end-to-end tests: run the built `rsfm` binary against temp results dirs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A temp project: a folder for recipes and a results dir.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+impl Project {
+    pub fn new() -> Project {
+        Project { dir: tempfile::tempdir().expect("temp dir") }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn results(&self) -> PathBuf {
+        self.dir.path().join("results")
+    }
+
+    /// Writes a file (creating parent folders).
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let path = self.path(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// `rsfm --results <results> ARGS...` run in the project folder.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rsfm"));
+        cmd.arg("--results").arg(self.results()).args(args).current_dir(self.dir.path());
+        cmd.env_remove("RSFM_RESULTS").env("RSFM_KILL_GRACE_S", "2");
+        cmd
+    }
+
+    pub fn rsfm(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("rsfm runs")
+    }
+
+    /// Runs and requires success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.rsfm(args);
+        assert!(out.status.success(), "rsfm {args:?} failed: {}\n{}", out.status, text(&out.stderr));
+        text(&out.stdout)
+    }
+
+    /// `rsfm run RECIPE --json --gpus none` and its summary.
+    pub fn run_json(&self, recipe: &Path, extra: &[&str]) -> serde_json::Value {
+        let recipe = recipe.to_str().unwrap();
+        let mut args = vec!["run", recipe, "--json", "--gpus", "none"];
+        args.extend_from_slice(extra);
+        let stdout = self.ok(&args);
+        last_json_line(&stdout)
+    }
+
+    /// Rows of `rsfm sql QUERY --json` as objects keyed by column.
+    pub fn sql(&self, query: &str) -> Vec<serde_json::Value> {
+        let stdout = self.ok(&["sql", query, "--json"]);
+        let table: serde_json::Value =
+            serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("sql output is not JSON ({e}): {stdout}"));
+        let columns = table["columns"].as_array().expect("columns");
+        table["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|row| {
+                let cells = row.as_array().expect("row");
+                let object = columns.iter().zip(cells).map(|(c, v)| (c.as_str().unwrap().to_string(), v.clone()));
+                serde_json::Value::Object(object.collect())
+            })
+            .collect()
+    }
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+pub fn last_json_line(stdout: &str) -> serde_json::Value {
+    let line = stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).unwrap_or_else(|| panic!("no JSON in {stdout}"));
+    serde_json::from_str(line).unwrap()
+}
+
+/// Repository root (for recipes shipped with rsfm).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}

@@ -1,0 +1,105 @@
+//! `kill -9` and Ctrl-C in the middle of a stage: no cache entry, a consistent database, and the
+//! next run finishes the work, resuming from the stage's work dir.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::common::Project;
+
+const RECIPE: &str = r#"
+[experiment]
+name = "interrupts"
+
+[stage.count]
+kind = "command"
+argv = ["sh", "count.sh", "{out}"]
+deps = ["count.sh"]
+"#;
+
+/// Ten steps of 0.3 s, checkpointing the step in the work dir and resuming from it.
+const COUNT: &str = r#"
+step=$(cat "$RSFM_WORK_DIR/step" 2>/dev/null || echo 0)
+echo "start $step" >> "$RSFM_WORK_DIR/history"
+while [ "$step" -lt 10 ]; do
+  sleep 0.3
+  step=$((step + 1))
+  echo "$step" > "$RSFM_WORK_DIR/step"
+  echo "{\"event\":\"progress\",\"step\":$step,\"total\":10}"
+done
+echo "{\"steps\": $step}" > "$1/metrics.json"
+"#;
+
+fn setup() -> (Project, PathBuf, PathBuf) {
+    let project = Project::new();
+    project.write("count.sh", COUNT);
+    let recipe = project.write("count.toml", RECIPE);
+    let plan: serde_json::Value =
+        serde_json::from_str(&project.ok(&["plan", recipe.to_str().unwrap(), "--json"])).unwrap();
+    let key = plan["stages"][0]["key"].as_str().unwrap().to_string();
+    let work = project.results().join("work").join(&key);
+    (project, recipe, work)
+}
+
+fn wait_for_step(work: &Path, at_least: u32) {
+    let start = Instant::now();
+    loop {
+        let step = std::fs::read_to_string(work.join("step")).ok().and_then(|s| s.trim().parse::<u32>().ok());
+        if step.is_some_and(|s| s >= at_least) {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "the stage never reached step {at_least}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn cache_entries(project: &Project) -> usize {
+    let listed: serde_json::Value = serde_json::from_str(&project.ok(&["cache", "ls", "--json"])).unwrap();
+    listed.as_array().unwrap().len()
+}
+
+#[test]
+fn kill_9_mid_stage_leaves_no_entry_and_the_next_run_resumes() {
+    let (project, recipe, work) = setup();
+    let mut run = project.command(&["run", recipe.to_str().unwrap(), "--gpus", "none"]).spawn().unwrap();
+    wait_for_step(&work, 3);
+    run.kill().unwrap(); // SIGKILL
+    run.wait().unwrap();
+
+    assert_eq!(cache_entries(&project), 0);
+    let integrity = project.sql("PRAGMA integrity_check");
+    assert_eq!(integrity[0]["integrity_check"], "ok");
+    let rows = project.sql("SELECT status FROM stages");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["status"], "running", "the killed run could not record an end");
+
+    let summary = project.run_json(&recipe, &[]);
+    assert_eq!(summary["executed"], 1, "{summary}");
+    assert_eq!(cache_entries(&project), 1);
+    let history = std::fs::read_to_string(work.join("history")).unwrap();
+    let starts: Vec<u32> = history.lines().map(|l| l.trim_start_matches("start ").parse().unwrap()).collect();
+    assert_eq!(starts.len(), 2, "{history}");
+    assert_eq!(starts[0], 0);
+    assert!(starts[1] >= 3, "the second run resumed from step {}", starts[1]);
+    let rows = project.sql("SELECT status FROM stage_runs ORDER BY rowid");
+    let statuses: Vec<&str> = rows.iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert!(statuses.contains(&"succeeded"), "{statuses:?}");
+    let metrics = project.sql("SELECT value FROM metrics WHERE name = 'steps'");
+    assert_eq!(metrics[0]["value"].as_f64(), Some(10.0));
+    // Nothing half-built is left behind.
+    let leftovers = std::fs::read_dir(project.results().join("tmp")).unwrap().count();
+    assert_eq!(leftovers, 0);
+}
+
+#[test]
+fn ctrl_c_marks_the_stage_interrupted_and_caches_nothing() {
+    let (project, recipe, work) = setup();
+    let run = project.command(&["run", recipe.to_str().unwrap(), "--gpus", "none"]).spawn().unwrap();
+    wait_for_step(&work, 2);
+    // SAFETY: sending SIGINT to the child we spawned.
+    unsafe { libc::kill(run.id() as i32, libc::SIGINT) };
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert_eq!(cache_entries(&project), 0);
+    let rows = project.sql("SELECT status FROM stages");
+    assert_eq!(rows[0]["status"], "interrupted");
+}
