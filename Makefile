@@ -3,19 +3,27 @@ SHELL := /bin/bash
 LIBTORCH ?= $(CURDIR)/.libtorch
 export LIBTORCH
 CARGO ?= cargo
+RSFM := target/release/rsfm
+DEMO_RESULTS ?= $(CURDIR)/results/demo
 
 .PHONY: libtorch build worker demo test lint bench clean
 
 libtorch:
 	@scripts/setup-libtorch.sh >/dev/null
 
-## build: the rsfm CLI (no libtorch) and the rsfm-worker (libtorch)
+## build: the rsfm CLI (no libtorch) and the rsfm-worker (libtorch), release mode
 build: libtorch
 	$(CARGO) build --release -p rsfm
 	$(CARGO) build --release -p rsfm-model --features torch --bin rsfm-worker
 
 worker: libtorch
 	$(CARGO) build -p rsfm-model --features torch --bin rsfm-worker
+
+## demo: run the demo recipe and print its results
+demo: build
+	$(RSFM) --results $(DEMO_RESULTS) run recipes/examples/design/example.toml --jobs 2
+	$(RSFM) --results $(DEMO_RESULTS) results --experiment example
+	$(RSFM) --results $(DEMO_RESULTS) params vit-2.4b
 
 ## test: unit, reference-vector, format and end-to-end tests
 test: libtorch worker
@@ -24,8 +32,16 @@ test: libtorch worker
 
 lint:
 	$(CARGO) fmt --all --check
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p rsfm -p rsfm-harness --all-targets -- -D warnings
 	$(CARGO) clippy -p rsfm-model --features torch --all-targets -- -D warnings
+
+## bench: each figure as a ratio against its reference, measured in the same run
+bench: build
+	benches/harness/plan_and_overhead.sh $(RSFM)
+	if [ -x benches/fingerprint/run.sh ]; then benches/fingerprint/run.sh; fi
+	benches/metrics/dota_map.sh
+	benches/metrics/confusion.sh
+	if [ -x benches/models/run.sh ]; then benches/models/run.sh; fi
 
 clean:
 	$(CARGO) clean
