@@ -431,7 +431,7 @@ fn type_error(node: &Node, key: &str, ty: ParamType, found: &str) -> RecipeError
         ParamType::FloatList => format!("{short} = [0.5, 1.0]"),
     };
     wrong_type(node, key, &ty.describe(), found).help(format!(
-        "`{short}` takes {}, e.g. `{example}`",
+        "give `{short}` a value of type {}, e.g. `{example}`",
         ty.describe()
     ))
 }

@@ -31,12 +31,12 @@ fn tokenize(template: &str) -> Result<Vec<Piece<'_>>, String> {
             pieces.push(Piece::Literal(&rest[..position]));
         }
         let tail = &rest[position..];
-        if tail.starts_with("{{") {
+        if let Some(after) = tail.strip_prefix("{{") {
             pieces.push(Piece::OpenBrace);
-            rest = &tail[2..];
-        } else if tail.starts_with("}}") {
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix("}}") {
             pieces.push(Piece::CloseBrace);
-            rest = &tail[2..];
+            rest = after;
         } else if tail.starts_with('}') {
             return Err("}".to_string());
         } else {

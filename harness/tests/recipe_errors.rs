@@ -1,0 +1,169 @@
+//! Bad recipes fail with a `RecipeError` that names `file:line:col` and the fix.
+
+use rsfm_harness::recipe::{self, ErrorKind, RecipeError};
+use std::path::PathBuf;
+
+fn bad(name: &str) -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/recipes/bad")).join(name)
+}
+
+/// Loads `tests/recipes/bad/<name>` and checks the error's kind and `file:line:col`.
+fn error_at(name: &str, kind: ErrorKind, line: usize, col: usize) -> (RecipeError, String) {
+    error_in(name, name, kind, line, col)
+}
+
+/// Loads `tests/recipes/bad/<recipe>` and checks that the error is at `name:line:col`.
+fn error_in(
+    recipe: &str,
+    name: &str,
+    kind: ErrorKind,
+    line: usize,
+    col: usize,
+) -> (RecipeError, String) {
+    let error = recipe::load(&bad(recipe)).expect_err("the recipe should not load");
+    let shown = error.to_string();
+    assert_eq!(error.kind, kind, "{shown}");
+    let location = error.location.clone().expect("a location");
+    assert_eq!(location.file.file_name().unwrap(), name, "{shown}");
+    assert_eq!((location.line, location.col), (line, col), "{shown}");
+    let prefix = format!("{name}:{line}:{col}: error: ");
+    assert!(shown.contains(&prefix), "{shown}");
+    (error, shown)
+}
+
+#[test]
+fn unknown_key_lists_the_allowed_keys() {
+    let (_, shown) = error_at("unknown_key.toml", ErrorKind::UnknownKey, 7, 1);
+    assert!(
+        shown.contains("unknown key `lrr` in [stage.train]"),
+        "{shown}"
+    );
+    assert!(shown.contains("help: did you mean `lr`?"), "{shown}");
+    for allowed in ["`kind`", "`needs`", "`mask_ratio`", "`epochs`", "`lr`"] {
+        assert!(shown.contains(allowed), "{allowed} missing in {shown}");
+    }
+}
+
+#[test]
+fn wrong_type_names_expected_and_found() {
+    let (_, shown) = error_at("wrong_type.toml", ErrorKind::WrongType, 7, 10);
+    assert!(
+        shown.contains("wrong type for `stage.train.epochs`: expected integer, found string"),
+        "{shown}"
+    );
+    assert!(shown.contains("e.g. `epochs = 8`"), "{shown}");
+}
+
+#[test]
+fn needs_cycle_lists_the_cycle() {
+    let (_, shown) = error_at("needs_cycle.toml", ErrorKind::NeedsCycle, 7, 10);
+    assert!(shown.contains("cycle in `needs`: a -> b -> a"), "{shown}");
+    assert!(shown.contains("help: "), "{shown}");
+}
+
+#[test]
+fn unknown_needs_lists_the_stages() {
+    let (_, shown) = error_at("unknown_needs.toml", ErrorKind::UnknownNeeds, 10, 22);
+    assert!(shown.contains("needs `generat`"), "{shown}");
+    assert!(shown.contains("stages: `generate`, `square`"), "{shown}");
+}
+
+#[test]
+fn missing_extends_file_is_reported_at_its_entry() {
+    let (_, shown) = error_at("missing_extends.toml", ErrorKind::MissingExtends, 2, 12);
+    assert!(shown.contains("`does-not-exist.toml` not found"), "{shown}");
+    assert!(
+        shown.contains("relative to the folder of the file"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn extends_cycle_is_reported_where_it_closes() {
+    let (_, shown) = error_in(
+        "cycle_b.toml",
+        "cycle_a.toml",
+        ErrorKind::ExtendsCycle,
+        1,
+        12,
+    );
+    assert!(shown.contains("`extends` cycle:"), "{shown}");
+    let cycle = &shown[shown.find("cycle:").unwrap()..];
+    let b = cycle.find("cycle_b.toml").unwrap();
+    let a = cycle.find("cycle_a.toml").unwrap();
+    assert!(b < a && cycle.rfind("cycle_b.toml").unwrap() > a, "{shown}");
+}
+
+#[test]
+fn undefined_variable_names_what_is_defined() {
+    let (_, shown) = error_at(
+        "undefined_variable.toml",
+        ErrorKind::UndefinedVariable,
+        9,
+        17,
+    );
+    assert!(shown.contains("undefined variable `{sise}`"), "{shown}");
+    assert!(shown.contains("matrix variables: `size`"), "{shown}");
+    assert!(shown.contains("`{out}`"), "{shown}");
+}
+
+#[test]
+fn input_placeholder_must_be_needed() {
+    let (_, shown) = error_at(
+        "input_not_needed.toml",
+        ErrorKind::UndefinedVariable,
+        10,
+        16,
+    );
+    assert!(shown.contains("`{input.a}`"), "{shown}");
+    assert!(shown.contains("add \"a\" to `needs`"), "{shown}");
+}
+
+#[test]
+fn empty_matrix_axis_is_reported() {
+    let (_, shown) = error_at("empty_axis.toml", ErrorKind::EmptyMatrixAxis, 5, 8);
+    assert!(
+        shown.contains("matrix axis `matrix.size` is empty"),
+        "{shown}"
+    );
+    assert!(shown.contains("at least one value"), "{shown}");
+}
+
+#[test]
+fn bad_provenance_source_lists_the_prefixes() {
+    let (_, shown) = error_at("bad_source.toml", ErrorKind::BadProvenance, 7, 31);
+    assert!(
+        shown.contains("unknown provenance source `the paper`"),
+        "{shown}"
+    );
+    for prefix in [
+        "`paper`",
+        "`secondary`",
+        "`context`",
+        "`ours`",
+        "`reconstructed`",
+        "`assumed:`",
+        "`default:`",
+    ] {
+        assert!(shown.contains(prefix), "{prefix} missing in {shown}");
+    }
+}
+
+#[test]
+fn toml_syntax_error_has_a_position() {
+    let (_, shown) = error_at("syntax.toml", ErrorKind::Syntax, 7, 6);
+    assert!(shown.contains("invalid TOML"), "{shown}");
+}
+
+#[test]
+fn invalid_stage_name_is_rejected() {
+    let (_, shown) = error_at("bad_stage_name.toml", ErrorKind::BadName, 4, 8);
+    assert!(shown.contains("invalid stage name `train@2`"), "{shown}");
+}
+
+#[test]
+fn a_missing_recipe_file_names_the_path() {
+    let error = recipe::load(&bad("no-such-recipe.toml")).unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Io);
+    assert!(error.to_string().contains("no-such-recipe.toml"), "{error}");
+}
