@@ -381,6 +381,13 @@ fn missing_required_parts_name_the_fix() {
         assert!(shown.contains(expected), "{stage}: {shown}");
         assert!(shown.contains("help: "), "{stage}: {shown}");
     }
+    let (_dir, loaded) = load_text("[experiments]\nname = \"t\"\n");
+    let shown = loaded.unwrap_err().to_string();
+    assert!(
+        shown.contains("recipe.toml:1:2: error: unknown key `experiments` in the top level"),
+        "{shown}"
+    );
+    assert!(shown.contains("did you mean `experiment`?"), "{shown}");
     let (_dir, loaded) = load_text("[stage.p]\nkind = \"command\"\nargv = [\"true\"]\n");
     let shown = loaded.unwrap_err().to_string();
     assert!(shown.contains("missing table [experiment]"), "{shown}");

@@ -36,7 +36,7 @@ pub use origins::Origin;
 pub use provenance::{is_valid_source, SOURCE_PREFIXES};
 pub use resources::Resources;
 pub use stage::{Stage, COMMON_KEYS};
-pub use template::substitute;
+pub use template::{substitute, substitute_json};
 
 use graph::GraphNode;
 use read::Table;

@@ -78,6 +78,30 @@ pub fn substitute(
     Ok(out)
 }
 
+/// [`substitute`] applied to every string inside `value` (arrays and objects walked), as the
+/// executor does for the parameters of a stage.
+pub fn substitute_json(
+    value: &serde_json::Value,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<serde_json::Value, String> {
+    use serde_json::Value;
+    Ok(match value {
+        Value::String(template) => Value::String(substitute(template, lookup)?),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|item| substitute_json(item, lookup))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(key, item)| Ok((key.clone(), substitute_json(item, lookup)?)))
+                .collect::<Result<_, String>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
 /// Escapes braces so that `text` survives [`substitute`] unchanged.
 pub(crate) fn escape(text: &str) -> String {
     text.replace('{', "{{").replace('}', "}}")
@@ -296,6 +320,25 @@ mod tests {
         assert_eq!(first_pass("{{lit}}"), text("{{lit}}"));
         assert_eq!(first_pass("{name}"), text("a{{b}}"));
         assert_eq!(first_pass("{size}"), Ok(Interpolated::Typed(json!(2))));
+    }
+
+    #[test]
+    fn substitute_json_walks_arrays_and_objects() {
+        let lookup = |name: &str| (name == "out").then(|| "/o".to_string());
+        let params = json!({"argv": ["{out}/a", 1], "nested": {"p": "{{x}}"}, "n": 2.5});
+        let expected = json!({"argv": ["/o/a", 1], "nested": {"p": "{x}"}, "n": 2.5});
+        assert_eq!(substitute_json(&params, &lookup).unwrap(), expected);
+        assert_eq!(
+            substitute_json(&json!(["{in}"]), &lookup).unwrap_err(),
+            "in"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn escaped_text_survives_substitution(text in ".*") {
+            proptest::prop_assert_eq!(substitute(&escape(&text), &|_| None).unwrap(), text);
+        }
     }
 
     #[test]
