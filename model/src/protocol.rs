@@ -84,11 +84,23 @@ mod tests {
         let event = Event::parse_line(line).unwrap();
         assert_eq!(
             event,
-            Event::Progress { step: 3, total: 10, loss: Some(0.5), items_per_s: Some(12.0) }
+            Event::Progress {
+                step: 3,
+                total: 10,
+                loss: Some(0.5),
+                items_per_s: Some(12.0)
+            }
         );
         assert_eq!(event.to_line(), line);
         let metric = Event::parse_line(r#"{"event":"metric","name":"mIoU","value":0.9}"#).unwrap();
-        assert_eq!(metric, Event::Metric { name: "mIoU".into(), value: 0.9, step: None });
+        assert_eq!(
+            metric,
+            Event::Metric {
+                name: "mIoU".into(),
+                value: 0.9,
+                step: None
+            }
+        );
         assert_eq!(Event::parse_line("plain text"), None);
     }
 }

@@ -28,14 +28,31 @@ fn bad_recipes_exit_2_with_file_line_col_and_run_nothing() {
         let project = Project::new();
         let path = project.write("bad.toml", &recipe);
         for command in ["run", "plan"] {
-            let out = project.rsfm(&[command, path.to_str().unwrap(), "--gpus", "none"][..if command == "run" { 4 } else { 2 }]);
+            let out = project.rsfm(
+                &[command, path.to_str().unwrap(), "--gpus", "none"]
+                    [..if command == "run" { 4 } else { 2 }],
+            );
             let stderr = text(&out.stderr);
-            assert_eq!(out.status.code(), Some(2), "{what}: {command} exited {:?}: {stderr}", out.status);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{what}: {command} exited {:?}: {stderr}",
+                out.status
+            );
             let located = format!("bad.toml:{line_col}");
-            assert!(stderr.contains(&located), "{what}: message lacks `{located}`: {stderr}");
-            assert!(stderr.contains(fragment), "{what}: message lacks `{fragment}`: {stderr}");
+            assert!(
+                stderr.contains(&located),
+                "{what}: message lacks `{located}`: {stderr}"
+            );
+            assert!(
+                stderr.contains(fragment),
+                "{what}: message lacks `{fragment}`: {stderr}"
+            );
             assert!(!project.path("ran").exists(), "{what}: a stage ran");
-            assert!(!project.results().exists(), "{what}: the results dir was touched");
+            assert!(
+                !project.results().exists(),
+                "{what}: the results dir was touched"
+            );
         }
     }
 }

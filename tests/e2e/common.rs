@@ -10,7 +10,9 @@ pub struct Project {
 
 impl Project {
     pub fn new() -> Project {
-        Project { dir: tempfile::tempdir().expect("temp dir") }
+        Project {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -32,7 +34,10 @@ impl Project {
     /// `rsfm --results <results> ARGS...` run in the project folder.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rsfm"));
-        cmd.arg("--results").arg(self.results()).args(args).current_dir(self.dir.path());
+        cmd.arg("--results")
+            .arg(self.results())
+            .args(args)
+            .current_dir(self.dir.path());
         cmd.env_remove("RSFM_RESULTS").env("RSFM_KILL_GRACE_S", "2");
         cmd
     }
@@ -44,7 +49,12 @@ impl Project {
     /// Runs and requires success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.rsfm(args);
-        assert!(out.status.success(), "rsfm {args:?} failed: {}\n{}", out.status, text(&out.stderr));
+        assert!(
+            out.status.success(),
+            "rsfm {args:?} failed: {}\n{}",
+            out.status,
+            text(&out.stderr)
+        );
         text(&out.stdout)
     }
 
@@ -60,8 +70,8 @@ impl Project {
     /// Rows of `rsfm sql QUERY --json` as objects keyed by column.
     pub fn sql(&self, query: &str) -> Vec<serde_json::Value> {
         let stdout = self.ok(&["sql", query, "--json"]);
-        let table: serde_json::Value =
-            serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("sql output is not JSON ({e}): {stdout}"));
+        let table: serde_json::Value = serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("sql output is not JSON ({e}): {stdout}"));
         let columns = table["columns"].as_array().expect("columns");
         table["rows"]
             .as_array()
@@ -69,7 +79,10 @@ impl Project {
             .iter()
             .map(|row| {
                 let cells = row.as_array().expect("row");
-                let object = columns.iter().zip(cells).map(|(c, v)| (c.as_str().unwrap().to_string(), v.clone()));
+                let object = columns
+                    .iter()
+                    .zip(cells)
+                    .map(|(c, v)| (c.as_str().unwrap().to_string(), v.clone()));
                 serde_json::Value::Object(object.collect())
             })
             .collect()
@@ -81,7 +94,11 @@ pub fn text(bytes: &[u8]) -> String {
 }
 
 pub fn last_json_line(stdout: &str) -> serde_json::Value {
-    let line = stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).unwrap_or_else(|| panic!("no JSON in {stdout}"));
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON in {stdout}"));
     serde_json::from_str(line).unwrap()
 }
 

@@ -8,7 +8,8 @@ fn the_design_example_runs_as_written_and_its_json_follows_the_contract() {
     let recipe = repo_root().join("recipes/examples/design/example.toml");
     let recipe_arg = recipe.to_str().unwrap();
 
-    let plan: serde_json::Value = serde_json::from_str(&project.ok(&["plan", recipe_arg, "--json"])).unwrap();
+    let plan: serde_json::Value =
+        serde_json::from_str(&project.ok(&["plan", recipe_arg, "--json"])).unwrap();
     let stages = plan["stages"].as_array().unwrap();
     let names: Vec<&str> = stages.iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["generate@1", "generate@2", "square@1", "square@2"]);
@@ -33,8 +34,13 @@ fn the_design_example_runs_as_written_and_its_json_follows_the_contract() {
     assert_eq!(rows[0]["value"].as_f64(), Some(1.0));
     assert_eq!(rows[1]["value"].as_f64(), Some(4.0));
 
-    let plan: serde_json::Value = serde_json::from_str(&project.ok(&["plan", recipe_arg, "--json"])).unwrap();
-    assert!(plan["stages"].as_array().unwrap().iter().all(|s| s["status"] == "cached"));
+    let plan: serde_json::Value =
+        serde_json::from_str(&project.ok(&["plan", recipe_arg, "--json"])).unwrap();
+    assert!(plan["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["status"] == "cached"));
     // `rsfm sql` is read-only: a write is refused and deletes nothing.
     let delete = project.rsfm(&["sql", "DELETE FROM stages"]);
     assert!(!delete.status.success());

@@ -27,10 +27,15 @@ fn parallel_stages_lease_different_devices_and_a_third_waits() {
     let recipe = project.write("leases.toml", GPU_RECIPE);
     let recipe_arg = recipe.to_str().unwrap();
     let out = project.rsfm(&["run", recipe_arg, "--gpus", "0,1", "--jobs", "3", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("waiting for a GPU lease"), "{stderr}");
-    let plan: serde_json::Value = serde_json::from_str(&project.ok(&["plan", recipe_arg, "--json"])).unwrap();
+    let plan: serde_json::Value =
+        serde_json::from_str(&project.ok(&["plan", recipe_arg, "--json"])).unwrap();
     let mut runs: Vec<(String, f64, f64)> = plan["stages"]
         .as_array()
         .unwrap()
@@ -47,10 +52,16 @@ fn parallel_stages_lease_different_devices_and_a_third_waits() {
     runs.sort_by(|a, b| a.1.total_cmp(&b.1));
     // The first two ran at once on different devices.
     assert_ne!(runs[0].0, runs[1].0);
-    assert!(runs[1].1 < runs[0].2, "the first two stages overlapped: {runs:?}");
+    assert!(
+        runs[1].1 < runs[0].2,
+        "the first two stages overlapped: {runs:?}"
+    );
     // The third started only after one of them ended, on the device it released.
     let first_end = runs[0].2.min(runs[1].2);
-    assert!(runs[2].1 >= first_end, "the third stage waited for a lease: {runs:?}");
+    assert!(
+        runs[2].1 >= first_end,
+        "the third stage waited for a lease: {runs:?}"
+    );
     assert!(["0", "1"].contains(&runs[2].0.as_str()));
 }
 
@@ -70,7 +81,8 @@ fn two_runs_never_run_one_key_twice_and_a_dead_runs_lock_is_broken() {
     let recipe_arg = recipe.to_str().unwrap();
 
     // A lock file left by a run that is gone does not block.
-    let plan: serde_json::Value = serde_json::from_str(&project.ok(&["plan", recipe_arg, "--json"])).unwrap();
+    let plan: serde_json::Value =
+        serde_json::from_str(&project.ok(&["plan", recipe_arg, "--json"])).unwrap();
     let key = plan["stages"][0]["key"].as_str().unwrap().to_string();
     project.write(
         &format!("results/locks/{key}.lock"),
@@ -85,15 +97,30 @@ fn two_runs_never_run_one_key_twice_and_a_dead_runs_lock_is_broken() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(700));
-    let second = project.command(&["run", recipe_arg, "--gpus", "none", "--json"]).output().unwrap();
+    let second = project
+        .command(&["run", recipe_arg, "--gpus", "none", "--json"])
+        .output()
+        .unwrap();
     let first = first.wait_with_output().unwrap();
     assert!(first.status.success() && second.status.success());
     assert!(started.elapsed() < Duration::from_secs(30));
     let runs = std::fs::read_to_string(project.path("runs.log")).unwrap();
     assert_eq!(runs.lines().count(), 1, "the key ran once");
-    let summaries = [crate::common::last_json_line(&String::from_utf8_lossy(&first.stdout)), crate::common::last_json_line(&String::from_utf8_lossy(&second.stdout))];
-    let executed: u64 = summaries.iter().map(|s| s["executed"].as_u64().unwrap()).sum();
-    let cached: u64 = summaries.iter().map(|s| s["cached"].as_u64().unwrap()).sum();
+    let summaries = [
+        crate::common::last_json_line(&String::from_utf8_lossy(&first.stdout)),
+        crate::common::last_json_line(&String::from_utf8_lossy(&second.stdout)),
+    ];
+    let executed: u64 = summaries
+        .iter()
+        .map(|s| s["executed"].as_u64().unwrap())
+        .sum();
+    let cached: u64 = summaries
+        .iter()
+        .map(|s| s["cached"].as_u64().unwrap())
+        .sum();
     assert_eq!((executed, cached), (1, 1), "{summaries:?}");
-    assert!(String::from_utf8_lossy(&second.stderr).contains("waiting for"), "the second run waited for the first's lock");
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("waiting for"),
+        "the second run waited for the first's lock"
+    );
 }

@@ -43,24 +43,33 @@ fn setup() -> (Project, PathBuf, PathBuf) {
 fn wait_for_step(work: &Path, at_least: u32) {
     let start = Instant::now();
     loop {
-        let step = std::fs::read_to_string(work.join("step")).ok().and_then(|s| s.trim().parse::<u32>().ok());
+        let step = std::fs::read_to_string(work.join("step"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok());
         if step.is_some_and(|s| s >= at_least) {
             return;
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "the stage never reached step {at_least}");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the stage never reached step {at_least}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 fn cache_entries(project: &Project) -> usize {
-    let listed: serde_json::Value = serde_json::from_str(&project.ok(&["cache", "ls", "--json"])).unwrap();
+    let listed: serde_json::Value =
+        serde_json::from_str(&project.ok(&["cache", "ls", "--json"])).unwrap();
     listed.as_array().unwrap().len()
 }
 
 #[test]
 fn kill_9_mid_stage_leaves_no_entry_and_the_next_run_resumes() {
     let (project, recipe, work) = setup();
-    let mut run = project.command(&["run", recipe.to_str().unwrap(), "--gpus", "none"]).spawn().unwrap();
+    let mut run = project
+        .command(&["run", recipe.to_str().unwrap(), "--gpus", "none"])
+        .spawn()
+        .unwrap();
     wait_for_step(&work, 3);
     run.kill().unwrap(); // SIGKILL
     run.wait().unwrap();
@@ -70,30 +79,45 @@ fn kill_9_mid_stage_leaves_no_entry_and_the_next_run_resumes() {
     assert_eq!(integrity[0]["integrity_check"], "ok");
     let rows = project.sql("SELECT status FROM stages");
     assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0]["status"], "running", "the killed run could not record an end");
+    assert_eq!(
+        rows[0]["status"], "running",
+        "the killed run could not record an end"
+    );
 
     let summary = project.run_json(&recipe, &[]);
     assert_eq!(summary["executed"], 1, "{summary}");
     assert_eq!(cache_entries(&project), 1);
     let history = std::fs::read_to_string(work.join("history")).unwrap();
-    let starts: Vec<u32> = history.lines().map(|l| l.trim_start_matches("start ").parse().unwrap()).collect();
+    let starts: Vec<u32> = history
+        .lines()
+        .map(|l| l.trim_start_matches("start ").parse().unwrap())
+        .collect();
     assert_eq!(starts.len(), 2, "{history}");
     assert_eq!(starts[0], 0);
-    assert!(starts[1] >= 3, "the second run resumed from step {}", starts[1]);
+    assert!(
+        starts[1] >= 3,
+        "the second run resumed from step {}",
+        starts[1]
+    );
     let rows = project.sql("SELECT status FROM stage_runs ORDER BY rowid");
     let statuses: Vec<&str> = rows.iter().map(|r| r["status"].as_str().unwrap()).collect();
     assert!(statuses.contains(&"succeeded"), "{statuses:?}");
     let metrics = project.sql("SELECT value FROM metrics WHERE name = 'steps'");
     assert_eq!(metrics[0]["value"].as_f64(), Some(10.0));
     // Nothing half-built is left behind.
-    let leftovers = std::fs::read_dir(project.results().join("tmp")).unwrap().count();
+    let leftovers = std::fs::read_dir(project.results().join("tmp"))
+        .unwrap()
+        .count();
     assert_eq!(leftovers, 0);
 }
 
 #[test]
 fn ctrl_c_marks_the_stage_interrupted_and_caches_nothing() {
     let (project, recipe, work) = setup();
-    let run = project.command(&["run", recipe.to_str().unwrap(), "--gpus", "none"]).spawn().unwrap();
+    let run = project
+        .command(&["run", recipe.to_str().unwrap(), "--gpus", "none"])
+        .spawn()
+        .unwrap();
     wait_for_step(&work, 2);
     // SAFETY: sending SIGINT to the child we spawned.
     unsafe { libc::kill(run.id() as i32, libc::SIGINT) };

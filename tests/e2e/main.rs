@@ -1,8 +1,8 @@
 //! End-to-end tests: the built `rsfm` binary on recipes in temp folders.
 
+mod bad_recipes;
 mod common;
 mod example_recipe;
+mod gpus_and_locks;
 mod incremental;
 mod interrupts;
-mod bad_recipes;
-mod gpus_and_locks;

@@ -51,7 +51,11 @@ impl Manifest {
             .par_iter()
             .map(|(rel, abs)| {
                 let (size, sha256) = hash_file(abs)?;
-                Ok(FileEntry { path: rel.clone(), size, sha256 })
+                Ok(FileEntry {
+                    path: rel.clone(),
+                    size,
+                    sha256,
+                })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Manifest {
@@ -67,7 +71,8 @@ impl Manifest {
     pub fn read(dir: &Path) -> anyhow::Result<Manifest> {
         let path = dir.join(MANIFEST_FILE);
         let bytes = fs::read(&path)?;
-        serde_json::from_slice(&bytes).with_context(|| format!("{} is not a valid manifest", path.display()))
+        serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not a valid manifest", path.display()))
     }
 
     /// Writes `dir/manifest.json` and fsyncs it.
@@ -85,10 +90,13 @@ impl Manifest {
             .par_iter()
             .filter_map(|entry| match hash_file(&dir.join(&entry.path)) {
                 Err(err) => Some(format!("{}: {err:#}", entry.path)),
-                Ok((size, _)) if size != entry.size => {
-                    Some(format!("{}: size {size}, manifest says {}", entry.path, entry.size))
+                Ok((size, _)) if size != entry.size => Some(format!(
+                    "{}: size {size}, manifest says {}",
+                    entry.path, entry.size
+                )),
+                Ok((_, sha)) if sha != entry.sha256 => {
+                    Some(format!("{}: content changed (sha256 {sha})", entry.path))
                 }
-                Ok((_, sha)) if sha != entry.sha256 => Some(format!("{}: content changed (sha256 {sha})", entry.path)),
                 Ok(_) => None,
             })
             .collect()
@@ -103,7 +111,11 @@ fn collect_files(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> a
             collect_files(root, &path, out)?;
         } else {
             let rel = path.strip_prefix(root).expect("walk stays under root");
-            let rel = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+            let rel = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
             out.push((rel, path));
         }
     }

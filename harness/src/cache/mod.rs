@@ -89,7 +89,9 @@ impl Cache {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or(0);
-        let dir = self.tmp.join(format!("{key}.{}.{nanos}", std::process::id()));
+        let dir = self
+            .tmp
+            .join(format!("{key}.{}.{nanos}", std::process::id()));
         fs::create_dir_all(&dir)?;
         Ok(dir)
     }
@@ -103,7 +105,10 @@ impl Cache {
         stage: &serde_json::Value,
         stage_name: &str,
     ) -> anyhow::Result<Entry> {
-        fs::write(build_dir.join(STAGE_FILE), serde_json::to_vec_pretty(stage)?)?;
+        fs::write(
+            build_dir.join(STAGE_FILE),
+            serde_json::to_vec_pretty(stage)?,
+        )?;
         fs::write(build_dir.join(KEY_FILE), serde_json::to_vec_pretty(key)?)?;
         let manifest = Manifest::build(build_dir, &key.key, stage_name)?;
         manifest.write(build_dir)?;

@@ -34,7 +34,14 @@ pub async fn run(command: CacheCommand, results: &Path, json: bool) -> anyhow::R
                 println!("{}", serde_json::to_string_pretty(&entries)?);
             } else {
                 for e in &entries {
-                    println!("{}  {:<28} {:>6} files {:>12} bytes  {}", &e.key[..16], e.stage, e.files, e.bytes, e.created_at);
+                    println!(
+                        "{}  {:<28} {:>6} files {:>12} bytes  {}",
+                        &e.key[..16],
+                        e.stage,
+                        e.files,
+                        e.bytes,
+                        e.created_at
+                    );
                 }
                 println!("{} entries", entries.len());
             }
@@ -43,8 +50,10 @@ pub async fn run(command: CacheCommand, results: &Path, json: bool) -> anyhow::R
         CacheCommand::Verify => {
             let problems = Cache::open(results)?.verify()?;
             if json {
-                let rows: Vec<_> =
-                    problems.iter().map(|(k, p)| serde_json::json!({"key": k, "problem": p})).collect();
+                let rows: Vec<_> = problems
+                    .iter()
+                    .map(|(k, p)| serde_json::json!({"key": k, "problem": p}))
+                    .collect();
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else if problems.is_empty() {
                 println!("all cache entries match their manifests");
@@ -53,24 +62,41 @@ pub async fn run(command: CacheCommand, results: &Path, json: bool) -> anyhow::R
                     println!("{key}: {problem}");
                 }
             }
-            Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         CacheCommand::Gc { recipes, dry_run } => {
             let session = Session::open(&recipes, results).await?;
             let plan = session.plan().await?;
             let keep: HashSet<String> = plan.stages.iter().map(|s| s.key.key.clone()).collect();
             let removed = if dry_run {
-                session.cache.list()?.into_iter().map(|e| e.key).filter(|k| !keep.contains(k)).collect()
+                session
+                    .cache
+                    .list()?
+                    .into_iter()
+                    .map(|e| e.key)
+                    .filter(|k| !keep.contains(k))
+                    .collect()
             } else {
                 session.cache.gc(&keep)?
             };
             if json {
-                println!("{}", serde_json::json!({ "removed": removed, "dry_run": dry_run }));
+                println!(
+                    "{}",
+                    serde_json::json!({ "removed": removed, "dry_run": dry_run })
+                );
             } else {
                 for key in &removed {
                     println!("{} {key}", if dry_run { "would remove" } else { "removed" });
                 }
-                println!("{} entries {}", removed.len(), if dry_run { "to remove" } else { "removed" });
+                println!(
+                    "{} entries {}",
+                    removed.len(),
+                    if dry_run { "to remove" } else { "removed" }
+                );
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -20,7 +20,10 @@ pub enum ConfigCommand {
 
 /// Runs `rsfm config`.
 pub fn run(command: ConfigCommand, json: bool) -> anyhow::Result<ExitCode> {
-    let ConfigCommand::Show { recipe: path, origin } = command;
+    let ConfigCommand::Show {
+        recipe: path,
+        origin,
+    } = command;
     let recipe = recipe::load(&path)?;
     if json {
         let values: Vec<_> = recipe
@@ -38,11 +41,20 @@ pub fn run(command: ConfigCommand, json: bool) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&values)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let width = recipe.origins.iter().map(|o| o.key.len() + o.value.to_string().len() + 3).max().unwrap_or(0);
+    let width = recipe
+        .origins
+        .iter()
+        .map(|o| o.key.len() + o.value.to_string().len() + 3)
+        .max()
+        .unwrap_or(0);
     for o in &recipe.origins {
         let assignment = format!("{} = {}", o.key, o.value);
         if origin {
-            let source = o.source.as_deref().map(|s| format!("  [{s}]")).unwrap_or_default();
+            let source = o
+                .source
+                .as_deref()
+                .map(|s| format!("  [{s}]"))
+                .unwrap_or_default();
             println!("{assignment:<width$}  # {}{source}", o.location);
         } else {
             println!("{assignment}");

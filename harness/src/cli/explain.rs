@@ -41,7 +41,9 @@ pub async fn run(args: ExplainArgs, results: &Path, json: bool) -> anyhow::Resul
     let selected: Vec<usize> = (0..plan.stages.len())
         .filter(|&i| {
             let stage = &plan.stages[i].stage;
-            args.stage.as_ref().is_none_or(|s| s == &stage.name || s == &stage.base)
+            args.stage
+                .as_ref()
+                .is_none_or(|s| s == &stage.name || s == &stage.base)
         })
         .collect();
     if selected.is_empty() {
@@ -59,7 +61,10 @@ pub async fn run(args: ExplainArgs, results: &Path, json: bool) -> anyhow::Resul
         explanations.push(explain(&plan, i, &session.store, &session.cache).await?);
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "stages": explanations }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "stages": explanations }))?
+        );
         return Ok(ExitCode::SUCCESS);
     }
     for e in &explanations {
@@ -67,12 +72,28 @@ pub async fn run(args: ExplainArgs, results: &Path, json: bool) -> anyhow::Resul
             "cached" => println!("{}: cached", e.name),
             "new" => println!("{}: pending, never ran with a cached result", e.name),
             _ => {
-                println!("{}: pending; changed since {}:", e.name, &e.previous_key.as_deref().unwrap_or("")[..12]);
+                println!(
+                    "{}: pending; changed since {}:",
+                    e.name,
+                    &e.previous_key.as_deref().unwrap_or("")[..12]
+                );
                 for c in &e.changes {
-                    let old = c.old.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "(absent)".into());
-                    let new = c.new.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "(absent)".into());
+                    let old = c
+                        .old
+                        .as_ref()
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|| "(absent)".into());
+                    let new = c
+                        .new
+                        .as_ref()
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|| "(absent)".into());
                     if c.field.starts_with("needs.") {
-                        println!("  {}: upstream stage changed ({})", c.field, e.upstream.join(", "));
+                        println!(
+                            "  {}: upstream stage changed ({})",
+                            c.field,
+                            e.upstream.join(", ")
+                        );
                     } else {
                         println!("  {}: {old} -> {new}", c.field);
                     }
@@ -83,14 +104,31 @@ pub async fn run(args: ExplainArgs, results: &Path, json: bool) -> anyhow::Resul
     Ok(ExitCode::SUCCESS)
 }
 
-async fn explain(plan: &Plan, index: usize, store: &Store, cache: &Cache) -> anyhow::Result<Explanation> {
+async fn explain(
+    plan: &Plan,
+    index: usize,
+    store: &Store,
+    cache: &Cache,
+) -> anyhow::Result<Explanation> {
     let planned = &plan.stages[index];
     let name = planned.stage.name.clone();
     if planned.cached {
-        return Ok(Explanation { name, status: "cached", previous_key: None, changes: vec![], upstream: vec![] });
+        return Ok(Explanation {
+            name,
+            status: "cached",
+            previous_key: None,
+            changes: vec![],
+            upstream: vec![],
+        });
     }
     let Some(previous) = previous_manifest(planned, store, cache).await? else {
-        return Ok(Explanation { name, status: "new", previous_key: None, changes: vec![], upstream: vec![] });
+        return Ok(Explanation {
+            name,
+            status: "new",
+            previous_key: None,
+            changes: vec![],
+            upstream: vec![],
+        });
     };
     let changes = planned.key.changes_since(&previous);
     let mut upstream = Vec::new();
@@ -99,17 +137,31 @@ async fn explain(plan: &Plan, index: usize, store: &Store, cache: &Cache) -> any
             let needed = &plan.stages[need];
             if format!("needs.{}", needed.stage.base) == change.field {
                 if let Some(before) = previous_manifest(needed, store, cache).await? {
-                    let fields = needed.key.changes_since(&before).into_iter().map(|c| c.field);
+                    let fields = needed
+                        .key
+                        .changes_since(&before)
+                        .into_iter()
+                        .map(|c| c.field);
                     upstream.extend(fields.map(|f| format!("{}: {f}", needed.stage.name)));
                 }
             }
         }
     }
-    Ok(Explanation { name, status: "pending", previous_key: Some(previous.key.clone()), changes, upstream })
+    Ok(Explanation {
+        name,
+        status: "pending",
+        previous_key: Some(previous.key.clone()),
+        changes,
+        upstream,
+    })
 }
 
 /// The key manifest of the stage's latest cached run under another key.
-async fn previous_manifest(planned: &PlannedStage, store: &Store, cache: &Cache) -> anyhow::Result<Option<KeyManifest>> {
+async fn previous_manifest(
+    planned: &PlannedStage,
+    store: &Store,
+    cache: &Cache,
+) -> anyhow::Result<Option<KeyManifest>> {
     let filter = StageFilter {
         statuses: vec![StageStatus::Succeeded, StageStatus::Cached],
         experiment: Some(planned.experiment.clone()),

@@ -68,7 +68,10 @@ enum Command {
 pub fn main() -> ExitCode {
     init_tracing();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");
@@ -105,7 +108,8 @@ pub fn main() -> ExitCode {
 /// Bad input exits 2, anything else 1.
 fn exit_code_for(err: &anyhow::Error) -> u8 {
     let bad_input = err.chain().any(|cause| {
-        cause.downcast_ref::<crate::recipe::RecipeError>().is_some() || cause.downcast_ref::<BadInput>().is_some()
+        cause.downcast_ref::<crate::recipe::RecipeError>().is_some()
+            || cause.downcast_ref::<BadInput>().is_some()
     });
     if bad_input {
         EXIT_BAD_INPUT
@@ -122,5 +126,8 @@ pub struct BadInput(pub String);
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -19,10 +19,18 @@ pub async fn run(args: PlanArgs, results: &Path, json: bool) -> anyhow::Result<E
     let plan = session.plan().await?;
     let entries = plan.entries();
     if json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "stages": entries }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "stages": entries }))?
+        );
         return Ok(ExitCode::SUCCESS);
     }
-    let width = entries.iter().map(|e| e.name.len()).max().unwrap_or(5).max(5);
+    let width = entries
+        .iter()
+        .map(|e| e.name.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
     println!("{:<width$}  {:<7}  {:<12}  needs", "stage", "status", "key");
     for entry in &entries {
         println!(
@@ -35,6 +43,10 @@ pub async fn run(args: PlanArgs, results: &Path, json: bool) -> anyhow::Result<E
         );
     }
     let cached = entries.iter().filter(|e| e.status == "cached").count();
-    println!("{} stages: {cached} cached, {} pending", entries.len(), entries.len() - cached);
+    println!(
+        "{} stages: {cached} cached, {} pending",
+        entries.len(),
+        entries.len() - cached
+    );
     Ok(ExitCode::SUCCESS)
 }

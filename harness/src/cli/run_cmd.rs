@@ -55,7 +55,10 @@ pub async fn run(args: RunArgs, results: &Path, json: bool) -> anyhow::Result<Ex
     let argv: Vec<String> = std::env::args().collect();
     let invocation_id = session.store.begin_invocation(&argv).await?;
     if gpus.is_empty() && !json {
-        eprintln!("rsfm: no GPUs in use (--gpus {}): stages run on CPU", args.gpus);
+        eprintln!(
+            "rsfm: no GPUs in use (--gpus {}): stages run on CPU",
+            args.gpus
+        );
     }
     let ctx = Arc::new(RunContext {
         results_dir: session.results_dir.clone(),
@@ -79,7 +82,10 @@ pub async fn run(args: RunArgs, results: &Path, json: bool) -> anyhow::Result<Ex
     } else {
         "succeeded"
     };
-    session.store.finish_invocation(invocation_id, status, &serde_json::to_value(&summary)?).await?;
+    session
+        .store
+        .finish_invocation(invocation_id, status, &serde_json::to_value(&summary)?)
+        .await?;
     eprintln!("{}", summary.line());
     if json {
         println!(

@@ -23,7 +23,10 @@ impl Session {
     /// Loads `recipe_paths` (all of them, before touching the results dir) and opens
     /// `results_dir`, applying migrations under the results dir's `run` lock.
     pub async fn open(recipe_paths: &[PathBuf], results_dir: &Path) -> anyhow::Result<Session> {
-        let recipes = recipe_paths.iter().map(|p| recipe::load(p)).collect::<Result<Vec<_>, _>>()?;
+        let recipes = recipe_paths
+            .iter()
+            .map(|p| recipe::load(p))
+            .collect::<Result<Vec<_>, _>>()?;
         fs_err::create_dir_all(results_dir)?;
         let results_dir = results_dir.canonicalize()?;
         let store = {
@@ -31,7 +34,12 @@ impl Session {
             Store::open(&results_dir.join("rsfm.db")).await?
         };
         let cache = Cache::open(&results_dir)?;
-        Ok(Session { recipes, results_dir, store, cache })
+        Ok(Session {
+            recipes,
+            results_dir,
+            store,
+            cache,
+        })
     }
 
     /// The plan of the loaded recipes.

@@ -19,9 +19,18 @@ pub async fn run(args: StatusArgs, results: &Path, json: bool) -> anyhow::Result
     let statuses = if args.all {
         Vec::new()
     } else {
-        vec![StageStatus::Running, StageStatus::Failed, StageStatus::Interrupted]
+        vec![
+            StageStatus::Running,
+            StageStatus::Failed,
+            StageStatus::Interrupted,
+        ]
     };
-    let rows = store.stages(&StageFilter { statuses, ..StageFilter::default() }).await?;
+    let rows = store
+        .stages(&StageFilter {
+            statuses,
+            ..StageFilter::default()
+        })
+        .await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(ExitCode::SUCCESS);
@@ -37,7 +46,10 @@ pub async fn run(args: StatusArgs, results: &Path, json: bool) -> anyhow::Result
             row.experiment,
             row.name,
             &row.key[..12],
-            row.finished_at.as_deref().or(row.started_at.as_deref()).unwrap_or("")
+            row.finished_at
+                .as_deref()
+                .or(row.started_at.as_deref())
+                .unwrap_or("")
         );
         if let Some(error) = &row.error {
             println!("             error: {error}");

@@ -34,7 +34,12 @@ pub fn stage_argv(
             .params
             .get("argv")
             .and_then(|a| a.as_array())
-            .with_context(|| format!("{}: command stage `{}` has no argv", stage.location, stage.name))?;
+            .with_context(|| {
+                format!(
+                    "{}: command stage `{}` has no argv",
+                    stage.location, stage.name
+                )
+            })?;
         let lookup = |name: &str| -> Option<String> {
             if name == "out" {
                 return Some(paths.out.display().to_string());
@@ -56,7 +61,11 @@ pub fn stage_argv(
             .map(|item| {
                 let template = item.as_str().unwrap_or_default();
                 substitute(template, &lookup).map_err(|name| {
-                    anyhow::anyhow!("{}: stage `{}`: undefined placeholder `{{{name}}}`", stage.location, stage.name)
+                    anyhow::anyhow!(
+                        "{}: stage `{}`: undefined placeholder `{{{name}}}`",
+                        stage.location,
+                        stage.name
+                    )
                 })
             })
             .collect();

@@ -40,13 +40,26 @@ pub async fn run(
     mut on_event: impl FnMut(Event),
     mut cancel: watch::Receiver<bool>,
 ) -> Finished {
-    let fail = |msg: String| Finished { end: ProcessEnd::Failure(msg), stderr_tail: String::new() };
+    let fail = |msg: String| Finished {
+        end: ProcessEnd::Failure(msg),
+        stderr_tail: String::new(),
+    };
     let Some((program, args)) = invocation.argv.split_first() else {
         return fail("empty argv".into());
     };
-    let log = match tokio::fs::OpenOptions::new().create(true).append(true).open(&invocation.log_path).await {
+    let log = match tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&invocation.log_path)
+        .await
+    {
         Ok(file) => file,
-        Err(e) => return fail(format!("cannot open log {}: {e}", invocation.log_path.display())),
+        Err(e) => {
+            return fail(format!(
+                "cannot open log {}: {e}",
+                invocation.log_path.display()
+            ))
+        }
     };
     let mut command = Command::new(program);
     command
@@ -78,7 +91,9 @@ pub async fn run(
     let mut err_lines = BufReader::new(stderr).lines();
     let mut tail: VecDeque<String> = VecDeque::with_capacity(STDERR_TAIL_LINES);
     let (mut out_open, mut err_open) = (true, true);
-    let deadline = invocation.time_limit.map(|limit| tokio::time::Instant::now() + limit);
+    let deadline = invocation
+        .time_limit
+        .map(|limit| tokio::time::Instant::now() + limit);
     let mut stop_reason: Option<ProcessEnd> = None;
 
     while out_open || err_open {
@@ -135,7 +150,10 @@ async fn terminate(pid: Option<i32>, child: &mut tokio::process::Child) {
     let Some(pid) = pid else { return };
     // SAFETY: signalling a process group we created.
     unsafe { libc::killpg(pid, libc::SIGTERM) };
-    if tokio::time::timeout(kill_grace(), child.wait()).await.is_err() {
+    if tokio::time::timeout(kill_grace(), child.wait())
+        .await
+        .is_err()
+    {
         // SAFETY: as above.
         unsafe { libc::killpg(pid, libc::SIGKILL) };
     }

@@ -92,7 +92,10 @@ impl KeyInputs {
         for (path, hash) in &self.deps {
             add(format!("deps.{path}"), json!(hash));
         }
-        KeyManifest { key: canonical_hash(&material), fields }
+        KeyManifest {
+            key: canonical_hash(&material),
+            fields,
+        }
     }
 }
 
@@ -193,7 +196,8 @@ mod tests {
         );
         // Every documented input changes the key.
         let base = manifest.key.clone();
-        let variants: Vec<Box<dyn Fn(&mut KeyInputs)>> = vec![
+        type Change = Box<dyn Fn(&mut KeyInputs)>;
+        let variants: Vec<Change> = vec![
             Box::new(|k| k.kind = "prepare".into()),
             Box::new(|k| {
                 k.params.insert("lr".into(), json!(2e-4));

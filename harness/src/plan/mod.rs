@@ -113,7 +113,12 @@ impl Plan {
                     params: stage.params.clone(),
                     needs: needs
                         .iter()
-                        .map(|&i| (plan.stages[i].stage.base.clone(), plan.stages[i].key.key.clone()))
+                        .map(|&i| {
+                            (
+                                plan.stages[i].stage.base.clone(),
+                                plan.stages[i].key.key.clone(),
+                            )
+                        })
                         .collect(),
                     datasets: dataset_fps,
                     deps,
@@ -143,10 +148,19 @@ impl Plan {
             .iter()
             .map(|s| PlanEntry {
                 name: s.stage.name.clone(),
-                matrix: s.stage.matrix.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                matrix: s
+                    .stage
+                    .matrix
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
                 key: s.key.key.clone(),
                 status: if s.cached { "cached" } else { "pending" },
-                needs: s.needs.iter().map(|&i| self.stages[i].stage.name.clone()).collect(),
+                needs: s
+                    .needs
+                    .iter()
+                    .map(|&i| self.stages[i].stage.name.clone())
+                    .collect(),
             })
             .collect()
     }
@@ -172,7 +186,10 @@ fn resolve_datasets(recipe: &Recipe, stage: &Stage) -> anyhow::Result<Vec<(Strin
         .iter()
         .map(|name| {
             let def = recipe.datasets.get(name).with_context(|| {
-                format!("{}: stage `{}` reads unknown dataset `{name}`", stage.location, stage.name)
+                format!(
+                    "{}: stage `{}` reads unknown dataset `{name}`",
+                    stage.location, stage.name
+                )
             })?;
             Ok((name.clone(), def.root.clone()))
         })
@@ -185,6 +202,11 @@ fn stage_deps(stage: &Stage) -> Vec<String> {
         .params
         .get("deps")
         .and_then(|d| d.as_array())
-        .map(|items| items.iter().filter_map(|d| d.as_str().map(str::to_string)).collect())
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|d| d.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }

@@ -7,8 +7,11 @@ use crate::recipe::Stage;
 /// The stages sorted so that each comes after the stages it needs, otherwise keeping recipe
 /// order. The recipe layer already rejects cycles and unknown `needs`; this re-checks both.
 pub fn topological(stages: &[Stage]) -> anyhow::Result<Vec<&Stage>> {
-    let index: HashMap<&str, usize> =
-        stages.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = stages
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.as_str(), i))
+        .collect();
     let mut state = vec![0u8; stages.len()]; // 0 new, 1 on the stack, 2 done
     let mut out = Vec::with_capacity(stages.len());
     fn visit<'a>(
@@ -20,13 +23,21 @@ pub fn topological(stages: &[Stage]) -> anyhow::Result<Vec<&Stage>> {
     ) -> anyhow::Result<()> {
         match state[i] {
             2 => return Ok(()),
-            1 => anyhow::bail!("{}: stage `{}` is part of a cycle", stages[i].location, stages[i].name),
+            1 => anyhow::bail!(
+                "{}: stage `{}` is part of a cycle",
+                stages[i].location,
+                stages[i].name
+            ),
             _ => {}
         }
         state[i] = 1;
         for need in &stages[i].needs {
             let j = *index.get(need.as_str()).ok_or_else(|| {
-                anyhow::anyhow!("{}: stage `{}` needs unknown stage `{need}`", stages[i].location, stages[i].name)
+                anyhow::anyhow!(
+                    "{}: stage `{}` needs unknown stage `{need}`",
+                    stages[i].location,
+                    stages[i].name
+                )
             })?;
             visit(j, stages, index, state, out)?;
         }

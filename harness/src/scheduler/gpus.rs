@@ -29,7 +29,10 @@ fn discover() -> Vec<u32> {
     if !output.status.success() {
         return Vec::new();
     }
-    String::from_utf8_lossy(&output.stdout).lines().filter_map(|l| l.trim().parse().ok()).collect()
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
 }
 
 /// The pool of free device ids; a stage leases specific ids and returns them when it ends.
@@ -42,7 +45,10 @@ pub struct GpuPool {
 impl GpuPool {
     /// A pool of the given ids, all free.
     pub fn new(ids: Vec<u32>) -> GpuPool {
-        GpuPool { free: ids.iter().copied().collect(), all: ids }
+        GpuPool {
+            free: ids.iter().copied().collect(),
+            all: ids,
+        }
     }
 
     /// Number of devices in the pool.

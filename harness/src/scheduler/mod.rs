@@ -93,16 +93,26 @@ impl RunSummary {
     /// The one summary line, e.g. `12 stages: 9 cached, 2 ran, 1 failed`.
     pub fn line(&self) -> String {
         let total = self.executed + self.cached + self.failed + self.skipped + self.interrupted;
-        let mut parts = vec![format!("{} cached", self.cached), format!("{} ran", self.executed)];
-        for (n, what) in [(self.failed, "failed"), (self.skipped, "skipped"), (self.interrupted, "interrupted")] {
+        let mut parts = vec![
+            format!("{} cached", self.cached),
+            format!("{} ran", self.executed),
+        ];
+        for (n, what) in [
+            (self.failed, "failed"),
+            (self.skipped, "skipped"),
+            (self.interrupted, "interrupted"),
+        ] {
             if n > 0 {
                 parts.push(format!("{n} {what}"));
             }
         }
         let mut line = format!("{total} stages: {}", parts.join(", "));
         if !self.failures.is_empty() {
-            let logs: Vec<String> =
-                self.failures.iter().map(|f| format!("{}: see {}", f.stage, f.log.display())).collect();
+            let logs: Vec<String> = self
+                .failures
+                .iter()
+                .map(|f| format!("{}: see {}", f.stage, f.log.display()))
+                .collect();
             line.push_str(&format!(" ({})", logs.join("; ")));
         }
         line
@@ -115,7 +125,11 @@ impl RunSummary {
 }
 
 /// Runs `plan`; returns when every stage has ended, been skipped, or the run was interrupted.
-pub async fn run(plan: &Plan, ctx: Arc<RunContext>, options: &RunOptions) -> anyhow::Result<RunSummary> {
+pub async fn run(
+    plan: &Plan,
+    ctx: Arc<RunContext>,
+    options: &RunOptions,
+) -> anyhow::Result<RunSummary> {
     let n = plan.stages.len();
     let mut state = vec![State::Waiting; n];
     let mut pool = GpuPool::new(options.gpus.clone());
@@ -129,7 +143,10 @@ pub async fn run(plan: &Plan, ctx: Arc<RunContext>, options: &RunOptions) -> any
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let forced = |i: usize| {
         let stage = &plan.stages[i].stage;
-        options.force.iter().any(|f| f == &stage.name || f == &stage.base)
+        options
+            .force
+            .iter()
+            .any(|f| f == &stage.name || f == &stage.base)
     };
 
     loop {
@@ -139,20 +156,31 @@ pub async fn run(plan: &Plan, ctx: Arc<RunContext>, options: &RunOptions) -> any
             }
             let planned = &plan.stages[i];
             let needs = &planned.needs;
-            if needs.iter().any(|&j| matches!(state[j], State::Failed | State::Skipped | State::Interrupted)) {
+            if needs.iter().any(|&j| {
+                matches!(
+                    state[j],
+                    State::Failed | State::Skipped | State::Interrupted
+                )
+            }) {
                 state[i] = State::Skipped;
                 summary.skipped += 1;
                 progress.stage_done();
                 continue;
             }
-            if !needs.iter().all(|&j| matches!(state[j], State::Ran | State::Cached)) || stopping {
+            if !needs
+                .iter()
+                .all(|&j| matches!(state[j], State::Ran | State::Cached))
+                || stopping
+            {
                 continue;
             }
             if !forced(i) && ctx.cache.lookup(&planned.key.key).is_some() {
                 state[i] = State::Cached;
                 summary.cached += 1;
                 progress.stage_done();
-                ctx.store.mark_cached(&stage_task::cached_record(&ctx, planned)).await?;
+                ctx.store
+                    .mark_cached(&stage_task::cached_record(&ctx, planned))
+                    .await?;
                 continue;
             }
             if running.len() >= options.jobs.max(1) {
@@ -170,7 +198,10 @@ pub async fn run(plan: &Plan, ctx: Arc<RunContext>, options: &RunOptions) -> any
                 summary.failed += 1;
                 summary.failures.push(Failure {
                     stage: planned.display_name(),
-                    reason: format!("asks for {wanted} GPUs but only {} are available", pool.total()),
+                    reason: format!(
+                        "asks for {wanted} GPUs but only {} are available",
+                        pool.total()
+                    ),
                     log: PathBuf::new(),
                 });
                 progress.stage_done();
@@ -181,7 +212,10 @@ pub async fn run(plan: &Plan, ctx: Arc<RunContext>, options: &RunOptions) -> any
                     Some(ids) => ids,
                     None => {
                         if !told_waiting[i] {
-                            progress.println(&format!("{}: waiting for a GPU lease", planned.display_name()));
+                            progress.println(&format!(
+                                "{}: waiting for a GPU lease",
+                                planned.display_name()
+                            ));
                             told_waiting[i] = true;
                         }
                         continue;
@@ -195,7 +229,12 @@ pub async fn run(plan: &Plan, ctx: Arc<RunContext>, options: &RunOptions) -> any
                     (need.stage.base.clone(), ctx.cache.entry_dir(&need.key.key))
                 })
                 .collect();
-            let job = StageJob { planned: planned.clone(), inputs, devices: devices.clone(), forced: forced(i) };
+            let job = StageJob {
+                planned: planned.clone(),
+                inputs,
+                devices: devices.clone(),
+                forced: forced(i),
+            };
             state[i] = State::Running;
             let (ctx, progress, cancel) = (ctx.clone(), progress.clone(), cancel_rx.clone());
             running.spawn(async move {

@@ -13,7 +13,11 @@ pub struct Progress {
 impl Progress {
     /// A display for `total` stages.
     pub fn new(total: usize, hidden: bool) -> Progress {
-        let target = if hidden { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() };
+        let target = if hidden {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        };
         let multi = MultiProgress::with_draw_target(target);
         let overall = multi.add(ProgressBar::new(total as u64));
         overall.set_style(
@@ -60,7 +64,13 @@ pub struct StageBar {
 impl StageBar {
     /// Applies a progress event.
     pub fn update(&self, event: &Event) {
-        if let Event::Progress { step, total, loss, items_per_s } = event {
+        if let Event::Progress {
+            step,
+            total,
+            loss,
+            items_per_s,
+        } = event
+        {
             self.bar.set_length(*total);
             self.bar.set_position(*step);
             let mut msg = String::new();

@@ -44,13 +44,22 @@ pub struct StageJob {
 }
 
 /// Runs `job` to its end.
-pub async fn run_stage(ctx: Arc<RunContext>, job: StageJob, progress: Progress, cancel: watch::Receiver<bool>) -> StageResult {
+pub async fn run_stage(
+    ctx: Arc<RunContext>,
+    job: StageJob,
+    progress: Progress,
+    cancel: watch::Receiver<bool>,
+) -> StageResult {
     let name = job.planned.display_name();
     match run_stage_inner(&ctx, &job, &progress, cancel).await {
         Ok(result) => result,
         Err(err) => StageResult::Failed {
             reason: format!("{name}: {err:#}"),
-            log: ctx.results_dir.join("work").join(&job.planned.key.key).join("stage.log"),
+            log: ctx
+                .results_dir
+                .join("work")
+                .join(&job.planned.key.key)
+                .join("stage.log"),
         },
     }
 }
@@ -86,7 +95,11 @@ async fn run_stage_inner(
     let mut attempt = 1;
     loop {
         let out = ctx.cache.new_build_dir(&key)?;
-        let paths = StagePaths { out: out.clone(), work: work.clone(), inputs: job.inputs.clone() };
+        let paths = StagePaths {
+            out: out.clone(),
+            work: work.clone(),
+            inputs: job.inputs.clone(),
+        };
         ctx.store.stage_started(&record).await?;
         let started = Instant::now();
         let argv = stage_argv(planned, &paths, &device, &ctx.worker)?;
@@ -140,19 +153,34 @@ async fn run_stage_inner(
             ProcessEnd::Failure(reason) => reason,
             ProcessEnd::Interrupted => {
                 let _ = fs_err::remove_dir_all(&out);
-                let outcome = ended(StageStatus::Interrupted, "interrupted".into(), finished.stderr_tail, duration_s);
+                let outcome = ended(
+                    StageStatus::Interrupted,
+                    "interrupted".into(),
+                    finished.stderr_tail,
+                    duration_s,
+                );
                 ctx.store.stage_finished(&key, &outcome).await?;
                 return Ok(StageResult::Interrupted);
             }
         };
         let _ = fs_err::remove_dir_all(&out);
-        let outcome = ended(StageStatus::Failed, failure.clone(), finished.stderr_tail, duration_s);
+        let outcome = ended(
+            StageStatus::Failed,
+            failure.clone(),
+            finished.stderr_tail,
+            duration_s,
+        );
         ctx.store.stage_finished(&key, &outcome).await?;
         if attempt >= attempts {
-            return Ok(StageResult::Failed { reason: format!("{name}: {failure}"), log: log_path });
+            return Ok(StageResult::Failed {
+                reason: format!("{name}: {failure}"),
+                log: log_path,
+            });
         }
         let backoff = planned.stage.retry_backoff_s.max(0.0) * 2f64.powi(attempt as i32 - 1);
-        progress.println(&format!("{name}: attempt {attempt}/{attempts} failed ({failure}); retrying in {backoff:.1} s"));
+        progress.println(&format!(
+            "{name}: attempt {attempt}/{attempts} failed ({failure}); retrying in {backoff:.1} s"
+        ));
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs_f64(backoff)) => {}
             _ = cancel.wait_for(|c| *c) => return Ok(StageResult::Interrupted),
@@ -174,12 +202,20 @@ fn ended(status: StageStatus, error: String, stderr_tail: String, duration_s: f6
 }
 
 /// Reads `metrics.json` (if any) into `metrics` and commits the build dir to the cache.
-fn commit(ctx: &RunContext, planned: &PlannedStage, out: &Path, metrics: &mut Vec<MetricRow>) -> anyhow::Result<Entry> {
+fn commit(
+    ctx: &RunContext,
+    planned: &PlannedStage,
+    out: &Path,
+    metrics: &mut Vec<MetricRow>,
+) -> anyhow::Result<Entry> {
     let metrics_path = out.join(METRICS_FILE);
     if metrics_path.exists() {
         let text = fs_err::read_to_string(&metrics_path)?;
         let value: serde_json::Value = serde_json::from_str(&text).with_context(|| {
-            format!("{} is not valid JSON (the stage must write an object of metric values)", metrics_path.display())
+            format!(
+                "{} is not valid JSON (the stage must write an object of metric values)",
+                metrics_path.display()
+            )
         })?;
         flatten_metrics("", &value, metrics);
     }
@@ -192,7 +228,8 @@ fn commit(ctx: &RunContext, planned: &PlannedStage, out: &Path, metrics: &mut Ve
         "sources": planned.stage.sources,
         "seed": planned.stage.seed,
     });
-    ctx.cache.commit(out, &planned.key, &stage_json, &planned.stage.name)
+    ctx.cache
+        .commit(out, &planned.key, &stage_json, &planned.stage.name)
 }
 
 /// Numeric leaves of a metrics object as rows named by their dotted path.
@@ -200,13 +237,21 @@ fn flatten_metrics(prefix: &str, value: &serde_json::Value, out: &mut Vec<Metric
     match value {
         serde_json::Value::Object(map) => {
             for (k, v) in map {
-                let name = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let name = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 flatten_metrics(&name, v, out);
             }
         }
         serde_json::Value::Number(n) => {
             if let Some(value) = n.as_f64() {
-                out.push(MetricRow { name: prefix.to_string(), value, step: None });
+                out.push(MetricRow {
+                    name: prefix.to_string(),
+                    value,
+                    step: None,
+                });
             }
         }
         _ => {}
@@ -218,12 +263,20 @@ fn artifacts(entry: &Entry) -> Vec<ArtifactRow> {
         .manifest
         .files
         .iter()
-        .map(|f| ArtifactRow { path: f.path.clone(), size: f.size as i64, sha256: f.sha256.clone() })
+        .map(|f| ArtifactRow {
+            path: f.path.clone(),
+            size: f.size as i64,
+            sha256: f.sha256.clone(),
+        })
         .collect()
 }
 
 fn stage_env(devices: &[u32], device: &str, work: &Path) -> Vec<(String, String)> {
-    let visible = devices.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+    let visible = devices
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
     vec![
         ("CUDA_VISIBLE_DEVICES".into(), visible),
         ("RSFM_DEVICE".into(), device.into()),
@@ -243,11 +296,21 @@ fn coordinate(planned: &PlannedStage, name: &str) -> Option<String> {
     stage
         .params
         .get(name)
-        .and_then(|v| v.as_str().map(str::to_string).or_else(|| v.as_f64().map(|f| f.to_string())))
+        .and_then(|v| {
+            v.as_str()
+                .map(str::to_string)
+                .or_else(|| v.as_f64().map(|f| f.to_string()))
+        })
         .or_else(|| stage.matrix.get(name).cloned())
 }
 
-fn stage_record(ctx: &RunContext, planned: &PlannedStage, device: &str, work: &Path, log: &Path) -> StageRecord {
+fn stage_record(
+    ctx: &RunContext,
+    planned: &PlannedStage,
+    device: &str,
+    work: &Path,
+    log: &Path,
+) -> StageRecord {
     let stage = &planned.stage;
     let task = coordinate(planned, "task").or_else(|| match stage.kind.as_str() {
         "finetune-det" => Some("detection".into()),
@@ -262,7 +325,8 @@ fn stage_record(ctx: &RunContext, planned: &PlannedStage, device: &str, work: &P
         experiment: planned.experiment.clone(),
         model: coordinate(planned, "model"),
         task,
-        dataset: coordinate(planned, "dataset").or_else(|| planned.datasets.first().map(|(n, _)| n.clone())),
+        dataset: coordinate(planned, "dataset")
+            .or_else(|| planned.datasets.first().map(|(n, _)| n.clone())),
         fraction: coordinate(planned, "fraction").and_then(|f| f.parse().ok()),
         matrix: serde_json::to_value(&stage.matrix).unwrap_or_default(),
         params: serde_json::Value::Object(stage.params.clone()),
