@@ -7,7 +7,11 @@ use rsfm_model::data::formats::{dior, dota, loveda, millionaid, potsdam};
 use rsfm_model::data::image_io::{read_image, write_png, write_tiff, TiffCompression};
 
 fn fixtures() -> PathBuf {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures")).to_path_buf()
+    Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/fixtures"
+    ))
+    .to_path_buf()
 }
 
 fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -23,15 +27,27 @@ fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 /// Reads one fixture file with the reader its dataset and extension call for.
 fn read_fixture(path: &Path) -> Result<(), String> {
-    let rel = path.strip_prefix(fixtures()).unwrap().to_string_lossy().replace('\\', "/");
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default();
+    let rel = path
+        .strip_prefix(fixtures())
+        .unwrap()
+        .to_string_lossy()
+        .replace('\\', "/");
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default();
     let result = match ext {
         "md" | "csv" => return Ok(()),
         "png" | "jpg" => read_image(path).map(drop),
         "txt" if rel.contains("ImageSets") => dior::read_image_set(path).map(drop),
-        "txt" => dota::read_label(path, dota::ClassCheck::Version(dota::DotaVersion::V2_0)).map(drop),
+        "txt" => {
+            dota::read_label(path, dota::ClassCheck::Version(dota::DotaVersion::V2_0)).map(drop)
+        }
         "xml" => dior::read_annotation(path).map(drop),
-        "tif" if rel.ends_with("_label.tif") || (rel.starts_with("torchgeo-format/vaihingen/top_")) => {
+        "tif"
+            if rel.ends_with("_label.tif")
+                || (rel.starts_with("torchgeo-format/vaihingen/top_")) =>
+        {
             potsdam::read_label(path).map(drop)
         }
         "tif" => read_image(path).map(drop),
@@ -63,7 +79,12 @@ fn real_dota_images_and_labels() {
         .map(|s| {
             let image = read_image(&s.image).unwrap();
             assert_eq!(image.channels, 3);
-            (s.id.clone(), image.width, image.height, s.label.objects.len())
+            (
+                s.id.clone(),
+                image.width,
+                image.height,
+                s.label.objects.len(),
+            )
         })
         .collect();
     assert_eq!(
@@ -83,8 +104,16 @@ fn real_dota_images_and_labels() {
     assert_eq!((ships, harbors), (531, 5));
     assert_eq!(p0706.objects.iter().filter(|o| o.difficult == 1).count(), 6);
     let p1888 = &samples[1].label;
-    let large = p1888.objects.iter().filter(|o| o.class == "large-vehicle").count();
-    let small = p1888.objects.iter().filter(|o| o.class == "small-vehicle").count();
+    let large = p1888
+        .objects
+        .iter()
+        .filter(|o| o.class == "large-vehicle")
+        .count();
+    let small = p1888
+        .objects
+        .iter()
+        .filter(|o| o.class == "small-vehicle")
+        .count();
     assert_eq!((large, small), (50, 14));
 }
 
@@ -95,14 +124,21 @@ fn dota_labels_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let labels: Vec<&PathBuf> = files
         .iter()
-        .filter(|f| f.extension().is_some_and(|e| e == "txt") && !f.to_string_lossy().contains("ImageSets"))
+        .filter(|f| {
+            f.extension().is_some_and(|e| e == "txt") && !f.to_string_lossy().contains("ImageSets")
+        })
         .collect();
     assert_eq!(labels.len(), 17);
     for path in labels {
         let label = dota::read_label(path, dota::ClassCheck::Any).unwrap();
         let copy = dir.path().join("copy.txt");
         dota::write_label(&copy, &label).unwrap();
-        assert_eq!(dota::read_label(&copy, dota::ClassCheck::Any).unwrap(), label, "{}", path.display());
+        assert_eq!(
+            dota::read_label(&copy, dota::ClassCheck::Any).unwrap(),
+            label,
+            "{}",
+            path.display()
+        );
     }
 }
 
@@ -114,7 +150,10 @@ fn torchgeo_dota_versions_and_splits() {
             let v: dota::DotaVersion = version.parse().unwrap();
             let samples = dota::read_split(
                 &root.join(split).join("images"),
-                &root.join(split).join("annotations").join(format!("version{version}")),
+                &root
+                    .join(split)
+                    .join("annotations")
+                    .join(format!("version{version}")),
                 dota::ClassCheck::Version(v),
             )
             .unwrap();
@@ -157,13 +196,21 @@ fn torchgeo_dior_horizontal_boxes() {
     assert_eq!(first.objects.len(), 3);
     assert_eq!(
         first.objects[0].geometry,
-        dior::DiorBox::Horizontal { xmin: 5.0, ymin: 11.0, xmax: 17.0, ymax: 21.0 }
+        dior::DiorBox::Horizontal {
+            xmin: 5.0,
+            ymin: 11.0,
+            xmax: 17.0,
+            ymax: 21.0
+        }
     );
     let out = tempfile::tempdir().unwrap();
     for i in 0..6 {
         let path = dir.join(format!("{i:06}.xml"));
         let ann = dior::read_annotation(&path).unwrap();
-        let image = read_image(&fixtures().join(format!("torchgeo-format/dior/Images/trainval/{i:06}.jpg"))).unwrap();
+        let image = read_image(
+            &fixtures().join(format!("torchgeo-format/dior/Images/trainval/{i:06}.jpg")),
+        )
+        .unwrap();
         assert_eq!((image.width, image.height), (ann.width, ann.height));
         let copy = out.path().join("c.xml");
         dior::write_annotation(&copy, &ann).unwrap();
@@ -182,7 +229,10 @@ fn potsdam_tiles_and_labels() {
         let loaded = potsdam::load_tile(tile).unwrap();
         assert_eq!(loaded.image.channels, 4, "{}", tile.image.display());
         let classes = loaded.classes.unwrap();
-        assert_eq!(classes.len(), (loaded.image.width * loaded.image.height) as usize);
+        assert_eq!(
+            classes.len(),
+            (loaded.image.width * loaded.image.height) as usize
+        );
         // Writers give back what was read.
         let label = out.path().join("l.tif");
         potsdam::write_label(&label, &classes, loaded.image.width, loaded.image.height).unwrap();
@@ -195,7 +245,8 @@ fn potsdam_tiles_and_labels() {
 
 #[test]
 fn vaihingen_tiles_and_labels() {
-    let tiles = potsdam::find_vaihingen_tiles(&fixtures().join("torchgeo-format/vaihingen")).unwrap();
+    let tiles =
+        potsdam::find_vaihingen_tiles(&fixtures().join("torchgeo-format/vaihingen")).unwrap();
     let ids: Vec<&str> = tiles.iter().map(|t| t.id.as_str()).collect();
     assert_eq!(ids, ["area1", "area11", "area24", "area6"]);
     for tile in &tiles {
@@ -239,7 +290,11 @@ fn millionaid_scene_tree() {
     assert_eq!(
         categories,
         vec![
-            vec!["agriculture_land".to_string(), "grassland".into(), "meadow".into()],
+            vec![
+                "agriculture_land".to_string(),
+                "grassland".into(),
+                "meadow".into()
+            ],
             vec!["water_area".to_string(), "beach".into()],
         ]
     );

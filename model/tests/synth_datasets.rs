@@ -17,7 +17,10 @@ fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
             if path.is_dir() {
                 stack.push(path);
             } else {
-                out.insert(path.strip_prefix(root).unwrap().to_path_buf(), std::fs::read(&path).unwrap());
+                out.insert(
+                    path.strip_prefix(root).unwrap().to_path_buf(),
+                    std::fs::read(&path).unwrap(),
+                );
             }
         }
     }
@@ -25,13 +28,21 @@ fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 }
 
 fn options(seed: u64) -> SynthOptions {
-    SynthOptions { images: 5, seed, size: Some(128) }
+    SynthOptions {
+        images: 5,
+        seed,
+        size: Some(128),
+    }
 }
 
 #[test]
 fn same_seed_same_bytes_other_seed_other_bytes() {
     for dataset in SynthDataset::ALL {
-        let (a, b, c) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (a, b, c) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
         generate(dataset, a.path(), &options(7)).unwrap();
         generate(dataset, b.path(), &options(7)).unwrap();
         generate(dataset, c.path(), &options(8)).unwrap();
@@ -46,7 +57,10 @@ fn same_seed_same_bytes_other_seed_other_bytes() {
 fn dota_synth_reads_back_with_objects_inside() {
     let out = tempfile::tempdir().unwrap();
     let summary = generate(SynthDataset::Dota, out.path(), &options(1)).unwrap();
-    assert_eq!((summary.splits.train.len(), summary.splits.val.len()), (4, 1));
+    assert_eq!(
+        (summary.splits.train.len(), summary.splits.val.len()),
+        (4, 1)
+    );
     let mut objects = 0;
     let mut classes = std::collections::BTreeSet::new();
     for split in ["train", "val"] {
@@ -61,13 +75,23 @@ fn dota_synth_reads_back_with_objects_inside() {
             let image = read_image(&sample.image).unwrap();
             assert_eq!((image.width, image.height, image.channels), (128, 128, 3));
             for object in &sample.label.objects {
-                assert!(object.poly.iter().flatten().all(|v| (0.0..=128.0).contains(v)), "{object:?}");
+                assert!(
+                    object
+                        .poly
+                        .iter()
+                        .flatten()
+                        .all(|v| (0.0..=128.0).contains(v)),
+                    "{object:?}"
+                );
                 classes.insert(object.class.clone());
                 objects += 1;
             }
         }
     }
-    assert!(objects >= 10 && classes.len() >= 4, "{objects} objects, {classes:?}");
+    assert!(
+        objects >= 10 && classes.len() >= 4,
+        "{objects} objects, {classes:?}"
+    );
 }
 
 #[test]
@@ -80,8 +104,16 @@ fn dior_r_synth_reads_back() {
     for sample in train.iter().chain(&test) {
         assert!(!sample.annotation.objects.is_empty());
         for object in &sample.annotation.objects {
-            assert!(object.geometry.polygon().iter().flatten().all(|v| (0.0..=128.0).contains(v)));
-            assert!(matches!(object.geometry, dior::DiorBox::Oriented { angle: Some(_), .. }));
+            assert!(object
+                .geometry
+                .polygon()
+                .iter()
+                .flatten()
+                .all(|v| (0.0..=128.0).contains(v)));
+            assert!(matches!(
+                object.geometry,
+                dior::DiorBox::Oriented { angle: Some(_), .. }
+            ));
         }
     }
 }
@@ -107,7 +139,16 @@ fn potsdam_synth_reads_back() {
 #[test]
 fn loveda_synth_reads_back() {
     let out = tempfile::tempdir().unwrap();
-    generate(SynthDataset::Loveda, out.path(), &SynthOptions { images: 10, seed: 4, size: Some(96) }).unwrap();
+    generate(
+        SynthDataset::Loveda,
+        out.path(),
+        &SynthOptions {
+            images: 10,
+            seed: 4,
+            size: Some(96),
+        },
+    )
+    .unwrap();
     let train = loveda::list_split(out.path(), loveda::LovedaSplit::Train).unwrap();
     let val = loveda::list_split(out.path(), loveda::LovedaSplit::Val).unwrap();
     assert_eq!((train.len(), val.len()), (8, 2));
@@ -127,7 +168,16 @@ fn loveda_synth_reads_back() {
 #[test]
 fn millionaid_synth_reads_back() {
     let out = tempfile::tempdir().unwrap();
-    generate(SynthDataset::MillionAid, out.path(), &SynthOptions { images: 10, seed: 5, size: None }).unwrap();
+    generate(
+        SynthDataset::MillionAid,
+        out.path(),
+        &SynthOptions {
+            images: 10,
+            seed: 5,
+            size: None,
+        },
+    )
+    .unwrap();
     let train = millionaid::list_images(&out.path().join("train")).unwrap();
     let test = millionaid::list_images(&out.path().join("test")).unwrap();
     assert_eq!((train.len(), test.len()), (8, 2));
@@ -139,6 +189,24 @@ fn millionaid_synth_reads_back() {
 #[test]
 fn bad_options_are_errors() {
     let out = tempfile::tempdir().unwrap();
-    assert!(generate(SynthDataset::Dota, out.path(), &SynthOptions { images: 0, seed: 1, size: Some(64) }).is_err());
-    assert!(generate(SynthDataset::Dota, out.path(), &SynthOptions { images: 1, seed: 1, size: Some(8) }).is_err());
+    assert!(generate(
+        SynthDataset::Dota,
+        out.path(),
+        &SynthOptions {
+            images: 0,
+            seed: 1,
+            size: Some(64)
+        }
+    )
+    .is_err());
+    assert!(generate(
+        SynthDataset::Dota,
+        out.path(),
+        &SynthOptions {
+            images: 1,
+            seed: 1,
+            size: Some(8)
+        }
+    )
+    .is_err());
 }

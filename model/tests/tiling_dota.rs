@@ -5,15 +5,22 @@ use std::path::Path;
 use rsfm_model::data::formats::dota::{self, DotaObject, Task1Detection};
 use rsfm_model::data::image_io::read_image;
 use rsfm_model::data::tiling::{merge_detections, split_dataset, split_image, SplitOptions};
-use rsfm_model::geometry::{polygon_intersection_area, polygon_area, polygon_iou};
+use rsfm_model::geometry::{polygon_area, polygon_intersection_area, polygon_iou};
 
 fn sample_dir() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/dota-devkit-sample"))
+    Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/fixtures/dota-devkit-sample"
+    ))
 }
 
 fn p0706() -> (rsfm_model::data::image_io::Image, dota::DotaLabel) {
     let image = read_image(&sample_dir().join("images/P0706.png")).unwrap();
-    let label = dota::read_label(&sample_dir().join("labelTxt/P0706.txt"), dota::ClassCheck::Any).unwrap();
+    let label = dota::read_label(
+        &sample_dir().join("labelTxt/P0706.txt"),
+        dota::ClassCheck::Any,
+    )
+    .unwrap();
     (image, label)
 }
 
@@ -27,12 +34,23 @@ fn p0706_splits_into_four_border_aligned_patches() {
     let options = SplitOptions::default();
     let patches = split_image("P0706", &image, &label, &options);
     let names: Vec<&str> = patches.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(names, ["P0706__1__0___0", "P0706__1__0___158", "P0706__1__87___0", "P0706__1__87___158"]);
+    assert_eq!(
+        names,
+        [
+            "P0706__1__0___0",
+            "P0706__1__0___158",
+            "P0706__1__87___0",
+            "P0706__1__87___158"
+        ]
+    );
     for patch in &patches {
         assert_eq!((patch.image.width, patch.image.height), (1024, 1024));
         let (x, y) = (patch.window.x, patch.window.y);
         assert_eq!(patch.image.pixel(0, 0), image.pixel(x, y));
-        assert_eq!(patch.image.pixel(1023, 1023), image.pixel(x + 1023, y + 1023));
+        assert_eq!(
+            patch.image.pixel(1023, 1023),
+            image.pixel(x + 1023, y + 1023)
+        );
     }
 }
 
@@ -46,22 +64,34 @@ fn cut_objects_follow_the_documented_thresholds() {
     let (mut whole, mut kept_cut, mut marked, mut outside) = (0, 0, 0, 0);
     for patch in &patches {
         let (x0, y0) = (f64::from(patch.window.x), f64::from(patch.window.y));
-        let (x1, y1) = (x0 + f64::from(patch.window.width), y0 + f64::from(patch.window.height));
+        let (x1, y1) = (
+            x0 + f64::from(patch.window.width),
+            y0 + f64::from(patch.window.height),
+        );
         let rect = [[x0, y0], [x1, y0], [x1, y1], [x0, y1]];
         for object in &label.objects {
-            let fraction = polygon_intersection_area(&object.poly, &rect) / polygon_area(&object.poly).abs();
+            let fraction =
+                polygon_intersection_area(&object.poly, &rect) / polygon_area(&object.poly).abs();
             let local = shifted(&object.poly, x0, y0);
             let same_class = |o: &&DotaObject| o.class == object.class;
             if fraction >= 1.0 - 1e-9 {
                 whole += 1;
-                assert!(patch.label.objects.iter().any(|o| o.poly == local && o.difficult == object.difficult));
+                assert!(patch
+                    .label
+                    .objects
+                    .iter()
+                    .any(|o| o.poly == local && o.difficult == object.difficult));
             } else if fraction <= 0.0 {
                 outside += 1;
             } else {
                 // The clipped copy lies inside the patch and overlaps the original's part in it.
                 let copy = patch.label.objects.iter().filter(same_class).find(|o| {
-                    o.poly.iter().all(|p| p[0] >= -1e-9 && p[1] >= -1e-9 && p[0] <= 1024.0 + 1e-9 && p[1] <= 1024.0 + 1e-9)
-                        && polygon_iou(&o.poly, &local) > 0.5 * fraction
+                    o.poly.iter().all(|p| {
+                        p[0] >= -1e-9
+                            && p[1] >= -1e-9
+                            && p[0] <= 1024.0 + 1e-9
+                            && p[1] <= 1024.0 + 1e-9
+                    }) && polygon_iou(&o.poly, &local) > 0.5 * fraction
                 });
                 if let Some(copy) = copy {
                     if fraction >= options.keep_threshold {
@@ -77,12 +107,19 @@ fn cut_objects_follow_the_documented_thresholds() {
         // Nothing else is in the patch.
         assert!(patch.label.objects.len() <= label.objects.len());
     }
-    assert!(whole > 2 * label.objects.len() && kept_cut > 0 && marked > 0 && outside > 0, "{whole} {kept_cut} {marked} {outside}");
+    assert!(
+        whole > 2 * label.objects.len() && kept_cut > 0 && marked > 0 && outside > 0,
+        "{whole} {kept_cut} {marked} {outside}"
+    );
     // Every object inside the image is whole in at least one patch (objects are far smaller than the overlap).
     for object in &label.objects {
         let in_image = object.poly.iter().all(|p| p[0] <= 1111.0 && p[1] <= 1182.0);
         let whole_somewhere = patches.iter().any(|patch| {
-            let local = shifted(&object.poly, f64::from(patch.window.x), f64::from(patch.window.y));
+            let local = shifted(
+                &object.poly,
+                f64::from(patch.window.x),
+                f64::from(patch.window.y),
+            );
             patch.label.objects.iter().any(|o| o.poly == local)
         });
         assert_eq!(in_image, whole_somewhere, "{:?}", object.poly);
@@ -102,14 +139,22 @@ fn split_dataset_writes_patches_the_reader_reads() {
     .unwrap();
     // P0706 gives 4 patches; P1888 (712×557) one padded patch.
     assert_eq!((summary.images, summary.patches), (2, 5));
-    let patches = dota::read_split(&out.path().join("images"), &out.path().join("labelTxt"), dota::ClassCheck::Any).unwrap();
+    let patches = dota::read_split(
+        &out.path().join("images"),
+        &out.path().join("labelTxt"),
+        dota::ClassCheck::Any,
+    )
+    .unwrap();
     assert_eq!(patches.len(), 5);
     let p1888 = patches.iter().find(|p| p.id == "P1888__1__0___0").unwrap();
     assert_eq!(p1888.label.objects.len(), 64);
     let padded = read_image(&p1888.image).unwrap();
     assert_eq!((padded.width, padded.height), (1024, 1024));
     assert_eq!(padded.pixel(1000, 1000), &[0, 0, 0]);
-    assert_eq!(summary.objects, patches.iter().map(|p| p.label.objects.len()).sum::<usize>());
+    assert_eq!(
+        summary.objects,
+        patches.iter().map(|p| p.label.objects.len()).sum::<usize>()
+    );
 }
 
 /// Patch labels used as detections map back to the image and their overlapping copies collapse.
@@ -157,8 +202,19 @@ fn merge_maps_back_and_removes_duplicates() {
     let missing: Vec<&DotaObject> = label
         .objects
         .iter()
-        .filter(|o| !merged.iter().any(|d| d.class == o.class && polygon_iou(&d.poly, &o.poly) > 0.99))
+        .filter(|o| {
+            !merged
+                .iter()
+                .any(|d| d.class == o.class && polygon_iou(&d.poly, &o.poly) > 0.99)
+        })
         .collect();
     assert!(missing.is_empty(), "{missing:?}");
-    assert!(merge_detections(&[Task1Detection { image: "P0706".into(), ..detections[0].clone() }], 0.1).is_err());
+    assert!(merge_detections(
+        &[Task1Detection {
+            image: "P0706".into(),
+            ..detections[0].clone()
+        }],
+        0.1
+    )
+    .is_err());
 }

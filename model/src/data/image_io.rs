@@ -165,8 +165,8 @@ pub fn image_size(path: &Path) -> DataResult<(u32, u32)> {
         }
         ImageFormat::Tiff => {
             let file = File::open(path).map_err(|e| DataError::io(path, e))?;
-            let mut decoder =
-                tiff::decoder::Decoder::new(BufReader::new(file)).map_err(|e| DataError::io(path, e))?;
+            let mut decoder = tiff::decoder::Decoder::new(BufReader::new(file))
+                .map_err(|e| DataError::io(path, e))?;
             decoder.dimensions().map_err(|e| DataError::io(path, e))
         }
     }
@@ -234,6 +234,26 @@ pub fn read_png(path: &Path) -> DataResult<Image> {
     })
 }
 
+/// Reads a label map: a single-channel 8-bit PNG (anything else is an error naming the file).
+pub fn read_label_png(path: &Path) -> DataResult<Image> {
+    let (width, height, channels, depth, data) = decode_png(path)?;
+    if channels != 1 || depth != png::BitDepth::Eight {
+        return Err(DataError::invalid(
+            path,
+            format!(
+                "label maps must be single-channel 8-bit PNGs, this one has {channels} channel(s) of {} bits",
+                depth as u8
+            ),
+        ));
+    }
+    Ok(Image {
+        width,
+        height,
+        channels,
+        data,
+    })
+}
+
 /// Reads a PNG keeping 16-bit samples exact (8-bit samples are widened by `v * 257`).
 pub fn read_png16(path: &Path) -> DataResult<Image16> {
     let (width, height, channels, depth, buf) = decode_png(path)?;
@@ -265,7 +285,14 @@ fn png_color(path: &Path, channels: u8) -> DataResult<png::ColorType> {
     }
 }
 
-fn encode_png(path: &Path, width: u32, height: u32, channels: u8, depth: png::BitDepth, data: &[u8]) -> DataResult<()> {
+fn encode_png(
+    path: &Path,
+    width: u32,
+    height: u32,
+    channels: u8,
+    depth: png::BitDepth,
+    data: &[u8],
+) -> DataResult<()> {
     let mut bytes = Vec::new();
     {
         let mut encoder = png::Encoder::new(&mut bytes, width, height);
@@ -283,17 +310,34 @@ fn encode_png(path: &Path, width: u32, height: u32, channels: u8, depth: png::Bi
 /// Writes an 8-bit PNG (lossless).
 pub fn write_png(path: &Path, image: &Image) -> DataResult<()> {
     image.check_len(path)?;
-    encode_png(path, image.width, image.height, image.channels, png::BitDepth::Eight, &image.data)
+    encode_png(
+        path,
+        image.width,
+        image.height,
+        image.channels,
+        png::BitDepth::Eight,
+        &image.data,
+    )
 }
 
 /// Writes a 16-bit PNG (lossless).
 pub fn write_png16(path: &Path, image: &Image16) -> DataResult<()> {
     let expected = image.width as usize * image.height as usize * image.channels as usize;
     if image.data.len() != expected {
-        return Err(DataError::invalid(path, "16-bit image buffer does not match its size"));
+        return Err(DataError::invalid(
+            path,
+            "16-bit image buffer does not match its size",
+        ));
     }
     let bytes: Vec<u8> = image.data.iter().flat_map(|v| v.to_be_bytes()).collect();
-    encode_png(path, image.width, image.height, image.channels, png::BitDepth::Sixteen, &bytes)
+    encode_png(
+        path,
+        image.width,
+        image.height,
+        image.channels,
+        png::BitDepth::Sixteen,
+        &bytes,
+    )
 }
 
 /// Reads a baseline or progressive JPEG (gray or RGB; CMYK is refused).
@@ -309,7 +353,10 @@ pub fn read_jpeg(path: &Path) -> DataResult<Image> {
         jpeg_decoder::PixelFormat::L16 => (1, pixels.chunks_exact(2).map(|s| s[0]).collect()),
         jpeg_decoder::PixelFormat::RGB24 => (3, pixels),
         jpeg_decoder::PixelFormat::CMYK32 => {
-            return Err(DataError::invalid(path, "CMYK JPEGs are not supported: convert to RGB"))
+            return Err(DataError::invalid(
+                path,
+                "CMYK JPEGs are not supported: convert to RGB",
+            ))
         }
     };
     Ok(Image {
@@ -486,6 +533,27 @@ mod tests {
         assert_eq!(crop.pixel(0, 0), image.pixel(2, 2));
         assert_eq!(crop.pixel(1, 1), image.pixel(3, 3));
         assert_eq!(crop.pixel(2, 2), &[0]);
+    }
+
+    #[test]
+    fn label_pngs_must_be_gray_8_bit() {
+        let dir = tempfile::tempdir().unwrap();
+        let gray = dir.path().join("g.png");
+        write_png(&gray, &gradient(4, 4, 1)).unwrap();
+        assert_eq!(read_label_png(&gray).unwrap(), gradient(4, 4, 1));
+        let rgb = dir.path().join("c.png");
+        write_png(&rgb, &gradient(4, 4, 3)).unwrap();
+        let err = read_label_png(&rgb).unwrap_err().to_string();
+        assert!(err.contains("c.png") && err.contains("3 channel"), "{err}");
+        let deep = dir.path().join("d.png");
+        let image = Image16 {
+            width: 1,
+            height: 1,
+            channels: 1,
+            data: vec![7],
+        };
+        write_png16(&deep, &image).unwrap();
+        assert!(read_label_png(&deep).is_err());
     }
 
     #[test]

@@ -4,5 +4,5 @@
 pub mod error;
 pub mod formats;
 pub mod image_io;
-pub mod tiling;
 pub mod synth;
+pub mod tiling;

@@ -211,7 +211,8 @@ fn edge_length(a: [f64; 2], b: [f64; 2]) -> f64 {
 fn pentagon_to_quad(poly: &[[f64; 2]]) -> [[f64; 2]; 4] {
     let shortest = (0..5)
         .min_by(|&i, &j| {
-            edge_length(poly[i], poly[(i + 1) % 5]).total_cmp(&edge_length(poly[j], poly[(j + 1) % 5]))
+            edge_length(poly[i], poly[(i + 1) % 5])
+                .total_cmp(&edge_length(poly[j], poly[(j + 1) % 5]))
         })
         .unwrap_or(0);
     let (a, b) = (poly[shortest], poly[(shortest + 1) % 5]);
@@ -237,7 +238,9 @@ fn best_start(quad: [[f64; 2]; 4], reference: &[[f64; 2]; 4]) -> [[f64; 2]; 4] {
             })
             .sum()
     };
-    let shift = (0..4).min_by(|&a, &b| cost(a).total_cmp(&cost(b))).unwrap_or(0);
+    let shift = (0..4)
+        .min_by(|&a, &b| cost(a).total_cmp(&cost(b)))
+        .unwrap_or(0);
     std::array::from_fn(|i| quad[(i + shift) % 4])
 }
 
@@ -258,7 +261,11 @@ fn same_orientation(mut poly: Vec<[f64; 2]>, reference: &[[f64; 2]]) -> Vec<[f64
 }
 
 /// The objects of a window in patch coordinates, per the rules in the module docs.
-pub fn clip_objects(objects: &[DotaObject], window: &Window, options: &SplitOptions) -> Vec<DotaObject> {
+pub fn clip_objects(
+    objects: &[DotaObject],
+    window: &Window,
+    options: &SplitOptions,
+) -> Vec<DotaObject> {
     let (x0, y0) = (f64::from(window.x), f64::from(window.y));
     let (x1, y1) = (x0 + f64::from(window.width), y0 + f64::from(window.height));
     let shift = |p: [f64; 2]| [p[0] - x0, p[1] - y0];
@@ -269,7 +276,11 @@ pub fn clip_objects(objects: &[DotaObject], window: &Window, options: &SplitOpti
             continue;
         }
         let clipped = clip_to_rect(&object.poly, x0, y0, x1, y1);
-        let inside = if clipped.len() >= 3 { polygon_area(&clipped).abs() } else { 0.0 };
+        let inside = if clipped.len() >= 3 {
+            polygon_area(&clipped).abs()
+        } else {
+            0.0
+        };
         let fraction = inside / area;
         if fraction <= 0.0 {
             continue;
@@ -318,7 +329,12 @@ pub struct Patch {
 }
 
 /// Splits one image and its annotation into patches.
-pub fn split_image(image_id: &str, image: &Image, label: &DotaLabel, options: &SplitOptions) -> Vec<Patch> {
+pub fn split_image(
+    image_id: &str,
+    image: &Image,
+    label: &DotaLabel,
+    options: &SplitOptions,
+) -> Vec<Patch> {
     split_windows(image.width, image.height, options)
         .into_iter()
         .map(|window| Patch {
@@ -365,8 +381,14 @@ pub fn split_dataset(
         let image = read_image(&sample.image)?;
         summary.images += 1;
         for patch in split_image(&sample.id, &image, &sample.label, options) {
-            write_png(&out_dir.join("images").join(format!("{}.png", patch.name)), &patch.image)?;
-            write_label(&out_dir.join("labelTxt").join(format!("{}.txt", patch.name)), &patch.label)?;
+            write_png(
+                &out_dir.join("images").join(format!("{}.png", patch.name)),
+                &patch.image,
+            )?;
+            write_label(
+                &out_dir.join("labelTxt").join(format!("{}.txt", patch.name)),
+                &patch.label,
+            )?;
             summary.patches += 1;
             summary.objects += patch.label.objects.len();
         }
@@ -377,7 +399,10 @@ pub fn split_dataset(
 /// Maps detections on patches (their `image` a patch name) back to their images and removes
 /// duplicates per image and class with rotated NMS at `iou_thr`. A detection whose image is not
 /// a patch name is an error. Output is grouped by image, then in descending score order.
-pub fn merge_detections(detections: &[Task1Detection], iou_thr: f64) -> DataResult<Vec<Task1Detection>> {
+pub fn merge_detections(
+    detections: &[Task1Detection],
+    iou_thr: f64,
+) -> DataResult<Vec<Task1Detection>> {
     let mut by_image: BTreeMap<String, Vec<Task1Detection>> = BTreeMap::new();
     for det in detections {
         let (image, x, y) = parse_patch_name(&det.image).ok_or_else(|| {
@@ -387,12 +412,15 @@ pub fn merge_detections(detections: &[Task1Detection], iou_thr: f64) -> DataResu
             )
         })?;
         let (dx, dy) = (f64::from(x), f64::from(y));
-        by_image.entry(image.clone()).or_default().push(Task1Detection {
-            image,
-            class: det.class.clone(),
-            score: det.score,
-            poly: det.poly.map(|[px, py]| [px + dx, py + dy]),
-        });
+        by_image
+            .entry(image.clone())
+            .or_default()
+            .push(Task1Detection {
+                image,
+                class: det.class.clone(),
+                score: det.score,
+                poly: det.poly.map(|[px, py]| [px + dx, py + dy]),
+            });
     }
     let mut merged = Vec::new();
     for dets in by_image.into_values() {
@@ -440,16 +468,32 @@ mod tests {
 
     #[test]
     fn patch_names_round_trip() {
-        let w = Window { x: 87, y: 158, width: 1024, height: 1024 };
+        let w = Window {
+            x: 87,
+            y: 158,
+            width: 1024,
+            height: 1024,
+        };
         assert_eq!(patch_name("P0706", &w), "P0706__1__87___158");
-        assert_eq!(parse_patch_name("P0706__1__87___158"), Some(("P0706".into(), 87, 158)));
-        assert_eq!(parse_patch_name("P0706__1024__0___824"), Some(("P0706".into(), 0, 824)));
+        assert_eq!(
+            parse_patch_name("P0706__1__87___158"),
+            Some(("P0706".into(), 87, 158))
+        );
+        assert_eq!(
+            parse_patch_name("P0706__1024__0___824"),
+            Some(("P0706".into(), 0, 824))
+        );
         assert_eq!(parse_patch_name("P0706"), None);
     }
 
     #[test]
     fn cut_objects_follow_the_threshold() {
-        let window = Window { x: 0, y: 0, width: 100, height: 100 };
+        let window = Window {
+            x: 0,
+            y: 0,
+            width: 100,
+            height: 100,
+        };
         let options = SplitOptions::default();
         // 80% inside: kept with its flag, clipped at x = 100.
         let mostly = object([[92.0, 10.0], [102.0, 10.0], [102.0, 20.0], [92.0, 20.0]]);
@@ -459,15 +503,26 @@ mod tests {
         let kept = clip_objects(&[mostly, barely.clone(), outside], &window, &options);
         assert_eq!(kept.len(), 2);
         assert_eq!(kept[0].difficult, 0);
-        assert_eq!(kept[0].poly, [[92.0, 10.0], [100.0, 10.0], [100.0, 20.0], [92.0, 20.0]]);
+        assert_eq!(
+            kept[0].poly,
+            [[92.0, 10.0], [100.0, 10.0], [100.0, 20.0], [92.0, 20.0]]
+        );
         assert_eq!(kept[1].difficult, 2);
-        let drop = SplitOptions { below_threshold: CutPolicy::Drop, ..options };
+        let drop = SplitOptions {
+            below_threshold: CutPolicy::Drop,
+            ..options
+        };
         assert!(clip_objects(&[barely], &window, &drop).is_empty());
     }
 
     #[test]
     fn a_corner_cut_pentagon_becomes_a_quad() {
-        let window = Window { x: 0, y: 0, width: 100, height: 100 };
+        let window = Window {
+            x: 0,
+            y: 0,
+            width: 100,
+            height: 100,
+        };
         // A diamond whose right tip crosses x = 100: clipping gives a pentagon, 87.5% inside.
         let diamond = object([[85.0, 50.0], [95.0, 40.0], [105.0, 50.0], [95.0, 60.0]]);
         let clipped = clip_to_rect(&diamond.poly, 0.0, 0.0, 100.0, 100.0);

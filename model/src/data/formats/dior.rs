@@ -169,7 +169,10 @@ fn parse_object(object: &XmlNode, path: &Path) -> DataResult<DiorObject> {
     let geometry = if let Some(rbox) = object.child("robndbox") {
         let mut corners = [[0.0; 2]; 4];
         for (corner, [xn, yn]) in corners.iter_mut().zip(ROBNDBOX_FIELDS) {
-            *corner = [rbox.required_number(xn, path)?, rbox.required_number(yn, path)?];
+            *corner = [
+                rbox.required_number(xn, path)?,
+                rbox.required_number(yn, path)?,
+            ];
         }
         let angle = match object.child("angle") {
             Some(_) => Some(object.required_number("angle", path)?),
@@ -235,8 +238,15 @@ fn flag(value: bool) -> u8 {
 pub fn format_annotation(annotation: &DiorAnnotation) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "<annotation>");
-    let _ = writeln!(out, "\t<filename>{}</filename>", escape(&annotation.filename));
-    let _ = writeln!(out, "\t<source>\n\t\t<database>DIOR</database>\n\t</source>");
+    let _ = writeln!(
+        out,
+        "\t<filename>{}</filename>",
+        escape(&annotation.filename)
+    );
+    let _ = writeln!(
+        out,
+        "\t<source>\n\t\t<database>DIOR</database>\n\t</source>"
+    );
     let _ = writeln!(
         out,
         "\t<size>\n\t\t<width>{}</width>\n\t\t<height>{}</height>\n\t\t<depth>{}</depth>\n\t</size>",
@@ -407,10 +417,17 @@ mod tests {
     #[test]
     fn bad_objects_name_file_and_line() {
         let bad = SAMPLE.replace("Expressway-Service-area", "spaceship");
-        let err = parse_annotation(&bad, Path::new("a.xml")).unwrap_err().to_string();
-        assert!(err.starts_with("a.xml:2:") && err.contains("spaceship"), "{err}");
+        let err = parse_annotation(&bad, Path::new("a.xml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("a.xml:2:") && err.contains("spaceship"),
+            "{err}"
+        );
         let missing = SAMPLE.replace("<y_left_bottom>4</y_left_bottom>", "");
-        let err = parse_annotation(&missing, Path::new("a.xml")).unwrap_err().to_string();
+        let err = parse_annotation(&missing, Path::new("a.xml"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("y_left_bottom"), "{err}");
     }
 }

@@ -203,7 +203,7 @@ fn parse_object_row(row: &str, classes: &ClassCheck<'_>) -> Result<DotaObject, S
     let coords: Vec<f64> = tokens.iter().map_while(|t| parse_number(t)).collect();
     let rest = &tokens[coords.len()..];
     if coords.len() != 8 {
-        let points = if coords.len() % 2 == 0 {
+        let points = if coords.len().is_multiple_of(2) {
             format!("{} points", coords.len() / 2)
         } else {
             format!("{} coordinates", coords.len())
@@ -285,7 +285,11 @@ pub struct DotaSample {
 ///
 /// Every label must have its image (a label without one is an error naming it); images
 /// without a label file are listed with an empty annotation (as DOTA's test split).
-pub fn read_split(images_dir: &Path, labels_dir: &Path, classes: ClassCheck<'_>) -> DataResult<Vec<DotaSample>> {
+pub fn read_split(
+    images_dir: &Path,
+    labels_dir: &Path,
+    classes: ClassCheck<'_>,
+) -> DataResult<Vec<DotaSample>> {
     let mut images: BTreeMap<String, PathBuf> = BTreeMap::new();
     for path in sorted_entries(images_dir)? {
         if is_image_path(&path) {
@@ -298,7 +302,10 @@ pub fn read_split(images_dir: &Path, labels_dir: &Path, classes: ClassCheck<'_>)
     if labels_dir.is_dir() {
         for path in sorted_entries(labels_dir)? {
             if path.extension().is_some_and(|e| e == "txt") {
-                let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+                let stem = path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or_default();
                 if !images.contains_key(stem) {
                     return Err(DataError::invalid(
                         &path,
@@ -414,7 +421,11 @@ pub fn read_task1_dir(dir: &Path) -> DataResult<(Vec<String>, Vec<Task1Detection
 }
 
 /// Writes one `Task1_<class>.txt` per class in `classes` (empty files for classes without detections).
-pub fn write_task1_dir(dir: &Path, classes: &[&str], detections: &[Task1Detection]) -> DataResult<()> {
+pub fn write_task1_dir(
+    dir: &Path,
+    classes: &[&str],
+    detections: &[Task1Detection],
+) -> DataResult<()> {
     let mut texts: BTreeMap<&str, String> = classes.iter().map(|c| (*c, String::new())).collect();
     for det in detections {
         let text = texts.entry(det.class.as_str()).or_default();
@@ -435,12 +446,19 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> DataResult<DotaLabel> {
-        parse_label(text, Path::new("x.txt"), ClassCheck::Version(DotaVersion::V1_0))
+        parse_label(
+            text,
+            Path::new("x.txt"),
+            ClassCheck::Version(DotaVersion::V1_0),
+        )
     }
 
     #[test]
     fn header_and_rows() {
-        let label = parse("imagesource:GoogleEarth\ngsd:0.25\n1 2 3 4 5 6 7 8 plane 1\n1 2 3 4 5 6 7 8 ship\n").unwrap();
+        let label = parse(
+            "imagesource:GoogleEarth\ngsd:0.25\n1 2 3 4 5 6 7 8 plane 1\n1 2 3 4 5 6 7 8 ship\n",
+        )
+        .unwrap();
         assert_eq!(label.image_source.as_deref(), Some("GoogleEarth"));
         assert_eq!(label.gsd_metres(), Some(0.25));
         assert_eq!(label.objects.len(), 2);
@@ -451,11 +469,17 @@ mod tests {
 
     #[test]
     fn bad_rows_name_the_line() {
-        let err = parse("gsd:1\n1 2 3 4 5 6 7 plane 0\n").unwrap_err().to_string();
+        let err = parse("gsd:1\n1 2 3 4 5 6 7 plane 0\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("x.txt:2:"), "{err}");
-        let err = parse("1 2 3 4 5 6 7 8 9 10 11 12 13 14 ship 0\n").unwrap_err().to_string();
+        let err = parse("1 2 3 4 5 6 7 8 9 10 11 12 13 14 ship 0\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("7 points"), "{err}");
-        let err = parse("1 2 3 4 5 6 7 8 airport 0\n").unwrap_err().to_string();
+        let err = parse("1 2 3 4 5 6 7 8 airport 0\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown class `airport`"), "{err}");
         assert!(parse("1 2 3 4 5 6 7 8\n").is_err());
         assert!(parse("1 2 3 4 5 6 7 8 ship x\n").is_err());
@@ -472,9 +496,17 @@ mod tests {
 
     #[test]
     fn task1_lines() {
-        let dets = parse_task1("P1 0.9 1 2 3 4 5 6 7 8\n", Path::new("Task1_ship.txt"), "ship").unwrap();
+        let dets = parse_task1(
+            "P1 0.9 1 2 3 4 5 6 7 8\n",
+            Path::new("Task1_ship.txt"),
+            "ship",
+        )
+        .unwrap();
         assert_eq!(dets[0].score, 0.9);
-        assert_eq!(task1_class(Path::new("a/Task1_small-vehicle.txt")).as_deref(), Some("small-vehicle"));
+        assert_eq!(
+            task1_class(Path::new("a/Task1_small-vehicle.txt")).as_deref(),
+            Some("small-vehicle")
+        );
         let err = parse_task1("P1 0.9 1 2\n", Path::new("Task1_ship.txt"), "ship").unwrap_err();
         assert!(err.to_string().starts_with("Task1_ship.txt:1:"));
     }

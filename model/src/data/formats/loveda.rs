@@ -79,12 +79,16 @@ pub struct LovedaSample {
 
 /// The image folder of a split and domain.
 pub fn images_dir(root: &Path, split: LovedaSplit, domain: LovedaDomain) -> PathBuf {
-    root.join(split.folder()).join(domain.folder()).join("images_png")
+    root.join(split.folder())
+        .join(domain.folder())
+        .join("images_png")
 }
 
 /// The mask folder of a split and domain.
 pub fn masks_dir(root: &Path, split: LovedaSplit, domain: LovedaDomain) -> PathBuf {
-    root.join(split.folder()).join(domain.folder()).join("masks_png")
+    root.join(split.folder())
+        .join(domain.folder())
+        .join("masks_png")
 }
 
 /// Lists a split (both domains, Urban first). For Train and Val every image must have its mask.
@@ -143,7 +147,10 @@ pub fn read_mask(path: &Path) -> DataResult<(u32, u32, Vec<u8>)> {
     if mask.channels != 1 {
         return Err(DataError::invalid(
             path,
-            format!("mask has {} channels, expected a single-channel PNG", mask.channels),
+            format!(
+                "mask has {} channels, expected a single-channel PNG",
+                mask.channels
+            ),
         ));
     }
     let mut labels = Vec::with_capacity(mask.data.len());
@@ -173,7 +180,11 @@ pub fn read_mask(path: &Path) -> DataResult<(u32, u32, Vec<u8>)> {
 pub fn write_mask(path: &Path, labels: &[u8], width: u32, height: u32) -> DataResult<()> {
     let mut mask = Image::new(width, height, 1);
     for (m, &label) in mask.data.iter_mut().zip(labels) {
-        *m = if usize::from(label) < LOVEDA_CLASSES.len() { label + 1 } else { 0 };
+        *m = if usize::from(label) < LOVEDA_CLASSES.len() {
+            label + 1
+        } else {
+            0
+        };
     }
     write_png(path, &mask)
 }

@@ -86,7 +86,10 @@ pub fn decode_label(image: &Image, path: &Path) -> DataResult<Vec<u8>> {
 pub fn encode_label(classes: &[u8], width: u32, height: u32) -> Image {
     let mut image = Image::new(width, height, 3);
     for (px, &class) in image.data.chunks_exact_mut(3).zip(classes) {
-        let colour = ISPRS_PALETTE.get(class as usize).copied().unwrap_or([0, 0, 0]);
+        let colour = ISPRS_PALETTE
+            .get(class as usize)
+            .copied()
+            .unwrap_or([0, 0, 0]);
         px.copy_from_slice(&colour);
     }
     image
@@ -101,7 +104,11 @@ pub fn read_label(path: &Path) -> DataResult<(u32, u32, Vec<u8>)> {
 
 /// Writes class indices as a colour-coded, uncompressed label TIFF.
 pub fn write_label(path: &Path, classes: &[u8], width: u32, height: u32) -> DataResult<()> {
-    write_tiff(path, &encode_label(classes, width, height), TiffCompression::None)
+    write_tiff(
+        path,
+        &encode_label(classes, width, height),
+        TiffCompression::None,
+    )
 }
 
 /// Which Potsdam image product to pair with the labels.
@@ -151,7 +158,9 @@ fn walk_tifs(dir: &Path, out: &mut Vec<PathBuf>) -> DataResult<()> {
 }
 
 fn stem(path: &Path) -> &str {
-    path.file_stem().and_then(|s| s.to_str()).unwrap_or_default()
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default()
 }
 
 fn pair_tiles(
@@ -266,7 +275,12 @@ mod tests {
     fn foreign_colour_names_row_and_column() {
         let mut image = encode_label(&[0, 1, 2, 3], 2, 2);
         image.pixel_mut(1, 1).copy_from_slice(&[10, 20, 30]);
-        let err = decode_label(&image, Path::new("l.tif")).unwrap_err().to_string();
-        assert!(err.starts_with("l.tif:2:") && err.contains("column 2"), "{err}");
+        let err = decode_label(&image, Path::new("l.tif"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("l.tif:2:") && err.contains("column 2"),
+            "{err}"
+        );
     }
 }

@@ -61,7 +61,11 @@ impl XmlNode {
 
 fn line_of(text: &str, byte: u64) -> usize {
     let end = (byte as usize).min(text.len());
-    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 fn entity(name: &str) -> Option<char> {
@@ -89,11 +93,19 @@ pub fn parse_xml(text: &str, path: &Path) -> DataResult<XmlNode> {
     loop {
         let position = reader.buffer_position();
         let event = reader.read_event().map_err(|e| {
-            DataError::parse(path, line_of(text, reader.error_position()), format!("malformed XML: {e}"))
+            DataError::parse(
+                path,
+                line_of(text, reader.error_position()),
+                format!("malformed XML: {e}"),
+            )
         })?;
         match event {
             Event::Start(_) | Event::Empty(_) if root.is_some() => {
-                return Err(DataError::parse(path, line_of(text, position), "content after the root element"));
+                return Err(DataError::parse(
+                    path,
+                    line_of(text, position),
+                    "content after the root element",
+                ));
             }
             Event::Start(start) => stack.push(XmlNode {
                 name: start.name().as_ref().to_string(),
@@ -126,7 +138,11 @@ pub fn parse_xml(text: &str, path: &Path) -> DataResult<XmlNode> {
             Event::GeneralRef(r) => {
                 let name: &str = &r;
                 let c = entity(name).ok_or_else(|| {
-                    DataError::parse(path, line_of(text, position), format!("unknown entity `&{name};`"))
+                    DataError::parse(
+                        path,
+                        line_of(text, position),
+                        format!("unknown entity `&{name};`"),
+                    )
                 })?;
                 if let Some(node) = stack.last_mut() {
                     node.text.push(c);
@@ -134,7 +150,11 @@ pub fn parse_xml(text: &str, path: &Path) -> DataResult<XmlNode> {
             }
             Event::End(_) => {
                 let mut node = stack.pop().ok_or_else(|| {
-                    DataError::parse(path, line_of(text, position), "closing tag without an opening tag")
+                    DataError::parse(
+                        path,
+                        line_of(text, position),
+                        "closing tag without an opening tag",
+                    )
                 })?;
                 node.text = node.text.trim().to_string();
                 match stack.last_mut() {
@@ -147,7 +167,11 @@ pub fn parse_xml(text: &str, path: &Path) -> DataResult<XmlNode> {
         }
     }
     if let Some(open) = stack.last() {
-        return Err(DataError::parse(path, open.line, format!("<{}> is never closed (truncated file?)", open.name)));
+        return Err(DataError::parse(
+            path,
+            open.line,
+            format!("<{}> is never closed (truncated file?)", open.name),
+        ));
     }
     root.ok_or_else(|| DataError::parse(path, 1, "no XML element in the file"))
 }
@@ -181,7 +205,9 @@ mod tests {
 
     #[test]
     fn truncated_xml_is_an_error_with_a_line() {
-        let err = parse_xml("<a>\n<b>1</b>\n<c>", Path::new("t.xml")).unwrap_err().to_string();
+        let err = parse_xml("<a>\n<b>1</b>\n<c>", Path::new("t.xml"))
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("t.xml:"), "{err}");
     }
 }

@@ -7,15 +7,26 @@ use super::raster::textured_background;
 use super::rng::SplitMix64;
 use super::{SplitIds, SynthOptions};
 use crate::data::error::DataResult;
-use crate::data::formats::dior::{self, DiorAnnotation, DiorBox, DiorObject, DiorSplit, DIOR_CLASSES};
+use crate::data::formats::dior::{
+    self, DiorAnnotation, DiorBox, DiorObject, DiorSplit, DIOR_CLASSES,
+};
 use crate::data::formats::dota::{self, DotaLabel, DotaObject, DotaVersion};
 use crate::data::image_io::{write_jpeg, write_png, Image};
 
 /// Renders image `index`: a textured background with non-overlapping objects.
-fn render(options: &SynthOptions, size: u32, index: u64, num_classes: usize) -> (Image, Vec<PlacedObject>) {
+fn render(
+    options: &SynthOptions,
+    size: u32,
+    index: u64,
+    num_classes: usize,
+) -> (Image, Vec<PlacedObject>) {
     let mut rng = SplitMix64::derive(options.seed, 1, index);
     let mut image = Image::new(size, size, 3);
-    let base = [rng.range(70.0, 150.0), rng.range(80.0, 150.0), rng.range(60.0, 130.0)];
+    let base = [
+        rng.range(70.0, 150.0),
+        rng.range(80.0, 150.0),
+        rng.range(60.0, 130.0),
+    ];
     textured_background(&mut image, &mut rng, base, 28.0, 10.0);
     let crowd = (f64::from(size) / 512.0).powi(2).max(1.0);
     let count = ((3.0 + rng.below(6) as f64) * crowd).round() as usize;
@@ -82,8 +93,15 @@ pub fn write_dior_r(out: &Path, options: &SynthOptions, size: u32) -> DataResult
                 })
                 .collect(),
         };
-        write_jpeg(&dior::images_dir(out, split).join(format!("{id}.jpg")), &image, 95)?;
-        dior::write_annotation(&dior::annotations_dir(out).join(format!("{id}.xml")), &annotation)?;
+        write_jpeg(
+            &dior::images_dir(out, split).join(format!("{id}.jpg")),
+            &image,
+            95,
+        )?;
+        dior::write_annotation(
+            &dior::annotations_dir(out).join(format!("{id}.xml")),
+            &annotation,
+        )?;
     }
     dior::write_image_set(&dior::image_set_path(out, DiorSplit::Trainval), &ids.train)?;
     dior::write_image_set(&dior::image_set_path(out, DiorSplit::Test), &ids.val)?;

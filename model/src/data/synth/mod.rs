@@ -95,7 +95,10 @@ impl FromStr for SynthDataset {
             .find(|d| d.name().replace('-', "") == wanted)
             .ok_or_else(|| {
                 let names: Vec<&str> = SynthDataset::ALL.iter().map(|d| d.name()).collect();
-                format!("unknown dataset `{s}`: expected one of {}", names.join(", "))
+                format!(
+                    "unknown dataset `{s}`: expected one of {}",
+                    names.join(", ")
+                )
             })
     }
 }
@@ -155,7 +158,11 @@ pub struct SynthSummary {
 pub const MIN_SIZE: u32 = 32;
 
 /// Writes a synthetic `dataset` under `out_dir` and returns (and saves) its summary.
-pub fn generate(dataset: SynthDataset, out_dir: &Path, options: &SynthOptions) -> DataResult<SynthSummary> {
+pub fn generate(
+    dataset: SynthDataset,
+    out_dir: &Path,
+    options: &SynthOptions,
+) -> DataResult<SynthSummary> {
     let size = options.size.unwrap_or_else(|| dataset.default_size());
     if !(MIN_SIZE..=16384).contains(&size) {
         return Err(DataError::invalid(
@@ -164,7 +171,10 @@ pub fn generate(dataset: SynthDataset, out_dir: &Path, options: &SynthOptions) -
         ));
     }
     if options.images == 0 {
-        return Err(DataError::invalid(out_dir, "asked for 0 images: use --images 1 or more"));
+        return Err(DataError::invalid(
+            out_dir,
+            "asked for 0 images: use --images 1 or more",
+        ));
     }
     let splits = match dataset {
         SynthDataset::Dota => detection::write_dota(out_dir, options, size)?,

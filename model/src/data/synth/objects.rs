@@ -41,7 +41,12 @@ enum Texture {
     Dots,
 }
 
-const TEXTURES: [Texture; 4] = [Texture::Solid, Texture::Stripes, Texture::Checker, Texture::Dots];
+const TEXTURES: [Texture; 4] = [
+    Texture::Solid,
+    Texture::Stripes,
+    Texture::Checker,
+    Texture::Dots,
+];
 
 /// How a class looks.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -58,7 +63,11 @@ pub struct ClassStyle {
 fn hue_to_rgb(hue: f64, saturation: f64, value: f64) -> [f64; 3] {
     let h = hue.rem_euclid(1.0) * 6.0;
     let f = h - h.floor();
-    let (p, q, t) = (value * (1.0 - saturation), value * (1.0 - saturation * f), value * (1.0 - saturation * (1.0 - f)));
+    let (p, q, t) = (
+        value * (1.0 - saturation),
+        value * (1.0 - saturation * f),
+        value * (1.0 - saturation * (1.0 - f)),
+    );
     let (r, g, b) = match h as u32 {
         0 => (value, t, p),
         1 => (q, value, p),
@@ -76,7 +85,11 @@ pub fn class_style(index: usize) -> ClassStyle {
     ClassStyle {
         shape: SHAPES[index % SHAPES.len()],
         texture: TEXTURES[(index / SHAPES.len() + index) % TEXTURES.len()],
-        colour: hue_to_rgb(index as f64 * 0.618_033_988_75, 0.85, if index % 2 == 0 { 0.95 } else { 0.75 }),
+        colour: hue_to_rgb(
+            index as f64 * 0.618_033_988_75,
+            0.85,
+            if index.is_multiple_of(2) { 0.95 } else { 0.75 },
+        ),
         aspect: ASPECTS[index % ASPECTS.len()],
         scale: 0.07 + 0.02 * ((index * 3) % 4) as f64,
     }
@@ -93,7 +106,12 @@ pub struct PlacedObject {
 
 /// Places `count` objects of random classes inside a `size`×`size` image without overlaps
 /// (fewer when the image is too crowded).
-pub fn place_objects(rng: &mut SplitMix64, size: u32, num_classes: usize, count: usize) -> Vec<PlacedObject> {
+pub fn place_objects(
+    rng: &mut SplitMix64,
+    size: u32,
+    num_classes: usize,
+    count: usize,
+) -> Vec<PlacedObject> {
     let side = f64::from(size);
     let mut placed: Vec<(PlacedObject, f64)> = Vec::new();
     let mut attempts = 0;
@@ -121,21 +139,48 @@ pub fn place_objects(rng: &mut SplitMix64, size: u32, num_classes: usize, count:
     placed.into_iter().map(|(o, _)| o).collect()
 }
 
-/// Parts of a shape in the box's unit frame ([-0.5, 0.5]², x along the long side); the
-/// second list is painted dark on top (holes, cockpits).
-fn shape_parts(shape: Shape) -> (Vec<Vec<[f64; 2]>>, Vec<Vec<[f64; 2]>>) {
+/// Polygons in the box's unit frame ([-0.5, 0.5]², x along the long side).
+type Outlines = Vec<Vec<[f64; 2]>>;
+
+/// Parts of a shape; the second list is painted dark on top (holes, cockpits).
+fn shape_parts(shape: Shape) -> (Outlines, Outlines) {
     let rect = |x0: f64, y0: f64, x1: f64, y1: f64| vec![[x0, y0], [x1, y0], [x1, y1], [x0, y1]];
     match shape {
-        Shape::Rectangle => (vec![rect(-0.5, -0.5, 0.5, 0.5)], vec![rect(-0.1, -0.5, 0.1, 0.5)]),
+        Shape::Rectangle => (
+            vec![rect(-0.5, -0.5, 0.5, 0.5)],
+            vec![rect(-0.1, -0.5, 0.1, 0.5)],
+        ),
         Shape::Ellipse => (vec![ellipse([0.0, 0.0], 0.5, 0.5, 0.0, 32)], vec![]),
-        Shape::Ring => (vec![ellipse([0.0, 0.0], 0.5, 0.5, 0.0, 32)], vec![ellipse([0.0, 0.0], 0.25, 0.25, 0.0, 24)]),
+        Shape::Ring => (
+            vec![ellipse([0.0, 0.0], 0.5, 0.5, 0.0, 32)],
+            vec![ellipse([0.0, 0.0], 0.25, 0.25, 0.0, 24)],
+        ),
         Shape::Plane => (
-            vec![rect(-0.5, -0.1, 0.5, 0.1), rect(-0.05, -0.5, 0.15, 0.5), rect(-0.5, -0.25, -0.38, 0.25)],
+            vec![
+                rect(-0.5, -0.1, 0.5, 0.1),
+                rect(-0.05, -0.5, 0.15, 0.5),
+                rect(-0.5, -0.25, -0.38, 0.25),
+            ],
             vec![],
         ),
-        Shape::Ship => (vec![vec![[-0.5, -0.5], [0.2, -0.5], [0.5, 0.0], [0.2, 0.5], [-0.5, 0.5]]], vec![rect(-0.3, -0.2, -0.05, 0.2)]),
-        Shape::Diamond => (vec![vec![[0.0, -0.5], [0.5, 0.0], [0.0, 0.5], [-0.5, 0.0]]], vec![]),
-        Shape::Cross => (vec![rect(-0.5, -0.15, 0.5, 0.15), rect(-0.15, -0.5, 0.15, 0.5)], vec![]),
+        Shape::Ship => (
+            vec![vec![
+                [-0.5, -0.5],
+                [0.2, -0.5],
+                [0.5, 0.0],
+                [0.2, 0.5],
+                [-0.5, 0.5],
+            ]],
+            vec![rect(-0.3, -0.2, -0.05, 0.2)],
+        ),
+        Shape::Diamond => (
+            vec![vec![[0.0, -0.5], [0.5, 0.0], [0.0, 0.5], [-0.5, 0.0]]],
+            vec![],
+        ),
+        Shape::Cross => (
+            vec![rect(-0.5, -0.15, 0.5, 0.15), rect(-0.15, -0.5, 0.15, 0.5)],
+            vec![],
+        ),
         Shape::Triangle => (vec![vec![[-0.5, -0.5], [0.5, 0.0], [-0.5, 0.5]]], vec![]),
     }
 }
@@ -159,7 +204,10 @@ fn texture_shade(texture: Texture, u: f64, v: f64, period: f64) -> f64 {
             }
         }
         Texture::Dots => {
-            let (fu, fv) = ((u / period).rem_euclid(1.0) - 0.5, (v / period).rem_euclid(1.0) - 0.5);
+            let (fu, fv) = (
+                (u / period).rem_euclid(1.0) - 0.5,
+                (v / period).rem_euclid(1.0) - 0.5,
+            );
             if fu.hypot(fv) < 0.3 {
                 0.5
             } else {
@@ -172,7 +220,13 @@ fn texture_shade(texture: Texture, u: f64, v: f64, period: f64) -> f64 {
 /// Draws an object into the first three channels of `image`.
 pub fn draw_object(image: &mut Image, object: &PlacedObject, rng: &mut SplitMix64) {
     let style = class_style(object.class);
-    let RotatedBox { cx, cy, w, h, angle } = object.rbox;
+    let RotatedBox {
+        cx,
+        cy,
+        w,
+        h,
+        angle,
+    } = object.rbox;
     let (sin, cos) = angle.sin_cos();
     let to_image = |p: &[f64; 2]| {
         let (dx, dy) = (p[0] * w, p[1] * h);
@@ -200,7 +254,10 @@ pub fn draw_object(image: &mut Image, object: &PlacedObject, rng: &mut SplitMix6
 
 /// The label polygon of an object, rounded to 1/100 pixel.
 pub fn label_polygon(object: &PlacedObject) -> [[f64; 2]; 4] {
-    object.rbox.corners().map(|p| p.map(|v| (v * 100.0).round() / 100.0))
+    object
+        .rbox
+        .corners()
+        .map(|p| p.map(|v| (v * 100.0).round() / 100.0))
 }
 
 /// The box angle in degrees (rounded to 1/100), as DIOR-R's `<angle>` field.
@@ -228,7 +285,11 @@ mod tests {
         let objects = place_objects(&mut rng, 256, 18, 10);
         assert!(objects.len() >= 5);
         for o in &objects {
-            assert!(o.rbox.corners().iter().all(|p| p.iter().all(|v| (0.0..=256.0).contains(v))));
+            assert!(o
+                .rbox
+                .corners()
+                .iter()
+                .all(|p| p.iter().all(|v| (0.0..=256.0).contains(v))));
         }
     }
 }

@@ -30,10 +30,20 @@ pub fn to_u8(v: f64) -> u8 {
 
 /// Fills the first three channels with `base` colour, modulated by two scales of value noise
 /// (±`variation`) and per-pixel jitter (±`jitter`).
-pub fn textured_background(image: &mut Image, rng: &mut SplitMix64, base: [f64; 3], variation: f64, jitter: f64) {
+pub fn textured_background(
+    image: &mut Image,
+    rng: &mut SplitMix64,
+    base: [f64; 3],
+    variation: f64,
+    jitter: f64,
+) {
     let coarse = value_noise(rng, image.width, image.height, (image.width / 4).max(8));
     let fine = value_noise(rng, image.width, image.height, (image.width / 32).max(2));
-    let tint: [f64; 3] = [rng.range(-1.0, 1.0), rng.range(-1.0, 1.0), rng.range(-1.0, 1.0)];
+    let tint: [f64; 3] = [
+        rng.range(-1.0, 1.0),
+        rng.range(-1.0, 1.0),
+        rng.range(-1.0, 1.0),
+    ];
     let channels = image.channels as usize;
     for (i, px) in image.data.chunks_exact_mut(channels).enumerate() {
         let n = (coarse[i] - 0.5) * 2.0 * variation + (fine[i] - 0.5) * variation;
@@ -45,12 +55,27 @@ pub fn textured_background(image: &mut Image, rng: &mut SplitMix64, base: [f64; 
 }
 
 /// Calls `paint(x, y)` for every pixel whose centre lies inside `polygon` (even-odd rule).
-pub fn fill_polygon(width: u32, height: u32, polygon: &[[f64; 2]], mut paint: impl FnMut(u32, u32)) {
+pub fn fill_polygon(
+    width: u32,
+    height: u32,
+    polygon: &[[f64; 2]],
+    mut paint: impl FnMut(u32, u32),
+) {
     if polygon.len() < 3 {
         return;
     }
-    let min_y = polygon.iter().map(|p| p[1]).fold(f64::INFINITY, f64::min).floor().max(0.0) as u32;
-    let max_y = polygon.iter().map(|p| p[1]).fold(f64::NEG_INFINITY, f64::max).ceil().min(f64::from(height)) as u32;
+    let min_y = polygon
+        .iter()
+        .map(|p| p[1])
+        .fold(f64::INFINITY, f64::min)
+        .floor()
+        .max(0.0) as u32;
+    let max_y = polygon
+        .iter()
+        .map(|p| p[1])
+        .fold(f64::NEG_INFINITY, f64::max)
+        .ceil()
+        .min(f64::from(height)) as u32;
     let mut crossings = Vec::new();
     for y in min_y..max_y {
         let yc = f64::from(y) + 0.5;
@@ -64,7 +89,9 @@ pub fn fill_polygon(width: u32, height: u32, polygon: &[[f64; 2]], mut paint: im
         crossings.sort_by(f64::total_cmp);
         for pair in crossings.chunks_exact(2) {
             let x0 = (pair[0] - 0.5).ceil().max(0.0) as u32;
-            let x1 = ((pair[1] - 0.5).floor() + 1.0).min(f64::from(width)).max(0.0) as u32;
+            let x1 = ((pair[1] - 0.5).floor() + 1.0)
+                .min(f64::from(width))
+                .max(0.0) as u32;
             for x in x0..x1 {
                 paint(x, y);
             }
@@ -79,7 +106,10 @@ pub fn ellipse(centre: [f64; 2], rx: f64, ry: f64, angle: f64, sides: usize) -> 
         .map(|i| {
             let t = i as f64 / sides as f64 * std::f64::consts::TAU;
             let (dx, dy) = (rx * t.cos(), ry * t.sin());
-            [centre[0] + cos * dx - sin * dy, centre[1] + sin * dx + cos * dy]
+            [
+                centre[0] + cos * dx - sin * dy,
+                centre[1] + sin * dx + cos * dy,
+            ]
         })
         .collect()
 }
@@ -87,10 +117,20 @@ pub fn ellipse(centre: [f64; 2], rx: f64, ry: f64, angle: f64, sides: usize) -> 
 /// A rectangle of size (w, h) at `centre` turned by `angle`, corners TL, TR, BR, BL.
 pub fn rectangle(centre: [f64; 2], w: f64, h: f64, angle: f64) -> Vec<[f64; 2]> {
     let (sin, cos) = angle.sin_cos();
-    [(-w / 2.0, -h / 2.0), (w / 2.0, -h / 2.0), (w / 2.0, h / 2.0), (-w / 2.0, h / 2.0)]
-        .iter()
-        .map(|&(dx, dy)| [centre[0] + cos * dx - sin * dy, centre[1] + sin * dx + cos * dy])
-        .collect()
+    [
+        (-w / 2.0, -h / 2.0),
+        (w / 2.0, -h / 2.0),
+        (w / 2.0, h / 2.0),
+        (-w / 2.0, h / 2.0),
+    ]
+    .iter()
+    .map(|&(dx, dy)| {
+        [
+            centre[0] + cos * dx - sin * dy,
+            centre[1] + sin * dx + cos * dy,
+        ]
+    })
+    .collect()
 }
 
 #[cfg(test)]
@@ -100,10 +140,20 @@ mod tests {
     #[test]
     fn polygon_fill_covers_its_area() {
         let mut count = 0;
-        fill_polygon(100, 100, &rectangle([50.0, 50.0], 20.0, 10.0, 0.0), |_, _| count += 1);
+        fill_polygon(
+            100,
+            100,
+            &rectangle([50.0, 50.0], 20.0, 10.0, 0.0),
+            |_, _| count += 1,
+        );
         assert_eq!(count, 200);
         let mut count = 0;
-        fill_polygon(100, 100, &rectangle([50.0, 50.0], 20.0, 10.0, 0.7), |_, _| count += 1);
+        fill_polygon(
+            100,
+            100,
+            &rectangle([50.0, 50.0], 20.0, 10.0, 0.7),
+            |_, _| count += 1,
+        );
         assert!((190..=210).contains(&count), "{count}");
     }
 

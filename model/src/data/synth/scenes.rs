@@ -34,22 +34,54 @@ enum Pattern {
 
 /// The synthetic categories.
 pub const SCENES: [Scene; 8] = [
-    Scene { path: "agriculture_land/arable_land/dry_field", base: [170.0, 150.0, 90.0], pattern: Pattern::Fields },
-    Scene { path: "agriculture_land/grassland/meadow", base: [110.0, 170.0, 80.0], pattern: Pattern::Plain },
-    Scene { path: "water_area/beach", base: [220.0, 200.0, 150.0], pattern: Pattern::Shore },
-    Scene { path: "water_area/lake", base: [40.0, 80.0, 150.0], pattern: Pattern::Plain },
-    Scene { path: "transportation_land/airport_area/runway", base: [120.0, 130.0, 110.0], pattern: Pattern::Strip },
-    Scene { path: "residential_land/detached_house", base: [100.0, 140.0, 90.0], pattern: Pattern::Houses },
-    Scene { path: "industrial_land/works/storage_tank", base: [150.0, 150.0, 150.0], pattern: Pattern::Tanks },
-    Scene { path: "unutilized_land/desert", base: [200.0, 170.0, 120.0], pattern: Pattern::Plain },
+    Scene {
+        path: "agriculture_land/arable_land/dry_field",
+        base: [170.0, 150.0, 90.0],
+        pattern: Pattern::Fields,
+    },
+    Scene {
+        path: "agriculture_land/grassland/meadow",
+        base: [110.0, 170.0, 80.0],
+        pattern: Pattern::Plain,
+    },
+    Scene {
+        path: "water_area/beach",
+        base: [220.0, 200.0, 150.0],
+        pattern: Pattern::Shore,
+    },
+    Scene {
+        path: "water_area/lake",
+        base: [40.0, 80.0, 150.0],
+        pattern: Pattern::Plain,
+    },
+    Scene {
+        path: "transportation_land/airport_area/runway",
+        base: [120.0, 130.0, 110.0],
+        pattern: Pattern::Strip,
+    },
+    Scene {
+        path: "residential_land/detached_house",
+        base: [100.0, 140.0, 90.0],
+        pattern: Pattern::Houses,
+    },
+    Scene {
+        path: "industrial_land/works/storage_tank",
+        base: [150.0, 150.0, 150.0],
+        pattern: Pattern::Tanks,
+    },
+    Scene {
+        path: "unutilized_land/desert",
+        base: [200.0, 170.0, 120.0],
+        pattern: Pattern::Plain,
+    },
 ];
 
 fn paint(image: &mut Image, polygon: &[[f64; 2]], rgb: [f64; 3], rng: &mut SplitMix64) {
     let (w, h, c) = (image.width, image.height, image.channels as usize);
     fill_polygon(w, h, polygon, |x, y| {
         let start = (y as usize * w as usize + x as usize) * c;
-        for k in 0..3 {
-            image.data[start + k] = to_u8(rgb[k] + rng.range(-6.0, 6.0));
+        for (value, mean) in image.data[start..start + 3].iter_mut().zip(rgb) {
+            *value = to_u8(mean + rng.range(-6.0, 6.0));
         }
     });
 }
@@ -65,25 +97,55 @@ fn render(scene: &Scene, size: u32, rng: &mut SplitMix64) -> Image {
             let period = side / rng.range(5.0, 9.0);
             let mut offset = -side;
             while offset < side {
-                let centre = [side / 2.0 + offset * angle.cos(), side / 2.0 + offset * angle.sin()];
-                let tone = [scene.base[0] - 50.0, scene.base[1] + 10.0, scene.base[2] - 30.0];
-                paint(&mut image, &rectangle(centre, period / 2.0, side * 3.0, angle), tone, rng);
+                let centre = [
+                    side / 2.0 + offset * angle.cos(),
+                    side / 2.0 + offset * angle.sin(),
+                ];
+                let tone = [
+                    scene.base[0] - 50.0,
+                    scene.base[1] + 10.0,
+                    scene.base[2] - 30.0,
+                ];
+                paint(
+                    &mut image,
+                    &rectangle(centre, period / 2.0, side * 3.0, angle),
+                    tone,
+                    rng,
+                );
                 offset += period;
             }
         }
         Pattern::Shore => {
-            let centre = [side / 2.0 + side * 0.6 * angle.cos(), side / 2.0 + side * 0.6 * angle.sin()];
-            paint(&mut image, &rectangle(centre, side * 1.2, side * 3.0, angle), [30.0, 90.0, 160.0], rng);
+            let centre = [
+                side / 2.0 + side * 0.6 * angle.cos(),
+                side / 2.0 + side * 0.6 * angle.sin(),
+            ];
+            paint(
+                &mut image,
+                &rectangle(centre, side * 1.2, side * 3.0, angle),
+                [30.0, 90.0, 160.0],
+                rng,
+            );
         }
         Pattern::Strip => {
-            paint(&mut image, &rectangle([side / 2.0, side / 2.0], side * 3.0, side * 0.18, angle), [200.0, 200.0, 195.0], rng);
+            paint(
+                &mut image,
+                &rectangle([side / 2.0, side / 2.0], side * 3.0, side * 0.18, angle),
+                [200.0, 200.0, 195.0],
+                rng,
+            );
         }
         Pattern::Houses => {
             let step = side / 6.0;
             for i in 0..6 {
                 for j in 0..6 {
                     let centre = [(f64::from(i) + 0.5) * step, (f64::from(j) + 0.5) * step];
-                    paint(&mut image, &rectangle(centre, step * 0.5, step * 0.4, angle), [190.0, 90.0, 70.0], rng);
+                    paint(
+                        &mut image,
+                        &rectangle(centre, step * 0.5, step * 0.4, angle),
+                        [190.0, 90.0, 70.0],
+                        rng,
+                    );
                 }
             }
         }
@@ -91,8 +153,18 @@ fn render(scene: &Scene, size: u32, rng: &mut SplitMix64) -> Image {
             for _ in 0..(3 + rng.below(5)) {
                 let r = side * rng.range(0.05, 0.1);
                 let centre = [rng.range(r, side - r), rng.range(r, side - r)];
-                paint(&mut image, &ellipse(centre, r, r, 0.0, 28), [235.0, 235.0, 230.0], rng);
-                paint(&mut image, &ellipse(centre, r * 0.3, r * 0.3, 0.0, 16), [170.0, 170.0, 170.0], rng);
+                paint(
+                    &mut image,
+                    &ellipse(centre, r, r, 0.0, 28),
+                    [235.0, 235.0, 230.0],
+                    rng,
+                );
+                paint(
+                    &mut image,
+                    &ellipse(centre, r * 0.3, r * 0.3, 0.0, 16),
+                    [170.0, 170.0, 170.0],
+                    rng,
+                );
             }
         }
     }
@@ -111,7 +183,11 @@ pub fn write_millionaid(out: &Path, options: &SynthOptions, size: u32) -> DataRe
             "train" => "train",
             _ => "test",
         };
-        write_jpeg(&out.join(split).join(scene.path).join(format!("{id}.jpg")), &image, 92)?;
+        write_jpeg(
+            &out.join(split).join(scene.path).join(format!("{id}.jpg")),
+            &image,
+            92,
+        )?;
     }
     Ok(ids)
 }

@@ -40,7 +40,8 @@ impl LabelMap {
 
     fn at(&self, x: f64, y: f64) -> Option<u8> {
         let s = f64::from(self.size);
-        ((0.0..s).contains(&x) && (0.0..s).contains(&y)).then(|| self.labels[y as usize * self.size as usize + x as usize])
+        ((0.0..s).contains(&x) && (0.0..s).contains(&y))
+            .then(|| self.labels[y as usize * self.size as usize + x as usize])
     }
 }
 
@@ -59,30 +60,63 @@ fn roads(map: &mut LabelMap, rng: &mut SplitMix64, class: u8, max_count: usize) 
     let count = 1 + rng.below(max_count);
     (0..count)
         .map(|_| {
-            let angle = if rng.chance(0.6) { (rng.below(2) as f64) * PI / 2.0 } else { rng.range(0.0, PI) };
+            let angle = if rng.chance(0.6) {
+                (rng.below(2) as f64) * PI / 2.0
+            } else {
+                rng.range(0.0, PI)
+            };
             let width = side * rng.range(0.05, 0.09);
-            map.paint(&rectangle(random_point(rng, side), side * 3.0, width, angle), class, None);
+            map.paint(
+                &rectangle(random_point(rng, side), side * 3.0, width, angle),
+                class,
+                None,
+            );
             angle
         })
         .collect()
 }
 
-fn rectangles(map: &mut LabelMap, rng: &mut SplitMix64, class: u8, counts: (usize, usize, f64), scale: (f64, f64), only_over: Option<u8>) {
+fn rectangles(
+    map: &mut LabelMap,
+    rng: &mut SplitMix64,
+    class: u8,
+    counts: (usize, usize, f64),
+    scale: (f64, f64),
+    only_over: Option<u8>,
+) {
     let side = f64::from(map.size);
     for _ in 0..scaled_count(rng, counts) {
-        let (w, h) = (side * rng.range(scale.0, scale.1), side * rng.range(scale.0, scale.1));
-        map.paint(&rectangle(random_point(rng, side), w, h, rng.range(0.0, PI)), class, only_over);
+        let (w, h) = (
+            side * rng.range(scale.0, scale.1),
+            side * rng.range(scale.0, scale.1),
+        );
+        map.paint(
+            &rectangle(random_point(rng, side), w, h, rng.range(0.0, PI)),
+            class,
+            only_over,
+        );
     }
 }
 
-fn blobs(map: &mut LabelMap, rng: &mut SplitMix64, class: u8, counts: (usize, usize, f64), scale: (f64, f64), only_over: Option<u8>) {
+fn blobs(
+    map: &mut LabelMap,
+    rng: &mut SplitMix64,
+    class: u8,
+    counts: (usize, usize, f64),
+    scale: (f64, f64),
+    only_over: Option<u8>,
+) {
     let side = f64::from(map.size);
     for _ in 0..scaled_count(rng, counts) {
         let centre = random_point(rng, side);
         for _ in 0..3 {
             let r = side * rng.range(scale.0, scale.1);
             let offset = [centre[0] + rng.range(-r, r), centre[1] + rng.range(-r, r)];
-            map.paint(&ellipse(offset, r, r * rng.range(0.6, 1.0), rng.range(0.0, PI), 20), class, only_over);
+            map.paint(
+                &ellipse(offset, r, r * rng.range(0.6, 1.0), rng.range(0.0, PI), 20),
+                class,
+                only_over,
+            );
         }
     }
 }
@@ -108,9 +142,13 @@ fn render(map: &LabelMap, looks: &[ClassLook], rng: &mut SplitMix64, channels: u
             continue;
         };
         let (x, y) = ((i % size as usize) as f64, (i / size as usize) as f64);
-        let stripe = look
-            .stripes
-            .map_or(0.0, |p| if (((x + y) / p).floor() as i64) % 2 == 0 { 12.0 } else { -12.0 });
+        let stripe = look.stripes.map_or(0.0, |p| {
+            if (((x + y) / p).floor() as i64) % 2 == 0 {
+                12.0
+            } else {
+                -12.0
+            }
+        });
         let shade = (coarse[i] - 0.5) * 30.0 + (fine[i] - 0.5) * look.grain + stripe;
         for (k, value) in px.iter_mut().enumerate().take(3) {
             *value = to_u8(look.rgb[k] + shade + rng.range(-5.0, 5.0));
@@ -123,12 +161,42 @@ fn render(map: &LabelMap, looks: &[ClassLook], rng: &mut SplitMix64, channels: u
 }
 
 const POTSDAM_LOOKS: [ClassLook; 6] = [
-    ClassLook { rgb: [150.0, 150.0, 145.0], infrared: 90.0, grain: 10.0, stripes: None },
-    ClassLook { rgb: [185.0, 85.0, 65.0], infrared: 70.0, grain: 6.0, stripes: Some(5.0) },
-    ClassLook { rgb: [130.0, 185.0, 95.0], infrared: 210.0, grain: 18.0, stripes: None },
-    ClassLook { rgb: [35.0, 95.0, 40.0], infrared: 235.0, grain: 50.0, stripes: None },
-    ClassLook { rgb: [230.0, 215.0, 40.0], infrared: 60.0, grain: 4.0, stripes: None },
-    ClassLook { rgb: [120.0, 70.0, 140.0], infrared: 110.0, grain: 30.0, stripes: None },
+    ClassLook {
+        rgb: [150.0, 150.0, 145.0],
+        infrared: 90.0,
+        grain: 10.0,
+        stripes: None,
+    },
+    ClassLook {
+        rgb: [185.0, 85.0, 65.0],
+        infrared: 70.0,
+        grain: 6.0,
+        stripes: Some(5.0),
+    },
+    ClassLook {
+        rgb: [130.0, 185.0, 95.0],
+        infrared: 210.0,
+        grain: 18.0,
+        stripes: None,
+    },
+    ClassLook {
+        rgb: [35.0, 95.0, 40.0],
+        infrared: 235.0,
+        grain: 50.0,
+        stripes: None,
+    },
+    ClassLook {
+        rgb: [230.0, 215.0, 40.0],
+        infrared: 60.0,
+        grain: 4.0,
+        stripes: None,
+    },
+    ClassLook {
+        rgb: [120.0, 70.0, 140.0],
+        infrared: 110.0,
+        grain: 30.0,
+        stripes: None,
+    },
 ];
 
 fn potsdam_map(rng: &mut SplitMix64, size: u32) -> LabelMap {
@@ -168,26 +236,78 @@ pub fn write_potsdam(out: &Path, options: &SynthOptions, size: u32) -> DataResul
             width: size,
             height: size,
             channels: 3,
-            data: rgbir.data.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect(),
+            data: rgbir
+                .data
+                .chunks_exact(4)
+                .flat_map(|p| [p[0], p[1], p[2]])
+                .collect(),
         };
         let id = format!("{}_{}", 2 + index / 6, 10 + index % 6);
         ids.assign(index, options.images, &id);
         let name = |kind: &str| format!("top_potsdam_{id}_{kind}.tif");
-        write_tiff(&out.join("2_Ortho_RGB").join(name("RGB")), &rgb, TiffCompression::None)?;
-        write_tiff(&out.join("4_Ortho_RGBIR").join(name("RGBIR")), &rgbir, TiffCompression::PackBits)?;
-        potsdam::write_label(&out.join("5_Labels_all").join(name("label")), &map.labels, size, size)?;
+        write_tiff(
+            &out.join("2_Ortho_RGB").join(name("RGB")),
+            &rgb,
+            TiffCompression::None,
+        )?;
+        write_tiff(
+            &out.join("4_Ortho_RGBIR").join(name("RGBIR")),
+            &rgbir,
+            TiffCompression::PackBits,
+        )?;
+        potsdam::write_label(
+            &out.join("5_Labels_all").join(name("label")),
+            &map.labels,
+            size,
+            size,
+        )?;
     }
     Ok(ids)
 }
 
 const LOVEDA_LOOKS: [ClassLook; 7] = [
-    ClassLook { rgb: [170.0, 160.0, 140.0], infrared: 0.0, grain: 12.0, stripes: None },
-    ClassLook { rgb: [200.0, 80.0, 70.0], infrared: 0.0, grain: 6.0, stripes: Some(4.0) },
-    ClassLook { rgb: [95.0, 95.0, 100.0], infrared: 0.0, grain: 6.0, stripes: None },
-    ClassLook { rgb: [40.0, 80.0, 170.0], infrared: 0.0, grain: 5.0, stripes: None },
-    ClassLook { rgb: [210.0, 180.0, 120.0], infrared: 0.0, grain: 25.0, stripes: None },
-    ClassLook { rgb: [30.0, 90.0, 35.0], infrared: 0.0, grain: 45.0, stripes: None },
-    ClassLook { rgb: [140.0, 195.0, 90.0], infrared: 0.0, grain: 8.0, stripes: Some(7.0) },
+    ClassLook {
+        rgb: [170.0, 160.0, 140.0],
+        infrared: 0.0,
+        grain: 12.0,
+        stripes: None,
+    },
+    ClassLook {
+        rgb: [200.0, 80.0, 70.0],
+        infrared: 0.0,
+        grain: 6.0,
+        stripes: Some(4.0),
+    },
+    ClassLook {
+        rgb: [95.0, 95.0, 100.0],
+        infrared: 0.0,
+        grain: 6.0,
+        stripes: None,
+    },
+    ClassLook {
+        rgb: [40.0, 80.0, 170.0],
+        infrared: 0.0,
+        grain: 5.0,
+        stripes: None,
+    },
+    ClassLook {
+        rgb: [210.0, 180.0, 120.0],
+        infrared: 0.0,
+        grain: 25.0,
+        stripes: None,
+    },
+    ClassLook {
+        rgb: [30.0, 90.0, 35.0],
+        infrared: 0.0,
+        grain: 45.0,
+        stripes: None,
+    },
+    ClassLook {
+        rgb: [140.0, 195.0, 90.0],
+        infrared: 0.0,
+        grain: 8.0,
+        stripes: Some(7.0),
+    },
 ];
 
 fn loveda_map(rng: &mut SplitMix64, size: u32, domain: LovedaDomain) -> LabelMap {
@@ -198,7 +318,14 @@ fn loveda_map(rng: &mut SplitMix64, size: u32, domain: LovedaDomain) -> LabelMap
     if rng.chance(0.6) {
         blobs(&mut map, rng, 3, (1, 1, 1.0), (0.08, 0.15), None);
     }
-    rectangles(&mut map, rng, 6, (1, if urban { 2 } else { 4 }, crowd), (0.15, 0.35), open);
+    rectangles(
+        &mut map,
+        rng,
+        6,
+        (1, if urban { 2 } else { 4 }, crowd),
+        (0.15, 0.35),
+        open,
+    );
     blobs(&mut map, rng, 5, (1, 4, crowd), (0.04, 0.08), open);
     blobs(&mut map, rng, 4, (0, 2, crowd), (0.03, 0.06), open);
     roads(&mut map, rng, 2, if urban { 3 } else { 2 });
@@ -225,7 +352,11 @@ pub fn write_loveda(out: &Path, options: &SynthOptions, size: u32) -> DataResult
     let mut ids = SplitIds::default();
     for index in 0..options.images {
         let mut rng = SplitMix64::derive(options.seed, 4, index as u64);
-        let domain = if index % 2 == 0 { LovedaDomain::Urban } else { LovedaDomain::Rural };
+        let domain = if index % 2 == 0 {
+            LovedaDomain::Urban
+        } else {
+            LovedaDomain::Rural
+        };
         let map = loveda_map(&mut rng, size, domain);
         let image = render(&map, &LOVEDA_LOOKS, &mut rng, 3);
         let id = index.to_string();
@@ -233,8 +364,16 @@ pub fn write_loveda(out: &Path, options: &SynthOptions, size: u32) -> DataResult
             "train" => LovedaSplit::Train,
             _ => LovedaSplit::Val,
         };
-        write_png(&loveda::images_dir(out, split, domain).join(format!("{id}.png")), &image)?;
-        loveda::write_mask(&loveda::masks_dir(out, split, domain).join(format!("{id}.png")), &map.labels, size, size)?;
+        write_png(
+            &loveda::images_dir(out, split, domain).join(format!("{id}.png")),
+            &image,
+        )?;
+        loveda::write_mask(
+            &loveda::masks_dir(out, split, domain).join(format!("{id}.png")),
+            &map.labels,
+            size,
+            size,
+        )?;
     }
     Ok(ids)
 }
