@@ -143,13 +143,13 @@ impl VitConfig {
             anyhow::ensure!(value > 0, "`{name}` must be positive, got {value}");
         }
         anyhow::ensure!(
-            self.image_size % self.patch_size == 0,
+            self.image_size.is_multiple_of(self.patch_size),
             "`image_size` ({}) must be a multiple of `patch_size` ({})",
             self.image_size,
             self.patch_size
         );
         anyhow::ensure!(
-            self.embed_dim % self.num_heads == 0,
+            self.embed_dim.is_multiple_of(self.num_heads),
             "`embed_dim` ({}) must be a multiple of `num_heads` ({})",
             self.embed_dim,
             self.num_heads

@@ -11,8 +11,11 @@ use anyhow::Context;
 use tch::{Device, Kind, Tensor};
 
 use crate::protocol::{StageSpec, METRICS_FILE};
+use crate::train::evaluate_seg::{self, EvaluateSegParams};
 use crate::train::events::Events;
-use crate::train::mae_pretrain::{self, MaePretrainParams, Outcome};
+use crate::train::finetune_seg::{self, FinetuneSegParams};
+use crate::train::mae_pretrain::{self, MaePretrainParams};
+use crate::train::stage::{parse_device, Outcome};
 
 const USAGE: &str =
     "usage: rsfm-worker run --stage stage.json --out DIR [--stop-after N] | rsfm-worker selftest";
@@ -92,6 +95,25 @@ impl RunArgs {
 /// A stage the worker can run, parsed from `stage.json`.
 enum Stage {
     MaePretrain(MaePretrainParams),
+    FinetuneSeg(FinetuneSegParams),
+    EvaluateSeg(EvaluateSegParams),
+}
+
+/// Parses `params` for `kind` and validates them.
+fn parse_params<T: serde::de::DeserializeOwned>(
+    spec: &StageSpec,
+    path: &Path,
+    validate: impl Fn(&T) -> anyhow::Result<()>,
+) -> anyhow::Result<T> {
+    let params: T = serde_json::from_value(spec.params.clone()).with_context(|| {
+        format!(
+            "{}: invalid `params` for kind `{}`",
+            path.display(),
+            spec.kind
+        )
+    })?;
+    validate(&params).with_context(|| format!("{}: invalid `params`", path.display()))?;
+    Ok(params)
 }
 
 fn read_stage(path: &Path) -> anyhow::Result<(StageSpec, Stage)> {
@@ -99,26 +121,15 @@ fn read_stage(path: &Path) -> anyhow::Result<(StageSpec, Stage)> {
     let spec: StageSpec = serde_json::from_str(&text)
         .with_context(|| format!("{}: invalid stage.json", path.display()))?;
     let stage = match spec.kind.as_str() {
-        "mae-pretrain" => {
-            let params: MaePretrainParams = serde_json::from_value(spec.params.clone())
-                .with_context(|| {
-                    format!(
-                        "{}: invalid `params` for kind `mae-pretrain`",
-                        path.display()
-                    )
-                })?;
-            params
-                .validate()
-                .with_context(|| format!("{}: invalid `params`", path.display()))?;
-            Stage::MaePretrain(params)
-        }
+        "mae-pretrain" => Stage::MaePretrain(parse_params(&spec, path, MaePretrainParams::validate)?),
+        "finetune-seg" => Stage::FinetuneSeg(parse_params(&spec, path, FinetuneSegParams::validate)?),
+        "evaluate" => Stage::EvaluateSeg(parse_params(&spec, path, EvaluateSegParams::validate)?),
         other => anyhow::bail!(
-            "{}: `kind` = `{other}` is not supported by this worker (supported: mae-pretrain)",
+            "{}: `kind` = `{other}` is not supported by this worker (supported: mae-pretrain, finetune-seg, evaluate)",
             path.display()
         ),
     };
-    mae_pretrain::parse_device(&spec.device)
-        .with_context(|| format!("{}: invalid `device`", path.display()))?;
+    parse_device(&spec.device).with_context(|| format!("{}: invalid `device`", path.display()))?;
     Ok((spec, stage))
 }
 
@@ -134,6 +145,12 @@ fn run(args: &RunArgs) -> ExitCode {
     let result = match &stage {
         Stage::MaePretrain(params) => {
             mae_pretrain::run(&spec, params, &args.out, &mut events, args.stop_after)
+        }
+        Stage::FinetuneSeg(params) => {
+            finetune_seg::run(&spec, params, &args.out, &mut events, args.stop_after)
+        }
+        Stage::EvaluateSeg(params) => {
+            evaluate_seg::run(&spec, params, &mut events).map(Outcome::Finished)
         }
     };
     match result.and_then(|outcome| finish(outcome, &args.out)) {

@@ -112,6 +112,15 @@ pub fn load_from(vs: &VarStore, file: HashMap<String, Tensor>) -> anyhow::Result
     Ok(report)
 }
 
+/// The same tensors with `prefix` put before every name (e.g. an MAE encoder's `blocks.0...`
+/// as a segmenter's `backbone.blocks.0...`).
+pub fn with_prefix(tensors: HashMap<String, Tensor>, prefix: &str) -> HashMap<String, Tensor> {
+    tensors
+        .into_iter()
+        .map(|(k, v)| (format!("{prefix}{k}"), v))
+        .collect()
+}
+
 /// Resamples a `[1, 1 + g², dim]` table to the square grid of `target` (`[1, 1 + h², dim]`
 /// keeps the class row; `[1, h², dim]` drops it).
 fn resample_pos_table(src: &Tensor, target: &[i64]) -> anyhow::Result<Tensor> {

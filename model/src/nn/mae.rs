@@ -70,13 +70,16 @@ impl MaeConfig {
             self.mask_ratio
         );
         anyhow::ensure!(
-            self.decoder_num_heads > 0 && self.decoder_embed_dim % self.decoder_num_heads == 0,
+            self.decoder_num_heads > 0
+                && self
+                    .decoder_embed_dim
+                    .is_multiple_of(self.decoder_num_heads),
             "`decoder_embed_dim` ({}) must be a positive multiple of `decoder_num_heads` ({})",
             self.decoder_embed_dim,
             self.decoder_num_heads
         );
         anyhow::ensure!(
-            self.decoder_embed_dim % 4 == 0,
+            self.decoder_embed_dim.is_multiple_of(4),
             "`decoder_embed_dim` must be divisible by 4 for sin-cos position embeddings, got {}",
             self.decoder_embed_dim
         );

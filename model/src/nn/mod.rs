@@ -5,4 +5,7 @@ pub mod checkpoint;
 pub mod layers;
 pub mod mae;
 pub mod pos_embed;
+pub mod segmenter;
+pub mod upernet;
 pub mod vit;
+pub mod vitdet;

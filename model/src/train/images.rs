@@ -90,13 +90,18 @@ pub fn normalize(image: &Tensor, size: i64) -> Tensor {
             .upsample_bilinear2d([size, size], false, None, None)
             .squeeze_dim(0)
     };
+    standardize(&resized)
+}
+
+/// Applies the ImageNet normalisation to a `[3, H, W]` image in `[0, 1]`.
+pub fn standardize(image: &Tensor) -> Tensor {
     let mean = Tensor::from_slice(&IMAGENET_MEAN)
         .to_kind(Kind::Float)
         .reshape([3, 1, 1]);
     let std = Tensor::from_slice(&IMAGENET_STD)
         .to_kind(Kind::Float)
         .reshape([3, 1, 1]);
-    ((resized - mean) / std).to_device(Device::Cpu)
+    ((image.to_device(Device::Cpu) - mean) / std).to_kind(Kind::Float)
 }
 
 /// A generated scene: a colour gradient with three filled rectangles, fully determined by

@@ -7,17 +7,16 @@ use std::time::Instant;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use tch::nn::VarStore;
-use tch::Device;
 
 use super::events::Events;
 use super::images::ImageSource;
 use super::optim::{AdamW, AdamWConfig};
 use super::params::decay_groups;
 use super::resume::{self, ResumeState};
-use super::rng::{batch_indices, seed_torch_for_step, stream, SplitMix64};
+use super::rng::{batch_indices, seed_torch_for_step};
 use super::schedule::{scaled_lr, CosineSchedule};
+use super::stage::{parse_device, run_digest, seed_init, Outcome};
 use crate::arch::VitConfig;
 use crate::data::formats::millionaid;
 use crate::nn::checkpoint;
@@ -106,29 +105,6 @@ impl MaePretrainParams {
     }
 }
 
-/// How a call to [`run`] ended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    /// All steps done; the final metrics (also in `metrics.json`).
-    Finished(BTreeMap<String, f64>),
-    /// Stopped on request after this many steps, with a resume checkpoint.
-    Stopped(u64),
-}
-
-/// Parses a stage device name (`cpu`, `cuda:N`).
-pub fn parse_device(name: &str) -> anyhow::Result<Device> {
-    if name == "cpu" {
-        return Ok(Device::Cpu);
-    }
-    if let Some(i) = name
-        .strip_prefix("cuda:")
-        .and_then(|i| i.parse::<usize>().ok())
-    {
-        return Ok(Device::Cuda(i));
-    }
-    anyhow::bail!("`device` must be `cpu` or `cuda:N`, got `{name}`")
-}
-
 fn image_source(spec: &StageSpec, data: &DataParams) -> anyhow::Result<ImageSource> {
     match data {
         DataParams::Synthetic { images } => Ok(ImageSource::Synthetic {
@@ -147,15 +123,6 @@ fn image_source(spec: &StageSpec, data: &DataParams) -> anyhow::Result<ImageSour
     }
 }
 
-/// sha256 over the parameters and seed: identifies a run for resuming.
-fn run_digest(spec: &StageSpec) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(spec.kind.as_bytes());
-    hasher.update(spec.params.to_string().as_bytes());
-    hasher.update(spec.seed.to_le_bytes());
-    hex::encode(hasher.finalize())
-}
-
 /// Runs (or resumes) the stage. `stop_after` ends the call after that many completed steps
 /// with a resume checkpoint, as a preemption would.
 pub fn run(
@@ -167,7 +134,7 @@ pub fn run(
 ) -> anyhow::Result<Outcome> {
     let device = parse_device(&spec.device)?;
     let images = image_source(spec, &params.data)?;
-    tch::manual_seed((SplitMix64::new(spec.seed, stream::INIT, 0).next_u64() >> 1) as i64);
+    seed_init(spec.seed);
     let vs = VarStore::new(device);
     let model = MaskedAutoencoder::new(&vs.root(), &params.model, &params.mae);
     let mut opt = AdamW::new(

@@ -1,7 +1,9 @@
 //! Training loops: optimiser, schedule, deterministic data order, resumable state, and the
-//! MAE pretraining and segmentation fine-tuning loops.
+//! stage kinds `mae-pretrain`, `finetune-seg` and segmentation `evaluate`.
 
+pub mod evaluate_seg;
 pub mod events;
+pub mod finetune_seg;
 pub mod images;
 pub mod mae_pretrain;
 pub mod optim;
@@ -9,3 +11,5 @@ pub mod params;
 pub mod resume;
 pub mod rng;
 pub mod schedule;
+pub mod seg_data;
+pub mod stage;

@@ -1,0 +1,126 @@
+//! The `evaluate` stage for segmentation: sliding-window inference of a fine-tuned segmenter
+//! over the held-out images, scored with the confusion-matrix metrics (mIoU, OA, mF1).
+
+use std::collections::BTreeMap;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use tch::nn::VarStore;
+use tch::Kind;
+
+use super::events::Events;
+use super::finetune_seg::{SegModelSpec, MODEL_FILE};
+use super::images::{standardize, to_tensor};
+use super::mae_pretrain::CHECKPOINT_FILE;
+use super::seg_data::{list_samples, Part, SegDataParams, IGNORE_INDEX};
+use super::stage::parse_device;
+use crate::metrics::segmentation::ConfusionMatrix;
+use crate::nn::checkpoint;
+use crate::protocol::{Event, StageSpec};
+
+/// Parameters of a segmentation `evaluate` stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluateSegParams {
+    /// Must be `segmentation`.
+    pub task: String,
+    /// Name of the needed `finetune-seg` stage.
+    pub model_from: String,
+    /// The dataset (its held-out part is scored).
+    pub data: SegDataParams,
+    /// Sliding-window stride in pixels (default: two thirds of the crop).
+    #[serde(default)]
+    pub stride: Option<usize>,
+}
+
+impl EvaluateSegParams {
+    /// Checks values serde cannot; errors name the key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.task == "segmentation",
+            "params.task must be `segmentation`, got `{}`",
+            self.task
+        );
+        anyhow::ensure!(self.stride != Some(0), "params.stride must be positive");
+        Ok(())
+    }
+}
+
+/// Scores the model on the held-out images; returns `miou`, `oa`, `mf1` and `iou.<class>`.
+pub fn run(
+    spec: &StageSpec,
+    params: &EvaluateSegParams,
+    events: &mut Events,
+) -> anyhow::Result<BTreeMap<String, f64>> {
+    let device = parse_device(&spec.device)?;
+    let dir = spec.inputs.get(&params.model_from).with_context(|| {
+        format!(
+            "params.model_from `{}` is not in stage.json `inputs`",
+            params.model_from
+        )
+    })?;
+    let model_file = dir.join(MODEL_FILE);
+    let model_spec: SegModelSpec = serde_json::from_slice(&fs_err::read(&model_file)?)
+        .with_context(|| format!("{}: invalid model description", model_file.display()))?;
+    let num_classes = params.data.format.num_classes();
+    anyhow::ensure!(
+        model_spec.num_classes == num_classes,
+        "{} predicts {} classes, the dataset has {num_classes}",
+        model_file.display(),
+        model_spec.num_classes
+    );
+    let vs = VarStore::new(device);
+    let model = model_spec.build(&vs);
+    let report = checkpoint::load(&vs, &dir.join(CHECKPOINT_FILE))?;
+    anyhow::ensure!(
+        report.missing.is_empty(),
+        "{}: {}",
+        dir.join(CHECKPOINT_FILE).display(),
+        report.summary()
+    );
+
+    let root = spec.datasets.get(&params.data.name).with_context(|| {
+        format!(
+            "params.data.name `{}` is not in stage.json `datasets`",
+            params.data.name
+        )
+    })?;
+    let samples = list_samples(root, &params.data, Part::Val)?;
+    let crop = model_spec.model.image_size as i64;
+    let stride = params
+        .stride
+        .map(|s| s as i64)
+        .unwrap_or((crop * 2 / 3).max(1));
+    let mut confusion = ConfusionMatrix::new(num_classes).map_err(|e| anyhow::anyhow!("{e}"))?;
+    for (i, sample) in samples.iter().enumerate() {
+        let (image, labels) = sample.load()?;
+        let input = standardize(&to_tensor(&image));
+        let logits = tch::no_grad(|| {
+            model.slide_inference(&input.unsqueeze(0).to_device(device), crop, stride)
+        });
+        let pred = logits.argmax(1, false).to_kind(Kind::Uint8).flatten(0, -1);
+        let pred = Vec::<u8>::try_from(&pred).context("prediction to bytes")?;
+        confusion
+            .accumulate(&pred, &labels, Some(IGNORE_INDEX))
+            .map_err(|e| anyhow::anyhow!("{}: {e}", sample.id))?;
+        events.emit(&Event::Progress {
+            step: i as u64 + 1,
+            total: samples.len() as u64,
+            loss: None,
+            items_per_s: None,
+        });
+    }
+    let scores = confusion.report(&[]);
+    let mut metrics = BTreeMap::new();
+    metrics.insert("miou".to_string(), scores.miou);
+    metrics.insert("oa".to_string(), scores.oa);
+    metrics.insert("mf1".to_string(), scores.mf1);
+    for (name, iou) in params.data.format.class_names().iter().zip(&scores.iou) {
+        metrics.insert(format!("iou.{name}"), *iou);
+    }
+    metrics.insert("images".to_string(), samples.len() as f64);
+    for (name, value) in &metrics {
+        events.metric(name, *value, None);
+    }
+    Ok(metrics)
+}

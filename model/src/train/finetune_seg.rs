@@ -1,0 +1,348 @@
+//! The `finetune-seg` stage: ViTDet backbone + UperNet on LoveDA or Potsdam crops, AdamW with
+//! layer-wise lr decay and a warmup + cosine schedule, optionally from an MAE checkpoint, on a
+//! deterministic fraction of the training images; resumable from the work dir.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use tch::nn::VarStore;
+use tch::Tensor;
+
+use super::events::Events;
+use super::mae_pretrain::CHECKPOINT_FILE;
+use super::optim::{AdamW, AdamWConfig};
+use super::params::layer_decay_groups;
+use super::resume::{self, ResumeState};
+use super::rng::{batch_indices, seed_torch_for_step, stream, subset, SplitMix64};
+use super::schedule::CosineSchedule;
+use super::seg_data::{list_samples, random_crop, Part, SegDataParams, SegSample, IGNORE_INDEX};
+use super::stage::{parse_device, run_digest, seed_init, Outcome};
+use crate::arch::VitConfig;
+use crate::nn::checkpoint;
+use crate::nn::layers::scalar;
+use crate::nn::segmenter::Segmenter;
+use crate::nn::vitdet::VitDetConfig;
+use crate::protocol::StageSpec;
+
+/// File with the model description an `evaluate` stage rebuilds the segmenter from.
+pub const MODEL_FILE: &str = "model.json";
+
+fn default_head_channels() -> usize {
+    512
+}
+fn default_lr() -> f64 {
+    6e-5
+}
+fn default_weight_decay() -> f64 {
+    0.01
+}
+fn default_layer_decay() -> f64 {
+    0.9
+}
+fn default_fraction() -> f64 {
+    1.0
+}
+fn default_log_every() -> u64 {
+    1
+}
+
+/// The segmenter's architecture, saved beside its weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SegModelSpec {
+    /// Backbone; `image_size` is the crop size.
+    pub model: VitConfig,
+    /// Window attention and global stages.
+    #[serde(default)]
+    pub vitdet: VitDetConfig,
+    /// UperNet width.
+    #[serde(default = "default_head_channels")]
+    pub head_channels: usize,
+    /// Classes predicted.
+    pub num_classes: usize,
+}
+
+impl SegModelSpec {
+    /// Builds the segmenter under the root of `vs`.
+    pub fn build(&self, vs: &VarStore) -> Segmenter {
+        Segmenter::new(
+            &vs.root(),
+            &self.model,
+            &self.vitdet,
+            self.head_channels as i64,
+            self.num_classes as i64,
+        )
+    }
+}
+
+/// Parameters of a `finetune-seg` stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FinetuneSegParams {
+    /// Backbone; `image_size` is the training crop size.
+    pub model: VitConfig,
+    /// Window attention and global stages.
+    #[serde(default)]
+    pub vitdet: VitDetConfig,
+    /// UperNet width.
+    #[serde(default = "default_head_channels")]
+    pub head_channels: usize,
+    /// The dataset.
+    pub data: SegDataParams,
+    /// Fraction of the training images used, chosen from the seed.
+    #[serde(default = "default_fraction")]
+    pub fraction: f64,
+    /// Name of a needed `mae-pretrain` stage whose checkpoint initialises the backbone.
+    #[serde(default)]
+    pub pretrained: Option<String>,
+    /// Optimiser steps.
+    pub steps: u64,
+    /// Crops per step.
+    pub batch_size: usize,
+    /// Peak learning rate.
+    #[serde(default = "default_lr")]
+    pub lr: f64,
+    /// Final learning rate.
+    #[serde(default)]
+    pub min_lr: f64,
+    /// Steps of linear warmup.
+    #[serde(default)]
+    pub warmup_steps: u64,
+    /// AdamW weight decay (not on norms, biases, tokens, position tables).
+    #[serde(default = "default_weight_decay")]
+    pub weight_decay: f64,
+    /// Layer-wise lr decay per stage from the top.
+    #[serde(default = "default_layer_decay")]
+    pub layer_decay: f64,
+    /// Steps between resume checkpoints (0: only when stopped).
+    #[serde(default)]
+    pub checkpoint_every: u64,
+    /// Steps between progress events.
+    #[serde(default = "default_log_every")]
+    pub log_every: u64,
+}
+
+impl FinetuneSegParams {
+    /// Checks values serde cannot; errors name the key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.model.validate().context("params.model")?;
+        anyhow::ensure!(
+            self.fraction > 0.0 && self.fraction <= 1.0,
+            "params.fraction must be in (0, 1], got {}",
+            self.fraction
+        );
+        anyhow::ensure!(self.steps > 0, "params.steps must be positive");
+        anyhow::ensure!(self.batch_size > 0, "params.batch_size must be positive");
+        anyhow::ensure!(self.lr > 0.0, "params.lr must be positive");
+        anyhow::ensure!(
+            self.layer_decay > 0.0 && self.layer_decay <= 1.0,
+            "params.layer_decay must be in (0, 1]"
+        );
+        anyhow::ensure!(self.log_every > 0, "params.log_every must be positive");
+        anyhow::ensure!(
+            self.vitdet.window_size > 0,
+            "params.vitdet.window_size must be positive"
+        );
+        if let Some(stages) = &self.vitdet.global_stages {
+            anyhow::ensure!(
+                stages.iter().all(|&s| s < self.model.depth),
+                "params.vitdet.global_stages must be below depth {}",
+                self.model.depth
+            );
+        }
+        Ok(())
+    }
+
+    /// The architecture part.
+    pub fn model_spec(&self) -> SegModelSpec {
+        SegModelSpec {
+            model: self.model.clone(),
+            vitdet: self.vitdet.clone(),
+            head_channels: self.head_channels,
+            num_classes: self.data.format.num_classes(),
+        }
+    }
+}
+
+fn load_pretrained(
+    spec: &StageSpec,
+    name: &str,
+    vs: &VarStore,
+    events: &mut Events,
+) -> anyhow::Result<()> {
+    let dir = spec
+        .inputs
+        .get(name)
+        .with_context(|| format!("params.pretrained `{name}` is not in stage.json `inputs`"))?;
+    let file = dir.join(CHECKPOINT_FILE);
+    let tensors = checkpoint::with_prefix(checkpoint::read_tensors(&file)?, "backbone.");
+    let report = checkpoint::load_from(vs, tensors)
+        .with_context(|| format!("loading {}", file.display()))?;
+    let backbone_missing: Vec<&String> = report
+        .missing
+        .iter()
+        .filter(|k| k.starts_with("backbone.") && !k.starts_with("backbone.neck."))
+        .collect();
+    anyhow::ensure!(
+        backbone_missing.is_empty(),
+        "{}: backbone weights missing: {:?}",
+        file.display(),
+        backbone_missing
+    );
+    events.log(
+        "info",
+        format!("loaded {}: {}", file.display(), report.summary()),
+    );
+    Ok(())
+}
+
+/// Runs (or resumes) the stage; `stop_after` ends the call after that many steps with a
+/// resume checkpoint.
+pub fn run(
+    spec: &StageSpec,
+    params: &FinetuneSegParams,
+    out_dir: &Path,
+    events: &mut Events,
+    stop_after: Option<u64>,
+) -> anyhow::Result<Outcome> {
+    let device = parse_device(&spec.device)?;
+    let root = spec.datasets.get(&params.data.name).with_context(|| {
+        format!(
+            "params.data.name `{}` is not in stage.json `datasets`",
+            params.data.name
+        )
+    })?;
+    let all = list_samples(root, &params.data, Part::Train)?;
+    let samples: Vec<SegSample> = subset(spec.seed, all.len(), params.fraction)
+        .into_iter()
+        .map(|i| all[i].clone())
+        .collect();
+    events.log(
+        "info",
+        format!(
+            "fine-tuning on {} of {} training images (fraction {})",
+            samples.len(),
+            all.len(),
+            params.fraction
+        ),
+    );
+
+    seed_init(spec.seed);
+    let vs = VarStore::new(device);
+    let model_spec = params.model_spec();
+    let model = model_spec.build(&vs);
+    if let Some(name) = &params.pretrained {
+        load_pretrained(spec, name, &vs, events)?;
+    }
+    let groups = layer_decay_groups(
+        &vs,
+        params.weight_decay,
+        params.layer_decay,
+        model.backbone.depth(),
+    );
+    let mut opt = AdamW::new(
+        groups,
+        AdamWConfig {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        },
+    );
+    let schedule = CosineSchedule {
+        peak_lr: params.lr,
+        min_lr: params.min_lr,
+        warmup_steps: params.warmup_steps,
+        total_steps: params.steps,
+    };
+
+    fs_err::create_dir_all(&spec.work_dir)?;
+    let digest = run_digest(spec);
+    let mut state = match resume::load(&spec.work_dir, &digest, &vs, &mut opt)? {
+        Some(state) => {
+            events.log("info", format!("resuming from step {}", state.step));
+            state
+        }
+        None => ResumeState {
+            step: 0,
+            run_digest: digest,
+            losses: Vec::new(),
+        },
+    };
+    let crop = params.model.image_size as u32;
+    let started = Instant::now();
+    let first_step = state.step;
+    while state.step < params.steps {
+        let step = state.step;
+        seed_torch_for_step(spec.seed, step);
+        let mut rng = SplitMix64::new(spec.seed, stream::TORCH_STEP, step);
+        let mut images = Vec::new();
+        let mut labels = Vec::new();
+        for i in batch_indices(spec.seed, samples.len(), params.batch_size, step) {
+            let (image, label) = samples[i].load()?;
+            let (img, lab) = random_crop(&image, &label, crop, &mut rng);
+            images.push(img);
+            labels.push(lab);
+        }
+        let images = Tensor::stack(&images, 0).to_device(device);
+        let labels = Tensor::stack(&labels, 0).to_device(device);
+        opt.zero_grad();
+        let loss = model.loss(
+            &model.forward_t(&images, true),
+            &labels,
+            i64::from(IGNORE_INDEX),
+        );
+        let value = scalar(&loss);
+        anyhow::ensure!(
+            value.is_finite(),
+            "loss is {value} at step {}: training diverged",
+            step + 1
+        );
+        loss.backward();
+        opt.step(schedule.lr(step));
+        state.step += 1;
+        state.losses.push(value);
+        if state.step % params.log_every == 0 || state.step == params.steps {
+            let rate = (state.step - first_step) as f64 * params.batch_size as f64
+                / started.elapsed().as_secs_f64().max(1e-9);
+            events.emit(&crate::protocol::Event::Progress {
+                step: state.step,
+                total: params.steps,
+                loss: Some(value),
+                items_per_s: Some(rate),
+            });
+        }
+        let periodic = params.checkpoint_every > 0 && state.step % params.checkpoint_every == 0;
+        let stopping =
+            stop_after.is_some_and(|n| state.step - first_step >= n) && state.step < params.steps;
+        if periodic || stopping {
+            resume::save(&spec.work_dir, &vs, &opt, &state)?;
+        }
+        if stopping {
+            return Ok(Outcome::Stopped(state.step));
+        }
+    }
+
+    fs_err::create_dir_all(out_dir)?;
+    checkpoint::save(&vs, &out_dir.join(CHECKPOINT_FILE))?;
+    fs_err::write(
+        out_dir.join(MODEL_FILE),
+        serde_json::to_vec_pretty(&model_spec)?,
+    )?;
+    let window = (state.losses.len() / 10).max(1);
+    let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len().max(1) as f64;
+    let mut metrics = BTreeMap::new();
+    metrics.insert("loss_first".to_string(), mean(&state.losses[..window]));
+    metrics.insert(
+        "loss_last".to_string(),
+        mean(&state.losses[state.losses.len() - window..]),
+    );
+    metrics.insert("train_images".to_string(), samples.len() as f64);
+    metrics.insert("params".to_string(), params.model.param_count() as f64);
+    for (name, value) in &metrics {
+        events.metric(name, *value, Some(params.steps));
+    }
+    Ok(Outcome::Finished(metrics))
+}

@@ -1,0 +1,210 @@
+//! Segmentation samples from LoveDA or ISPRS Potsdam folders, as (image, labels) pairs, with
+//! random crops for training.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+
+use super::images::{normalize, to_tensor};
+use super::rng::SplitMix64;
+use crate::data::formats::{loveda, potsdam};
+use crate::data::image_io::Image;
+
+/// Label of pixels that count neither in the loss nor in the metrics.
+pub const IGNORE_INDEX: u8 = 255;
+
+/// The standard ISPRS Potsdam test tiles; every other labelled tile is for training.
+pub const POTSDAM_TEST_TILES: [&str; 14] = [
+    "2_13", "2_14", "3_13", "3_14", "4_13", "4_14", "4_15", "5_13", "5_14", "5_15", "6_13", "6_14",
+    "6_15", "7_13",
+];
+
+/// An on-disk segmentation dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SegDataParams {
+    /// Key in `stage.json`'s `datasets`.
+    pub name: String,
+    /// `loveda` (7 classes) or `potsdam` (RGB tiles; clutter ignored, 5 classes).
+    pub format: SegFormat,
+    /// Potsdam tiles held out for evaluation (default: the standard 14 test tiles).
+    #[serde(default)]
+    pub val_tiles: Option<Vec<String>>,
+}
+
+/// Supported dataset layouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SegFormat {
+    /// LoveDA: `Train/` for training, `Val/` for evaluation; no-data ignored.
+    Loveda,
+    /// ISPRS Potsdam: clutter and unlabelled pixels ignored.
+    Potsdam,
+}
+
+impl SegFormat {
+    /// Classes scored and predicted.
+    pub fn num_classes(self) -> usize {
+        match self {
+            SegFormat::Loveda => loveda::LOVEDA_CLASSES.len(),
+            SegFormat::Potsdam => 5,
+        }
+    }
+
+    /// Class names, in label order.
+    pub fn class_names(self) -> Vec<String> {
+        match self {
+            SegFormat::Loveda => loveda::LOVEDA_CLASSES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            SegFormat::Potsdam => [
+                "impervious_surfaces",
+                "building",
+                "low_vegetation",
+                "tree",
+                "car",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
+}
+
+/// Training or evaluation half of a dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// What the model learns from.
+    Train,
+    /// What it is scored on.
+    Val,
+}
+
+/// One labelled image on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegSample {
+    /// Short id for logs.
+    pub id: String,
+    image: PathBuf,
+    labels: PathBuf,
+    format: SegFormat,
+}
+
+impl SegSample {
+    /// Reads the image and its training labels (`IGNORE_INDEX` where not scored).
+    pub fn load(&self) -> anyhow::Result<(Image, Vec<u8>)> {
+        match self.format {
+            SegFormat::Loveda => {
+                let image = crate::data::image_io::read_image(&self.image)?;
+                let (w, h, labels) = loveda::read_mask(&self.labels)?;
+                anyhow::ensure!(
+                    (w, h) == (image.width, image.height),
+                    "{}: mask size differs from the image",
+                    self.labels.display()
+                );
+                Ok((image, labels))
+            }
+            SegFormat::Potsdam => {
+                let image = crate::data::image_io::read_image(&self.image)?;
+                let (w, h, mut labels) = potsdam::read_label(&self.labels)?;
+                anyhow::ensure!(
+                    (w, h) == (image.width, image.height),
+                    "{}: label size differs from the image",
+                    self.labels.display()
+                );
+                for l in &mut labels {
+                    if *l >= 5 {
+                        *l = IGNORE_INDEX;
+                    }
+                }
+                Ok((image, labels))
+            }
+        }
+    }
+}
+
+/// Lists the labelled samples of one part of the dataset at `root`.
+pub fn list_samples(
+    root: &Path,
+    params: &SegDataParams,
+    part: Part,
+) -> anyhow::Result<Vec<SegSample>> {
+    let samples: Vec<SegSample> = match params.format {
+        SegFormat::Loveda => {
+            let split = if part == Part::Train {
+                loveda::LovedaSplit::Train
+            } else {
+                loveda::LovedaSplit::Val
+            };
+            loveda::list_split(root, split)?
+                .into_iter()
+                .filter_map(|s| {
+                    let labels = s.mask?;
+                    Some(SegSample {
+                        id: s.id,
+                        image: s.image,
+                        labels,
+                        format: SegFormat::Loveda,
+                    })
+                })
+                .collect()
+        }
+        SegFormat::Potsdam => {
+            let default_val: Vec<String> =
+                POTSDAM_TEST_TILES.iter().map(|s| s.to_string()).collect();
+            let val = params.val_tiles.as_ref().unwrap_or(&default_val);
+            potsdam::find_potsdam_tiles(root, potsdam::PotsdamBands::Rgb)?
+                .into_iter()
+                .filter(|t| val.contains(&t.id) == (part == Part::Val))
+                .filter_map(|t| {
+                    let labels = t.label?;
+                    Some(SegSample {
+                        id: t.id,
+                        image: t.image,
+                        labels,
+                        format: SegFormat::Potsdam,
+                    })
+                })
+                .collect()
+        }
+    };
+    anyhow::ensure!(
+        !samples.is_empty(),
+        "{}: no labelled {:?} samples in this {:?} dataset",
+        root.display(),
+        part,
+        params.format
+    );
+    Ok(samples)
+}
+
+/// A `size × size` crop at a random position (padded with `IGNORE_INDEX` labels where the
+/// image is smaller), flipped horizontally half the time: normalised `[3, s, s]` image and
+/// `[s, s]` int64 labels.
+pub fn random_crop(
+    image: &Image,
+    labels: &[u8],
+    size: u32,
+    rng: &mut SplitMix64,
+) -> (Tensor, Tensor) {
+    let x = rng.below(u64::from(image.width.saturating_sub(size)) + 1) as i64;
+    let y = rng.below(u64::from(image.height.saturating_sub(size)) + 1) as i64;
+    let crop = image.crop_padded(x, y, size, size, 0);
+    let label_image = Image {
+        width: image.width,
+        height: image.height,
+        channels: 1,
+        data: labels.to_vec(),
+    };
+    let label_crop = label_image.crop_padded(x, y, size, size, IGNORE_INDEX);
+    let mut img = normalize(&to_tensor(&crop), size as i64);
+    let mut lab = Tensor::from_slice(&label_crop.data)
+        .reshape([size as i64, size as i64])
+        .to_kind(Kind::Int64);
+    if rng.below(2) == 1 {
+        img = img.flip([2]);
+        lab = lab.flip([1]);
+    }
+    (img, lab)
+}

@@ -1,0 +1,45 @@
+//! What every stage kind shares: the device, the run identity for resuming, init seeding.
+
+use sha2::{Digest, Sha256};
+use tch::Device;
+
+use super::rng::{stream, SplitMix64};
+use crate::protocol::StageSpec;
+
+/// Parses a stage device name (`cpu`, `cuda:N`).
+pub fn parse_device(name: &str) -> anyhow::Result<Device> {
+    if name == "cpu" {
+        return Ok(Device::Cpu);
+    }
+    if let Some(i) = name
+        .strip_prefix("cuda:")
+        .and_then(|i| i.parse::<usize>().ok())
+    {
+        return Ok(Device::Cuda(i));
+    }
+    anyhow::bail!("`device` must be `cpu` or `cuda:N`, got `{name}`")
+}
+
+/// sha256 over kind, parameters and seed: identifies a run, so a resume checkpoint of other
+/// settings is never picked up.
+pub fn run_digest(spec: &StageSpec) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(spec.kind.as_bytes());
+    hasher.update(spec.params.to_string().as_bytes());
+    hasher.update(spec.seed.to_le_bytes());
+    hex::encode(hasher.finalize())
+}
+
+/// Seeds torch's generator for model initialisation from the run seed.
+pub fn seed_init(seed: u64) {
+    tch::manual_seed((SplitMix64::new(seed, stream::INIT, 0).next_u64() >> 1) as i64);
+}
+
+/// How a training call ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// All steps done; the final metrics (for `metrics.json`).
+    Finished(std::collections::BTreeMap<String, f64>),
+    /// Stopped on request after this many steps, with a resume checkpoint.
+    Stopped(u64),
+}

@@ -1,0 +1,128 @@
+//! The segmentation path end to end through `rsfm-worker`: MAE pretraining, `finetune-seg`
+//! from its checkpoint on a fraction of a generated LoveDA dataset, and `evaluate`.
+#![cfg(feature = "torch")]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use rsfm_model::data::synth::{generate, SynthDataset, SynthOptions};
+use serde_json::{json, Value};
+
+fn run_stage(stage: &Value, dir: &Path, name: &str) -> Output {
+    let stage_file = dir.join(format!("{name}.json"));
+    std::fs::write(&stage_file, serde_json::to_vec(stage).unwrap()).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_rsfm-worker"))
+        .arg("run")
+        .arg("--stage")
+        .arg(&stage_file)
+        .arg("--out")
+        .arg(dir.join(name))
+        .output()
+        .unwrap()
+}
+
+fn metrics(dir: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(dir.join("metrics.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn pretrain_finetune_and_evaluate_on_generated_loveda() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("loveda");
+    let summary = generate(
+        SynthDataset::Loveda,
+        &data,
+        &SynthOptions {
+            images: 10,
+            seed: 3,
+            size: Some(64),
+        },
+    )
+    .unwrap();
+    let vit = json!({ "patch_size": 8, "image_size": 32, "embed_dim": 32, "depth": 2, "parallel": 2, "num_heads": 2 });
+    let common = |kind: &str, params: Value, work: &str| {
+        json!({
+            "kind": kind,
+            "params": params,
+            "inputs": { "pretrain": dir.path().join("pretrain"), "finetune": dir.path().join("finetune") },
+            "datasets": { "loveda": data },
+            "device": "cpu",
+            "seed": 11,
+            "work_dir": dir.path().join(work),
+        })
+    };
+
+    let pretrain = common(
+        "mae-pretrain",
+        json!({
+            "model": vit,
+            "mae": { "decoder_embed_dim": 16, "decoder_depth": 1, "decoder_num_heads": 2 },
+            "data": { "synthetic": { "images": 16 } },
+            "steps": 3, "batch_size": 4,
+        }),
+        "work-pretrain",
+    );
+    let out = run_stage(&pretrain, dir.path(), "pretrain");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let finetune = common(
+        "finetune-seg",
+        json!({
+            "model": vit,
+            "vitdet": { "window_size": 2 },
+            "head_channels": 16,
+            "data": { "name": "loveda", "format": "loveda" },
+            "fraction": 0.5,
+            "pretrained": "pretrain",
+            "steps": 30, "batch_size": 4, "lr": 2e-3, "warmup_steps": 3,
+        }),
+        "work-finetune",
+    );
+    let out = run_stage(&finetune, dir.path(), "finetune");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("loaded") && stdout.contains("0 missing"),
+        "{stdout}"
+    );
+    let trained = metrics(&dir.path().join("finetune"));
+    let train_total = summary.splits.train.len() as f64;
+    assert_eq!(
+        trained["train_images"].as_f64().unwrap(),
+        (train_total * 0.5).round()
+    );
+    let (first, last) = (
+        trained["loss_first"].as_f64().unwrap(),
+        trained["loss_last"].as_f64().unwrap(),
+    );
+    assert!(last < first, "fine-tuning loss went from {first} to {last}");
+
+    let evaluate = common(
+        "evaluate",
+        json!({ "task": "segmentation", "model_from": "finetune", "data": { "name": "loveda", "format": "loveda" } }),
+        "work-eval",
+    );
+    let out = run_stage(&evaluate, dir.path(), "evaluate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let scores = metrics(&dir.path().join("evaluate"));
+    for key in ["miou", "oa", "mf1"] {
+        let v = scores[key].as_f64().unwrap_or(f64::NAN);
+        assert!((0.0..=1.0).contains(&v), "{key} = {v}");
+    }
+    assert_eq!(
+        scores["images"].as_f64().unwrap(),
+        summary.splits.val.len() as f64
+    );
+}
