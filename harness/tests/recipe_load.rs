@@ -401,3 +401,81 @@ fn colliding_expanded_names_are_an_error() {
     let shown = loaded.unwrap_err().to_string();
     assert!(shown.contains("`s@1-2-3` is produced twice"), "{shown}");
 }
+
+const DATA_EFFICIENCY: &str = r#"
+[experiment]
+name = "data-efficiency"
+
+[matrix]
+model = ["vit-b", "vit-605m"]
+fraction = [0.1, 1.0]
+
+[stage.synth]
+kind = "prepare"
+matrix = []
+synthetic = true
+
+[stage.pretrain]
+kind = "mae-pretrain"
+matrix = ["model"]
+needs = ["synth"]
+model = "{model}"
+
+[stage.finetune]
+kind = "finetune-seg"
+needs = ["pretrain"]
+model = "{model}"
+fraction = "{fraction}"
+"#;
+
+#[test]
+fn a_stage_can_expand_over_some_axes_only() {
+    let (_dir, recipe) = load_ok(DATA_EFFICIENCY);
+    let names: Vec<&str> = recipe
+        .stages
+        .iter()
+        .map(|stage| stage.name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "synth",
+            "pretrain@vit-b",
+            "pretrain@vit-605m",
+            "finetune@vit-b-0.1",
+            "finetune@vit-b-1.0",
+            "finetune@vit-605m-0.1",
+            "finetune@vit-605m-1.0",
+        ]
+    );
+    assert_eq!(recipe.stages[2].needs, ["synth"]);
+    assert!(recipe.stages[0].matrix.is_empty());
+    assert_eq!(recipe.stages[2].matrix.len(), 1);
+    assert_eq!(recipe.stages[5].needs, ["pretrain@vit-605m"]);
+}
+
+#[test]
+fn per_stage_axes_are_checked() {
+    let cases = [
+        (
+            ("model = \"{model}\"\n\n[stage.finetune]", "model = \"{fraction}\"\n\n[stage.finetune]"),
+            "recipe.toml:18:9: error: undefined variable `{fraction}` in `stage.pretrain.model`: this stage does not expand over the matrix axis `fraction`",
+        ),
+        (
+            ("matrix = [\"model\"]", "matrix = [\"modle\"]"),
+            "recipe.toml:16:11: error: `modle` in `stage.pretrain.matrix` is not a matrix axis",
+        ),
+        (
+            ("needs = [\"pretrain\"]", "matrix = [\"fraction\"]\nneeds = [\"pretrain\"]"),
+            "recipe.toml:23:10: error: stage `finetune` uses stage `pretrain`, which varies over the matrix axes `model`",
+        ),
+    ];
+    for ((from, to), expected) in cases {
+        let text = DATA_EFFICIENCY.replacen(from, to, 1);
+        assert_ne!(text, DATA_EFFICIENCY);
+        let (_dir, loaded) = load_text(&text);
+        let shown = loaded.unwrap_err().to_string();
+        assert!(shown.contains(expected), "{shown}");
+        assert!(shown.contains("help: "), "{shown}");
+    }
+}

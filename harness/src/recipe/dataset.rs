@@ -1,11 +1,11 @@
 //! `[dataset.NAME]`: named datasets with a root folder, expanded per matrix combination when
 //! their root or format uses a matrix variable.
 
-use super::document::Node;
+use super::document::{Node, NodeValue};
 use super::error::{ErrorKind, RecipeError};
 use super::experiment::optional;
 use super::location::Location;
-use super::matrix::{self, Combination};
+use super::matrix::{self, Axes, Combination};
 use super::provenance;
 use super::read::{self, Table};
 use super::template::{self, Interpolated, Scope};
@@ -38,26 +38,27 @@ struct DatasetTemplate<'a> {
     format: Option<&'a Node>,
 }
 
-/// The datasets of a recipe and, per matrix combination, each dataset name → its name in the
-/// expanded recipe.
+/// The datasets of a recipe, expanded over the matrix axes their root or format uses.
 pub(crate) struct Datasets {
     /// The expanded datasets by name.
     pub defs: BTreeMap<String, DatasetDef>,
-    /// Per combination (same order as `combinations`): name as written → expanded name.
-    pub names: Vec<IndexMap<String, String>>,
-    /// The names as written, in file order.
-    pub declared: Vec<String>,
+    /// Dataset name as written → the matrix axes it varies over, in declaration order.
+    pub axes: IndexMap<String, Vec<String>>,
 }
 
-/// Reads `[dataset.*]` and expands it over `combinations`.
-pub(crate) fn parse(
-    node: Option<&Node>,
-    combinations: &[Combination],
-) -> Result<Datasets, RecipeError> {
+impl Datasets {
+    /// The name in the expanded recipe of dataset `name` read at `combination`.
+    pub(crate) fn expanded_name(&self, name: &str, combination: &Combination) -> String {
+        let axes = self.axes.get(name).map(Vec::as_slice).unwrap_or_default();
+        matrix::expanded_name(name, &matrix::project(combination, axes))
+    }
+}
+
+/// Reads `[dataset.*]` and expands each dataset over the matrix axes it uses.
+pub(crate) fn parse(node: Option<&Node>, axes: &Axes) -> Result<Datasets, RecipeError> {
     let mut datasets = Datasets {
         defs: BTreeMap::new(),
-        names: vec![IndexMap::new(); combinations.len()],
-        declared: Vec::new(),
+        axes: IndexMap::new(),
     };
     let Some(node) = node else {
         return Ok(datasets);
@@ -85,23 +86,33 @@ pub(crate) fn parse(
             )?,
             format: table.get("format"),
         };
-        let expanded: Vec<DatasetDef> = combinations
-            .iter()
-            .map(|combination| instantiate(&template, &table, combination))
-            .collect::<Result<_, _>>()?;
-        let varies = expanded
-            .iter()
-            .any(|def| def.root != expanded[0].root || def.format != expanded[0].format);
-        for (index, (mut def, combination)) in expanded.into_iter().zip(combinations).enumerate() {
-            if varies {
-                def.name = matrix::expanded_name(name, combination);
-            }
-            datasets.names[index].insert(name.clone(), def.name.clone());
+        let used = used_axes(&template, axes);
+        for combination in matrix::combinations(axes, &used) {
+            let mut def = instantiate(&template, &table, &combination)?;
+            def.name = matrix::expanded_name(name, &combination);
             datasets.defs.insert(def.name.clone(), def);
         }
-        datasets.declared.push(name.clone());
+        datasets.axes.insert(name.clone(), used);
     }
     Ok(datasets)
+}
+
+/// The axes whose variables appear in the dataset's root or format, in declaration order.
+fn used_axes(template: &DatasetTemplate<'_>, axes: &Axes) -> Vec<String> {
+    let mut names = Vec::new();
+    for node in std::iter::once(template.root).chain(template.format) {
+        let plain = match &node.value {
+            NodeValue::Table(table) => table.get("value").unwrap_or(node),
+            _ => node,
+        };
+        if let NodeValue::Str(text) = &plain.value {
+            names.extend(template::placeholders(text));
+        }
+    }
+    axes.keys()
+        .filter(|axis| names.contains(&axis.as_str()))
+        .cloned()
+        .collect()
 }
 
 fn instantiate(
@@ -138,6 +149,7 @@ fn fill(node: &Node, key: &str, combination: &Combination) -> Result<String, Rec
         out: false,
         inputs: &[],
         datasets: &no_datasets,
+        unselected: &[],
     };
     let interpolated = template::interpolate(text, &scope)
         .map_err(|problem| template::problem_error(problem, node, key, &scope))?;

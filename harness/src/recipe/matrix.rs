@@ -144,11 +144,11 @@ fn check_value_text(text: &str, item: &Node, key: &str) -> Result<(), RecipeErro
     }
 }
 
-/// Every combination of the axes, the last axis varying fastest; one empty combination
-/// without a matrix.
-pub(crate) fn combinations(axes: &Axes) -> Vec<Combination> {
+/// Every combination of the axes named in `selected` (taken in declaration order), the last
+/// axis varying fastest; one empty combination when none is selected.
+pub(crate) fn combinations(axes: &Axes, selected: &[String]) -> Vec<Combination> {
     let mut all = vec![Combination::new()];
-    for (name, values) in axes {
+    for (name, values) in axes.iter().filter(|(name, _)| selected.contains(name)) {
         all = all
             .into_iter()
             .flat_map(|combination| {
@@ -161,6 +161,15 @@ pub(crate) fn combinations(axes: &Axes) -> Vec<Combination> {
             .collect();
     }
     all
+}
+
+/// The part of `combination` on the axes in `selected`.
+pub(crate) fn project(combination: &Combination, selected: &[String]) -> Combination {
+    combination
+        .iter()
+        .filter(|(name, _)| selected.contains(name))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect()
 }
 
 /// `base@v1-v2` for a combination, `base` without a matrix.
@@ -192,7 +201,8 @@ mod tests {
                 vec![MatrixValue::new(json!(0.1)), MatrixValue::new(json!(1.0))],
             ),
         ]);
-        let names: Vec<String> = combinations(&axes)
+        let all: Vec<String> = axes.keys().cloned().collect();
+        let names: Vec<String> = combinations(&axes, &all)
             .iter()
             .map(|combination| expanded_name("train", combination))
             .collect();
@@ -200,11 +210,19 @@ mod tests {
             names,
             ["train@a-0.1", "train@a-1.0", "train@b-0.1", "train@b-1.0"]
         );
+        let models = combinations(&axes, &["model".to_string()]);
+        assert_eq!(models.len(), 2);
+        assert_eq!(project(&models[1], &[]), Combination::new());
+        let full = &combinations(&axes, &all)[3];
+        assert_eq!(
+            expanded_name("p", &project(full, &["model".to_string()])),
+            "p@b"
+        );
     }
 
     #[test]
     fn no_matrix_is_one_unnamed_combination() {
-        let all = combinations(&Axes::new());
+        let all = combinations(&Axes::new(), &[]);
         assert_eq!(all.len(), 1);
         assert_eq!(expanded_name("train", &all[0]), "train");
     }

@@ -3,8 +3,9 @@
 //!
 //! Loading reads the file and its `extends` bases (deep merge: tables merge, arrays replace,
 //! later files win), strips provenance (`{ value = .., source = .. }`) into
-//! [`Stage::sources`], expands the `[matrix]` into one stage per combination (`base@v1-v2`),
-//! fills in matrix variables and checks the other placeholders, checks every key and type
+//! [`Stage::sources`], expands the `[matrix]` into one stage per combination (`base@v1-v2`;
+//! a stage's `matrix = ["model"]` list restricts it to some axes, and a stage it needs must
+//! not vary over more axes than it does), fills in matrix variables and checks the other placeholders, checks every key and type
 //! against the stage's kind ([`kinds`]), and orders stages so that each comes after those it
 //! needs. Every error is a [`RecipeError`] naming `file:line:col` and the fix.
 //!
@@ -39,6 +40,7 @@ pub use stage::{Stage, COMMON_KEYS};
 pub use template::{substitute, substitute_json};
 
 use graph::GraphNode;
+use indexmap::IndexMap;
 use read::Table;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -78,9 +80,8 @@ pub fn load(path: &Path) -> Result<Recipe, RecipeError> {
     top.check_keys(TOP_KEYS)?;
     let experiment = experiment::parse(&top)?;
     let axes = matrix::parse(top.get("matrix"))?;
-    let combinations = matrix::combinations(&axes);
-    let datasets = dataset::parse(top.get("dataset"), &combinations)?;
-    let templates = stage::parse_templates(top.get("stage"), &datasets.declared)?;
+    let datasets = dataset::parse(top.get("dataset"), &axes)?;
+    let templates = stage::parse_templates(top.get("stage"), &axes, &datasets)?;
     let graph_nodes: Vec<GraphNode<'_>> = templates
         .iter()
         .map(|template| GraphNode {
@@ -89,16 +90,23 @@ pub fn load(path: &Path) -> Result<Recipe, RecipeError> {
         })
         .collect();
     let order = graph::order(&graph_nodes)?;
-    let mut stages = Vec::with_capacity(templates.len() * combinations.len());
+    stage::check_needed_axes(&templates)?;
+    let stage_axes: IndexMap<String, Vec<String>> = templates
+        .iter()
+        .map(|template| (template.name.clone(), template.axes.clone()))
+        .collect();
+    let context = stage::Expansion {
+        axes: &axes,
+        stage_axes: &stage_axes,
+        datasets: &datasets,
+        experiment_seed: experiment.seed,
+    };
+    let mut stages = Vec::new();
     let mut seen: HashMap<String, Location> = HashMap::new();
     for index in order {
-        for (combination, dataset_names) in combinations.iter().zip(&datasets.names) {
-            let stage = stage::expand(
-                &templates[index],
-                combination,
-                dataset_names,
-                experiment.seed,
-            )?;
+        let template = &templates[index];
+        for combination in matrix::combinations(&axes, &template.axes) {
+            let stage = stage::expand(template, &combination, &context)?;
             if let Some(first) = seen.insert(stage.name.clone(), stage.location.clone()) {
                 return Err(RecipeError::at(
                     ErrorKind::BadName,

@@ -1,11 +1,12 @@
 //! `[stage.NAME]`: stages as written, and their expansion into one [`Stage`] per matrix
 //! combination with typed, interpolated parameters.
 
+use super::dataset::Datasets;
 use super::document::{Node, NodeValue};
 use super::error::{ErrorKind, RecipeError};
 use super::kinds::{ParamSpec, ParamType, StageKind};
 use super::location::Location;
-use super::matrix::{self, Combination, MatrixValue};
+use super::matrix::{self, Axes, Combination, MatrixValue};
 use super::provenance::{self, quoted_list};
 use super::read::{self, wrong_type, Table};
 use super::resources::{parse_time_limit, Resources, TIME_LIMIT_FORMATS};
@@ -52,6 +53,7 @@ pub struct Stage {
 /// Keys every stage accepts besides its kind's parameters.
 pub const COMMON_KEYS: &[&str] = &[
     "kind",
+    "matrix",
     "needs",
     "datasets",
     "description",
@@ -71,14 +73,17 @@ pub(crate) struct StageTemplate<'a> {
     kind: StageKind,
     /// Its `needs` entries with their locations.
     pub needs: Vec<(String, Location)>,
-    datasets: Vec<String>,
+    /// The matrix axes it expands over, in declaration order.
+    pub axes: Vec<String>,
+    datasets: Vec<(String, Location)>,
     description: Option<String>,
 }
 
 /// Reads and checks every `[stage.*]` table, in file order.
 pub(crate) fn parse_templates<'a>(
     node: Option<&'a Node>,
-    declared_datasets: &[String],
+    axes: &Axes,
+    datasets: &Datasets,
 ) -> Result<Vec<StageTemplate<'a>>, RecipeError> {
     let Some(node) = node else {
         return Ok(Vec::new());
@@ -86,7 +91,7 @@ pub(crate) fn parse_templates<'a>(
     let all = Table::new(node, "stage")?;
     all.entries
         .iter()
-        .map(|(name, stage_node)| parse_template(&all, name, stage_node, declared_datasets))
+        .map(|(name, stage_node)| parse_template(&all, name, stage_node, axes, datasets))
         .collect()
 }
 
@@ -94,8 +99,10 @@ fn parse_template<'a>(
     all: &Table<'a>,
     name: &str,
     node: &'a Node,
-    declared_datasets: &[String],
+    axes: &Axes,
+    datasets: &Datasets,
 ) -> Result<StageTemplate<'a>, RecipeError> {
+    let declared_datasets: Vec<&String> = datasets.axes.keys().collect();
     if !read::is_valid_name(name) {
         return Err(RecipeError::at(
             ErrorKind::BadName,
@@ -139,9 +146,10 @@ fn parse_template<'a>(
         )?;
     }
     let needs = string_list(&table, "needs")?;
-    let datasets = string_list(&table, "datasets")?;
-    for (dataset, at) in &datasets {
-        if !declared_datasets.contains(dataset) {
+    let stage_axes = selected_axes(&table, axes)?;
+    let read = string_list(&table, "datasets")?;
+    for (dataset, at) in &read {
+        if !datasets.axes.contains_key(dataset) {
             return Err(RecipeError::at(
                 ErrorKind::UnknownDataset,
                 at,
@@ -152,9 +160,16 @@ fn parse_template<'a>(
             } else {
                 format!(
                     "define `[dataset.{dataset}]`, or use one of {}",
-                    quoted_list(declared_datasets)
+                    quoted_list(&declared_datasets)
                 )
             }));
+        }
+        let missing: Vec<&String> = datasets.axes[dataset]
+            .iter()
+            .filter(|axis| !stage_axes.contains(axis))
+            .collect();
+        if !missing.is_empty() {
+            return Err(axis_mismatch(name, "dataset", dataset, &missing, at));
         }
     }
     let description = table
@@ -170,9 +185,80 @@ fn parse_template<'a>(
         table,
         kind,
         needs,
-        datasets: datasets.into_iter().map(|(dataset, _)| dataset).collect(),
+        axes: stage_axes,
+        datasets: read,
         description,
     })
+}
+
+/// The axes listed in the stage's `matrix` key (all axes without one), in declaration order.
+fn selected_axes(table: &Table<'_>, axes: &Axes) -> Result<Vec<String>, RecipeError> {
+    let listed = string_list(table, "matrix")?;
+    if table.get("matrix").is_none() {
+        return Ok(axes.keys().cloned().collect());
+    }
+    for (axis, at) in &listed {
+        if !axes.contains_key(axis) {
+            let names: Vec<&String> = axes.keys().collect();
+            return Err(RecipeError::at(
+                ErrorKind::InvalidValue,
+                at,
+                format!("`{axis}` in `{}` is not a matrix axis", table.key("matrix")),
+            )
+            .help(if names.is_empty() {
+                "there is no [matrix]: remove this `matrix` list".to_string()
+            } else {
+                format!("matrix axes: {}", quoted_list(&names))
+            }));
+        }
+    }
+    Ok(axes
+        .keys()
+        .filter(|axis| listed.iter().any(|(name, _)| name == *axis))
+        .cloned()
+        .collect())
+}
+
+/// A stage reads a stage or dataset that varies over axes the stage does not expand over.
+fn axis_mismatch(
+    stage: &str,
+    what: &str,
+    other: &str,
+    missing: &[&String],
+    at: &Location,
+) -> RecipeError {
+    RecipeError::at(
+        ErrorKind::InvalidValue,
+        at,
+        format!(
+            "stage `{stage}` uses {what} `{other}`, which varies over the matrix axes {} that `{stage}` does not expand over",
+            quoted_list(missing)
+        ),
+    )
+    .help(format!(
+        "add {} to `stage.{stage}.matrix` (or drop that list to expand over every axis)",
+        quoted_list(missing)
+    ))
+}
+
+/// Checks that every stage expands over all the axes of the stages it needs.
+pub(crate) fn check_needed_axes(templates: &[StageTemplate<'_>]) -> Result<(), RecipeError> {
+    for template in templates {
+        for (need, at) in &template.needs {
+            let Some(needed) = templates.iter().find(|other| other.name == *need) else {
+                continue;
+            };
+            let missing: Vec<&String> = needed
+                .axes
+                .iter()
+                .filter(|axis| !template.axes.contains(axis))
+                .collect();
+            if !missing.is_empty() {
+                return Err(axis_mismatch(&template.name, "stage", need, &missing, at));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn string_list(table: &Table<'_>, key: &str) -> Result<Vec<(String, Location)>, RecipeError> {
@@ -186,13 +272,23 @@ fn string_list(table: &Table<'_>, key: &str) -> Result<Vec<(String, Location)>, 
     }
 }
 
-/// The stage `template` at `combination`; `datasets` maps dataset names as written to their
-/// names in the expanded recipe.
+/// The context a stage expands in.
+pub(crate) struct Expansion<'a> {
+    /// The matrix axes.
+    pub axes: &'a Axes,
+    /// Every base stage's axes, to name the stages it needs.
+    pub stage_axes: &'a IndexMap<String, Vec<String>>,
+    /// The datasets, to name the ones it reads.
+    pub datasets: &'a Datasets,
+    /// The experiment's seed, for stages without their own.
+    pub experiment_seed: u64,
+}
+
+/// The stage `template` at `combination` (of the axes it expands over).
 pub(crate) fn expand(
     template: &StageTemplate<'_>,
     combination: &Combination,
-    datasets: &IndexMap<String, String>,
-    experiment_seed: u64,
+    context: &Expansion<'_>,
 ) -> Result<Stage, RecipeError> {
     let needs: Vec<String> = template
         .needs
@@ -202,13 +298,23 @@ pub(crate) fn expand(
     let read_datasets: IndexMap<String, String> = template
         .datasets
         .iter()
-        .map(|dataset| (dataset.clone(), datasets[dataset].clone()))
+        .map(|(dataset, _)| {
+            let expanded = context.datasets.expanded_name(dataset, combination);
+            (dataset.clone(), expanded)
+        })
+        .collect();
+    let unselected: Vec<String> = context
+        .axes
+        .keys()
+        .filter(|axis| !template.axes.contains(axis))
+        .cloned()
         .collect();
     let scope = Scope {
         vars: combination,
         out: true,
         inputs: &needs,
         datasets: &read_datasets,
+        unselected: &unselected,
     };
     let mut fields = Fields {
         table: &template.table,
@@ -253,7 +359,7 @@ pub(crate) fn expand(
         .unwrap_or(0.0);
     let seed = fields
         .scalar("seed", ParamType::Count)?
-        .map_or(experiment_seed, |(value, _)| {
+        .map_or(context.experiment_seed, |(value, _)| {
             value.as_u64().unwrap_or_default()
         });
     Ok(Stage {
@@ -266,7 +372,11 @@ pub(crate) fn expand(
         kind: template.kind,
         needs: needs
             .iter()
-            .map(|need| matrix::expanded_name(need, combination))
+            .map(|need| {
+                let need_axes = context.stage_axes.get(need).map(Vec::as_slice);
+                let projected = matrix::project(combination, need_axes.unwrap_or_default());
+                matrix::expanded_name(need, &projected)
+            })
             .collect(),
         params,
         sources: fields.sources,

@@ -102,6 +102,21 @@ pub fn substitute_json(
     })
 }
 
+/// The placeholder names in `template`, in order (none if it is malformed).
+pub(crate) fn placeholders(template: &str) -> Vec<&str> {
+    tokenize(template)
+        .map(|pieces| {
+            pieces
+                .into_iter()
+                .filter_map(|piece| match piece {
+                    Piece::Placeholder(name) => Some(name),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Escapes braces so that `text` survives [`substitute`] unchanged.
 pub(crate) fn escape(text: &str) -> String {
     text.replace('{', "{{").replace('}', "}}")
@@ -117,6 +132,8 @@ pub(crate) struct Scope<'a> {
     pub inputs: &'a [String],
     /// Datasets this stage reads: name as written → name in the expanded recipe.
     pub datasets: &'a IndexMap<String, String>,
+    /// Matrix axes that exist but that this stage does not expand over.
+    pub unselected: &'a [String],
 }
 
 /// The outcome of interpolating one string.
@@ -214,6 +231,14 @@ pub(crate) fn problem_error(
             format!("unbalanced brace at `{fragment}` in `{key}`"),
         )
         .help(format!("placeholders are written `{{name}}`; {braces}")),
+        TemplateProblem::Undefined(name) if scope.unselected.contains(&name) => RecipeError::at(
+            ErrorKind::UndefinedVariable,
+            at,
+            format!("undefined variable `{{{name}}}` in `{key}`: this stage does not expand over the matrix axis `{name}`"),
+        )
+        .help(format!(
+            "add \"{name}\" to the stage's `matrix` list, or drop the `matrix` list to expand over every axis"
+        )),
         TemplateProblem::Undefined(name) => {
             let vars: Vec<&String> = scope.vars.keys().collect();
             let defined = if vars.is_empty() {
@@ -294,6 +319,7 @@ mod tests {
             out: true,
             inputs: &inputs,
             datasets: &datasets,
+            unselected: &[],
         };
         interpolate(template, &scope)
     }
