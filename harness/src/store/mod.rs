@@ -1,0 +1,240 @@
+//! The results store: `results/rsfm.db`, SQLite through sqlx.
+//!
+//! One writer (the harness) holds a single-connection pool, so writes never contend inside a
+//! process; readers use a separate pool opened read-only (`mode=ro`) with `PRAGMA query_only=ON`.
+//! The database runs in WAL mode with `synchronous=NORMAL`, foreign keys on and a 30 s busy
+//! timeout. The schema lives in `harness/migrations/`, embedded and applied by [`Store::open`].
+
+mod file_hashes;
+mod read_only_sql;
+mod records;
+mod reported;
+mod stages;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Column, Row, TypeInfo, ValueRef};
+
+pub use read_only_sql::{check_read_only, ReadOnlySqlError};
+pub use records::{
+    ArtifactRow, FileHashRow, MetricRow, ReportedRow, StageFilter, StageOutcome, StageRecord,
+    StageRow, StageStatus,
+};
+
+/// The schema migrations in `harness/migrations/`.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
+
+/// How long a connection waits for a lock held by another process.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Connections in the read-only pool.
+const READERS: u32 = 4;
+
+/// Handle to the results database; cheap to clone (the pools are shared).
+#[derive(Debug, Clone)]
+pub struct Store {
+    path: PathBuf,
+    writer: Option<SqlitePool>,
+    reader: SqlitePool,
+}
+
+/// Column names and rows (as JSON values) of a query's result.
+pub type QueryResult = (Vec<String>, Vec<Vec<serde_json::Value>>);
+
+impl Store {
+    /// Opens (creating it and its directory if needed) the database at `db_path` for writing,
+    /// switches it to WAL mode and applies pending migrations.
+    pub async fn open(db_path: &Path) -> anyhow::Result<Store> {
+        if let Some(dir) = db_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs_err::create_dir_all(dir)?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(db_path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .with_context(|| format!("opening the results database {}", db_path.display()))?;
+        MIGRATOR
+            .run(&writer)
+            .await
+            .with_context(|| format!("applying migrations to {}", db_path.display()))?;
+        let reader = read_only_pool(db_path).await?;
+        Ok(Store {
+            path: db_path.to_path_buf(),
+            writer: Some(writer),
+            reader,
+        })
+    }
+
+    /// Opens an existing database for reading only (`mode=ro`, `PRAGMA query_only=ON`).
+    pub async fn open_read_only(db_path: &Path) -> anyhow::Result<Store> {
+        if !db_path.is_file() {
+            anyhow::bail!(
+                "no results yet: {} does not exist (run `rsfm run` first, or point --results at another directory)",
+                db_path.display()
+            );
+        }
+        let reader = read_only_pool(db_path).await?;
+        Ok(Store {
+            path: db_path.to_path_buf(),
+            writer: None,
+            reader,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Closes both pools, waiting for their connections to finish (WAL is checkpointed).
+    pub async fn close(&self) {
+        if let Some(writer) = &self.writer {
+            writer.close().await;
+        }
+        self.reader.close().await;
+    }
+
+    /// Records the start of an `rsfm` command on this host and returns its invocation id.
+    pub async fn begin_invocation(&self, argv: &[String]) -> anyhow::Result<i64> {
+        let results_dir = self
+            .path
+            .parent()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default();
+        let result = sqlx::query(
+            "INSERT INTO invocations (started_at, argv, host, pid, boot_id, results_dir, status)
+             VALUES (?, ?, ?, ?, ?, ?, 'running')",
+        )
+        .bind(crate::time::now_rfc3339())
+        .bind(serde_json::to_string(argv)?)
+        .bind(crate::process::host_name())
+        .bind(i64::from(std::process::id()))
+        .bind(crate::process::boot_id())
+        .bind(results_dir)
+        .execute(self.writer()?)
+        .await
+        .with_context(|| self.context("recording the invocation"))?;
+        Ok(result.last_insert_rowid())
+    }
+
+    /// Records the end of invocation `id` with its final `status` and `summary`.
+    pub async fn finish_invocation(
+        &self,
+        id: i64,
+        status: &str,
+        summary: &serde_json::Value,
+    ) -> anyhow::Result<()> {
+        let updated = sqlx::query(
+            "UPDATE invocations SET finished_at = ?, status = ?, summary = ? WHERE id = ?",
+        )
+        .bind(crate::time::now_rfc3339())
+        .bind(status)
+        .bind(serde_json::to_string(summary)?)
+        .bind(id)
+        .execute(self.writer()?)
+        .await
+        .with_context(|| self.context("recording the end of the invocation"))?;
+        if updated.rows_affected() == 0 {
+            anyhow::bail!("{}: no invocation with id {id}", self.path.display());
+        }
+        Ok(())
+    }
+
+    /// Runs one read-only statement (SELECT, WITH, VALUES, EXPLAIN or a reading PRAGMA) and returns
+    /// its column names and rows. Anything else is refused before it reaches SQLite, and the
+    /// connection itself is read-only.
+    pub async fn query_read_only(&self, sql: &str) -> anyhow::Result<QueryResult> {
+        check_read_only(sql)?;
+        let rows = sqlx::query(sql)
+            .fetch_all(&self.reader)
+            .await
+            .with_context(|| self.context("running the query"))?;
+        let columns: Vec<String> = match rows.first() {
+            Some(row) => row.columns().iter().map(|c| c.name().to_string()).collect(),
+            None => {
+                let described = sqlx::Executor::describe(&self.reader, sql)
+                    .await
+                    .with_context(|| self.context("describing the query"))?;
+                described
+                    .columns()
+                    .iter()
+                    .map(|c| c.name().to_string())
+                    .collect()
+            }
+        };
+        let rows = rows
+            .iter()
+            .map(json_cells)
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok((columns, rows))
+    }
+
+    /// The write pool, or an error if this store was opened read-only.
+    fn writer(&self) -> anyhow::Result<&SqlitePool> {
+        self.writer.as_ref().with_context(|| {
+            format!(
+                "{} was opened read-only; this operation writes",
+                self.path.display()
+            )
+        })
+    }
+
+    /// The read-only pool, for the query layer's parameterised statements.
+    pub(crate) fn reader(&self) -> &SqlitePool {
+        &self.reader
+    }
+
+    /// Error context naming the database file.
+    fn context(&self, what: &str) -> String {
+        format!("{what} in {}", self.path.display())
+    }
+}
+
+/// A pool of read-only connections to `db_path`.
+async fn read_only_pool(db_path: &Path) -> anyhow::Result<SqlitePool> {
+    let options = SqliteConnectOptions::new()
+        .filename(db_path)
+        .read_only(true)
+        .busy_timeout(BUSY_TIMEOUT)
+        .pragma("query_only", "ON");
+    SqlitePoolOptions::new()
+        .max_connections(READERS)
+        .connect_with(options)
+        .await
+        .with_context(|| format!("opening {} read-only", db_path.display()))
+}
+
+/// The cells of `row` as JSON: integers, reals (non-finite → null), text, blobs as hex.
+fn json_cells(row: &SqliteRow) -> anyhow::Result<Vec<serde_json::Value>> {
+    (0..row.len())
+        .map(|i| {
+            let raw = row.try_get_raw(i)?;
+            if raw.is_null() {
+                return Ok(serde_json::Value::Null);
+            }
+            let kind = raw.type_info().name().to_string();
+            Ok(match kind.as_str() {
+                "INTEGER" => serde_json::Value::from(row.try_get_unchecked::<i64, _>(i)?),
+                "REAL" => serde_json::Number::from_f64(row.try_get_unchecked::<f64, _>(i)?)
+                    .map_or(serde_json::Value::Null, serde_json::Value::Number),
+                "BLOB" => {
+                    serde_json::Value::from(hex::encode(row.try_get_unchecked::<Vec<u8>, _>(i)?))
+                }
+                _ => serde_json::Value::from(row.try_get_unchecked::<String, _>(i)?),
+            })
+        })
+        .collect()
+}
