@@ -2,6 +2,7 @@
 
 mod bad_recipes;
 mod common;
+mod eval_synth;
 mod example_recipe;
 mod gpus_and_locks;
 mod incremental;

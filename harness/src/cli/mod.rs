@@ -3,7 +3,7 @@
 
 mod cache_cmd;
 mod config;
-pub mod eval;
+mod eval;
 mod explain;
 mod params;
 mod plan_cmd;
@@ -12,7 +12,7 @@ mod run_cmd;
 mod session;
 mod sql;
 mod status;
-pub mod synth;
+mod synth;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,6 +57,10 @@ enum Command {
     Sql(sql::SqlArgs),
     /// Computed vs reported parameter count of a model preset.
     Params(params::ParamsArgs),
+    /// Write synthetic data in a dataset's real on-disk format.
+    Synth(synth::SynthArgs),
+    /// Score detection or segmentation outputs against ground truth.
+    Eval(eval::EvalArgs),
     /// Inspect, verify and clean the stage cache.
     Cache {
         #[command(subcommand)]
@@ -89,6 +93,8 @@ pub fn main() -> ExitCode {
             Command::Results(args) => results::run(args, &results, json).await,
             Command::Sql(args) => sql::run(args, &results, json).await,
             Command::Params(args) => params::run(&args, json),
+            Command::Synth(args) => synth::run(&args, json),
+            Command::Eval(args) => eval::run(&args, json),
             Command::Cache { command } => cache_cmd::run(command, &results, json).await,
         }
     });

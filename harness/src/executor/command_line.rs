@@ -8,7 +8,7 @@ use anyhow::Context;
 use rsfm_model::protocol::StageSpec;
 
 use crate::plan::PlannedStage;
-use crate::recipe::{substitute, StageKind};
+use crate::recipe::{substitute, substitute_json, StageKind};
 
 /// Paths a stage runs with.
 #[derive(Debug, Clone)]
@@ -29,6 +29,27 @@ pub fn stage_argv(
     worker: &Path,
 ) -> anyhow::Result<Vec<String>> {
     let stage = &planned.stage;
+    let lookup = |name: &str| -> Option<String> {
+        if name == "out" {
+            return Some(paths.out.display().to_string());
+        }
+        if let Some(input) = name.strip_prefix("input.") {
+            return paths.inputs.get(input).map(|p| p.display().to_string());
+        }
+        let dataset = name.strip_prefix("dataset.")?;
+        planned
+            .datasets
+            .iter()
+            .find(|(n, _)| n == dataset)
+            .map(|(_, root)| root.display().to_string())
+    };
+    let undefined = |name: String| {
+        anyhow::anyhow!(
+            "{}: stage `{}`: undefined placeholder `{{{name}}}`",
+            stage.location,
+            stage.name
+        )
+    };
     if stage.kind == StageKind::Command {
         let argv = stage
             .params
@@ -40,39 +61,16 @@ pub fn stage_argv(
                     stage.location, stage.name
                 )
             })?;
-        let lookup = |name: &str| -> Option<String> {
-            if name == "out" {
-                return Some(paths.out.display().to_string());
-            }
-            if let Some(input) = name.strip_prefix("input.") {
-                return paths.inputs.get(input).map(|p| p.display().to_string());
-            }
-            if let Some(dataset) = name.strip_prefix("dataset.") {
-                return planned
-                    .datasets
-                    .iter()
-                    .find(|(n, _)| n == dataset)
-                    .map(|(_, root)| root.display().to_string());
-            }
-            None
-        };
         return argv
             .iter()
-            .map(|item| {
-                let template = item.as_str().unwrap_or_default();
-                substitute(template, &lookup).map_err(|name| {
-                    anyhow::anyhow!(
-                        "{}: stage `{}`: undefined placeholder `{{{name}}}`",
-                        stage.location,
-                        stage.name
-                    )
-                })
-            })
+            .map(|item| substitute(item.as_str().unwrap_or_default(), &lookup).map_err(undefined))
             .collect();
     }
+    let params = substitute_json(&serde_json::Value::Object(stage.params.clone()), &lookup)
+        .map_err(undefined)?;
     let spec = StageSpec {
         kind: stage.kind.as_str().to_string(),
-        params: serde_json::Value::Object(stage.params.clone()),
+        params,
         inputs: paths.inputs.clone(),
         datasets: planned.datasets.iter().cloned().collect(),
         device: device.to_string(),
