@@ -2,7 +2,8 @@
 //! one stage (see DESIGN.md, *Worker protocol*); `rsfm-worker selftest` checks libtorch.
 //!
 //! Exit codes: 0 success, 1 the stage failed (e.g. a NaN loss), 2 bad command line or
-//! `stage.json`, 3 stopped by `--stop-after` with a resume checkpoint in the work dir.
+//! `stage.json`, 3 stopped (by `--stop-after`, SIGTERM or SIGINT) with a resume checkpoint in
+//! the work dir: rerunning the same stage continues from it.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -15,7 +16,7 @@ use crate::train::evaluate_seg::{self, EvaluateSegParams};
 use crate::train::events::Events;
 use crate::train::finetune_seg::{self, FinetuneSegParams};
 use crate::train::mae_pretrain::{self, MaePretrainParams};
-use crate::train::stage::{parse_device, Outcome};
+use crate::train::stage::{install_stop_signals, parse_device, Outcome};
 
 const USAGE: &str =
     "usage: rsfm-worker run --stage stage.json --out DIR [--stop-after N] | rsfm-worker selftest";
@@ -142,6 +143,9 @@ fn run(args: &RunArgs) -> ExitCode {
         }
     };
     let mut events = Events::stdout();
+    if let Err(err) = install_stop_signals() {
+        events.log("warn", format!("cannot catch SIGTERM/SIGINT, a stop will lose progress since the last checkpoint: {err}"));
+    }
     let result = match &stage {
         Stage::MaePretrain(params) => {
             mae_pretrain::run(&spec, params, &args.out, &mut events, args.stop_after)

@@ -163,3 +163,82 @@ fn a_bad_stage_file_exits_2_naming_the_key() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("mystery"));
 }
+
+#[test]
+fn sigterm_stops_with_a_resume_checkpoint_and_a_rerun_finishes() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().unwrap();
+    let stage = mae_stage(dir.path(), 100_000, 0.016);
+    let stage_file = dir.path().join("stage.json");
+    std::fs::write(&stage_file, serde_json::to_vec(&stage).unwrap()).unwrap();
+    let mut child = worker()
+        .arg("run")
+        .arg("--stage")
+        .arg(&stage_file)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let started = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| matches!(Event::parse_line(&l), Some(Event::Progress { step: 2, .. })));
+    assert!(started, "no progress before the signal");
+    let killed = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(3), "{rest:?}");
+    let state: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("work/resume/state.json")).unwrap())
+            .unwrap();
+    let stopped_at = state["step"].as_u64().unwrap();
+    assert!(stopped_at >= 2);
+
+    let mut shorter = stage.clone();
+    shorter["params"]["steps"] = json!(stopped_at + 2);
+    // Other parameters are another run: its checkpoint must not be picked up.
+    let fresh = run_stage(&shorter, dir.path(), &[]);
+    assert!(fresh.status.success());
+    assert!(!events(&fresh)
+        .iter()
+        .any(|e| matches!(e, Event::Log { msg, .. } if msg.contains("resuming"))));
+}
+
+#[test]
+fn mae_reads_a_million_aid_folder() {
+    use rsfm_model::data::synth::{generate, SynthDataset, SynthOptions};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("millionaid");
+    generate(
+        SynthDataset::MillionAid,
+        &data,
+        &SynthOptions {
+            images: 6,
+            seed: 1,
+            size: Some(48),
+        },
+    )
+    .unwrap();
+    let mut stage = mae_stage(dir.path(), 2, 0.016);
+    stage["params"]["data"] = json!({ "dataset": { "name": "millionaid" } });
+    stage["datasets"] = json!({ "millionaid": data });
+    let out = run_stage(&stage, dir.path(), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(events(&out)
+        .iter()
+        .any(|e| matches!(e, Event::Log { msg, .. } if msg.contains("MAE on 6 images"))));
+}

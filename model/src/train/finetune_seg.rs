@@ -19,7 +19,7 @@ use super::resume::{self, ResumeState};
 use super::rng::{batch_indices, seed_torch_for_step, stream, subset, SplitMix64};
 use super::schedule::CosineSchedule;
 use super::seg_data::{list_samples, random_crop, Part, SegDataParams, SegSample, IGNORE_INDEX};
-use super::stage::{parse_device, run_digest, seed_init, Outcome};
+use super::stage::{parse_device, run_digest, seed_init, stop_requested, Outcome};
 use crate::arch::VitConfig;
 use crate::nn::checkpoint;
 use crate::nn::layers::scalar;
@@ -315,8 +315,9 @@ pub fn run(
             });
         }
         let periodic = params.checkpoint_every > 0 && state.step % params.checkpoint_every == 0;
-        let stopping =
-            stop_after.is_some_and(|n| state.step - first_step >= n) && state.step < params.steps;
+        let stopping = (stop_after.is_some_and(|n| state.step - first_step >= n)
+            || stop_requested())
+            && state.step < params.steps;
         if periodic || stopping {
             resume::save(&spec.work_dir, &vs, &opt, &state)?;
         }

@@ -16,7 +16,7 @@ use super::params::decay_groups;
 use super::resume::{self, ResumeState};
 use super::rng::{batch_indices, seed_torch_for_step};
 use super::schedule::{scaled_lr, CosineSchedule};
-use super::stage::{parse_device, run_digest, seed_init, Outcome};
+use super::stage::{parse_device, run_digest, seed_init, stop_requested, Outcome};
 use crate::arch::VitConfig;
 use crate::data::formats::millionaid;
 use crate::nn::checkpoint;
@@ -215,8 +215,9 @@ pub fn run(
             });
         }
         let periodic = params.checkpoint_every > 0 && state.step % params.checkpoint_every == 0;
-        let stopping =
-            stop_after.is_some_and(|n| state.step - first_step >= n) && state.step < params.steps;
+        let stopping = (stop_after.is_some_and(|n| state.step - first_step >= n)
+            || stop_requested())
+            && state.step < params.steps;
         if periodic || stopping {
             resume::save(&spec.work_dir, &vs, &opt, &state)?;
         }

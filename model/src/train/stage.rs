@@ -1,5 +1,8 @@
 //! What every stage kind shares: the device, the run identity for resuming, init seeding.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
 use sha2::{Digest, Sha256};
 use tch::Device;
 
@@ -42,4 +45,23 @@ pub enum Outcome {
     Finished(std::collections::BTreeMap<String, f64>),
     /// Stopped on request after this many steps, with a resume checkpoint.
     Stopped(u64),
+}
+
+static STOP_REQUESTED: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+
+/// Makes SIGTERM and SIGINT request a stop: the training loops finish the current step,
+/// save a resume checkpoint and return [`Outcome::Stopped`] (Slurm's `--signal=TERM@...`).
+pub fn install_stop_signals() -> anyhow::Result<()> {
+    let flag = STOP_REQUESTED.get_or_init(|| Arc::new(AtomicBool::new(false)));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, Arc::clone(flag))?;
+    }
+    Ok(())
+}
+
+/// Whether a stop signal arrived.
+pub fn stop_requested() -> bool {
+    STOP_REQUESTED
+        .get()
+        .is_some_and(|f| f.load(Ordering::Relaxed))
 }
