@@ -113,4 +113,38 @@ mod tests {
         assert!(no_weight_decay("mask_token", 3));
         assert!(!no_weight_decay("blocks.0.attn.qkv.weight", 2));
     }
+
+    #[test]
+    fn deeper_layers_get_larger_learning_rates() {
+        use tch::nn::Init;
+        let vs = VarStore::new(tch::Device::Cpu);
+        let root = vs.root();
+        for name in [
+            "backbone.pos_embed",
+            "backbone.blocks.0.attn.qkv.weight",
+            "backbone.blocks.1.norm1.bias",
+            "decode_head.conv_seg.weight",
+        ] {
+            let dims: &[i64] = if name.ends_with("bias") {
+                &[2]
+            } else {
+                &[2, 2]
+            };
+            let (parent, leaf) = name.rsplit_once('.').unwrap();
+            let path = parent.split('.').fold(root.clone(), |p, part| p / part);
+            let _ = path.var(leaf, dims, Init::Const(0.0));
+        }
+        let groups = layer_decay_groups(&vs, 0.05, 0.5, 2);
+        let scale_of = |param: &str| {
+            let g = groups
+                .iter()
+                .find(|g| g.params.iter().any(|(n, _)| n == param))
+                .unwrap();
+            (g.lr_scale, g.weight_decay)
+        };
+        assert_eq!(scale_of("backbone.pos_embed"), (0.125, 0.0));
+        assert_eq!(scale_of("backbone.blocks.0.attn.qkv.weight"), (0.25, 0.05));
+        assert_eq!(scale_of("backbone.blocks.1.norm1.bias"), (0.5, 0.0));
+        assert_eq!(scale_of("decode_head.conv_seg.weight"), (1.0, 0.05));
+    }
 }

@@ -208,3 +208,59 @@ pub fn random_crop(
     }
     (img, lab)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::synth::{generate, SynthDataset, SynthOptions};
+
+    #[test]
+    fn potsdam_splits_by_tile_and_ignores_clutter() {
+        let dir = tempfile::tempdir().unwrap();
+        generate(
+            SynthDataset::Potsdam,
+            dir.path(),
+            &SynthOptions {
+                images: 5,
+                seed: 2,
+                size: Some(64),
+            },
+        )
+        .unwrap();
+        let params = SegDataParams {
+            name: "potsdam".into(),
+            format: SegFormat::Potsdam,
+            val_tiles: None,
+        };
+        let train = list_samples(dir.path(), &params, Part::Train).unwrap();
+        let val = list_samples(dir.path(), &params, Part::Val).unwrap();
+        let ids: Vec<&str> = val.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, vec!["2_13", "2_14"]);
+        assert_eq!(train.len(), 3);
+        let (image, labels) = train[0].load().unwrap();
+        assert_eq!(labels.len(), (image.width * image.height) as usize);
+        assert!(labels.iter().all(|&l| l < 5 || l == IGNORE_INDEX));
+    }
+
+    #[test]
+    fn crops_pad_small_images_with_ignored_labels() {
+        let image = Image {
+            width: 4,
+            height: 3,
+            channels: 3,
+            data: vec![200; 36],
+        };
+        let labels = vec![1u8; 12];
+        let mut rng = SplitMix64::new(0, 0, 0);
+        let (img, lab) = random_crop(&image, &labels, 8, &mut rng);
+        assert_eq!(img.size(), vec![3, 8, 8]);
+        let lab = Vec::<i64>::try_from(lab.flatten(0, -1)).unwrap();
+        assert_eq!(lab.iter().filter(|&&l| l == 1).count(), 12);
+        assert_eq!(
+            lab.iter()
+                .filter(|&&l| l == i64::from(IGNORE_INDEX))
+                .count(),
+            64 - 12
+        );
+    }
+}
