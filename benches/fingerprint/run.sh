@@ -18,7 +18,7 @@ if (( free < need )); then
     exit 2
 fi
 
-echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores"
+echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 "$BENCH" generate "$WORK/tree" "$FILES" "$BYTES"
 sync
 
@@ -40,4 +40,5 @@ BEGIN {
     printf "ratio rsfm/openssl: overall %.2fx, per thread %.2fx, per busy core %.2fx\n", rgbs / ogbs, rgbs / ogbs / t, rgbs / ogbs / busy
     printf "rsfm second pass (stat cache): %.3f s, %d of %d files from the cache\n", w2, h, f
 }'
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine slows both tools)"
 if [ "$(get first_sha256)" != "$(get second_sha256)" ]; then echo "fingerprints differ between passes" >&2; exit 1; fi

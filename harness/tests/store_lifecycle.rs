@@ -460,3 +460,36 @@ async fn read_only_open_needs_an_existing_database_and_cannot_write() {
     assert!(err.contains("read-only"), "{err}");
     assert_eq!(count(&store, "SELECT count(*) FROM stages").await, 0);
 }
+
+#[tokio::test]
+async fn file_hash_rows_round_trip_in_one_lookup() {
+    use rsfm_harness::store::FileHashRow;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("rsfm.db")).await.unwrap();
+    let row = |path: &str, size: i64| FileHashRow {
+        path: path.into(),
+        size,
+        mtime_ns: 1_700_000_000_123_456_789,
+        inode: i64::MAX,
+        sha256: format!("{size:064x}"),
+    };
+    let rows: Vec<FileHashRow> = (0..1000)
+        .map(|i| row(&format!("/data/\"quoted\" ü/{i}.png"), i))
+        .collect();
+    store.store_file_hashes(&rows).await.unwrap();
+    store
+        .store_file_hashes(&[row("/data/\"quoted\" ü/7.png", 70)])
+        .await
+        .unwrap();
+    let mut asked: Vec<String> = rows.iter().map(|r| r.path.clone()).collect();
+    asked.push("/not/cached".into());
+    let found = store.lookup_file_hashes(&asked).await.unwrap();
+    assert_eq!(found.len(), 1000);
+    assert_eq!(
+        found["/data/\"quoted\" ü/7.png"],
+        row("/data/\"quoted\" ü/7.png", 70),
+        "replaced"
+    );
+    assert_eq!(found["/data/\"quoted\" ü/999.png"], rows[999]);
+    assert!(store.lookup_file_hashes(&[]).await.unwrap().is_empty());
+}
