@@ -1,0 +1,129 @@
+//! Failures: retries with backoff, a failed stage skips its dependents, `--keep-going` runs the
+//! rest, the stderr tail is stored, and nothing failed enters the cache.
+
+use crate::common::{last_json_line, text, Project};
+
+const RECIPE: &str = r#"
+[experiment]
+name = "failures"
+
+[stage.flaky]
+kind = "command"
+retries = 2
+retry_backoff_s = 0.1
+argv = ["sh", "-c", "n=$(cat \"$RSFM_WORK_DIR/n\" 2>/dev/null || echo 0); echo $((n + 1)) > \"$RSFM_WORK_DIR/n\"; [ \"$n\" -ge 1 ]"]
+
+[stage.broken]
+kind = "command"
+argv = ["sh", "-c", "echo 'boom: the input is wrong' >&2; exit 3"]
+
+[stage.after_broken]
+kind = "command"
+needs = ["broken"]
+argv = ["true"]
+
+[stage.independent]
+kind = "command"
+argv = ["sh", "-c", "echo '{{\"ok\": 1}}' > \"$0/metrics.json\"", "{out}"]
+"#;
+
+#[test]
+fn a_failure_skips_its_dependents_and_keep_going_runs_the_rest() {
+    let project = Project::new();
+    let recipe = project.write("failures.toml", RECIPE);
+    let recipe_arg = recipe.to_str().unwrap();
+    let out = project.rsfm(&[
+        "run",
+        recipe_arg,
+        "--gpus",
+        "none",
+        "--keep-going",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let summary = last_json_line(&text(&out.stdout));
+    assert_eq!(
+        summary["executed"], 2,
+        "flaky (second attempt) and independent ran: {summary}"
+    );
+    assert_eq!(summary["failed"], 1);
+    assert_eq!(summary["skipped"], 1);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("4 stages: 0 cached, 2 ran, 1 failed, 1 skipped"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("stage.log"),
+        "the summary names the failure's log: {stderr}"
+    );
+
+    let status: serde_json::Value =
+        serde_json::from_str(&project.ok(&["status", "--json"])).unwrap();
+    let failed: Vec<&serde_json::Value> = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["status"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["name"], "broken");
+    assert!(failed[0]["stderr_tail"]
+        .as_str()
+        .unwrap()
+        .contains("boom: the input is wrong"));
+    assert!(failed[0]["error"].as_str().unwrap().contains("status 3"));
+    let attempts = project.sql("SELECT count(*) AS n FROM stage_runs r JOIN stages s ON s.key = r.stage_key WHERE s.name = 'flaky'");
+    assert_eq!(attempts[0]["n"], 2, "flaky failed once, then succeeded");
+
+    // Only the two successes are cached; a rerun retries the failure alone.
+    let listed: serde_json::Value =
+        serde_json::from_str(&project.ok(&["cache", "ls", "--json"])).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    let out = project.rsfm(&["run", recipe_arg, "--gpus", "none", "--json"]);
+    let summary = last_json_line(&text(&out.stdout));
+    assert_eq!(
+        (summary["cached"].as_u64(), summary["failed"].as_u64()),
+        (Some(2), Some(1)),
+        "{summary}"
+    );
+}
+
+#[test]
+fn without_keep_going_the_run_stops_after_a_failure() {
+    let project = Project::new();
+    let recipe = project.write(
+        "failures.toml",
+        &RECIPE.replace("[stage.flaky]", "[stage.flaky]\nneeds = [\"broken\"]"),
+    );
+    let out = project.rsfm(&["run", recipe.to_str().unwrap(), "--gpus", "none", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let summary = last_json_line(&text(&out.stdout));
+    assert_eq!(summary["failed"], 1, "{summary}");
+    assert_eq!(
+        summary["executed"].as_u64().unwrap() + summary["skipped"].as_u64().unwrap(),
+        3,
+        "{summary}"
+    );
+}
+
+#[test]
+fn config_show_origin_names_the_file_and_line_of_each_value() {
+    let project = Project::new();
+    project.write("base.toml", "[experiment]\nname = \"origins\"\nseed = 3\n\n[stage.a]\nkind = \"command\"\nargv = [\"true\"]\n");
+    let recipe = project.write("top.toml", "extends = [\"base.toml\"]\n\n[experiment]\nseed = { value = 7, source = \"assumed: a fixed seed\" }\n");
+    let out = project.ok(&["config", "show", recipe.to_str().unwrap(), "--origin"]);
+    let seed = out
+        .lines()
+        .find(|l| l.starts_with("experiment.seed"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        seed.contains("7") && seed.contains("top.toml:4") && seed.contains("assumed: a fixed seed"),
+        "{seed}"
+    );
+    let name = out
+        .lines()
+        .find(|l| l.starts_with("experiment.name"))
+        .unwrap();
+    assert!(name.contains("base.toml:2"), "{name}");
+}
