@@ -41,18 +41,10 @@ fn synthetic_dota_ground_truth_scored_as_detections_gives_map_1() {
         project.write(&format!("det/Task1_{class}.txt"), lines);
     }
     let det = project.path("det");
+    let (gt_arg, det_arg) = (gt.to_str().unwrap(), det.to_str().unwrap());
+    let eval_dota = ["eval", "dota", "--gt", gt_arg, "--det", det_arg];
     for protocol in ["devkit", "devkit-v1.5", "mmrotate"] {
-        let out = project.ok(&[
-            "eval",
-            "dota",
-            "--gt",
-            gt.to_str().unwrap(),
-            "--det",
-            det.to_str().unwrap(),
-            "--protocol",
-            protocol,
-            "--json",
-        ]);
+        let out = project.ok(&[&eval_dota[..], &["--protocol", protocol, "--json"]].concat());
         let report: serde_json::Value = serde_json::from_str(&out).unwrap();
         // VOC07 sums eleven p/11 terms, as the devkit does: 1 up to rounding.
         let map = report["map"].as_f64().unwrap();
@@ -69,14 +61,7 @@ fn synthetic_dota_ground_truth_scored_as_detections_gives_map_1() {
     let mut labels = std::fs::read_to_string(&first).unwrap();
     labels.push_str("1 2 3 4 5\n");
     std::fs::write(&first, &labels).unwrap();
-    let out = project.rsfm(&[
-        "eval",
-        "dota",
-        "--gt",
-        gt.to_str().unwrap(),
-        "--det",
-        det.to_str().unwrap(),
-    ]);
+    let out = project.rsfm(&eval_dota);
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
     let line = labels.lines().count();
