@@ -100,25 +100,31 @@ impl AdamW {
                     if !grad.defined() {
                         continue;
                     }
+                    // In place where possible, with PyTorch's formulas:
+                    // m ← lerp(m, g, 1 − β1); v ← β2·v + (1 − β2)·g²;
+                    // p ← p·(1 − lr·wd) − lr/c1 · m / (sqrt(v)/sqrt(c2) + eps).
                     let m = self
                         .exp_avg
                         .get_mut(name)
                         .expect("moments exist for every parameter");
-                    let _ = m.g_mul_scalar_(beta1).g_add_(&(&grad * (1.0 - beta1)));
+                    let _ = m.lerp_(&grad, 1.0 - beta1);
                     let v = self
                         .exp_avg_sq
                         .get_mut(name)
                         .expect("moments exist for every parameter");
                     let _ = v
                         .g_mul_scalar_(beta2)
-                        .g_add_(&(grad.square() * (1.0 - beta2)));
+                        .addcmul_(&(&grad * (1.0 - beta2)), &grad);
                     if group.weight_decay != 0.0 {
                         let _ = p.g_mul_scalar_(1.0 - group_lr * group.weight_decay);
                     }
-                    let m = &self.exp_avg[name];
-                    let v = &self.exp_avg_sq[name];
-                    let denom = (v / correction2).sqrt() + eps;
-                    let _ = p.g_sub_(&(m / &denom * (group_lr / correction1)));
+                    let mut update = self.exp_avg_sq[name].sqrt();
+                    let _ = update.g_div_scalar_(correction2.sqrt()).g_add_scalar_(eps);
+                    let _ = update
+                        .reciprocal_()
+                        .g_mul_(&self.exp_avg[name])
+                        .g_mul_scalar_(group_lr / correction1);
+                    let _ = p.g_sub_(&update);
                 }
             }
         });
