@@ -238,3 +238,37 @@ fn json_cells(row: &SqliteRow) -> anyhow::Result<Vec<serde_json::Value>> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_read_pool_refuses_writes_even_past_the_statement_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("rsfm.db")).await.unwrap();
+        store.begin_invocation(&[]).await.unwrap();
+        for statement in [
+            "DELETE FROM invocations",
+            "CREATE TABLE x (a)",
+            "PRAGMA user_version = 7",
+        ] {
+            let err = sqlx::query(statement)
+                .execute(store.reader())
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("readonly") || err.contains("read-only"),
+                "{statement}: {err}"
+            );
+        }
+        let (_, rows) = store
+            .query_read_only(
+                "SELECT count(*), (SELECT user_version FROM pragma_user_version) FROM invocations",
+            )
+            .await
+            .unwrap();
+        assert_eq!(rows[0], vec![serde_json::json!(1), serde_json::json!(0)]);
+    }
+}
