@@ -1,7 +1,17 @@
 # rsfm: `make demo` and `make test` set up everything they need (libtorch included).
 SHELL := /bin/bash
-LIBTORCH ?= $(CURDIR)/.libtorch
+# libtorch: yours when LIBTORCH (or LIBTORCH_USE_PYTORCH=1) is set, else .libtorch/ installed by
+# scripts/setup-libtorch.sh from the pinned PyPI wheels.
+ifdef LIBTORCH
+SETUP_LIBTORCH := @echo "using LIBTORCH=$(LIBTORCH)"
 export LIBTORCH
+else ifeq ($(LIBTORCH_USE_PYTORCH),1)
+SETUP_LIBTORCH := @echo "using the libtorch of python3's torch (LIBTORCH_USE_PYTORCH=1)"
+else
+LIBTORCH := $(CURDIR)/.libtorch
+SETUP_LIBTORCH := @scripts/setup-libtorch.sh $(LIBTORCH) >/dev/null
+export LIBTORCH
+endif
 CARGO ?= cargo
 RSFM := target/release/rsfm
 DEMO_RESULTS ?= $(CURDIR)/results/demo
@@ -9,7 +19,7 @@ DEMO_RESULTS ?= $(CURDIR)/results/demo
 .PHONY: libtorch build worker demo test lint bench clean
 
 libtorch:
-	@scripts/setup-libtorch.sh >/dev/null
+	$(SETUP_LIBTORCH)
 
 ## build: the rsfm CLI (no libtorch) and the rsfm-worker (libtorch), release mode
 build: libtorch

@@ -3,14 +3,14 @@
 #
 #   scripts/setup-libtorch.sh [DEST]      default DEST: .libtorch in the repository root
 #
-# Prints nothing but the install path on stdout. A no-op when LIBTORCH or
-# LIBTORCH_USE_PYTORCH=1 is set. Downloads are kept in ${XDG_CACHE_HOME:-~/.cache}/rsfm/wheels,
+# Prints nothing but the install path on stdout. Without DEST, a no-op when LIBTORCH or
+# LIBTORCH_USE_PYTORCH=1 is set (your libtorch is used). Downloads are kept in ${XDG_CACHE_HOME:-~/.cache}/rsfm/wheels,
 # so fresh clones on one machine fetch them once. Idempotent: an existing, complete install
 # (marked by .rsfm-libtorch-ok) is left alone.
 set -euo pipefail
 
-if [[ -n "${LIBTORCH:-}" ]]; then echo "$LIBTORCH"; exit 0; fi
-if [[ "${LIBTORCH_USE_PYTORCH:-}" == "1" ]]; then echo "(python torch)"; exit 0; fi
+if [[ $# -eq 0 && -n "${LIBTORCH:-}" ]]; then echo "$LIBTORCH"; exit 0; fi
+if [[ $# -eq 0 && "${LIBTORCH_USE_PYTORCH:-}" == "1" ]]; then echo "(python torch)"; exit 0; fi
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 dest=${1:-$root/.libtorch}
