@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::query::{self, OutputFormat, ResultsQuery, WhereExpr};
+use crate::query::{self, OutputFormat, ResultsQuery, Table, WhereExpr};
 use crate::store::Store;
 
 /// Arguments of `rsfm results`.
@@ -33,7 +33,8 @@ pub struct ResultsArgs {
     /// Include values recorded at training steps (default: final metrics only).
     #[arg(long)]
     pub steps: bool,
-    /// Output format (`--json` means `--format json`): JSON is an array of
+    /// Output format (`--json` means `--format json`; the table shows keys shortened to 12 hex
+    /// digits): JSON is an array of
     /// `{experiment, name, key, kind, model, task, dataset, fraction, seed, status, metric, value, step}`.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
@@ -75,9 +76,24 @@ pub async fn run(args: ResultsArgs, results_dir: &Path, json: bool) -> anyhow::R
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
         OutputFormat::Csv => print!("{}", query::results_table(&rows)?.to_csv()),
         OutputFormat::Table if rows.is_empty() => eprintln!("no results match"),
-        OutputFormat::Table => print!("{}", query::results_table(&rows)?.to_text()),
+        OutputFormat::Table => {
+            let mut table = query::results_table(&rows)?;
+            shorten_keys(&mut table);
+            print!("{}", table.to_text());
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Shows the first 12 hex digits of each key in the text table (CSV and JSON keep them whole).
+fn shorten_keys(table: &mut Table) {
+    if let Some(column) = table.columns.iter().position(|c| c == "key") {
+        for row in &mut table.rows {
+            if let Some(serde_json::Value::String(key)) = row.get_mut(column) {
+                key.truncate(12);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -164,6 +180,25 @@ mod tests {
                 .await
                 .unwrap(),
             ExitCode::from(2)
+        );
+    }
+
+    #[test]
+    fn the_text_table_shortens_keys_only() {
+        let mut table = Table {
+            columns: vec!["name".into(), "key".into()],
+            rows: vec![vec![
+                serde_json::json!("0123456789abcdef"),
+                serde_json::json!("0123456789abcdef"),
+            ]],
+        };
+        shorten_keys(&mut table);
+        assert_eq!(
+            table.rows[0],
+            vec![
+                serde_json::json!("0123456789abcdef"),
+                serde_json::json!("0123456789ab")
+            ]
         );
     }
 }
