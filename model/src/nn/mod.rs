@@ -4,6 +4,7 @@
 pub mod checkpoint;
 pub mod layers;
 pub mod mae;
+pub mod oriented_rcnn;
 pub mod pos_embed;
 pub mod segmenter;
 pub mod upernet;
