@@ -39,13 +39,24 @@ fn pretrain_finetune_and_evaluate_on_generated_loveda() {
         },
     )
     .unwrap();
+    let scenes = dir.path().join("millionaid");
+    generate(
+        SynthDataset::MillionAid,
+        &scenes,
+        &SynthOptions {
+            images: 16,
+            seed: 4,
+            size: Some(32),
+        },
+    )
+    .unwrap();
     let vit = json!({ "patch_size": 8, "image_size": 32, "embed_dim": 32, "depth": 2, "parallel": 2, "num_heads": 2 });
     let common = |kind: &str, params: Value, work: &str| {
         json!({
             "kind": kind,
             "params": params,
             "inputs": { "pretrain": dir.path().join("pretrain"), "finetune": dir.path().join("finetune") },
-            "datasets": { "loveda": data },
+            "datasets": { "loveda": data, "millionaid": scenes },
             "device": "cpu",
             "seed": 11,
             "work_dir": dir.path().join(work),
@@ -57,7 +68,7 @@ fn pretrain_finetune_and_evaluate_on_generated_loveda() {
         json!({
             "model": vit,
             "mae": { "decoder_embed_dim": 16, "decoder_depth": 1, "decoder_num_heads": 2 },
-            "data": { "synthetic": { "images": 16 } },
+            "data": { "name": "millionaid" },
             "steps": 3, "batch_size": 4,
         }),
         "work-pretrain",

@@ -2,7 +2,7 @@
 //! warmup + cosine schedule, resumable from the work dir.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 
 use super::events::Events;
-use super::images::ImageSource;
+use super::images::ImageFolder;
 use super::optim::{AdamW, AdamWConfig};
 use super::params::decay_groups;
 use super::resume::{self, ResumeState};
@@ -36,18 +36,11 @@ fn default_weight_decay() -> f64 {
 
 /// Where the images come from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub enum DataParams {
-    /// A dataset root from `stage.json`'s `datasets` (Million-AID layout or any image tree).
-    Dataset {
-        /// Key in `datasets`.
-        name: String,
-    },
-    /// Generated scenes.
-    Synthetic {
-        /// How many distinct images.
-        images: usize,
-    },
+#[serde(deny_unknown_fields)]
+pub struct ImageDataParams {
+    /// Key in `stage.json`'s `datasets`: a Million-AID tree (or any folder of images,
+    /// searched recursively); `rsfm synth millionaid` generates one.
+    pub name: String,
 }
 
 /// Parameters of a `mae-pretrain` stage.
@@ -60,7 +53,7 @@ pub struct MaePretrainParams {
     #[serde(default)]
     pub mae: MaeConfig,
     /// Training images.
-    pub data: DataParams,
+    pub data: ImageDataParams,
     /// Optimiser steps.
     pub steps: u64,
     /// Images per step.
@@ -98,29 +91,22 @@ impl MaePretrainParams {
         anyhow::ensure!(self.batch_size > 0, "params.batch_size must be positive");
         anyhow::ensure!(self.base_lr > 0.0, "params.base_lr must be positive");
         anyhow::ensure!(self.log_every > 0, "params.log_every must be positive");
-        if let DataParams::Synthetic { images } = self.data {
-            anyhow::ensure!(images > 0, "params.data.synthetic.images must be positive");
-        }
         Ok(())
     }
 }
 
-fn image_source(spec: &StageSpec, data: &DataParams) -> anyhow::Result<ImageSource> {
-    match data {
-        DataParams::Synthetic { images } => Ok(ImageSource::Synthetic {
-            count: *images,
-            seed: spec.seed,
-        }),
-        DataParams::Dataset { name } => {
-            let root = spec.datasets.get(name).with_context(|| {
-                format!("params.data.dataset.name `{name}` is not in stage.json `datasets`")
-            })?;
-            let images = millionaid::list_images(root)?;
-            Ok(ImageSource::Files(
-                images.into_iter().map(|s| s.path).collect::<Vec<PathBuf>>(),
-            ))
-        }
-    }
+fn image_folder(spec: &StageSpec, data: &ImageDataParams) -> anyhow::Result<ImageFolder> {
+    let root = spec.datasets.get(&data.name).with_context(|| {
+        format!(
+            "params.data.name `{}` is not in stage.json `datasets`",
+            data.name
+        )
+    })?;
+    let paths = millionaid::list_images(root)?
+        .into_iter()
+        .map(|s| s.path)
+        .collect();
+    Ok(ImageFolder { paths })
 }
 
 /// Runs (or resumes) the stage. `stop_after` ends the call after that many completed steps
@@ -133,7 +119,7 @@ pub fn run(
     stop_after: Option<u64>,
 ) -> anyhow::Result<Outcome> {
     let device = parse_device(&spec.device)?;
-    let images = image_source(spec, &params.data)?;
+    let images = image_folder(spec, &params.data)?;
     seed_init(spec.seed);
     let vs = VarStore::new(device);
     let model = MaskedAutoencoder::new(&vs.root(), &params.model, &params.mae);
@@ -173,7 +159,7 @@ pub fn run(
         "info",
         format!(
             "MAE on {} images, {} params, peak lr {peak_lr:.3e}, device {}",
-            images.len(),
+            images.paths.len(),
             params.model.param_count(),
             spec.device
         ),
@@ -187,7 +173,7 @@ pub fn run(
         seed_torch_for_step(spec.seed, step);
         let batch = images
             .batch(
-                &batch_indices(spec.seed, images.len(), params.batch_size, step),
+                &batch_indices(spec.seed, images.paths.len(), params.batch_size, step),
                 size,
             )?
             .to_device(device);

@@ -22,11 +22,6 @@ impl SplitMix64 {
         z ^ (z >> 31)
     }
 
-    /// A uniform float in `[0, 1)`.
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
     /// A uniform integer in `[0, n)`; `n` must be positive.
     pub fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n
@@ -48,12 +43,10 @@ pub mod stream {
     pub const DATA_ORDER: u64 = 1;
     /// torch's generator at the start of a step (masking, drop path, augmentation).
     pub const TORCH_STEP: u64 = 2;
-    /// Synthetic image content.
-    pub const SYNTHETIC: u64 = 3;
     /// Choice of a training subset.
-    pub const SUBSET: u64 = 4;
+    pub const SUBSET: u64 = 3;
     /// Model initialisation.
-    pub const INIT: u64 = 5;
+    pub const INIT: u64 = 4;
 }
 
 /// Seeds torch's global generator for `step`, so a step's random draws depend only on the
