@@ -101,7 +101,11 @@ pub struct DetSample {
 }
 
 /// The samples of `part` of the dataset at `root`.
-pub fn list_samples(root: &Path, params: &DetDataParams, part: Part) -> anyhow::Result<Vec<DetSample>> {
+pub fn list_samples(
+    root: &Path,
+    params: &DetDataParams,
+    part: Part,
+) -> anyhow::Result<Vec<DetSample>> {
     let names = params.class_names()?;
     let index = |class: &str| names.iter().position(|n| n == class);
     let samples = match params.format {
@@ -111,25 +115,29 @@ pub fn list_samples(root: &Path, params: &DetDataParams, part: Part) -> anyhow::
                 Part::Val => "val",
             });
             let version = params.dota_version()?;
-            dota::read_split(&dir.join("images"), &dir.join("labelTxt"), ClassCheck::Version(version))?
-                .into_iter()
-                .map(|s| DetSample {
-                    id: s.id,
-                    image: s.image,
-                    objects: s
-                        .label
-                        .objects
-                        .iter()
-                        .filter_map(|o| {
-                            index(&o.class).map(|class| DetObject {
-                                poly: o.poly,
-                                class,
-                                difficult: o.difficult != 0,
-                            })
+            dota::read_split(
+                &dir.join("images"),
+                &dir.join("labelTxt"),
+                ClassCheck::Version(version),
+            )?
+            .into_iter()
+            .map(|s| DetSample {
+                id: s.id,
+                image: s.image,
+                objects: s
+                    .label
+                    .objects
+                    .iter()
+                    .filter_map(|o| {
+                        index(&o.class).map(|class| DetObject {
+                            poly: o.poly,
+                            class,
+                            difficult: o.difficult != 0,
                         })
-                        .collect(),
-                })
-                .collect::<Vec<_>>()
+                    })
+                    .collect(),
+            })
+            .collect::<Vec<_>>()
         }
         DetFormat::DiorR => {
             let split = match part {
@@ -157,7 +165,11 @@ pub fn list_samples(root: &Path, params: &DetDataParams, part: Part) -> anyhow::
                 .collect()
         }
     };
-    anyhow::ensure!(!samples.is_empty(), "{}: no images found for this part of the dataset", root.display());
+    anyhow::ensure!(
+        !samples.is_empty(),
+        "{}: no images found for this part of the dataset",
+        root.display()
+    );
     Ok(samples)
 }
 
@@ -241,7 +253,11 @@ pub struct CropSettings {
 
 /// A standardised `[3, S, S]` crop of a random DOTA split window of the image (padded with 0
 /// when smaller), with its augmented objects; objects less than 70% inside are dropped.
-pub fn training_crop(sample: &DetSample, cfg: &CropSettings, rng: &mut SplitMix64) -> anyhow::Result<(Tensor, ImageTargets)> {
+pub fn training_crop(
+    sample: &DetSample,
+    cfg: &CropSettings,
+    rng: &mut SplitMix64,
+) -> anyhow::Result<(Tensor, ImageTargets)> {
     let image = read_image(&sample.image)?;
     let options = SplitOptions {
         patch_size: cfg.size,
@@ -253,7 +269,13 @@ pub fn training_crop(sample: &DetSample, cfg: &CropSettings, rng: &mut SplitMix6
     let window = windows
         .get(rng.below(windows.len().max(1) as u64) as usize)
         .with_context(|| format!("{}: empty image", sample.image.display()))?;
-    let crop = image.crop_padded(i64::from(window.x), i64::from(window.y), cfg.size, cfg.size, 0);
+    let crop = image.crop_padded(
+        i64::from(window.x),
+        i64::from(window.y),
+        cfg.size,
+        cfg.size,
+        0,
+    );
     let objects: Vec<DotaObject> = sample
         .objects
         .iter()
@@ -270,7 +292,9 @@ pub fn training_crop(sample: &DetSample, cfg: &CropSettings, rng: &mut SplitMix6
         let poly = object.poly.map(|p| augment.point(p, side));
         if let Some(rbox) = RotatedBox::from_polygon(&poly).filter(|b| b.w >= 2.0 && b.h >= 2.0) {
             targets.boxes.push(rbox);
-            targets.labels.push(object.class.parse().context("class index")?);
+            targets
+                .labels
+                .push(object.class.parse().context("class index")?);
         }
     }
     Ok((augment.image(&standardize(&to_tensor(&crop))), targets))
@@ -290,12 +314,19 @@ mod tests {
                 vflip: code & 2 == 2,
                 quarter_turns: code >> 2,
             };
-            let mut image = Tensor::zeros([1, side, side], (Kind::Float, Device::Cpu));
+            let image = Tensor::zeros([1, side, side], (Kind::Float, Device::Cpu));
             let _ = image.get(0).get(1).get(5).fill_(1.0);
             let moved = augment.image(&image);
             let [x, y] = augment.point([5.5, 1.5], side as f64);
-            let value = moved.get(0).get(y.floor() as i64).get(x.floor() as i64).double_value(&[]);
-            assert_eq!(value, 1.0, "{augment:?} sent the pixel elsewhere than ({x}, {y})");
+            let value = moved
+                .get(0)
+                .get(y.floor() as i64)
+                .get(x.floor() as i64)
+                .double_value(&[]);
+            assert_eq!(
+                value, 1.0,
+                "{augment:?} sent the pixel elsewhere than ({x}, {y})"
+            );
         }
     }
 }

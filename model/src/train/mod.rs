@@ -1,8 +1,11 @@
 //! Training loops: optimiser, schedule, deterministic data order, resumable state, and the
 //! stage kinds `mae-pretrain`, `finetune-seg` and segmentation `evaluate`.
 
+pub mod det_data;
+pub mod evaluate_det;
 pub mod evaluate_seg;
 pub mod events;
+pub mod finetune_det;
 pub mod finetune_seg;
 pub mod images;
 pub mod mae_pretrain;
@@ -13,3 +16,4 @@ pub mod rng;
 pub mod schedule;
 pub mod seg_data;
 pub mod stage;
+pub mod step_loop;

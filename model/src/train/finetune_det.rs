@@ -1,0 +1,380 @@
+//! The `finetune-det` stage: ViTDet backbone + Oriented R-CNN on DOTA-format or DIOR-R
+//! images, AdamW with layer-wise lr decay, linear warmup and step decay (the 1x schedule:
+//! 12 epochs, ×0.1 after epochs 8 and 11), random crops with flips and quarter turns,
+//! optionally from an MAE checkpoint; resumable from the work dir.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use tch::nn::VarStore;
+use tch::Tensor;
+
+use super::det_data::{list_samples, training_crop, CropSettings, DetDataParams, DetSample, Part};
+use super::events::Events;
+use super::mae_pretrain::CHECKPOINT_FILE;
+use super::optim::{AdamW, AdamWConfig};
+use super::params::layer_decay_groups;
+use super::resume::{self, ResumeState};
+use super::rng::{batch_indices, seed_torch_for_step, stream, subset, SplitMix64};
+use super::stage::{parse_device, run_digest, seed_init, stop_requested, Outcome};
+use crate::arch::VitConfig;
+use crate::nn::checkpoint;
+use crate::nn::layers::scalar;
+use crate::nn::oriented_rcnn::{OrientedRcnn, OrientedRcnnConfig};
+use crate::nn::vitdet::VitDetConfig;
+use crate::protocol::{Event, StageSpec};
+
+/// File with the detector description an `evaluate` stage rebuilds the model from.
+pub const DETECTOR_FILE: &str = "detector.json";
+
+fn default_lr() -> f64 {
+    1e-4
+}
+fn default_weight_decay() -> f64 {
+    0.05
+}
+fn default_layer_decay() -> f64 {
+    0.75
+}
+fn default_one() -> f64 {
+    1.0
+}
+fn default_epochs() -> u64 {
+    12
+}
+fn default_log_every() -> u64 {
+    1
+}
+fn default_true() -> bool {
+    true
+}
+
+/// The detector's architecture and class names, saved beside its weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetModelSpec {
+    /// Backbone; `image_size` is the input side.
+    pub model: VitConfig,
+    /// Window attention and global stages.
+    pub vitdet: VitDetConfig,
+    /// Detector settings.
+    pub detector: OrientedRcnnConfig,
+    /// Class names, in label order.
+    pub classes: Vec<String>,
+}
+
+impl DetModelSpec {
+    /// Builds the detector under the root of `vs`.
+    pub fn build(&self, vs: &VarStore) -> OrientedRcnn {
+        OrientedRcnn::new(&vs.root(), &self.model, &self.vitdet, &self.detector)
+    }
+}
+
+/// Parameters of a `finetune-det` stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FinetuneDetParams {
+    /// Backbone; `image_size` is the training crop (1024 for DOTA); `drop_path` is the
+    /// stochastic depth rate.
+    pub model: VitConfig,
+    /// Window attention and global stages.
+    #[serde(default)]
+    pub vitdet: VitDetConfig,
+    /// Detector settings (`num_classes` comes from the dataset).
+    #[serde(default)]
+    pub detector: Option<serde_json::Value>,
+    /// The dataset.
+    pub data: DetDataParams,
+    /// Fraction of the training images used, chosen from the seed.
+    #[serde(default = "default_one")]
+    pub fraction: f64,
+    /// Name of a needed `mae-pretrain` stage whose checkpoint initialises the backbone.
+    #[serde(default)]
+    pub pretrained: Option<String>,
+    /// Training epochs (used when `steps` is not given).
+    #[serde(default = "default_epochs")]
+    pub epochs: u64,
+    /// Optimiser steps (overrides `epochs`).
+    #[serde(default)]
+    pub steps: Option<u64>,
+    /// Images per step.
+    pub batch_size: usize,
+    /// Peak learning rate.
+    #[serde(default = "default_lr")]
+    pub lr: f64,
+    /// Steps of linear warmup from a third of `lr`.
+    #[serde(default)]
+    pub warmup_steps: u64,
+    /// Steps after which the learning rate drops ×0.1 (default: at 8/12 and 11/12 of training).
+    #[serde(default)]
+    pub lr_steps: Option<Vec<u64>>,
+    /// AdamW weight decay (not on norms, biases, tokens, position tables).
+    #[serde(default = "default_weight_decay")]
+    pub weight_decay: f64,
+    /// Layer-wise lr decay per stage from the top.
+    #[serde(default = "default_layer_decay")]
+    pub layer_decay: f64,
+    /// Random horizontal and vertical flips.
+    #[serde(default = "default_true")]
+    pub flips: bool,
+    /// Random quarter turns.
+    #[serde(default = "default_true")]
+    pub rotate90: bool,
+    /// Steps between resume checkpoints (0: only when stopped).
+    #[serde(default)]
+    pub checkpoint_every: u64,
+    /// Steps between progress events.
+    #[serde(default = "default_log_every")]
+    pub log_every: u64,
+}
+
+impl FinetuneDetParams {
+    /// Checks values serde cannot; errors name the key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.model.validate().context("params.model")?;
+        anyhow::ensure!(
+            self.fraction > 0.0 && self.fraction <= 1.0,
+            "params.fraction must be in (0, 1], got {}",
+            self.fraction
+        );
+        anyhow::ensure!(
+            self.steps != Some(0) && self.epochs > 0,
+            "params.steps and params.epochs must be positive"
+        );
+        anyhow::ensure!(self.batch_size > 0, "params.batch_size must be positive");
+        anyhow::ensure!(self.lr > 0.0, "params.lr must be positive");
+        anyhow::ensure!(
+            self.layer_decay > 0.0 && self.layer_decay <= 1.0,
+            "params.layer_decay must be in (0, 1]"
+        );
+        anyhow::ensure!(self.log_every > 0, "params.log_every must be positive");
+        anyhow::ensure!(
+            self.model.image_size % (2 * self.model.patch_size) == 0,
+            "params.model.image_size must be a multiple of twice the patch size"
+        );
+        self.data.class_names()?;
+        self.model_spec()?
+            .detector
+            .validate()
+            .context("params.detector")
+    }
+
+    /// The architecture part, with the dataset's classes.
+    pub fn model_spec(&self) -> anyhow::Result<DetModelSpec> {
+        let classes = self.data.class_names()?;
+        let mut detector = self
+            .detector
+            .clone()
+            .unwrap_or_else(|| serde_json::json!({}));
+        let fields = detector
+            .as_object_mut()
+            .context("params.detector must be a table")?;
+        anyhow::ensure!(
+            !fields.contains_key("num_classes"),
+            "params.detector.num_classes comes from the dataset: leave it out"
+        );
+        fields.insert("num_classes".into(), classes.len().into());
+        Ok(DetModelSpec {
+            model: self.model.clone(),
+            vitdet: self.vitdet.clone(),
+            detector: serde_json::from_value(detector).context("params.detector")?,
+            classes,
+        })
+    }
+}
+
+/// Learning rate at `step`: linear warmup from a third of `peak`, then ×0.1 after each of
+/// `drops`.
+pub fn step_lr(peak: f64, warmup: u64, drops: &[u64], step: u64) -> f64 {
+    if step < warmup {
+        return peak * (1.0 / 3.0 + 2.0 / 3.0 * step as f64 / warmup as f64);
+    }
+    peak * 0.1f64.powi(drops.iter().filter(|&&d| step >= d).count() as i32)
+}
+
+fn load_pretrained(
+    spec: &StageSpec,
+    name: &str,
+    vs: &VarStore,
+    events: &mut Events,
+) -> anyhow::Result<()> {
+    let dir = spec
+        .inputs
+        .get(name)
+        .with_context(|| format!("params.pretrained `{name}` is not in stage.json `inputs`"))?;
+    let file = dir.join(CHECKPOINT_FILE);
+    let tensors = checkpoint::with_prefix(checkpoint::read_tensors(&file)?, "backbone.");
+    let report = checkpoint::load_from(vs, tensors)
+        .with_context(|| format!("loading {}", file.display()))?;
+    events.log(
+        "info",
+        format!("loaded {}: {}", file.display(), report.summary()),
+    );
+    Ok(())
+}
+
+/// Runs (or resumes) the stage; `stop_after` ends the call after that many steps with a
+/// resume checkpoint. Writes the weights and [`DETECTOR_FILE`] into `out_dir`.
+pub fn run(
+    spec: &StageSpec,
+    params: &FinetuneDetParams,
+    out_dir: &Path,
+    events: &mut Events,
+    stop_after: Option<u64>,
+) -> anyhow::Result<Outcome> {
+    let device = parse_device(&spec.device)?;
+    let root = spec.datasets.get(&params.data.name).with_context(|| {
+        format!(
+            "params.data.name `{}` is not in stage.json `datasets`",
+            params.data.name
+        )
+    })?;
+    let all = list_samples(root, &params.data, Part::Train)?;
+    let samples: Vec<DetSample> = subset(spec.seed, all.len(), params.fraction)
+        .into_iter()
+        .map(|i| all[i].clone())
+        .collect();
+    let steps_per_epoch = samples.len().div_ceil(params.batch_size) as u64;
+    let total = params.steps.unwrap_or(params.epochs * steps_per_epoch);
+    let drops = params
+        .lr_steps
+        .clone()
+        .unwrap_or_else(|| vec![total * 8 / 12, total * 11 / 12]);
+    events.log(
+        "info",
+        format!(
+            "fine-tuning a detector on {} of {} training images for {total} steps",
+            samples.len(),
+            all.len()
+        ),
+    );
+
+    seed_init(spec.seed);
+    let vs = VarStore::new(device);
+    let model_spec = params.model_spec()?;
+    let model = model_spec.build(&vs);
+    if let Some(name) = &params.pretrained {
+        load_pretrained(spec, name, &vs, events)?;
+    }
+    let groups = layer_decay_groups(
+        &vs,
+        params.weight_decay,
+        params.layer_decay,
+        model.backbone.depth(),
+    );
+    let mut opt = AdamW::new(
+        groups,
+        AdamWConfig {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        },
+    );
+
+    fs_err::create_dir_all(&spec.work_dir)?;
+    let digest = run_digest(spec);
+    let mut state = match resume::load(&spec.work_dir, &digest, &vs, &mut opt)? {
+        Some(state) => {
+            events.log("info", format!("resuming from step {}", state.step));
+            state
+        }
+        None => ResumeState {
+            step: 0,
+            run_digest: digest,
+            losses: Vec::new(),
+        },
+    };
+    let crop = CropSettings {
+        size: params.model.image_size as u32,
+        flips: params.flips,
+        rotate: params.rotate90,
+    };
+    let started = Instant::now();
+    let first_step = state.step;
+    while state.step < total {
+        let step = state.step;
+        seed_torch_for_step(spec.seed, step);
+        let mut rng = SplitMix64::new(spec.seed, stream::TORCH_STEP, step);
+        let mut images = Vec::new();
+        let mut targets = Vec::new();
+        for i in batch_indices(spec.seed, samples.len(), params.batch_size, step) {
+            let (image, target) = training_crop(&samples[i], &crop, &mut rng)?;
+            images.push(image);
+            targets.push(target);
+        }
+        let images = Tensor::stack(&images, 0).to_device(device);
+        opt.zero_grad();
+        let loss = model.losses(&images, &targets).total();
+        let value = scalar(&loss);
+        anyhow::ensure!(
+            value.is_finite(),
+            "loss is {value} at step {}: training diverged",
+            step + 1
+        );
+        loss.backward();
+        opt.step(step_lr(params.lr, params.warmup_steps, &drops, step));
+        state.step += 1;
+        state.losses.push(value);
+        if state.step % params.log_every == 0 || state.step == total {
+            let rate = (state.step - first_step) as f64 * params.batch_size as f64
+                / started.elapsed().as_secs_f64().max(1e-9);
+            events.emit(&Event::Progress {
+                step: state.step,
+                total,
+                loss: Some(value),
+                items_per_s: Some(rate),
+            });
+        }
+        let periodic = params.checkpoint_every > 0 && state.step % params.checkpoint_every == 0;
+        let stopping = (stop_after.is_some_and(|n| state.step - first_step >= n)
+            || stop_requested())
+            && state.step < total;
+        if periodic || stopping {
+            resume::save(&spec.work_dir, &vs, &opt, &state)?;
+        }
+        if stopping {
+            return Ok(Outcome::Stopped(state.step));
+        }
+    }
+
+    fs_err::create_dir_all(out_dir)?;
+    checkpoint::save(&vs, &out_dir.join(CHECKPOINT_FILE))?;
+    fs_err::write(
+        out_dir.join(DETECTOR_FILE),
+        serde_json::to_vec_pretty(&model_spec)?,
+    )?;
+    let window = (state.losses.len() / 10).max(1);
+    let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len().max(1) as f64;
+    let mut metrics = BTreeMap::new();
+    metrics.insert(
+        "loss_first".to_string(),
+        mean(&state.losses[..window.min(state.losses.len())]),
+    );
+    metrics.insert(
+        "loss_last".to_string(),
+        mean(&state.losses[state.losses.len().saturating_sub(window)..]),
+    );
+    metrics.insert("train_images".to_string(), samples.len() as f64);
+    metrics.insert("steps".to_string(), total as f64);
+    for (name, value) in &metrics {
+        events.metric(name, *value, Some(total));
+    }
+    Ok(Outcome::Finished(metrics))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_x_schedule_warms_up_then_drops_twice() {
+        let drops = [8, 11];
+        assert!((step_lr(3.0, 3, &drops, 0) - 1.0).abs() < 1e-12);
+        assert!((step_lr(3.0, 3, &drops, 3) - 3.0).abs() < 1e-12);
+        assert!((step_lr(3.0, 3, &drops, 8) - 0.3).abs() < 1e-12);
+        assert!((step_lr(3.0, 3, &drops, 11) - 0.03).abs() < 1e-12);
+    }
+}
