@@ -2,9 +2,7 @@
 //! layer-wise lr decay and a warmup + cosine schedule, optionally from an MAE checkpoint, on a
 //! deterministic fraction of the training images; resumable from the work dir.
 
-use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Instant;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -15,14 +13,13 @@ use super::events::Events;
 use super::mae_pretrain::CHECKPOINT_FILE;
 use super::optim::{AdamW, AdamWConfig};
 use super::params::layer_decay_groups;
-use super::resume::{self, ResumeState};
-use super::rng::{batch_indices, seed_torch_for_step, stream, subset, SplitMix64};
+use super::rng::{batch_indices, stream, subset, SplitMix64};
 use super::schedule::CosineSchedule;
 use super::seg_data::{list_samples, random_crop, Part, SegDataParams, SegSample, IGNORE_INDEX};
-use super::stage::{parse_device, run_digest, seed_init, stop_requested, Outcome};
+use super::stage::{parse_device, seed_init, Outcome};
+use super::step_loop::{loss_summary, run_steps, LoopEnd, LoopSettings};
 use crate::arch::VitConfig;
 use crate::nn::checkpoint;
-use crate::nn::layers::scalar;
 use crate::nn::segmenter::Segmenter;
 use crate::nn::vitdet::VitDetConfig;
 use crate::protocol::StageSpec;
@@ -258,26 +255,16 @@ pub fn run(
         total_steps: params.steps,
     };
 
-    fs_err::create_dir_all(&spec.work_dir)?;
-    let digest = run_digest(spec);
-    let mut state = match resume::load(&spec.work_dir, &digest, &vs, &mut opt)? {
-        Some(state) => {
-            events.log("info", format!("resuming from step {}", state.step));
-            state
-        }
-        None => ResumeState {
-            step: 0,
-            run_digest: digest,
-            losses: Vec::new(),
-        },
+    let settings = LoopSettings {
+        schedule,
+        batch_size: params.batch_size,
+        checkpoint_every: params.checkpoint_every,
+        log_every: params.log_every,
+        stop_after,
     };
     let crop = params.model.image_size as u32;
-    let started = Instant::now();
-    let first_step = state.step;
-    while state.step < params.steps {
-        let step = state.step;
-        seed_torch_for_step(spec.seed, step);
-        let mut rng = SplitMix64::new(spec.seed, stream::TORCH_STEP, step);
+    let end = run_steps(spec, &vs, &mut opt, &settings, events, |step| {
+        let mut rng = SplitMix64::new(spec.seed, stream::AUGMENT, step);
         let mut images = Vec::new();
         let mut labels = Vec::new();
         for i in batch_indices(spec.seed, samples.len(), params.batch_size, step) {
@@ -288,43 +275,16 @@ pub fn run(
         }
         let images = Tensor::stack(&images, 0).to_device(device);
         let labels = Tensor::stack(&labels, 0).to_device(device);
-        opt.zero_grad();
-        let loss = model.loss(
+        Ok(model.loss(
             &model.forward_t(&images, true),
             &labels,
             i64::from(IGNORE_INDEX),
-        );
-        let value = scalar(&loss);
-        anyhow::ensure!(
-            value.is_finite(),
-            "loss is {value} at step {}: training diverged",
-            step + 1
-        );
-        loss.backward();
-        opt.step(schedule.lr(step));
-        state.step += 1;
-        state.losses.push(value);
-        if state.step % params.log_every == 0 || state.step == params.steps {
-            let rate = (state.step - first_step) as f64 * params.batch_size as f64
-                / started.elapsed().as_secs_f64().max(1e-9);
-            events.emit(&crate::protocol::Event::Progress {
-                step: state.step,
-                total: params.steps,
-                loss: Some(value),
-                items_per_s: Some(rate),
-            });
-        }
-        let periodic = params.checkpoint_every > 0 && state.step % params.checkpoint_every == 0;
-        let stopping = (stop_after.is_some_and(|n| state.step - first_step >= n)
-            || stop_requested())
-            && state.step < params.steps;
-        if periodic || stopping {
-            resume::save(&spec.work_dir, &vs, &opt, &state)?;
-        }
-        if stopping {
-            return Ok(Outcome::Stopped(state.step));
-        }
-    }
+        ))
+    })?;
+    let losses = match end {
+        LoopEnd::Finished(losses) => losses,
+        LoopEnd::Stopped(step) => return Ok(Outcome::Stopped(step)),
+    };
 
     fs_err::create_dir_all(out_dir)?;
     checkpoint::save(&vs, &out_dir.join(CHECKPOINT_FILE))?;
@@ -332,14 +292,7 @@ pub fn run(
         out_dir.join(MODEL_FILE),
         serde_json::to_vec_pretty(&model_spec)?,
     )?;
-    let window = (state.losses.len() / 10).max(1);
-    let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len().max(1) as f64;
-    let mut metrics = BTreeMap::new();
-    metrics.insert("loss_first".to_string(), mean(&state.losses[..window]));
-    metrics.insert(
-        "loss_last".to_string(),
-        mean(&state.losses[state.losses.len() - window..]),
-    );
+    let mut metrics = loss_summary(&losses);
     metrics.insert("train_images".to_string(), samples.len() as f64);
     metrics.insert("params".to_string(), params.model.param_count() as f64);
     for (name, value) in &metrics {

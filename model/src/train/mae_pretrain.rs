@@ -1,9 +1,7 @@
 //! The `mae-pretrain` stage: MAE on a folder of images (or generated scenes), AdamW with a
 //! warmup + cosine schedule, resumable from the work dir.
 
-use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Instant;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -13,14 +11,13 @@ use super::events::Events;
 use super::images::ImageFolder;
 use super::optim::{AdamW, AdamWConfig};
 use super::params::decay_groups;
-use super::resume::{self, ResumeState};
-use super::rng::{batch_indices, seed_torch_for_step};
+use super::rng::batch_indices;
 use super::schedule::{scaled_lr, CosineSchedule};
-use super::stage::{parse_device, run_digest, seed_init, stop_requested, Outcome};
+use super::stage::{parse_device, seed_init, Outcome};
+use super::step_loop::{loss_summary, run_steps, LoopEnd, LoopSettings};
 use crate::arch::VitConfig;
 use crate::data::formats::millionaid;
 use crate::nn::checkpoint;
-use crate::nn::layers::scalar;
 use crate::nn::mae::{MaeConfig, MaskedAutoencoder};
 use crate::protocol::StageSpec;
 
@@ -135,26 +132,6 @@ pub fn run(
         total_steps: params.steps,
     };
 
-    fs_err::create_dir_all(&spec.work_dir)?;
-    let digest = run_digest(spec);
-    let mut state = match resume::load(&spec.work_dir, &digest, &vs, &mut opt)? {
-        Some(state) => {
-            events.log(
-                "info",
-                format!(
-                    "resuming from step {} ({})",
-                    state.step,
-                    spec.work_dir.display()
-                ),
-            );
-            state
-        }
-        None => ResumeState {
-            step: 0,
-            run_digest: digest,
-            losses: Vec::new(),
-        },
-    };
     events.log(
         "info",
         format!(
@@ -164,85 +141,31 @@ pub fn run(
             spec.device
         ),
     );
-
+    let settings = LoopSettings {
+        schedule,
+        batch_size: params.batch_size,
+        checkpoint_every: params.checkpoint_every,
+        log_every: params.log_every,
+        stop_after,
+    };
     let size = params.model.image_size as i64;
-    let started = Instant::now();
-    let first_step = state.step;
-    while state.step < params.steps {
-        let step = state.step;
-        seed_torch_for_step(spec.seed, step);
-        let batch = images
-            .batch(
-                &batch_indices(spec.seed, images.paths.len(), params.batch_size, step),
-                size,
-            )?
-            .to_device(device);
-        opt.zero_grad();
-        let output = model.forward(&batch, true);
-        let loss = scalar(&output.loss);
-        anyhow::ensure!(
-            loss.is_finite(),
-            "loss is {loss} at step {}: training diverged",
-            step + 1
-        );
-        output.loss.backward();
-        opt.step(schedule.lr(step));
-        state.step += 1;
-        state.losses.push(loss);
-
-        if state.step % params.log_every == 0 || state.step == params.steps {
-            let rate = (state.step - first_step) as f64 * params.batch_size as f64
-                / started.elapsed().as_secs_f64().max(1e-9);
-            events.emit(&crate::protocol::Event::Progress {
-                step: state.step,
-                total: params.steps,
-                loss: Some(loss),
-                items_per_s: Some(rate),
-            });
-        }
-        let periodic = params.checkpoint_every > 0 && state.step % params.checkpoint_every == 0;
-        let stopping = (stop_after.is_some_and(|n| state.step - first_step >= n)
-            || stop_requested())
-            && state.step < params.steps;
-        if periodic || stopping {
-            resume::save(&spec.work_dir, &vs, &opt, &state)?;
-        }
-        if stopping {
-            events.log(
-                "info",
-                format!(
-                    "stopping after step {} as requested; resume checkpoint saved",
-                    state.step
-                ),
-            );
-            return Ok(Outcome::Stopped(state.step));
-        }
-    }
+    let end = run_steps(spec, &vs, &mut opt, &settings, events, |step| {
+        let indices = batch_indices(spec.seed, images.paths.len(), params.batch_size, step);
+        let batch = images.batch(&indices, size)?.to_device(device);
+        Ok(model.forward(&batch, true).loss)
+    })?;
+    let losses = match end {
+        LoopEnd::Finished(losses) => losses,
+        LoopEnd::Stopped(step) => return Ok(Outcome::Stopped(step)),
+    };
 
     fs_err::create_dir_all(out_dir)?;
     checkpoint::save(&vs, &out_dir.join(CHECKPOINT_FILE))?;
-    let metrics = summarize(&state.losses, params);
+    let mut metrics = loss_summary(&losses);
+    metrics.insert("steps".into(), losses.len() as f64);
+    metrics.insert("params".into(), params.model.param_count() as f64);
     for (name, value) in &metrics {
         events.metric(name, *value, Some(params.steps));
     }
     Ok(Outcome::Finished(metrics))
-}
-
-/// Final metrics: mean loss over the first and last tenth of the steps, and the final loss.
-fn summarize(losses: &[f64], params: &MaePretrainParams) -> BTreeMap<String, f64> {
-    let window = (losses.len() / 10).max(1);
-    let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len().max(1) as f64;
-    let mut metrics = BTreeMap::new();
-    metrics.insert(
-        "loss_first".into(),
-        mean(&losses[..window.min(losses.len())]),
-    );
-    metrics.insert(
-        "loss_last".into(),
-        mean(&losses[losses.len().saturating_sub(window)..]),
-    );
-    metrics.insert("loss_final".into(), *losses.last().unwrap_or(&f64::NAN));
-    metrics.insert("steps".into(), losses.len() as f64);
-    metrics.insert("params".into(), params.model.param_count() as f64);
-    metrics
 }

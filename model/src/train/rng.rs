@@ -47,6 +47,8 @@ pub mod stream {
     pub const SUBSET: u64 = 3;
     /// Model initialisation.
     pub const INIT: u64 = 4;
+    /// Data augmentation (crops, flips) of a step.
+    pub const AUGMENT: u64 = 5;
 }
 
 /// Seeds torch's global generator for `step`, so a step's random draws depend only on the
