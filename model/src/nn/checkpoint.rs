@@ -159,3 +159,75 @@ fn is_square(n: i64) -> bool {
     let r = (n.max(0) as f64).sqrt().round() as i64;
     r * r == n
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::VitConfig;
+    use crate::nn::vit::{PosEmbed, VisionTransformer};
+    use tch::nn::Init;
+    use tch::{Device, Kind};
+
+    fn vit(image_size: usize) -> VitConfig {
+        VitConfig {
+            patch_size: 4,
+            image_size,
+            in_chans: 3,
+            embed_dim: 8,
+            depth: 1,
+            parallel: 1,
+            num_heads: 2,
+            mlp_ratio: 2.0,
+            qkv_bias: true,
+            drop_path: 0.0,
+        }
+    }
+
+    #[test]
+    fn round_trip_and_resampled_position_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("m.safetensors");
+        let src = VarStore::new(Device::Cpu);
+        let _ = VisionTransformer::new(&src.root(), &vit(16), PosEmbed::Learned);
+        let _ = src.root().var("decoder_extra", &[2], Init::Const(1.0));
+        save(&src, &file).unwrap();
+
+        let same = VarStore::new(Device::Cpu);
+        let _ = VisionTransformer::new(&same.root(), &vit(16), PosEmbed::Learned);
+        let report = load(&same, &file).unwrap();
+        assert!(report.missing.is_empty() && report.resampled.is_empty());
+        assert_eq!(report.unexpected, vec!["decoder_extra".to_string()]);
+        let (a, b) = (src.variables(), same.variables());
+        assert!(a["blocks.0.attn.qkv.weight"].equal(&b["blocks.0.attn.qkv.weight"]));
+
+        let bigger = VarStore::new(Device::Cpu);
+        let _ = VisionTransformer::new(&bigger.root(), &vit(32), PosEmbed::Learned);
+        let report = load(&bigger, &file).unwrap();
+        assert_eq!(report.resampled, vec!["pos_embed".to_string()]);
+        let pos = &bigger.variables()["pos_embed"];
+        assert_eq!(pos.size(), vec![1, 65, 8]);
+        assert!(
+            pos.narrow(1, 0, 1).equal(&a["pos_embed"].narrow(1, 0, 1)),
+            "class row kept"
+        );
+    }
+
+    #[test]
+    fn other_shape_mismatches_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("m.safetensors");
+        let mut named = BTreeMap::new();
+        named.insert(
+            "norm.weight".to_string(),
+            Tensor::ones([3], (Kind::Float, Device::Cpu)),
+        );
+        save_tensors(&named, &file).unwrap();
+        let vs = VarStore::new(Device::Cpu);
+        let _ = VisionTransformer::new(&vs.root(), &vit(16), PosEmbed::Learned);
+        let err = format!("{:#}", load(&vs, &file).unwrap_err());
+        assert!(
+            err.contains("norm.weight") && err.contains("m.safetensors"),
+            "{err}"
+        );
+    }
+}
