@@ -13,7 +13,7 @@ use super::finetune_seg::{SegModelSpec, MODEL_FILE};
 use super::images::{standardize, to_tensor};
 use super::mae_pretrain::CHECKPOINT_FILE;
 use super::seg_data::{list_samples, Part, SegDataParams, IGNORE_INDEX};
-use super::stage::parse_device;
+use super::stage::{parse_device, stop_requested};
 use crate::metrics::segmentation::ConfusionMatrix;
 use crate::nn::checkpoint;
 use crate::protocol::{Event, StageSpec};
@@ -93,6 +93,11 @@ pub fn run(
         .unwrap_or((crop * 2 / 3).max(1));
     let mut confusion = ConfusionMatrix::new(num_classes).map_err(|e| anyhow::anyhow!("{e}"))?;
     for (i, sample) in samples.iter().enumerate() {
+        anyhow::ensure!(
+            !stop_requested(),
+            "stopped by a signal after {i} of {} images",
+            samples.len()
+        );
         let (image, labels) = sample.load()?;
         let input = standardize(&to_tensor(&image));
         let logits = tch::no_grad(|| {
