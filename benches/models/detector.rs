@@ -24,19 +24,33 @@ fn targets(index: usize) -> ImageTargets {
     let mut t = ImageTargets::default();
     for k in 0..12 {
         let f = (index * 12 + k) as f64;
-        t.boxes.push(RotatedBox::new(40.0 + (f * 37.0) % 430.0, 40.0 + (f * 61.0) % 430.0, 30.0 + f % 40.0, 12.0 + f % 9.0, (f * 0.37) % 3.0 - 1.5));
+        t.boxes.push(RotatedBox::new(
+            40.0 + (f * 37.0) % 430.0,
+            40.0 + (f * 61.0) % 430.0,
+            30.0 + f % 40.0,
+            12.0 + f % 9.0,
+            (f * 0.37) % 3.0 - 1.5,
+        ));
         t.labels.push(k % 15);
     }
     t
 }
 
 fn main() -> anyhow::Result<()> {
-    let device = parse_device(&std::env::var("RSFM_BENCH_DEVICE").unwrap_or_else(|_| "cpu".into()))?;
-    let batch: usize = std::env::var("RSFM_BENCH_BATCH").ok().map(|b| b.parse()).transpose()?.unwrap_or(2);
+    let device =
+        parse_device(&std::env::var("RSFM_BENCH_DEVICE").unwrap_or_else(|_| "cpu".into()))?;
+    let batch: usize = std::env::var("RSFM_BENCH_BATCH")
+        .ok()
+        .map(|b| b.parse())
+        .transpose()?
+        .unwrap_or(2);
     let vit: VitConfig = serde_json::from_value(serde_json::json!({
         "patch_size": 16, "image_size": SIDE, "embed_dim": 192, "depth": 12, "num_heads": 3, "drop_path": 0.1
     }))?;
-    let vitdet = VitDetConfig { window_size: 8, global_stages: None };
+    let vitdet = VitDetConfig {
+        window_size: 8,
+        global_stages: None,
+    };
     let config = OrientedRcnnConfig::new(15);
     tch::manual_seed(0);
     let vs = VarStore::new(device);

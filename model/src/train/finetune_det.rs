@@ -152,7 +152,9 @@ impl FinetuneDetParams {
         );
         anyhow::ensure!(self.log_every > 0, "params.log_every must be positive");
         anyhow::ensure!(
-            self.model.image_size % (2 * self.model.patch_size) == 0,
+            self.model
+                .image_size
+                .is_multiple_of(2 * self.model.patch_size),
             "params.model.image_size must be a multiple of twice the patch size"
         );
         self.data.class_names()?;
@@ -318,7 +320,7 @@ pub fn run(
         opt.step(step_lr(params.lr, params.warmup_steps, &drops, step));
         state.step += 1;
         state.losses.push(value);
-        if state.step % params.log_every == 0 || state.step == total {
+        if state.step.is_multiple_of(params.log_every) || state.step == total {
             let rate = (state.step - first_step) as f64 * params.batch_size as f64
                 / started.elapsed().as_secs_f64().max(1e-9);
             events.emit(&Event::Progress {
@@ -328,7 +330,8 @@ pub fn run(
                 items_per_s: Some(rate),
             });
         }
-        let periodic = params.checkpoint_every > 0 && state.step % params.checkpoint_every == 0;
+        let periodic =
+            params.checkpoint_every > 0 && state.step.is_multiple_of(params.checkpoint_every);
         let stopping = (stop_after.is_some_and(|n| state.step - first_step >= n)
             || stop_requested())
             && state.step < total;
