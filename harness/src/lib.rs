@@ -13,4 +13,5 @@ pub mod fingerprint;
 pub mod cache;
 pub mod executor;
 pub mod plan;
+pub mod presets;
 pub mod scheduler;

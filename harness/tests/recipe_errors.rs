@@ -35,11 +35,11 @@ fn error_in(
 fn unknown_key_lists_the_allowed_keys() {
     let (_, shown) = error_at("unknown_key.toml", ErrorKind::UnknownKey, 7, 1);
     assert!(
-        shown.contains("unknown key `lrr` in [stage.train]"),
+        shown.contains("unknown key `base_lrr` in [stage.train]"),
         "{shown}"
     );
-    assert!(shown.contains("help: did you mean `lr`?"), "{shown}");
-    for allowed in ["`kind`", "`needs`", "`mask_ratio`", "`epochs`", "`lr`"] {
+    assert!(shown.contains("help: did you mean `base_lr`?"), "{shown}");
+    for allowed in ["`kind`", "`needs`", "`mask_ratio`", "`steps`", "`base_lr`"] {
         assert!(shown.contains(allowed), "{allowed} missing in {shown}");
     }
 }

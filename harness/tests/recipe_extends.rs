@@ -40,7 +40,7 @@ fn tables_merge_and_the_extending_file_wins() {
     let train = &recipe.stages[0];
     assert_eq!(train.name, "train");
     assert_eq!(train.params["model"], json!("vit-b"), "from base.toml");
-    assert_eq!(train.params["mask_ratio"], json!(0.75), "from base.toml");
+    assert_eq!(train.params["layer_decay"], json!(0.75), "from base.toml");
     assert_eq!(train.params["batch_size"], json!(64), "from tweaks.toml");
     assert_eq!(train.params["lr"], json!(1e-4), "from child.toml");
     assert_eq!(train.sources["lr"], "paper Table 3");
@@ -62,9 +62,9 @@ fn later_bases_win_over_earlier_ones() {
 #[test]
 fn arrays_replace_instead_of_merging() {
     let recipe = child();
-    assert_eq!(recipe.stages[0].params["betas"], json!([0.8]));
+    assert_eq!(recipe.stages[0].params["lr_steps"], json!([9]));
     assert_eq!(
-        origin(&recipe, "stage.train.betas"),
+        origin(&recipe, "stage.train.lr_steps"),
         ("child.toml".into(), 7, 1)
     );
 }
@@ -144,7 +144,7 @@ fn provenance_values_replace_whole() {
         |name: &str, text: &str| std::fs::write(Path::new(dir.path()).join(name), text).unwrap();
     write(
         "base.toml",
-        "[experiment]\nname = \"p\"\n[stage.t]\nkind = \"mae-pretrain\"\nmodel = \"m\"\nlr = { value = 1e-3, source = \"paper\" }\n",
+        "[experiment]\nname = \"p\"\n[stage.t]\nkind = \"finetune-det\"\nmodel = \"m\"\nbatch_size = 1\nlr = { value = 1e-3, source = \"paper\" }\n",
     );
     write(
         "top.toml",

@@ -106,7 +106,7 @@ kind = "finetune-seg"
 needs = ["pretrain"]
 model = "{model}"
 fraction = "{fraction}"
-checkpoint = "{input.pretrain}/checkpoint-{model}.safetensors"
+pretrained = "{input.pretrain}/checkpoint-{model}.safetensors"
 lr = 6e-5
 steps = 80000
 seed = 1
@@ -136,7 +136,7 @@ seed = 1
     assert_eq!(finetune.params["fraction"], json!(0.1));
     assert_eq!(finetune.params["steps"], json!(80000));
     assert_eq!(
-        finetune.params["checkpoint"],
+        finetune.params["pretrained"],
         json!("{input.pretrain}/checkpoint-vit-605m.safetensors")
     );
     let axes: Vec<(&str, &str)> = finetune
@@ -186,12 +186,12 @@ batch_size = 8
 #[test]
 fn integer_floats_are_stored_as_floats() {
     let (_dir, one) = load_ok(
-        "[experiment]\nname = \"a\"\n[stage.p]\nkind = \"mae-pretrain\"\nmodel = \"m\"\nlr = 1\n",
+        "[experiment]\nname = \"a\"\n[stage.p]\nkind = \"mae-pretrain\"\nmodel = \"m\"\nbase_lr = 1\n",
     );
     let (_dir, one_point_zero) = load_ok(
-        "[experiment]\nname = \"a\"\n[stage.p]\nkind = \"mae-pretrain\"\nmodel = \"m\"\nlr = 1.0\n",
+        "[experiment]\nname = \"a\"\n[stage.p]\nkind = \"mae-pretrain\"\nmodel = \"m\"\nbase_lr = 1.0\n",
     );
-    assert_eq!(one.stages[0].params["lr"], json!(1.0));
+    assert_eq!(one.stages[0].params["base_lr"], json!(1.0));
     assert_eq!(one.stages[0].params, one_point_zero.stages[0].params);
 }
 
@@ -236,8 +236,8 @@ root = "tiles/{split}"
 [stage.eval]
 kind = "evaluate"
 datasets = ["potsdam", "tiles"]
-split = "{split}"
-predictions = "{dataset.tiles}/pred"
+model_from = "finetune-{split}"
+dataset = "{dataset.tiles}/pred"
 "#,
     );
     let base = dir.path().canonicalize().unwrap();
@@ -251,9 +251,9 @@ predictions = "{dataset.tiles}/pred"
     assert_eq!(recipe.datasets["tiles@val"].root, base.join("tiles/val"));
     let eval_val = &recipe.stages[1];
     assert_eq!(eval_val.datasets, ["potsdam", "tiles@val"]);
-    assert_eq!(eval_val.params["split"], json!("val"));
+    assert_eq!(eval_val.params["model_from"], json!("finetune-val"));
     assert_eq!(
-        eval_val.params["predictions"],
+        eval_val.params["dataset"],
         json!("{dataset.tiles@val}/pred")
     );
 }
@@ -325,25 +325,25 @@ argv = ["true"]
 #[test]
 fn a_matrix_value_of_the_wrong_type_is_an_error_at_the_placeholder() {
     let (_dir, loaded) = load_text(
-        "[experiment]\nname = \"t\"\n[matrix]\nsize = [\"a\"]\n[stage.p]\nkind = \"mae-pretrain\"\nmodel = \"m\"\nepochs = \"{size}\"\n",
+        "[experiment]\nname = \"t\"\n[matrix]\nsize = [\"a\"]\n[stage.p]\nkind = \"mae-pretrain\"\nmodel = \"m\"\nsteps = \"{size}\"\n",
     );
     let shown = loaded.unwrap_err().to_string();
-    assert!(shown.contains("recipe.toml:8:10: error:"), "{shown}");
+    assert!(shown.contains("recipe.toml:8:9: error:"), "{shown}");
     assert!(shown.contains("expected integer, found string"), "{shown}");
 }
 
 #[test]
 fn out_of_range_and_unknown_values_are_errors() {
     let cases = [
-        ("mask_ratio = 1.5", "between 0 and 1"),
+        ("layer_decay = 1.5", "between 0 and 1"),
         ("epochs = -1", "must not be negative"),
-        ("precision = \"fp8\"", "use one of `fp32`, `bf16`, `fp16`"),
+        ("version = \"v3\"", "use one of `v1.0`, `v1.5`, `v2.0`"),
         ("lr = nan", "finite number"),
         ("time_limit = \"soon\"", "`HH:MM:SS`"),
     ];
     for (line, expected) in cases {
         let text = format!(
-            "[experiment]\nname = \"t\"\n[stage.p]\nkind = \"mae-pretrain\"\nmodel = \"m\"\n{line}\n"
+            "[experiment]\nname = \"t\"\n[stage.p]\nkind = \"finetune-det\"\nmodel = \"m\"\n{line}\n"
         );
         let (_dir, loaded) = load_text(&text);
         let shown = loaded.unwrap_err().to_string();
@@ -411,9 +411,9 @@ model = ["vit-b", "vit-605m"]
 fraction = [0.1, 1.0]
 
 [stage.synth]
-kind = "prepare"
+kind = "command"
 matrix = []
-synthetic = true
+argv = ["true"]
 
 [stage.pretrain]
 kind = "mae-pretrain"

@@ -66,13 +66,32 @@ pub fn stage_argv(
             .map(|item| substitute(item.as_str().unwrap_or_default(), &lookup).map_err(undefined))
             .collect();
     }
-    let params = substitute_json(&serde_json::Value::Object(stage.params.clone()), &lookup)
-        .map_err(undefined)?;
+    let worker_params = planned.worker_params.as_ref().with_context(|| {
+        format!(
+            "{}: stage `{}` of kind `{}` has no worker parameters",
+            stage.location, stage.name, stage.kind
+        )
+    })?;
+    let params = substitute_json(
+        &serde_json::Value::Object(worker_params.params.clone()),
+        &lookup,
+    )
+    .map_err(undefined)?;
+    let mut datasets: BTreeMap<String, PathBuf> = planned.datasets.iter().cloned().collect();
+    for name in &worker_params.dataset_inputs {
+        let dir = paths.inputs.get(name).with_context(|| {
+            format!(
+                "{}: stage `{}` reads the output of `{name}`, which is not among its inputs",
+                stage.location, stage.name
+            )
+        })?;
+        datasets.insert(name.clone(), dir.clone());
+    }
     let spec = StageSpec {
         kind: stage.kind.as_str().to_string(),
         params,
         inputs: paths.inputs.clone(),
-        datasets: planned.datasets.iter().cloned().collect(),
+        datasets,
         device: device.to_string(),
         seed: stage.seed,
         work_dir: paths.work.clone(),

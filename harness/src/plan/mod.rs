@@ -4,6 +4,7 @@
 pub mod key;
 mod order;
 mod worker_identity;
+pub mod worker_params;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -17,6 +18,7 @@ use crate::recipe::{Recipe, Stage, StageKind};
 use crate::store::Store;
 use key::{hash_dep, KeyInputs, KeyManifest};
 pub use worker_identity::worker_identity;
+use worker_params::{Needed, WorkerParams};
 
 /// A stage of the plan with everything needed to run it.
 #[derive(Debug, Clone)]
@@ -29,6 +31,8 @@ pub struct PlannedStage {
     pub recipe_dir: PathBuf,
     /// Datasets it reads: (name, root).
     pub datasets: Vec<(String, PathBuf)>,
+    /// What `stage.json` gets, for the kinds the worker runs (`None` for `command`).
+    pub worker_params: Option<WorkerParams>,
     /// Indices (into [`Plan::stages`]) of the stages it needs, in `needs` order.
     pub needs: Vec<usize>,
     /// Its content key and key manifest.
@@ -108,9 +112,19 @@ impl Plan {
                     deps.push((dep, hash));
                 }
                 let needs: Vec<usize> = stage.needs.iter().map(|n| index_of[n.as_str()]).collect();
+                let needed: Vec<Needed> = needs
+                    .iter()
+                    .map(|&i| Needed {
+                        base: &plan.stages[i].stage.base,
+                        kind: plan.stages[i].stage.kind,
+                    })
+                    .collect();
+                let worker_params = worker_params::translate(recipe, stage, &needed)?;
                 let inputs = KeyInputs {
                     kind: stage.kind.as_str().to_string(),
-                    params: stage.params.clone(),
+                    params: worker_params
+                        .as_ref()
+                        .map_or_else(|| stage.params.clone(), |w| w.params.clone()),
                     needs: needs
                         .iter()
                         .map(|&i| {
@@ -133,6 +147,7 @@ impl Plan {
                     experiment: recipe.experiment.name.clone(),
                     recipe_dir: recipe.dir.clone(),
                     datasets,
+                    worker_params,
                     needs,
                     key,
                     cached,

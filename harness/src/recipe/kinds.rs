@@ -10,7 +10,8 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum StageKind {
-    /// Prepare a dataset: split, tile or synthesise it.
+    /// Prepare a dataset: split, tile or synthesise it. No worker runs this kind yet: the plan
+    /// refuses it; a `command` stage running `rsfm synth` (or a preparation script) does the job.
     Prepare,
     /// Masked-autoencoder pretraining of a ViT backbone.
     MaePretrain,
@@ -157,12 +158,14 @@ const fn req(name: &'static str, ty: ParamType, doc: &'static str) -> ParamSpec 
     }
 }
 
-use ParamType::{Argv, Bool, Choice, Count, CountList, Float, FloatList, Ratio, Str, StrList};
+use ParamType::{Argv, Bool, Choice, Count, CountList, Float, Ratio, Str, StrList};
 
-const PRECISIONS: &[&str] = &["fp32", "bf16", "fp16"];
 const DOTA_PROTOCOLS: &[&str] = &["devkit", "devkit-v1.5", "mmrotate"];
 const AP_METRICS: &[&str] = &["voc07", "voc12"];
-const SPLITS: &[&str] = &["train", "val", "trainval", "test"];
+const SEG_FORMATS: &[&str] = &["loveda", "potsdam"];
+const DET_FORMATS: &[&str] = &["dota", "dior-r"];
+const ALL_FORMATS: &[&str] = &["loveda", "potsdam", "dota", "dior-r"];
+const DOTA_VERSIONS: &[&str] = &["v1.0", "v1.5", "v2.0"];
 
 const COMMAND: &[ParamSpec] = &[
     req(
@@ -177,222 +180,232 @@ const COMMAND: &[ParamSpec] = &[
     ),
 ];
 
-const PREPARE: &[ParamSpec] = &[
-    opt(
-        "dataset",
-        Str,
-        "dataset to prepare (a name under [dataset])",
-    ),
-    opt("format", Str, "on-disk format to read or write"),
-    opt("split", Choice(SPLITS), "split to prepare"),
-    opt(
-        "synthetic",
-        Bool,
-        "synthesise data in the dataset's real format",
-    ),
-    opt("images", Count, "number of synthetic images"),
-    opt("image_size", Count, "side of synthetic images in pixels"),
-    opt(
-        "patch_size",
-        Count,
-        "side of the tiles cut from large images",
-    ),
-    opt("overlap", Count, "overlap of neighbouring tiles in pixels"),
-    opt(
-        "stride",
-        Count,
-        "tile stride in pixels (instead of overlap)",
-    ),
-    opt("scales", FloatList, "resize factors applied before tiling"),
-    opt(
-        "fraction",
-        Ratio,
-        "keep this fraction of the training images",
-    ),
-    opt("classes", StrList, "class names, in label order"),
-];
+/// `prepare` has no parameters: no worker runs it, and the plan refuses it with a pointer to
+/// `command` stages running `rsfm synth` (or any preparation script).
+const PREPARE: &[ParamSpec] = &[];
 
-const MAE_PRETRAIN: &[ParamSpec] = &[
-    req("model", Str, "backbone name (recipes/models)"),
-    opt("embed_dim", Count, "token width, overriding the model's"),
+/// A table of the backbone parameters (a preset and overrides of its `[vit]` fields; the
+/// input side is per kind) followed by the kind's own.
+macro_rules! with_backbone {
+    ($($own:expr),* $(,)?) => {
+        &[
+            req(
+                "model",
+                Str,
+                "backbone preset: recipes/models/NAME.toml, searched from the recipe's folder upwards; its [vit] table is the architecture",
+            ),
+            opt("patch_size", Count, "patch side in pixels, overriding the preset's"),
+            opt("embed_dim", Count, "token width, overriding the preset's"),
+            opt("depth", Count, "sequential block stages, overriding the preset's"),
+            opt("parallel", Count, "parallel branches per stage, overriding the preset's"),
+            opt("num_heads", Count, "attention heads, overriding the preset's"),
+            opt("mlp_ratio", Float, "MLP width over token width, overriding the preset's"),
+            opt("qkv_bias", Bool, "bias on the attention projections, overriding the preset's"),
+            opt("drop_path", Ratio, "stochastic depth rate, overriding the preset's"),
+            $($own),*
+        ]
+    };
+}
+
+const DATASET_DOC: &str = "the data: a name in the stage's `datasets`, or a needed stage whose output is a dataset (default: the only entry of `datasets`)";
+const SEG_FORMAT_DOC: &str = "segmentation layout, loveda (7 classes) or potsdam (5 classes, clutter ignored); default: the dataset's `format`";
+const DET_FORMAT_DOC: &str = "detection layout, dota or dior-r; default: the dataset's `format`";
+const VAL_TILES_DOC: &str =
+    "Potsdam tiles held out for evaluation (default: the 14 standard test tiles)";
+const VERSION_DOC: &str =
+    "DOTA release whose classes are used (default v1.0; synthetic DOTA is v2.0)";
+const PRETRAINED_DOC: &str = "a needed mae-pretrain stage whose checkpoint initialises the backbone (default: the only needed mae-pretrain stage, if any)";
+const CHECKPOINT_EVERY_DOC: &str =
+    "steps between resume checkpoints (default 0: only when stopped)";
+const LOG_EVERY_DOC: &str = "steps between progress events (default 1)";
+const WINDOW_DOC: &str = "window attention side in tokens (default 14)";
+const GLOBAL_DOC: &str =
+    "block stages with global attention (default: 4 evenly spaced, the last included)";
+
+const MAE_PRETRAIN: &[ParamSpec] = with_backbone![
     opt(
-        "depth",
+        "image_size",
         Count,
-        "number of transformer blocks, overriding the model's",
+        "input side in pixels, overriding the preset's"
     ),
+    opt("dataset", Str, DATASET_DOC),
+    opt("steps", Count, "optimiser steps (needed to run)"),
     opt(
-        "num_heads",
+        "batch_size",
         Count,
-        "attention heads, overriding the model's",
+        "images per optimiser step (needed to run)"
     ),
-    opt(
-        "mlp_dim",
-        Count,
-        "hidden width of the MLP, overriding the model's",
-    ),
-    opt(
-        "parallel",
-        Count,
-        "parallel branches per block stage (e.g. 4 for 12x4)",
-    ),
-    opt("patch_size", Count, "patch side in pixels"),
-    opt("image_size", Count, "input side in pixels"),
-    opt("dataset", Str, "pretraining dataset name"),
-    opt("fraction", Ratio, "fraction of the dataset used"),
-    opt("epochs", Count, "training epochs"),
-    opt("steps", Count, "training steps (instead of epochs)"),
-    opt("batch_size", Count, "images per optimisation step"),
-    opt("accumulate", Count, "gradient accumulation steps"),
-    opt("lr", Float, "learning rate"),
     opt(
         "base_lr",
         Float,
-        "learning rate per 256 images, scaled by batch size",
+        "learning rate per 256 images: lr = base_lr × batch_size / 256 (default 1.5e-4)",
     ),
     opt(
         "min_lr",
         Float,
-        "final learning rate of the cosine schedule",
+        "learning rate at the end of the cosine (default 0)"
     ),
-    opt("weight_decay", Float, "AdamW weight decay"),
-    opt("betas", FloatList, "AdamW betas"),
-    opt("warmup_epochs", Count, "linear warmup epochs"),
-    opt("warmup_steps", Count, "linear warmup steps"),
-    opt("clip_grad", Float, "gradient norm clip"),
-    opt("mask_ratio", Ratio, "fraction of patches masked"),
-    opt("norm_pix_loss", Bool, "normalise target pixels per patch"),
-    opt("decoder_embed_dim", Count, "decoder width"),
-    opt("decoder_depth", Count, "decoder blocks"),
-    opt("decoder_num_heads", Count, "decoder attention heads"),
-    opt("precision", Choice(PRECISIONS), "numeric precision"),
+    opt("warmup_steps", Count, "steps of linear warmup (default 0)"),
     opt(
-        "checkpoint_every",
-        Count,
-        "steps between resume checkpoints",
+        "weight_decay",
+        Float,
+        "AdamW weight decay, not on norms, biases, tokens or position tables (default 0.05)",
     ),
+    opt(
+        "mask_ratio",
+        Ratio,
+        "fraction of patches masked (default 0.75)"
+    ),
+    opt(
+        "norm_pix_loss",
+        Bool,
+        "normalise target pixels per patch (default true)"
+    ),
+    opt("decoder_embed_dim", Count, "decoder width (default 512)"),
+    opt("decoder_depth", Count, "decoder blocks (default 8)"),
+    opt(
+        "decoder_num_heads",
+        Count,
+        "decoder attention heads (default 16)"
+    ),
+    opt("checkpoint_every", Count, CHECKPOINT_EVERY_DOC),
+    opt("log_every", Count, LOG_EVERY_DOC),
 ];
 
-const FINETUNE_DET: &[ParamSpec] = &[
-    req("model", Str, "backbone name (recipes/models)"),
+const FINETUNE_SEG: &[ParamSpec] = with_backbone![
+    opt("crop_size", Count, "training crop side in pixels (the backbone's input side), overriding the preset's image_size"),
+    opt("window_size", Count, WINDOW_DOC),
+    opt("global_blocks", CountList, GLOBAL_DOC),
+    opt("head_channels", Count, "UperNet width (default 512)"),
+    opt("dataset", Str, DATASET_DOC),
+    opt("format", Choice(SEG_FORMATS), SEG_FORMAT_DOC),
+    opt("val_tiles", StrList, VAL_TILES_DOC),
+    opt("fraction", Ratio, "fraction of the training images, chosen from the seed (default 1)"),
+    opt("pretrained", Str, PRETRAINED_DOC),
+    opt("steps", Count, "optimiser steps (needed to run)"),
+    opt("batch_size", Count, "crops per optimiser step (needed to run)"),
+    opt("lr", Float, "peak learning rate (default 6e-5)"),
+    opt("min_lr", Float, "learning rate at the end of the cosine (default 0)"),
+    opt("warmup_steps", Count, "steps of linear warmup (default 0)"),
+    opt("weight_decay", Float, "AdamW weight decay (default 0.01)"),
+    opt("layer_decay", Ratio, "layer-wise learning-rate decay per stage (default 0.9)"),
+    opt("checkpoint_every", Count, CHECKPOINT_EVERY_DOC),
+    opt("log_every", Count, LOG_EVERY_DOC),
+];
+
+const FINETUNE_DET: &[ParamSpec] = with_backbone![
     opt(
-        "checkpoint",
-        Str,
-        "pretrained weights, e.g. `{input.pretrain}/checkpoint.safetensors`",
+        "image_size",
+        Count,
+        "training crop side in pixels, overriding the preset's (1024 for DOTA)"
     ),
-    opt("detector", Str, "detector head (default oriented-rcnn)"),
-    opt("dataset", Str, "dataset name"),
-    opt("num_classes", Count, "number of object classes"),
-    opt("fraction", Ratio, "fraction of the training set"),
-    opt("image_size", Count, "input side in pixels"),
-    opt("window_size", Count, "window attention size in tokens"),
+    opt("window_size", Count, WINDOW_DOC),
+    opt("global_blocks", CountList, GLOBAL_DOC),
+    opt("dataset", Str, DATASET_DOC),
+    opt("format", Choice(DET_FORMATS), DET_FORMAT_DOC),
+    opt("version", Choice(DOTA_VERSIONS), VERSION_DOC),
     opt(
-        "global_blocks",
-        CountList,
-        "indices of blocks with global attention",
+        "fraction",
+        Ratio,
+        "fraction of the training images, chosen from the seed (default 1)"
     ),
-    opt("epochs", Count, "training epochs (1x = 12)"),
-    opt("steps", Count, "training steps (instead of epochs)"),
-    opt("batch_size", Count, "images per optimisation step"),
-    opt("lr", Float, "learning rate"),
-    opt("weight_decay", Float, "AdamW weight decay"),
-    opt("layer_decay", Ratio, "layer-wise learning-rate decay"),
-    opt("drop_path", Ratio, "stochastic depth rate"),
-    opt("warmup_steps", Count, "linear warmup steps"),
+    opt("pretrained", Str, PRETRAINED_DOC),
+    opt(
+        "epochs",
+        Count,
+        "training epochs when `steps` is not set (default 12, the 1x schedule)"
+    ),
+    opt("steps", Count, "optimiser steps, overriding `epochs`"),
+    opt(
+        "batch_size",
+        Count,
+        "images per optimiser step (needed to run)"
+    ),
+    opt("lr", Float, "peak learning rate (default 1e-4)"),
+    opt(
+        "warmup_steps",
+        Count,
+        "steps of linear warmup from a third of lr (default 0)"
+    ),
     opt(
         "lr_steps",
         CountList,
-        "epochs or steps where the learning rate drops",
+        "steps after which lr drops ×0.1 (default: 8/12 and 11/12 of training)"
     ),
-    opt("score_threshold", Ratio, "minimum detection score kept"),
-    opt("nms_iou", Ratio, "rotated NMS IoU threshold"),
-    opt("max_detections", Count, "detections kept per image"),
-    opt("precision", Choice(PRECISIONS), "numeric precision"),
+    opt("weight_decay", Float, "AdamW weight decay (default 0.05)"),
     opt(
-        "checkpoint_every",
-        Count,
-        "steps between resume checkpoints",
+        "layer_decay",
+        Ratio,
+        "layer-wise learning-rate decay per stage (default 0.75)"
     ),
-];
-
-const FINETUNE_SEG: &[ParamSpec] = &[
-    req("model", Str, "backbone name (recipes/models)"),
     opt(
-        "checkpoint",
-        Str,
-        "pretrained weights, e.g. `{input.pretrain}/checkpoint.safetensors`",
-    ),
-    opt("head", Str, "decode head (default upernet)"),
-    opt("dataset", Str, "dataset name"),
-    opt("num_classes", Count, "number of classes"),
-    opt("ignore_index", Count, "label ignored in loss and metrics"),
-    opt(
-        "reduce_zero_label",
+        "flips",
         Bool,
-        "shift labels down by one, 0 becomes ignored",
+        "random horizontal and vertical flips (default true)"
     ),
-    opt("fraction", Ratio, "fraction of the training set"),
-    opt("crop_size", Count, "training crop side in pixels"),
-    opt("stride", Count, "sliding-window stride at test time"),
-    opt("window_size", Count, "window attention size in tokens"),
+    opt("rotate90", Bool, "random quarter turns (default true)"),
+    opt("channels", Count, "FPN and RPN width (default 256)"),
     opt(
-        "global_blocks",
-        CountList,
-        "indices of blocks with global attention",
-    ),
-    opt("epochs", Count, "training epochs"),
-    opt("steps", Count, "training iterations"),
-    opt("batch_size", Count, "images per optimisation step"),
-    opt("lr", Float, "learning rate"),
-    opt("weight_decay", Float, "AdamW weight decay"),
-    opt("layer_decay", Ratio, "layer-wise learning-rate decay"),
-    opt("drop_path", Ratio, "stochastic depth rate"),
-    opt("warmup_steps", Count, "linear warmup steps"),
-    opt("precision", Choice(PRECISIONS), "numeric precision"),
-    opt(
-        "checkpoint_every",
+        "fc_dim",
         Count,
-        "steps between resume checkpoints",
+        "width of the RoI head's fully connected layers (default 1024)"
     ),
+    opt(
+        "rpn_pre_nms",
+        Count,
+        "proposals per level before the RPN's NMS (default 2000)"
+    ),
+    opt(
+        "rpn_post_nms",
+        Count,
+        "proposals kept after the RPN's NMS (default 2000)"
+    ),
+    opt(
+        "rpn_batch",
+        Count,
+        "anchors sampled per image for the RPN loss (default 256)"
+    ),
+    opt(
+        "roi_batch",
+        Count,
+        "proposals sampled per image for the RoI loss (default 512)"
+    ),
+    opt(
+        "score_threshold",
+        Ratio,
+        "minimum detection score kept (default 0.05)"
+    ),
+    opt("nms_iou", Ratio, "rotated NMS IoU per class (default 0.1)"),
+    opt(
+        "max_detections",
+        Count,
+        "detections kept per image (default 2000)"
+    ),
+    opt("checkpoint_every", Count, CHECKPOINT_EVERY_DOC),
+    opt("log_every", Count, LOG_EVERY_DOC),
 ];
 
 const EVALUATE: &[ParamSpec] = &[
-    opt("task", Choice(&["det", "seg"]), "what is evaluated"),
-    opt("dataset", Str, "dataset name"),
-    opt("split", Choice(SPLITS), "split evaluated"),
-    opt("checkpoint", Str, "fine-tuned weights to predict with"),
-    opt("predictions", Str, "existing predictions to score instead"),
-    opt("protocol", Choice(DOTA_PROTOCOLS), "detection AP protocol"),
     opt(
-        "ap_metric",
-        Choice(AP_METRICS),
-        "VOC07 11-point or VOC12 area AP",
+        "task",
+        Choice(&["seg", "det"]),
+        "what is scored (default: from the kind of the `model_from` stage)",
     ),
     opt(
-        "metric",
+        "model_from",
         Str,
-        "the headline metric, e.g. map, miou, oa, mf1",
+        "the needed finetune-seg or finetune-det stage whose model is scored (default: the only needed one)",
     ),
-    opt("iou", Ratio, "IoU threshold for a true positive"),
-    opt("num_classes", Count, "number of classes"),
-    opt("classes", StrList, "class names, in label order"),
-    opt("ignore_index", Count, "label ignored in metrics"),
-    opt(
-        "reduce_zero_label",
-        Bool,
-        "shift labels down by one, 0 becomes ignored",
-    ),
-    opt(
-        "exclude_from_mean",
-        CountList,
-        "classes left out of mean metrics (e.g. clutter)",
-    ),
-    opt("patch_size", Count, "tile side for large images"),
-    opt("overlap", Count, "tile overlap in pixels"),
-    opt("crop_size", Count, "sliding-window side in pixels"),
-    opt("stride", Count, "sliding-window stride in pixels"),
-    opt("merge_nms_iou", Ratio, "rotated NMS IoU when merging tiles"),
-    opt("batch_size", Count, "images per forward pass"),
-    opt("model", Str, "backbone name (recipes/models)"),
+    opt("dataset", Str, DATASET_DOC),
+    opt("format", Choice(ALL_FORMATS), "dataset layout (seg: loveda, potsdam; det: dota, dior-r); default: the dataset's `format`"),
+    opt("val_tiles", StrList, "seg: Potsdam tiles scored (default: the 14 standard test tiles)"),
+    opt("version", Choice(DOTA_VERSIONS), "det: DOTA release whose classes are used (default v1.0)"),
+    opt("stride", Count, "seg: sliding-window stride in pixels (default: two thirds of the crop)"),
+    opt("protocol", Choice(DOTA_PROTOCOLS), "det: AP protocol (default: devkit for DOTA, mmrotate for DIOR-R)"),
+    opt("ap_metric", Choice(AP_METRICS), "det: VOC07 11-point or VOC12 area AP (default voc07)"),
+    opt("iou", Ratio, "det: IoU threshold of a true positive (default 0.5)"),
+    opt("overlap", Count, "det: gap between prediction patches in pixels (default: a fifth of the input side)"),
+    opt("merge_nms_iou", Ratio, "det: rotated NMS IoU when merging patch detections (default 0.1)"),
 ];
 
 #[cfg(test)]

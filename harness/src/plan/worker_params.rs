@@ -1,0 +1,465 @@
+//! A worker stage's recipe parameters (flat names, a model preset by name) turned into the
+//! `params` of `stage.json` that `rsfm-worker` reads (nested, the preset's `[vit]` table
+//! inline). Every parameter of the kind's table is consumed here; a parameter left over is an
+//! error, so a recipe never sets a value the worker does not honour.
+
+use anyhow::{bail, Context};
+use rsfm_model::arch::{ModelPreset, VitConfig};
+use serde_json::{json, Map, Value};
+
+use crate::presets::resolve_preset;
+use crate::recipe::{Recipe, Stage, StageKind};
+
+/// What the worker gets for one stage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerParams {
+    /// The `params` of `stage.json`; placeholders are left for the executor.
+    pub params: Map<String, Value>,
+    /// Needed stages (base names) whose output dir the worker reads as the dataset of the
+    /// same name.
+    pub dataset_inputs: Vec<String>,
+}
+
+/// A stage the translated one needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Needed<'a> {
+    /// Its base name (the key of its output dir in `stage.json`'s `inputs`).
+    pub base: &'a str,
+    /// Its kind.
+    pub kind: StageKind,
+}
+
+/// The worker parameters of `stage` (of `recipe`), or `None` for a `command` stage. Errors
+/// start with the stage's `file:line:col` and say what to change.
+pub fn translate(
+    recipe: &Recipe,
+    stage: &Stage,
+    needed: &[Needed],
+) -> anyhow::Result<Option<WorkerParams>> {
+    let mut tr = Translation {
+        recipe,
+        stage,
+        needed,
+        rest: stage.params.clone(),
+        dataset_inputs: Vec::new(),
+    };
+    let params = match stage.kind {
+        StageKind::Command => return Ok(None),
+        StageKind::Prepare => bail!(
+            "{}: stage `{}`: no worker runs kind `prepare`; make the data with a `command` stage, e.g. argv = [\"rsfm\", \"synth\", \"loveda\", \"--out\", \"{{out}}\"], and read it with `dataset = \"{}\"` in the stages that need it",
+            stage.location,
+            stage.name,
+            stage.base
+        ),
+        StageKind::MaePretrain => tr.mae_pretrain(),
+        StageKind::FinetuneSeg => tr.finetune_seg(),
+        StageKind::FinetuneDet => tr.finetune_det(),
+        StageKind::Evaluate => tr.evaluate(),
+    }
+    .with_context(|| format!("{}: stage `{}`", stage.location, stage.name))?;
+    if let Some(name) = tr.rest.keys().next() {
+        bail!(
+            "{}: stage `{}`: parameter `{name}` is not passed to the worker for kind `{}`",
+            stage.location,
+            stage.name,
+            stage.kind
+        );
+    }
+    Ok(Some(WorkerParams {
+        params,
+        dataset_inputs: tr.dataset_inputs,
+    }))
+}
+
+/// Fields of the preset's `[vit]` table a recipe may override under the same name.
+const VIT_OVERRIDES: &[&str] = &[
+    "patch_size",
+    "embed_dim",
+    "depth",
+    "parallel",
+    "num_heads",
+    "mlp_ratio",
+    "qkv_bias",
+    "drop_path",
+];
+const SEG_FORMATS: &[&str] = &["loveda", "potsdam"];
+const DET_FORMATS: &[&str] = &["dota", "dior-r"];
+
+/// The state of one stage's translation: the parameters not consumed yet.
+struct Translation<'a> {
+    recipe: &'a Recipe,
+    stage: &'a Stage,
+    needed: &'a [Needed<'a>],
+    rest: Map<String, Value>,
+    dataset_inputs: Vec<String>,
+}
+
+impl Translation<'_> {
+    fn mae_pretrain(&mut self) -> anyhow::Result<Map<String, Value>> {
+        self.require(&["steps", "batch_size"])?;
+        let mut out = Map::new();
+        out.insert("model".into(), self.backbone("image_size")?);
+        let mut mae = Map::new();
+        self.move_all(
+            &mut mae,
+            &[
+                "mask_ratio",
+                "norm_pix_loss",
+                "decoder_embed_dim",
+                "decoder_depth",
+                "decoder_num_heads",
+            ],
+        );
+        if !mae.is_empty() {
+            out.insert("mae".into(), Value::Object(mae));
+        }
+        let (name, _) = self.dataset()?;
+        out.insert("data".into(), json!({ "name": name }));
+        self.move_all(
+            &mut out,
+            &[
+                "steps",
+                "batch_size",
+                "base_lr",
+                "min_lr",
+                "warmup_steps",
+                "weight_decay",
+                "checkpoint_every",
+                "log_every",
+            ],
+        );
+        Ok(out)
+    }
+
+    fn finetune_seg(&mut self) -> anyhow::Result<Map<String, Value>> {
+        self.require(&["steps", "batch_size"])?;
+        let mut out = Map::new();
+        out.insert("model".into(), self.backbone("crop_size")?);
+        self.vitdet(&mut out);
+        self.move_all(&mut out, &["head_channels"]);
+        let data = self.seg_data()?;
+        out.insert("data".into(), data);
+        self.pretrained(&mut out)?;
+        self.move_all(
+            &mut out,
+            &[
+                "fraction",
+                "steps",
+                "batch_size",
+                "lr",
+                "min_lr",
+                "warmup_steps",
+                "weight_decay",
+                "layer_decay",
+                "checkpoint_every",
+                "log_every",
+            ],
+        );
+        Ok(out)
+    }
+
+    fn finetune_det(&mut self) -> anyhow::Result<Map<String, Value>> {
+        self.require(&["batch_size"])?;
+        let mut out = Map::new();
+        out.insert("model".into(), self.backbone("image_size")?);
+        self.vitdet(&mut out);
+        let mut detector = Map::new();
+        self.move_all(
+            &mut detector,
+            &[
+                "channels",
+                "fc_dim",
+                "rpn_pre_nms",
+                "rpn_post_nms",
+                "rpn_batch",
+                "roi_batch",
+                "score_threshold",
+                "nms_iou",
+                "max_detections",
+            ],
+        );
+        if !detector.is_empty() {
+            out.insert("detector".into(), Value::Object(detector));
+        }
+        let data = self.det_data()?;
+        out.insert("data".into(), data);
+        self.pretrained(&mut out)?;
+        self.move_all(
+            &mut out,
+            &[
+                "fraction",
+                "epochs",
+                "steps",
+                "batch_size",
+                "lr",
+                "warmup_steps",
+                "lr_steps",
+                "weight_decay",
+                "layer_decay",
+                "flips",
+                "rotate90",
+                "checkpoint_every",
+                "log_every",
+            ],
+        );
+        Ok(out)
+    }
+
+    fn evaluate(&mut self) -> anyhow::Result<Map<String, Value>> {
+        let model_from = self.model_from()?;
+        let from_kind = self
+            .needed
+            .iter()
+            .find(|n| n.base == model_from)
+            .map(|n| n.kind)
+            .context("model_from is always a needed stage")?;
+        let task = if from_kind == StageKind::FinetuneSeg {
+            "seg"
+        } else {
+            "det"
+        };
+        if let Some(written) = self.take_str("task")? {
+            if written != task {
+                bail!("`task = \"{written}\"` but `{model_from}` is a `{from_kind}` stage");
+            }
+        }
+        let mut out = Map::new();
+        out.insert("model_from".into(), model_from.into());
+        if task == "seg" {
+            self.refuse(
+                &[
+                    "version",
+                    "protocol",
+                    "ap_metric",
+                    "iou",
+                    "overlap",
+                    "merge_nms_iou",
+                ],
+                "detection (task = \"det\")",
+            )?;
+            out.insert("task".into(), "segmentation".into());
+            let data = self.seg_data()?;
+            out.insert("data".into(), data);
+            self.move_all(&mut out, &["stride"]);
+        } else {
+            self.refuse(&["val_tiles", "stride"], "segmentation (task = \"seg\")")?;
+            out.insert("task".into(), "det".into());
+            let data = self.det_data()?;
+            out.insert("data".into(), data);
+            self.move_all(&mut out, &["protocol", "ap_metric", "iou", "overlap"]);
+            if let Some(iou) = self.rest.remove("merge_nms_iou") {
+                out.insert("merge_iou".into(), iou);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The `[vit]` table of the `model` preset with the stage's overrides, `size_key` setting
+    /// `image_size`; checked as the worker will check it.
+    fn backbone(&mut self, size_key: &str) -> anyhow::Result<Value> {
+        let model = self
+            .take_str("model")?
+            .context("`model` is required: a preset name from recipes/models")?;
+        let file = resolve_preset(&model, &self.recipe.dir)?;
+        let preset = ModelPreset::load(&file)?;
+        let mut vit = match serde_json::to_value(&preset.vit)? {
+            Value::Object(fields) => fields,
+            _ => bail!("{}: [vit] is not a table", file.display()),
+        };
+        self.move_all(&mut vit, VIT_OVERRIDES);
+        if let Some(size) = self.rest.remove(size_key) {
+            vit.insert("image_size".into(), size);
+        }
+        let config: VitConfig = serde_json::from_value(Value::Object(vit))
+            .with_context(|| format!("model `{model}` ({}) with overrides", file.display()))?;
+        config.validate().with_context(|| {
+            format!(
+                "model `{model}` ({}) with the stage's overrides",
+                file.display()
+            )
+        })?;
+        Ok(serde_json::to_value(config)?)
+    }
+
+    /// `window_size` and `global_blocks` as the worker's `vitdet` table.
+    fn vitdet(&mut self, out: &mut Map<String, Value>) {
+        let mut vitdet = Map::new();
+        self.move_all(&mut vitdet, &["window_size"]);
+        if let Some(blocks) = self.rest.remove("global_blocks") {
+            vitdet.insert("global_stages".into(), blocks);
+        }
+        if !vitdet.is_empty() {
+            out.insert("vitdet".into(), Value::Object(vitdet));
+        }
+    }
+
+    fn seg_data(&mut self) -> anyhow::Result<Value> {
+        let (name, format) = self.dataset()?;
+        let mut data = Map::new();
+        data.insert("name".into(), name.into());
+        data.insert("format".into(), self.format(format, SEG_FORMATS)?.into());
+        self.move_all(&mut data, &["val_tiles"]);
+        Ok(Value::Object(data))
+    }
+
+    fn det_data(&mut self) -> anyhow::Result<Value> {
+        let (name, format) = self.dataset()?;
+        let mut data = Map::new();
+        data.insert("name".into(), name.into());
+        data.insert("format".into(), self.format(format, DET_FORMATS)?.into());
+        self.move_all(&mut data, &["version"]);
+        Ok(Value::Object(data))
+    }
+
+    /// The `format` parameter, else the dataset's; one of `allowed`.
+    fn format(
+        &mut self,
+        dataset_format: Option<String>,
+        allowed: &[&str],
+    ) -> anyhow::Result<String> {
+        let format = match self.take_str("format")? {
+            Some(format) => format,
+            None => dataset_format.with_context(|| {
+                format!(
+                    "no dataset format: set `format` to one of {}",
+                    allowed.join(", ")
+                )
+            })?,
+        };
+        if !allowed.contains(&format.as_str()) {
+            bail!(
+                "format `{format}` does not fit this stage: use one of {}",
+                allowed.join(", ")
+            );
+        }
+        Ok(format)
+    }
+
+    /// The dataset the stage reads: its name in `stage.json`'s `datasets` and the format its
+    /// `[dataset]` entry gives. A needed stage's output dir is registered as a dataset input.
+    fn dataset(&mut self) -> anyhow::Result<(String, Option<String>)> {
+        let stage = self.stage;
+        let name = match self.take_str("dataset")? {
+            Some(name) => name,
+            None => match stage.datasets.as_slice() {
+                [only] => only.clone(),
+                [] => bail!("no data: set `dataset` to a needed stage that writes it, or list the dataset in `datasets`"),
+                _ => bail!("several datasets: set `dataset` to the one this stage reads"),
+            },
+        };
+        let listed = stage
+            .datasets
+            .iter()
+            .find(|d| **d == name || d.split_once('@').is_some_and(|(base, _)| base == name));
+        if let Some(listed) = listed {
+            let format = self
+                .recipe
+                .datasets
+                .get(listed)
+                .and_then(|def| def.format.clone());
+            return Ok((listed.clone(), format));
+        }
+        if self.needed.iter().any(|n| n.base == name) {
+            self.dataset_inputs.push(name.clone());
+            return Ok((name, None));
+        }
+        bail!("`dataset = \"{name}\"` is neither in the stage's `datasets` nor in its `needs`")
+    }
+
+    /// `pretrained`: a needed `mae-pretrain` stage, by default the only one.
+    fn pretrained(&mut self, out: &mut Map<String, Value>) -> anyhow::Result<()> {
+        let pretrains: Vec<&str> = self
+            .needed
+            .iter()
+            .filter(|n| n.kind == StageKind::MaePretrain)
+            .map(|n| n.base)
+            .collect();
+        let name = match self.take_str("pretrained")? {
+            Some(name) if pretrains.contains(&name.as_str()) => name,
+            Some(name) => bail!(
+                "`pretrained = \"{name}\"` must name a needed mae-pretrain stage (needed: {})",
+                list_or_none(&pretrains)
+            ),
+            None => match pretrains.as_slice() {
+                [] => return Ok(()),
+                [only] => only.to_string(),
+                _ => bail!(
+                    "several needed mae-pretrain stages: set `pretrained` to one of {}",
+                    pretrains.join(", ")
+                ),
+            },
+        };
+        out.insert("pretrained".into(), name.into());
+        Ok(())
+    }
+
+    /// `model_from`: a needed fine-tuning stage, by default the only one.
+    fn model_from(&mut self) -> anyhow::Result<String> {
+        let finetunes: Vec<&str> = self
+            .needed
+            .iter()
+            .filter(|n| matches!(n.kind, StageKind::FinetuneSeg | StageKind::FinetuneDet))
+            .map(|n| n.base)
+            .collect();
+        match self.take_str("model_from")? {
+            Some(name) if finetunes.contains(&name.as_str()) => Ok(name),
+            Some(name) => bail!(
+                "`model_from = \"{name}\"` must name a needed finetune-seg or finetune-det stage (needed: {})",
+                list_or_none(&finetunes)
+            ),
+            None => match finetunes.as_slice() {
+                [only] => Ok(only.to_string()),
+                [] => bail!("an evaluate stage scores a model: add the finetune-seg or finetune-det stage to `needs`"),
+                _ => bail!(
+                    "several needed fine-tuning stages: set `model_from` to one of {}",
+                    finetunes.join(", ")
+                ),
+            },
+        }
+    }
+
+    /// Fails when one of `names` is not set.
+    fn require(&self, names: &[&str]) -> anyhow::Result<()> {
+        match names.iter().find(|name| !self.rest.contains_key(**name)) {
+            Some(name) => bail!(
+                "`{name}` is required to run a `{}` stage: set it",
+                self.stage.kind
+            ),
+            None => Ok(()),
+        }
+    }
+
+    /// Fails when a parameter of the other task is set.
+    fn refuse(&self, names: &[&str], other_task: &str) -> anyhow::Result<()> {
+        match names.iter().find(|name| self.rest.contains_key(**name)) {
+            Some(name) => bail!("`{name}` applies only when scoring {other_task}: remove it"),
+            None => Ok(()),
+        }
+    }
+
+    /// Moves the set parameters among `names` into `out` under the same names.
+    fn move_all(&mut self, out: &mut Map<String, Value>, names: &[&str]) {
+        for name in names {
+            if let Some(value) = self.rest.remove(*name) {
+                out.insert((*name).to_string(), value);
+            }
+        }
+    }
+
+    /// Takes a string parameter (the loader has checked its type).
+    fn take_str(&mut self, name: &str) -> anyhow::Result<Option<String>> {
+        match self.rest.remove(name) {
+            None => Ok(None),
+            Some(Value::String(text)) => Ok(Some(text)),
+            Some(other) => bail!("`{name}` must be a string, got {other}"),
+        }
+    }
+}
+
+fn list_or_none(names: &[&str]) -> String {
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
+}
