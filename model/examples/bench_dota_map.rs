@@ -21,28 +21,7 @@ use rsfm_model::geometry::RotatedBox;
 use rsfm_model::metrics::detection::{
     evaluate, ApMetric, Detection, EvalOptions, GroundTruth, Protocol,
 };
-
-/// SplitMix64: a small deterministic generator.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[lo, hi)`.
-    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-}
+use rsfm_model::rng::SplitMix64;
 
 struct Args {
     command: String,
@@ -89,33 +68,33 @@ fn main() -> Result<()> {
     }
 }
 
-fn random_box(rng: &mut Rng) -> RotatedBox {
-    let w = rng.uniform(8.0, 120.0);
-    let h = rng.uniform(8.0, 120.0);
+fn random_box(rng: &mut SplitMix64) -> RotatedBox {
+    let w = rng.range(8.0, 120.0);
+    let h = rng.range(8.0, 120.0);
     RotatedBox::new(
-        rng.uniform(60.0, 964.0),
-        rng.uniform(60.0, 964.0),
+        rng.range(60.0, 964.0),
+        rng.range(60.0, 964.0),
         w,
         h,
-        rng.uniform(-1.6, 1.6),
+        rng.range(-1.6, 1.6),
     )
 }
 
 /// A detection near `gt`: small shifts of centre, size and angle.
-fn jittered(rng: &mut Rng, gt: &RotatedBox) -> RotatedBox {
-    let s = rng.uniform(0.0, 0.25);
+fn jittered(rng: &mut SplitMix64, gt: &RotatedBox) -> RotatedBox {
+    let s = rng.range(0.0, 0.25);
     RotatedBox::new(
-        gt.cx + rng.uniform(-s, s) * gt.w,
-        gt.cy + rng.uniform(-s, s) * gt.h,
-        gt.w * rng.uniform(1.0 - s, 1.0 + s),
-        gt.h * rng.uniform(1.0 - s, 1.0 + s),
-        gt.angle + rng.uniform(-s, s),
+        gt.cx + rng.range(-s, s) * gt.w,
+        gt.cy + rng.range(-s, s) * gt.h,
+        gt.w * rng.range(1.0 - s, 1.0 + s),
+        gt.h * rng.range(1.0 - s, 1.0 + s),
+        gt.angle + rng.range(-s, s),
     )
 }
 
 fn generate(args: &Args) -> Result<()> {
     let classes = DotaVersion::V2_0.classes();
-    let mut rng = Rng(args.seed);
+    let mut rng = SplitMix64::from_state(args.seed);
     let labels_dir = args.dir.join("labelTxt");
     let mut names = Vec::with_capacity(args.images);
     // (image, class, raw score, box); raw scores become distinct ranks below.
@@ -123,30 +102,30 @@ fn generate(args: &Args) -> Result<()> {
     let per_image = args.dets / args.images.max(1);
     for i in 0..args.images {
         let name = format!("P{i:05}");
-        let n_objects = 20 + rng.below(2 * per_image / 3 + 1);
+        let n_objects = 20 + rng.index_below(2 * per_image / 3 + 1);
         let objects: Vec<(usize, RotatedBox, bool)> = (0..n_objects)
             .map(|_| {
                 (
-                    rng.below(classes.len()),
+                    rng.index_below(classes.len()),
                     random_box(&mut rng),
-                    rng.below(10) == 0,
+                    rng.index_below(10) == 0,
                 )
             })
             .collect();
         let extra = usize::from(i < args.dets % args.images.max(1));
         for _ in 0..per_image + extra {
-            let (class, b, quality) = if rng.below(10) < 7 {
-                let (c, gt, _) = &objects[rng.below(objects.len())];
-                let class = if rng.below(20) == 0 {
-                    rng.below(classes.len())
+            let (class, b, quality) = if rng.index_below(10) < 7 {
+                let (c, gt, _) = &objects[rng.index_below(objects.len())];
+                let class = if rng.index_below(20) == 0 {
+                    rng.index_below(classes.len())
                 } else {
                     *c
                 };
                 (class, jittered(&mut rng, gt), 0.5)
             } else {
-                (rng.below(classes.len()), random_box(&mut rng), 0.0)
+                (rng.index_below(classes.len()), random_box(&mut rng), 0.0)
             };
-            raw.push((i, class, quality + rng.uniform(0.0, 1.0), b));
+            raw.push((i, class, quality + rng.range(0.0, 1.0), b));
         }
         let label = DotaLabel {
             image_source: Some("GoogleEarth".into()),

@@ -9,6 +9,7 @@ pub mod nn;
 pub mod geometry;
 pub mod metrics;
 pub mod protocol;
+pub mod rng;
 #[cfg(feature = "torch")]
 pub mod train;
 #[cfg(feature = "torch")]

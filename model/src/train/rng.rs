@@ -1,41 +1,7 @@
 //! Deterministic randomness keyed by (seed, purpose, counter), so a resumed run draws exactly
 //! what an uninterrupted one would without saving generator state.
 
-/// SplitMix64: a tiny, well-mixed 64-bit generator.
-#[derive(Debug, Clone)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    /// A generator for `seed` mixed with a stream id and a counter.
-    pub fn new(seed: u64, stream: u64, counter: u64) -> Self {
-        let mut g = SplitMix64(seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        g.0 ^= g.next_u64() ^ counter.wrapping_mul(0xD1B5_4A32_D192_ED03);
-        SplitMix64(g.next_u64())
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A uniform integer in `[0, n)`; `n` must be positive.
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-
-    /// A Fisher–Yates permutation of `0..n`.
-    pub fn permutation(&mut self, n: usize) -> Vec<usize> {
-        let mut order: Vec<usize> = (0..n).collect();
-        for i in (1..n).rev() {
-            order.swap(i, self.below(i as u64 + 1) as usize);
-        }
-        order
-    }
-}
+pub use crate::rng::SplitMix64;
 
 /// Stream ids, one per kind of random choice.
 pub mod stream {

@@ -4,7 +4,6 @@ use std::path::Path;
 
 use super::objects::{angle_degrees, draw_object, label_polygon, place_objects, PlacedObject};
 use super::raster::textured_background;
-use super::rng::SplitMix64;
 use super::{SplitIds, SynthOptions};
 use crate::data::error::DataResult;
 use crate::data::formats::dior::{
@@ -12,6 +11,7 @@ use crate::data::formats::dior::{
 };
 use crate::data::formats::dota::{self, DotaLabel, DotaObject, DotaVersion};
 use crate::data::image_io::{write_jpeg, write_png, Image};
+use crate::rng::SplitMix64;
 
 /// Renders image `index`: a textured background with non-overlapping objects.
 fn render(

@@ -10,7 +10,6 @@
 mod detection;
 mod objects;
 mod raster;
-mod rng;
 mod scenes;
 mod segmentation;
 
@@ -18,8 +17,6 @@ use std::path::Path;
 use std::str::FromStr;
 
 use serde::Serialize;
-
-pub use rng::SplitMix64;
 
 use crate::data::error::{write_file, DataError, DataResult};
 use crate::data::formats::dior::DIOR_CLASSES;

@@ -4,9 +4,9 @@
 use std::f64::consts::{FRAC_PI_2, PI};
 
 use super::raster::{ellipse, fill_polygon, to_u8};
-use super::rng::SplitMix64;
 use crate::data::image_io::Image;
 use crate::geometry::RotatedBox;
+use crate::rng::SplitMix64;
 
 /// Outline family of a class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +117,7 @@ pub fn place_objects(
     let mut attempts = 0;
     while placed.len() < count && attempts < count * 50 {
         attempts += 1;
-        let class = rng.below(num_classes);
+        let class = rng.index_below(num_classes);
         let style = class_style(class);
         let long = (style.scale * side * rng.range(0.8, 1.25)).max(6.0);
         let short = (long / style.aspect).max(4.0);
@@ -281,7 +281,7 @@ mod tests {
 
     #[test]
     fn placed_objects_are_inside_and_apart() {
-        let mut rng = SplitMix64::new(5);
+        let mut rng = SplitMix64::from_state(5);
         let objects = place_objects(&mut rng, 256, 18, 10);
         assert!(objects.len() >= 5);
         for o in &objects {

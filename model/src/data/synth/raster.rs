@@ -1,7 +1,7 @@
 //! Drawing primitives for synthetic images: value noise, textured backgrounds, polygon fills.
 
-use super::rng::SplitMix64;
 use crate::data::image_io::Image;
+use crate::rng::SplitMix64;
 
 /// Smooth noise in [0, 1]: random values on a grid of `cell` pixels, bilinearly interpolated.
 pub fn value_noise(rng: &mut SplitMix64, width: u32, height: u32, cell: u32) -> Vec<f64> {
@@ -159,7 +159,7 @@ mod tests {
 
     #[test]
     fn noise_is_in_range() {
-        let mut rng = SplitMix64::new(3);
+        let mut rng = SplitMix64::from_state(3);
         let noise = value_noise(&mut rng, 33, 17, 8);
         assert_eq!(noise.len(), 33 * 17);
         assert!(noise.iter().all(|v| (0.0..=1.0).contains(v)));

@@ -3,10 +3,10 @@
 use std::path::Path;
 
 use super::raster::{ellipse, fill_polygon, rectangle, textured_background, to_u8};
-use super::rng::SplitMix64;
 use super::{SplitIds, SynthOptions};
 use crate::data::error::DataResult;
 use crate::data::image_io::{write_jpeg, Image};
+use crate::rng::SplitMix64;
 
 /// A scene category: its folder path and how it looks.
 pub struct Scene {

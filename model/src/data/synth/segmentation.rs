@@ -6,12 +6,12 @@ use std::f64::consts::PI;
 use std::path::Path;
 
 use super::raster::{ellipse, fill_polygon, rectangle, to_u8, value_noise};
-use super::rng::SplitMix64;
 use super::{SplitIds, SynthOptions};
 use crate::data::error::DataResult;
 use crate::data::formats::loveda::{self, LovedaDomain, LovedaSplit, IGNORE_INDEX};
 use crate::data::formats::potsdam;
 use crate::data::image_io::{write_png, write_tiff, Image, TiffCompression};
+use crate::rng::SplitMix64;
 
 /// A label map under construction.
 struct LabelMap {
@@ -51,13 +51,13 @@ fn random_point(rng: &mut SplitMix64, side: f64) -> [f64; 2] {
 
 /// A count drawn from `lo..=hi`, scaled by `crowd` (the tile's area relative to 512²).
 fn scaled_count(rng: &mut SplitMix64, (lo, hi, crowd): (usize, usize, f64)) -> usize {
-    ((lo + rng.below(hi - lo + 1)) as f64 * crowd).round() as usize
+    ((lo + rng.index_below(hi - lo + 1)) as f64 * crowd).round() as usize
 }
 
 /// Long straight strips across the tile; returns their angles.
 fn roads(map: &mut LabelMap, rng: &mut SplitMix64, class: u8, max_count: usize) -> Vec<f64> {
     let side = f64::from(map.size);
-    let count = 1 + rng.below(max_count);
+    let count = 1 + rng.index_below(max_count);
     (0..count)
         .map(|_| {
             let angle = if rng.chance(0.6) {
@@ -216,7 +216,7 @@ fn potsdam_map(rng: &mut SplitMix64, size: u32) -> LabelMap {
         }
         let p = random_point(rng, side);
         if map.at(p[0], p[1]) == Some(0) {
-            let angle = angles[rng.below(angles.len())];
+            let angle = angles[rng.index_below(angles.len())];
             map.paint(&rectangle(p, side * 0.035, side * 0.017, angle), 4, Some(0));
             placed += 1;
         }
