@@ -23,43 +23,8 @@ pub enum DotaVersion {
     V2_0,
 }
 
-const V1_0_CLASSES: [&str; 15] = [
-    "plane",
-    "baseball-diamond",
-    "bridge",
-    "ground-track-field",
-    "small-vehicle",
-    "large-vehicle",
-    "ship",
-    "tennis-court",
-    "basketball-court",
-    "storage-tank",
-    "soccer-ball-field",
-    "roundabout",
-    "harbor",
-    "swimming-pool",
-    "helicopter",
-];
-
-const V1_5_CLASSES: [&str; 16] = [
-    "plane",
-    "baseball-diamond",
-    "bridge",
-    "ground-track-field",
-    "small-vehicle",
-    "large-vehicle",
-    "ship",
-    "tennis-court",
-    "basketball-court",
-    "storage-tank",
-    "soccer-ball-field",
-    "roundabout",
-    "harbor",
-    "swimming-pool",
-    "helicopter",
-    "container-crane",
-];
-
+/// Every DOTA class in the official devkit's order. Each release adds classes at the end, so
+/// v1.0 holds the first 15 and v1.5 the first 16.
 const V2_0_CLASSES: [&str; 18] = [
     "plane",
     "baseball-diamond",
@@ -85,8 +50,8 @@ impl DotaVersion {
     /// The class names of this release, in the order of the official devkit.
     pub fn classes(self) -> &'static [&'static str] {
         match self {
-            DotaVersion::V1_0 => &V1_0_CLASSES,
-            DotaVersion::V1_5 => &V1_5_CLASSES,
+            DotaVersion::V1_0 => &V2_0_CLASSES[..15],
+            DotaVersion::V1_5 => &V2_0_CLASSES[..16],
             DotaVersion::V2_0 => &V2_0_CLASSES,
         }
     }
@@ -451,6 +416,17 @@ mod tests {
             Path::new("x.txt"),
             ClassCheck::Version(DotaVersion::V1_0),
         )
+    }
+
+    #[test]
+    fn each_release_extends_the_one_before() {
+        let counts = [DotaVersion::V1_0, DotaVersion::V1_5, DotaVersion::V2_0]
+            .map(|version| version.classes().len());
+        assert_eq!(counts, [15, 16, 18]);
+        assert_eq!(DotaVersion::V1_0.classes().last(), Some(&"helicopter"));
+        assert_eq!(DotaVersion::V1_5.class_index("container-crane"), Some(15));
+        assert_eq!(DotaVersion::V1_5.class_index("airport"), None);
+        assert_eq!(DotaVersion::V2_0.class_index("helipad"), Some(17));
     }
 
     #[test]
