@@ -168,6 +168,8 @@ impl Translation<'_> {
             &mut detector,
             &[
                 "channels",
+                "anchor_scale",
+                "finest_scale",
                 "fc_dim",
                 "rpn_pre_nms",
                 "rpn_post_nms",

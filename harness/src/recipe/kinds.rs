@@ -346,6 +346,16 @@ const FINETUNE_DET: &[ParamSpec] = with_backbone![
     opt("rotate90", Bool, "random quarter turns (default true)"),
     opt("channels", Count, "FPN and RPN width (default 256)"),
     opt(
+        "anchor_scale",
+        Float,
+        "anchor side over the level's stride (default 8)"
+    ),
+    opt(
+        "finest_scale",
+        Float,
+        "RoI side mapped to the finest level (default 56)"
+    ),
+    opt(
         "fc_dim",
         Count,
         "width of the RoI head's fully connected layers (default 1024)"

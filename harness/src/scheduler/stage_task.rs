@@ -277,11 +277,15 @@ fn stage_env(devices: &[u32], device: &str, work: &Path) -> Vec<(String, String)
         .map(u32::to_string)
         .collect::<Vec<_>>()
         .join(",");
-    vec![
+    let mut env = vec![
         ("CUDA_VISIBLE_DEVICES".into(), visible),
         ("RSFM_DEVICE".into(), device.into()),
         ("RSFM_WORK_DIR".into(), work.display().to_string()),
-    ]
+    ];
+    if let Ok(exe) = std::env::current_exe() {
+        env.push(("RSFM_BIN".into(), exe.display().to_string()));
+    }
+    env
 }
 
 /// The store record of a stage found in the cache.
