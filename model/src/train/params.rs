@@ -1,6 +1,7 @@
 //! Parameter groups for the optimiser: which tensors get weight decay, and layer-wise lr decay.
 
 use tch::nn::VarStore;
+use tch::Tensor;
 
 use super::optim::ParamGroup;
 
@@ -10,17 +11,22 @@ pub fn no_weight_decay(name: &str, dims: usize) -> bool {
     dims <= 1 || name.ends_with(".bias") || name.ends_with("_token") || name.ends_with("pos_embed")
 }
 
-/// Two groups over the trainable variables of `vs`: with and without weight decay.
-pub fn decay_groups(vs: &VarStore, weight_decay: f64) -> Vec<ParamGroup> {
-    let mut decay = Vec::new();
-    let mut no_decay = Vec::new();
+/// The trainable variables of `vs`, sorted by name so groups fill in a fixed order.
+fn trainable_by_name(vs: &VarStore) -> Vec<(String, Tensor)> {
     let mut named: Vec<_> = vs
         .variables()
         .into_iter()
         .filter(|(_, t)| t.requires_grad())
         .collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
-    for (name, t) in named {
+    named
+}
+
+/// Two groups over the trainable variables of `vs`: with and without weight decay.
+pub fn decay_groups(vs: &VarStore, weight_decay: f64) -> Vec<ParamGroup> {
+    let mut decay = Vec::new();
+    let mut no_decay = Vec::new();
+    for (name, t) in trainable_by_name(vs) {
         if no_weight_decay(&name, t.dim()) {
             no_decay.push((name, t));
         } else {
@@ -67,13 +73,7 @@ pub fn layer_decay_groups(
     num_stages: usize,
 ) -> Vec<ParamGroup> {
     let mut groups: Vec<ParamGroup> = Vec::new();
-    let mut named: Vec<_> = vs
-        .variables()
-        .into_iter()
-        .filter(|(_, t)| t.requires_grad())
-        .collect();
-    named.sort_by(|a, b| a.0.cmp(&b.0));
-    for (name, t) in named {
+    for (name, t) in trainable_by_name(vs) {
         let layer = layer_id(&name, num_stages);
         let decays = !no_weight_decay(&name, t.dim());
         let label = format!(
