@@ -243,39 +243,39 @@ mod tests {
     use super::*;
     use tch::Device;
 
+    /// Block widths small enough for quick tests.
+    const TINY: BlockDims = BlockDims {
+        dim: 8,
+        num_heads: 2,
+        mlp_hidden: 16,
+        qkv_bias: true,
+    };
+
+    /// `block` in eval mode with windows of `size` over a `grid` (height, width) of tokens.
+    fn forward_windowed(block: &Block, x: &Tensor, grid: (i64, i64), size: i64) -> Tensor {
+        let (height, width) = grid;
+        block.forward(
+            x,
+            TokenMixing::Window {
+                height,
+                width,
+                size,
+            },
+            false,
+        )
+    }
+
     #[test]
     fn small_windows_differ_from_global_attention_and_padding_keeps_the_shape() {
         tch::manual_seed(0);
         let vs = nn::VarStore::new(Device::Cpu);
-        let dims = BlockDims {
-            dim: 8,
-            num_heads: 2,
-            mlp_hidden: 16,
-            qkv_bias: true,
-        };
-        let block = Block::new(vs.root(), dims, 2, 0.0);
+        let block = Block::new(vs.root(), TINY, 2, 0.0);
         let x = Tensor::randn([2, 16, 8], (Kind::Float, Device::Cpu));
         let global = block.forward(&x, TokenMixing::Global, false);
-        let windowed = block.forward(
-            &x,
-            TokenMixing::Window {
-                height: 4,
-                width: 4,
-                size: 2,
-            },
-            false,
-        );
+        let windowed = forward_windowed(&block, &x, (4, 4), 2);
         assert!(!global.allclose(&windowed, 1e-4, 1e-5, false));
         let odd = Tensor::randn([2, 15, 8], (Kind::Float, Device::Cpu));
-        let padded = block.forward(
-            &odd,
-            TokenMixing::Window {
-                height: 3,
-                width: 5,
-                size: 2,
-            },
-            false,
-        );
+        let padded = forward_windowed(&block, &odd, (3, 5), 2);
         assert_eq!(padded.size(), vec![2, 15, 8]);
     }
 
@@ -283,37 +283,17 @@ mod tests {
     fn windows_covering_the_grid_exactly_match_global_attention() {
         tch::manual_seed(1);
         let vs = nn::VarStore::new(Device::Cpu);
-        let dims = BlockDims {
-            dim: 8,
-            num_heads: 2,
-            mlp_hidden: 16,
-            qkv_bias: true,
-        };
-        let block = Block::new(vs.root(), dims, 1, 0.0);
+        let block = Block::new(vs.root(), TINY, 1, 0.0);
         let x = Tensor::randn([2, 16, 8], (Kind::Float, Device::Cpu));
         let global = block.forward(&x, TokenMixing::Global, false);
-        let window = block.forward(
-            &x,
-            TokenMixing::Window {
-                height: 4,
-                width: 4,
-                size: 4,
-            },
-            false,
-        );
+        let window = forward_windowed(&block, &x, (4, 4), 4);
         assert!(global.allclose(&window, 1e-5, 1e-6, false));
     }
 
     #[test]
     fn parallel_blocks_use_timm_parallel_names() {
         let vs = nn::VarStore::new(Device::Cpu);
-        let dims = BlockDims {
-            dim: 8,
-            num_heads: 2,
-            mlp_hidden: 16,
-            qkv_bias: true,
-        };
-        let _ = Block::new(vs.root() / "blocks" / 0, dims, 2, 0.0);
+        let _ = Block::new(vs.root() / "blocks" / 0, TINY, 2, 0.0);
         let names = vs.variables();
         for name in [
             "blocks.0.attns.1.norm.weight",
