@@ -100,8 +100,9 @@ mod tests {
     use super::*;
     use tch::Device;
 
-    fn tiny() -> VitConfig {
-        VitConfig {
+    /// A 3-class segmenter on 32² crops: 2 stages of 16 wide, 2² windows, an 8-wide head.
+    fn tiny_segmenter(vs: &nn::VarStore) -> Segmenter {
+        let backbone = VitConfig {
             patch_size: 8,
             image_size: 32,
             in_chans: 3,
@@ -112,22 +113,18 @@ mod tests {
             mlp_ratio: 4.0,
             qkv_bias: true,
             drop_path: 0.0,
-        }
+        };
+        let windows = VitDetConfig {
+            window_size: 2,
+            global_stages: None,
+        };
+        Segmenter::new(&vs.root(), &backbone, &windows, 8, 3)
     }
 
     #[test]
     fn logits_cover_the_input_and_ignored_pixels_do_not_count() {
         let vs = nn::VarStore::new(Device::Cpu);
-        let model = Segmenter::new(
-            &vs.root(),
-            &tiny(),
-            &VitDetConfig {
-                window_size: 2,
-                global_stages: None,
-            },
-            8,
-            3,
-        );
+        let model = tiny_segmenter(&vs);
         let images = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
         let logits = model.forward_t(&images, true);
         assert_eq!(logits.size(), vec![2, 3, 32, 32]);
@@ -147,16 +144,7 @@ mod tests {
     #[test]
     fn sliding_window_covers_images_of_any_size() {
         let vs = nn::VarStore::new(Device::Cpu);
-        let model = Segmenter::new(
-            &vs.root(),
-            &tiny(),
-            &VitDetConfig {
-                window_size: 2,
-                global_stages: None,
-            },
-            8,
-            3,
-        );
+        let model = tiny_segmenter(&vs);
         let big = Tensor::randn([1, 3, 40, 56], (Kind::Float, Device::Cpu));
         assert_eq!(
             tch::no_grad(|| model.slide_inference(&big, 32, 24)).size(),
