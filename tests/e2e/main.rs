@@ -8,3 +8,4 @@ mod failures;
 mod gpus_and_locks;
 mod incremental;
 mod interrupts;
+mod smoke;
