@@ -29,10 +29,10 @@ build: libtorch
 worker: libtorch
 	$(CARGO) build -p rsfm-model --features torch --bin rsfm-worker
 
-## demo: run the demo recipe and print its results
+## demo: run the smoke study (MAE → fine-tuning → evaluation on synthetic data) and print its results
 demo: build
-	$(RSFM) --results $(DEMO_RESULTS) run recipes/examples/design/example.toml --jobs 2
-	$(RSFM) --results $(DEMO_RESULTS) results --experiment example
+	$(RSFM) --results $(DEMO_RESULTS) run recipes/smoke/seg.toml --jobs 2
+	$(RSFM) --results $(DEMO_RESULTS) results --experiment smoke-seg
 	$(RSFM) --results $(DEMO_RESULTS) params vit-2.4b
 
 ## test: unit, reference-vector, format and end-to-end tests
