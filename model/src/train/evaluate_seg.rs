@@ -14,6 +14,7 @@ use super::images::{standardize, to_tensor};
 use super::mae_pretrain::CHECKPOINT_FILE;
 use super::seg_data::{list_samples, Part, SegDataParams, IGNORE_INDEX};
 use super::stage::{parse_device, stop_requested};
+use super::stage_inputs::{dataset_root, input_dir};
 use crate::metrics::segmentation::ConfusionMatrix;
 use crate::nn::checkpoint;
 use crate::protocol::{Event, StageSpec};
@@ -53,12 +54,7 @@ pub fn run(
     events: &mut Events,
 ) -> anyhow::Result<BTreeMap<String, f64>> {
     let device = parse_device(&spec.device)?;
-    let dir = spec.inputs.get(&params.model_from).with_context(|| {
-        format!(
-            "params.model_from `{}` is not in stage.json `inputs`",
-            params.model_from
-        )
-    })?;
+    let dir = input_dir(spec, "params.model_from", &params.model_from)?;
     let model_file = dir.join(MODEL_FILE);
     let model_spec: SegModelSpec = serde_json::from_slice(&fs_err::read(&model_file)?)
         .with_context(|| format!("{}: invalid model description", model_file.display()))?;
@@ -79,12 +75,7 @@ pub fn run(
         report.summary()
     );
 
-    let root = spec.datasets.get(&params.data.name).with_context(|| {
-        format!(
-            "params.data.name `{}` is not in stage.json `datasets`",
-            params.data.name
-        )
-    })?;
+    let root = dataset_root(spec, &params.data.name)?;
     let samples = list_samples(root, &params.data, Part::Val)?;
     let crop = model_spec.model.image_size as i64;
     let stride = params

@@ -17,6 +17,7 @@ use super::rng::{batch_indices, stream, subset, SplitMix64};
 use super::schedule::CosineSchedule;
 use super::seg_data::{list_samples, random_crop, Part, SegDataParams, SegSample, IGNORE_INDEX};
 use super::stage::{parse_device, seed_init, Outcome};
+use super::stage_inputs::{dataset_root, input_dir};
 use super::step_loop::{loss_summary, run_steps, LoopEnd, LoopSettings};
 use crate::arch::VitConfig;
 use crate::nn::checkpoint;
@@ -170,10 +171,7 @@ fn load_pretrained(
     vs: &VarStore,
     events: &mut Events,
 ) -> anyhow::Result<()> {
-    let dir = spec
-        .inputs
-        .get(name)
-        .with_context(|| format!("params.pretrained `{name}` is not in stage.json `inputs`"))?;
+    let dir = input_dir(spec, "params.pretrained", name)?;
     let file = dir.join(CHECKPOINT_FILE);
     let tensors = checkpoint::with_prefix(checkpoint::read_tensors(&file)?, "backbone.");
     let report = checkpoint::load_from(vs, tensors)
@@ -206,12 +204,7 @@ pub fn run(
     stop_after: Option<u64>,
 ) -> anyhow::Result<Outcome> {
     let device = parse_device(&spec.device)?;
-    let root = spec.datasets.get(&params.data.name).with_context(|| {
-        format!(
-            "params.data.name `{}` is not in stage.json `datasets`",
-            params.data.name
-        )
-    })?;
+    let root = dataset_root(spec, &params.data.name)?;
     let all = list_samples(root, &params.data, Part::Train)?;
     let samples: Vec<SegSample> = subset(spec.seed, all.len(), params.fraction)
         .into_iter()

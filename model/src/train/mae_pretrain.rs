@@ -14,6 +14,7 @@ use super::params::decay_groups;
 use super::rng::batch_indices;
 use super::schedule::{scaled_lr, CosineSchedule};
 use super::stage::{parse_device, seed_init, Outcome};
+use super::stage_inputs::dataset_root;
 use super::step_loop::{loss_summary, run_steps, LoopEnd, LoopSettings};
 use crate::arch::VitConfig;
 use crate::data::formats::millionaid;
@@ -93,12 +94,7 @@ impl MaePretrainParams {
 }
 
 fn image_folder(spec: &StageSpec, data: &ImageDataParams) -> anyhow::Result<ImageFolder> {
-    let root = spec.datasets.get(&data.name).with_context(|| {
-        format!(
-            "params.data.name `{}` is not in stage.json `datasets`",
-            data.name
-        )
-    })?;
+    let root = dataset_root(spec, &data.name)?;
     let paths = millionaid::list_images(root)?
         .into_iter()
         .map(|s| s.path)

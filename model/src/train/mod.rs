@@ -16,4 +16,5 @@ pub mod rng;
 pub mod schedule;
 pub mod seg_data;
 pub mod stage;
+pub mod stage_inputs;
 pub mod step_loop;
