@@ -465,3 +465,359 @@ fn list_or_none(names: &[&str]) -> String {
         names.join(", ")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recipe;
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    /// Loads `text` as a recipe beside a copy of the vit-tiny preset and translates each stage.
+    fn translate_all(text: &str) -> Vec<anyhow::Result<Option<WorkerParams>>> {
+        let dir = tempfile::tempdir().unwrap();
+        let models = dir.path().join("recipes/models");
+        std::fs::create_dir_all(&models).unwrap();
+        let preset = Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes/models/vit-tiny.toml");
+        std::fs::copy(preset, models.join("vit-tiny.toml")).unwrap();
+        std::fs::create_dir_all(dir.path().join("data")).unwrap();
+        let file = dir.path().join("recipes/study.toml");
+        std::fs::write(&file, text).unwrap();
+        let recipe = recipe::load(&file).unwrap_or_else(|e| panic!("{e}"));
+        recipe
+            .stages
+            .iter()
+            .map(|stage| {
+                let needed: Vec<Needed> = stage
+                    .needs
+                    .iter()
+                    .map(|name| {
+                        let other = recipe.stages.iter().find(|s| &s.name == name).unwrap();
+                        Needed {
+                            base: &other.base,
+                            kind: other.kind,
+                        }
+                    })
+                    .collect();
+                translate(&recipe, stage, &needed)
+            })
+            .collect()
+    }
+
+    const EVERY_PARAMETER: &str = r#"
+[experiment]
+name = "all"
+
+[dataset.scenes]
+root = "../data"
+
+[dataset.loveda]
+root = "../data"
+format = "loveda"
+
+[stage.dota]
+kind = "command"
+argv = ["true"]
+
+[stage.pretrain]
+kind = "mae-pretrain"
+datasets = ["scenes"]
+model = "vit-tiny"
+patch_size = 4
+embed_dim = 32
+depth = 2
+parallel = 2
+num_heads = 2
+mlp_ratio = 2.0
+qkv_bias = false
+drop_path = 0.1
+image_size = 16
+dataset = "scenes"
+steps = 3
+batch_size = 2
+base_lr = 1e-3
+min_lr = 1e-6
+warmup_steps = 1
+weight_decay = 0.05
+mask_ratio = 0.5
+norm_pix_loss = false
+decoder_embed_dim = 16
+decoder_depth = 1
+decoder_num_heads = 2
+checkpoint_every = 2
+log_every = 1
+
+[stage.seg]
+kind = "finetune-seg"
+needs = ["pretrain"]
+datasets = ["loveda"]
+model = "vit-tiny"
+patch_size = 8
+embed_dim = 64
+depth = 2
+parallel = 1
+num_heads = 2
+mlp_ratio = 4.0
+qkv_bias = true
+drop_path = 0.0
+crop_size = 64
+window_size = 2
+global_blocks = [1]
+head_channels = 16
+dataset = "loveda"
+format = "potsdam"
+val_tiles = ["2_13"]
+fraction = 0.5
+pretrained = "pretrain"
+steps = 3
+batch_size = 2
+lr = 1e-3
+min_lr = 0.0
+warmup_steps = 1
+weight_decay = 0.01
+layer_decay = 0.9
+checkpoint_every = 0
+log_every = 1
+
+[stage.det]
+kind = "finetune-det"
+needs = ["pretrain", "dota"]
+model = "vit-tiny"
+patch_size = 8
+embed_dim = 64
+depth = 2
+parallel = 1
+num_heads = 2
+mlp_ratio = 4.0
+qkv_bias = true
+drop_path = 0.0
+image_size = 128
+window_size = 8
+global_blocks = [1]
+dataset = "dota"
+format = "dota"
+version = "v2.0"
+fraction = 1.0
+pretrained = "pretrain"
+epochs = 1
+steps = 3
+batch_size = 2
+lr = 1e-3
+warmup_steps = 1
+lr_steps = [2]
+weight_decay = 0.0
+layer_decay = 1.0
+flips = true
+rotate90 = false
+channels = 64
+anchor_scale = 4.0
+finest_scale = 28.0
+fc_dim = 256
+rpn_pre_nms = 300
+rpn_post_nms = 128
+rpn_batch = 128
+roi_batch = 128
+score_threshold = 0.05
+nms_iou = 0.1
+max_detections = 100
+checkpoint_every = 0
+log_every = 10
+
+[stage.score_seg]
+kind = "evaluate"
+needs = ["seg"]
+datasets = ["loveda"]
+task = "seg"
+model_from = "seg"
+dataset = "loveda"
+format = "loveda"
+val_tiles = ["2_13"]
+stride = 16
+
+[stage.score_det]
+kind = "evaluate"
+needs = ["det", "dota"]
+task = "det"
+model_from = "det"
+dataset = "dota"
+format = "dota"
+version = "v2.0"
+protocol = "mmrotate"
+ap_metric = "voc12"
+iou = 0.5
+overlap = 16
+merge_nms_iou = 0.1
+"#;
+
+    #[test]
+    fn every_parameter_of_every_worker_kind_reaches_the_worker() {
+        let results = translate_all(EVERY_PARAMETER);
+        let translated: Vec<WorkerParams> = results
+            .into_iter()
+            .skip(1)
+            .map(|r| {
+                r.unwrap_or_else(|e| panic!("{e:#}"))
+                    .expect("a worker stage")
+            })
+            .collect();
+        // The test recipe sets every parameter of the tables, so none is left untranslated.
+        for kind in [
+            StageKind::MaePretrain,
+            StageKind::FinetuneSeg,
+            StageKind::FinetuneDet,
+            StageKind::Evaluate,
+        ] {
+            let table: BTreeSet<&str> = kind.params().iter().map(|p| p.name).collect();
+            let mut set = BTreeSet::new();
+            for section in EVERY_PARAMETER.split("[stage.").skip(1) {
+                if section.contains(&format!("kind = \"{kind}\"")) {
+                    for line in section.lines().skip(1) {
+                        if let Some((name, _)) = line.split_once(" = ") {
+                            set.insert(name);
+                        }
+                    }
+                }
+            }
+            let missing: Vec<_> = table.iter().filter(|n| !set.contains(**n)).collect();
+            assert!(missing.is_empty(), "{kind}: the test sets no {missing:?}");
+        }
+
+        let pretrain = &translated[0].params;
+        assert_eq!(pretrain["model"]["embed_dim"], json!(32));
+        assert_eq!(pretrain["model"]["image_size"], json!(16));
+        assert_eq!(pretrain["model"]["in_chans"], json!(3), "from the preset");
+        assert_eq!(pretrain["mae"]["mask_ratio"], json!(0.5));
+        assert_eq!(pretrain["data"], json!({ "name": "scenes" }));
+
+        let seg = &translated[1].params;
+        assert_eq!(seg["model"]["image_size"], json!(64), "crop_size");
+        assert_eq!(
+            seg["vitdet"],
+            json!({ "window_size": 2, "global_stages": [1] })
+        );
+        assert_eq!(
+            seg["data"],
+            json!({ "name": "loveda", "format": "potsdam", "val_tiles": ["2_13"] })
+        );
+        assert_eq!(seg["pretrained"], json!("pretrain"));
+
+        let det = &translated[2];
+        assert_eq!(det.dataset_inputs, ["dota"]);
+        assert_eq!(det.params["detector"]["fc_dim"], json!(256));
+        assert_eq!(det.params["data"]["version"], json!("v2.0"));
+
+        assert_eq!(translated[3].params["task"], json!("segmentation"));
+        assert_eq!(translated[4].params["task"], json!("det"));
+        assert_eq!(translated[4].params["merge_iou"], json!(0.1));
+    }
+
+    const SMALL: &str = r#"
+[experiment]
+name = "small"
+
+[stage.data]
+kind = "command"
+argv = ["true"]
+
+[stage.pretrain]
+kind = "mae-pretrain"
+needs = ["data"]
+dataset = "data"
+model = "vit-tiny"
+steps = 2
+batch_size = 2
+
+[stage.seg]
+kind = "finetune-seg"
+needs = ["pretrain", "data"]
+dataset = "data"
+format = "loveda"
+model = "vit-tiny"
+steps = 2
+batch_size = 2
+
+[stage.score]
+kind = "evaluate"
+needs = ["seg", "data"]
+dataset = "data"
+format = "loveda"
+"#;
+
+    #[test]
+    fn defaults_follow_the_needed_stages() {
+        let results = translate_all(SMALL);
+        assert!(results[0].as_ref().unwrap().is_none(), "command stages");
+        let seg = results[2].as_ref().unwrap().as_ref().unwrap();
+        assert_eq!(seg.params["pretrained"], json!("pretrain"));
+        assert_eq!(seg.dataset_inputs, ["data"]);
+        let score = results[3].as_ref().unwrap().as_ref().unwrap();
+        assert_eq!(score.params["model_from"], json!("seg"));
+        assert_eq!(score.params["task"], json!("segmentation"));
+    }
+
+    #[test]
+    fn untranslatable_stages_are_errors_at_their_location() {
+        let cases = [
+            (
+                ("model = \"vit-tiny\"\nsteps", "model = \"vit-huge\"\nsteps"),
+                "no model preset `vit-huge`",
+            ),
+            (
+                (
+                    "dataset = \"data\"\nmodel",
+                    "dataset = \"elsewhere\"\nmodel",
+                ),
+                "neither in the stage's `datasets` nor in its `needs`",
+            ),
+            (
+                (
+                    "steps = 2\nbatch_size = 2\n\n[stage.seg]",
+                    "batch_size = 2\n\n[stage.seg]",
+                ),
+                "`steps` is required",
+            ),
+            (
+                (
+                    "[\"seg\", \"data\"]\ndataset = \"data\"\nformat = \"loveda\"\n",
+                    "[\"seg\", \"data\"]\ndataset = \"data\"\nformat = \"dota\"\n",
+                ),
+                "format `dota` does not fit",
+            ),
+            (
+                (
+                    "kind = \"evaluate\"\n",
+                    "kind = \"evaluate\"\ntask = \"det\"\n",
+                ),
+                "`task = \"det\"` but `seg` is a `finetune-seg` stage",
+            ),
+            (
+                (
+                    "[stage.data]\nkind = \"command\"\nargv = [\"true\"]",
+                    "[stage.data]\nkind = \"prepare\"",
+                ),
+                "no worker runs kind `prepare`",
+            ),
+        ];
+        for ((from, to), expected) in cases {
+            let text = SMALL.replacen(from, to, 1);
+            assert_ne!(text, SMALL, "{from}");
+            let errors: Vec<String> = translate_all(&text)
+                .into_iter()
+                .filter_map(|r| r.err().map(|e| format!("{e:#}")))
+                .collect();
+            assert_eq!(errors.len(), 1, "{to}: {errors:?}");
+            assert!(errors[0].contains(expected), "{}", errors[0]);
+            assert!(errors[0].contains("study.toml:"), "{}", errors[0]);
+        }
+    }
+
+    #[test]
+    fn an_invalid_architecture_after_overrides_is_an_error() {
+        let text = SMALL.replacen("batch_size = 2\n", "batch_size = 2\nnum_heads = 3\n", 1);
+        let error = format!("{:#}", translate_all(&text)[1].as_ref().unwrap_err());
+        assert!(
+            error.contains("study.toml:") && error.contains("vit-tiny"),
+            "{error}"
+        );
+    }
+}
