@@ -29,10 +29,11 @@ build: libtorch
 worker: libtorch
 	$(CARGO) build -p rsfm-model --features torch --bin rsfm-worker
 
-## demo: run the smoke study (MAE → fine-tuning → evaluation on synthetic data) and print its results
+## demo: run the smoke studies (MAE → fine-tuning → evaluation on synthetic data) and print their results
 demo: build
-	$(RSFM) --results $(DEMO_RESULTS) run recipes/smoke/seg.toml --jobs 2
+	$(RSFM) --results $(DEMO_RESULTS) run recipes/smoke/seg.toml recipes/smoke/det.toml --jobs 2
 	$(RSFM) --results $(DEMO_RESULTS) results --experiment smoke-seg
+	$(RSFM) --results $(DEMO_RESULTS) results --experiment smoke-det --where "metric in ('map', 'loss_first', 'loss_last')"
 	$(RSFM) --results $(DEMO_RESULTS) params vit-2.4b
 
 ## test: unit, reference-vector, format and end-to-end tests
