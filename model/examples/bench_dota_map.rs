@@ -18,9 +18,7 @@ use rsfm_model::data::formats::dota::{
     DotaVersion, Task1Detection,
 };
 use rsfm_model::geometry::RotatedBox;
-use rsfm_model::metrics::detection::{
-    evaluate, ApMetric, Detection, EvalOptions, GroundTruth, Protocol,
-};
+use rsfm_model::metrics::detection::{evaluate, ApMetric, Detection, EvalOptions, Protocol};
 use rsfm_model::rng::SplitMix64;
 
 struct Args {
@@ -182,23 +180,10 @@ fn run_evaluation(dir: &Path) -> Result<()> {
             &dir.join("labelTxt").join(format!("{name}.txt")),
             ClassCheck::Any,
         )?;
-        gts.extend(label.objects.into_iter().map(|o| GroundTruth {
-            image: name.to_string(),
-            class: o.class,
-            poly: o.poly,
-            difficult: o.difficult != 0,
-        }));
+        gts.extend(label.objects.into_iter().map(|o| o.into_ground_truth(name)));
     }
     let (_, task1) = read_task1_dir(&dir.join("Task1"))?;
-    let dets: Vec<Detection> = task1
-        .into_iter()
-        .map(|d| Detection {
-            image: d.image,
-            class: d.class,
-            score: d.score,
-            poly: d.poly,
-        })
-        .collect();
+    let dets: Vec<Detection> = task1.into_iter().map(Detection::from).collect();
     let classes: Vec<String> = DotaVersion::V2_0
         .classes()
         .iter()

@@ -154,14 +154,8 @@ fn read_ground_truth(dir: &Path) -> anyhow::Result<Vec<GroundTruth>> {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        for object in read_label(&file, ClassCheck::Any)?.objects {
-            gts.push(GroundTruth {
-                image: image.clone(),
-                class: object.class,
-                poly: object.poly,
-                difficult: object.difficult != 0,
-            });
-        }
+        let objects = read_label(&file, ClassCheck::Any)?.objects;
+        gts.extend(objects.into_iter().map(|o| o.into_ground_truth(&image)));
     }
     Ok(gts)
 }
@@ -182,15 +176,7 @@ pub fn dota_report(args: &DotaEvalArgs) -> anyhow::Result<DetectionReport> {
             all.into_iter().collect()
         }
     };
-    let dets: Vec<Detection> = task1
-        .into_iter()
-        .map(|d| Detection {
-            image: d.image,
-            class: d.class,
-            score: d.score,
-            poly: d.poly,
-        })
-        .collect();
+    let dets: Vec<Detection> = task1.into_iter().map(Detection::from).collect();
     let options = EvalOptions {
         protocol: args.protocol,
         metric: args.metric,

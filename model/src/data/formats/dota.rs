@@ -11,6 +11,7 @@ use std::str::FromStr;
 
 use crate::data::error::{read_text, sorted_entries, write_file, DataError, DataResult};
 use crate::data::image_io::is_image_path;
+use crate::metrics::detection::{Detection, GroundTruth};
 
 /// The DOTA releases, which differ in their class lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -86,6 +87,19 @@ pub struct DotaObject {
     pub class: String,
     /// 0 = normal, 1 = difficult; the devkit's splitter writes 2 for heavily cut objects.
     pub difficult: u8,
+}
+
+impl DotaObject {
+    /// This object as ground truth of image `image`; any non-zero flag counts as difficult,
+    /// as in the devkit.
+    pub fn into_ground_truth(self, image: &str) -> GroundTruth {
+        GroundTruth {
+            image: image.to_string(),
+            class: self.class,
+            poly: self.poly,
+            difficult: self.difficult != 0,
+        }
+    }
 }
 
 /// The content of one `labelTxt` file.
@@ -318,6 +332,17 @@ pub struct Task1Detection {
     pub poly: [[f64; 2]; 4],
 }
 
+impl From<Task1Detection> for Detection {
+    fn from(d: Task1Detection) -> Self {
+        Detection {
+            image: d.image,
+            class: d.class,
+            score: d.score,
+            poly: d.poly,
+        }
+    }
+}
+
 /// The class named by a `Task1_<class>.txt` file name, if it is one.
 pub fn task1_class(path: &Path) -> Option<String> {
     let name = path.file_name()?.to_str()?;
@@ -427,6 +452,35 @@ mod tests {
         assert_eq!(DotaVersion::V1_5.class_index("container-crane"), Some(15));
         assert_eq!(DotaVersion::V1_5.class_index("airport"), None);
         assert_eq!(DotaVersion::V2_0.class_index("helipad"), Some(17));
+    }
+
+    #[test]
+    fn objects_and_results_convert_for_the_metrics() {
+        let label = parse("1 2 3 4 5 6 7 8 plane 2\n1 2 3 4 5 6 7 8 ship 0\n").unwrap();
+        let gts: Vec<GroundTruth> = label
+            .objects
+            .into_iter()
+            .map(|o| o.into_ground_truth("P0001"))
+            .collect();
+        assert_eq!(gts[0].image, "P0001");
+        assert_eq!(gts[0].class, "plane");
+        assert_eq!(gts[0].poly[1], [3.0, 4.0]);
+        assert!(
+            gts[0].difficult,
+            "the splitter's flag 2 counts as difficult"
+        );
+        assert!(!gts[1].difficult);
+        let result = Task1Detection {
+            image: "P0001".into(),
+            class: "ship".into(),
+            score: 0.75,
+            poly: [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]],
+        };
+        let det = Detection::from(result.clone());
+        assert_eq!(
+            (det.image, det.class, det.score, det.poly),
+            (result.image, result.class, result.score, result.poly)
+        );
     }
 
     #[test]
