@@ -12,8 +12,10 @@ use anyhow::Context;
 use tch::{Device, Kind, Tensor};
 
 use crate::protocol::{StageSpec, METRICS_FILE};
+use crate::train::evaluate_det::{self, EvaluateDetParams};
 use crate::train::evaluate_seg::{self, EvaluateSegParams};
 use crate::train::events::Events;
+use crate::train::finetune_det::{self, FinetuneDetParams};
 use crate::train::finetune_seg::{self, FinetuneSegParams};
 use crate::train::mae_pretrain::{self, MaePretrainParams};
 use crate::train::stage::{install_stop_signals, parse_device, Outcome};
@@ -98,6 +100,8 @@ enum Stage {
     MaePretrain(MaePretrainParams),
     FinetuneSeg(FinetuneSegParams),
     EvaluateSeg(EvaluateSegParams),
+    FinetuneDet(FinetuneDetParams),
+    EvaluateDet(EvaluateDetParams),
 }
 
 /// Parses `params` for `kind` and validates them.
@@ -117,6 +121,14 @@ fn parse_params<T: serde::de::DeserializeOwned>(
     Ok(params)
 }
 
+/// Whether an `evaluate` stage scores detection (`params.task` = `det` or `detection`).
+fn is_detection_task(spec: &StageSpec) -> bool {
+    matches!(
+        spec.params.get("task").and_then(|t| t.as_str()),
+        Some("det" | "detection")
+    )
+}
+
 fn read_stage(path: &Path) -> anyhow::Result<(StageSpec, Stage)> {
     let text = fs_err::read_to_string(path)?;
     let spec: StageSpec = serde_json::from_str(&text)
@@ -124,9 +136,13 @@ fn read_stage(path: &Path) -> anyhow::Result<(StageSpec, Stage)> {
     let stage = match spec.kind.as_str() {
         "mae-pretrain" => Stage::MaePretrain(parse_params(&spec, path, MaePretrainParams::validate)?),
         "finetune-seg" => Stage::FinetuneSeg(parse_params(&spec, path, FinetuneSegParams::validate)?),
+        "finetune-det" => Stage::FinetuneDet(parse_params(&spec, path, FinetuneDetParams::validate)?),
+        "evaluate" if is_detection_task(&spec) => {
+            Stage::EvaluateDet(parse_params(&spec, path, EvaluateDetParams::validate)?)
+        }
         "evaluate" => Stage::EvaluateSeg(parse_params(&spec, path, EvaluateSegParams::validate)?),
         other => anyhow::bail!(
-            "{}: `kind` = `{other}` is not supported by this worker (supported: mae-pretrain, finetune-seg, evaluate)",
+            "{}: `kind` = `{other}` is not supported by this worker (supported: mae-pretrain, finetune-seg, finetune-det, evaluate)",
             path.display()
         ),
     };
@@ -155,6 +171,12 @@ fn run(args: &RunArgs) -> ExitCode {
         }
         Stage::EvaluateSeg(params) => {
             evaluate_seg::run(&spec, params, &mut events).map(Outcome::Finished)
+        }
+        Stage::FinetuneDet(params) => {
+            finetune_det::run(&spec, params, &args.out, &mut events, args.stop_after)
+        }
+        Stage::EvaluateDet(params) => {
+            evaluate_det::run(&spec, params, &args.out, &mut events).map(Outcome::Finished)
         }
     };
     match result.and_then(|outcome| finish(outcome, &args.out)) {
