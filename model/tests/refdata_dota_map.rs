@@ -6,14 +6,11 @@ use rsfm_model::metrics::detection::{
 };
 use serde_json::Value;
 
+mod common;
+use common::refdata_cases;
+
 fn cases() -> Vec<Value> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/refdata/dota_map_cases_public.json"
-    );
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let doc: Value = serde_json::from_str(&text).expect("valid JSON");
-    doc["cases"].as_array().expect("cases").clone()
+    refdata_cases("dota_map_cases_public.json")
 }
 
 fn quad(v: &Value) -> [[f64; 2]; 4] {

@@ -3,14 +3,11 @@
 use rsfm_model::geometry::{box_iou, polygon_iou, RotatedBox};
 use serde_json::Value;
 
+mod common;
+use common::refdata_cases;
+
 fn cases() -> Vec<Value> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/refdata/rotated_iou_public.json"
-    );
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let doc: Value = serde_json::from_str(&text).expect("valid JSON");
-    doc["cases"].as_array().expect("cases").clone()
+    refdata_cases("rotated_iou_public.json")
 }
 
 fn poly(v: &Value) -> Vec<[f64; 2]> {

@@ -4,17 +4,14 @@
 use rsfm_model::metrics::segmentation::{reduce_zero_label, ConfusionMatrix, SegReport};
 use serde_json::Value;
 
+mod common;
+use common::refdata_cases;
+
 const TOL: f64 = 1e-9;
 const CLUTTER: usize = 5;
 
 fn cases() -> Vec<Value> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/refdata/seg_metrics_cases_public.json"
-    );
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let doc: Value = serde_json::from_str(&text).expect("valid JSON");
-    doc["cases"].as_array().expect("cases").clone()
+    refdata_cases("seg_metrics_cases_public.json")
 }
 
 fn flat(map: &Value) -> Vec<u8> {
