@@ -49,10 +49,12 @@ lint:
 ## bench: each figure as a ratio against its reference, measured in the same run
 bench: build
 	benches/harness/plan_and_overhead.sh $(RSFM)
-	if [ -x benches/fingerprint/run.sh ]; then benches/fingerprint/run.sh; fi
+	benches/fingerprint/run.sh
 	benches/metrics/dota_map.sh
 	benches/metrics/confusion.sh
-	if [ -x benches/models/run.sh ]; then benches/models/run.sh; fi
+	$(CARGO) bench -p rsfm-model --features torch --bench models
+	benches/models/detector.sh
+	if [ -x benches/models/pytorch_eager.sh ]; then benches/models/pytorch_eager.sh; fi
 
 clean:
 	$(CARGO) clean
