@@ -4,10 +4,10 @@
 
 pub mod arch;
 pub mod data;
-#[cfg(feature = "torch")]
-pub mod nn;
 pub mod geometry;
 pub mod metrics;
+#[cfg(feature = "torch")]
+pub mod nn;
 pub mod protocol;
 pub mod rng;
 #[cfg(feature = "torch")]
