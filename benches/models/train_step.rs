@@ -1,0 +1,116 @@
+//! Training-step throughput of ViT-B/16 at 224² in two forms, for comparison with PyTorch
+//! eager (`benches/models/pytorch_eager.sh` runs both sides): `mae` (MAE pretraining step,
+//! ViT-B/16 encoder + 8-block 512-wide decoder, 75 % masking, normalised-pixel loss) and
+//! `vit` (plain ViT-B/16, mean squared token output of `forward_features` as the loss).
+//! Each step is forward, backward and an AdamW update. Prints one JSON line per model.
+//!
+//! Settings from the environment: `RSFM_BENCH_MODELS` (default `mae,vit`),
+//! `RSFM_BENCH_BATCH` (8), `RSFM_BENCH_THREADS` (torch intra-op threads, default: torch's
+//! choice), `RSFM_BENCH_WARMUP` (1) and `RSFM_BENCH_STEPS` (3).
+
+use std::time::Instant;
+
+use anyhow::Context;
+use rsfm_model::arch::VitConfig;
+use rsfm_model::nn::mae::{MaeConfig, MaskedAutoencoder};
+use rsfm_model::nn::vit::{PosEmbed, VisionTransformer};
+use rsfm_model::train::optim::{AdamW, AdamWConfig};
+use rsfm_model::train::params::decay_groups;
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+/// ViT-B/16 at 224² without stochastic depth (neither reference model uses it here).
+fn vit_b16() -> VitConfig {
+    VitConfig {
+        patch_size: 16,
+        image_size: 224,
+        in_chans: 3,
+        embed_dim: 768,
+        depth: 12,
+        parallel: 1,
+        num_heads: 12,
+        mlp_ratio: 4.0,
+        qkv_bias: true,
+        drop_path: 0.0,
+    }
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .with_context(|| format!("{name}={v:?} is not a valid number")),
+        Err(_) => Ok(default),
+    }
+}
+
+/// Mean seconds per call of `step` over `timed` calls after `warmup` untimed ones.
+fn time_steps(warmup: usize, timed: usize, mut step: impl FnMut()) -> f64 {
+    for _ in 0..warmup {
+        step();
+    }
+    let started = Instant::now();
+    for _ in 0..timed {
+        step();
+    }
+    started.elapsed().as_secs_f64() / timed as f64
+}
+
+fn main() -> anyhow::Result<()> {
+    let models = std::env::var("RSFM_BENCH_MODELS").unwrap_or_else(|_| "mae,vit".into());
+    let batch: i64 = env_or("RSFM_BENCH_BATCH", 8)?;
+    let warmup: usize = env_or("RSFM_BENCH_WARMUP", 1)?;
+    let timed: usize = env_or("RSFM_BENCH_STEPS", 3)?;
+    anyhow::ensure!(
+        batch > 0 && timed > 0,
+        "RSFM_BENCH_BATCH and RSFM_BENCH_STEPS must be positive"
+    );
+    if let Ok(threads) = std::env::var("RSFM_BENCH_THREADS") {
+        let threads: i32 = threads
+            .parse()
+            .with_context(|| format!("RSFM_BENCH_THREADS={threads:?} is not a number"))?;
+        tch::set_num_threads(threads);
+    }
+    tch::manual_seed(0);
+    let config = vit_b16();
+    let side = config.image_size as i64;
+    let images = Tensor::randn([batch, 3, side, side], (Kind::Float, Device::Cpu));
+    for name in models.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let vs = VarStore::new(Device::Cpu);
+        let loss_of: Box<dyn Fn(&Tensor) -> Tensor> = match name {
+            "mae" => {
+                let mae = MaskedAutoencoder::new(&vs.root(), &config, &MaeConfig::default());
+                Box::new(move |x| mae.forward(x, true).loss)
+            }
+            "vit" => {
+                let vit = VisionTransformer::new(&vs.root(), &config, PosEmbed::Learned);
+                Box::new(move |x| vit.forward_features(x, true).square().mean(Kind::Float))
+            }
+            other => anyhow::bail!("RSFM_BENCH_MODELS: unknown model `{other}` (use mae, vit)"),
+        };
+        let mut opt = AdamW::new(decay_groups(&vs, 0.05), AdamWConfig::default());
+        let step_s = time_steps(warmup, timed, || {
+            opt.zero_grad();
+            let loss = loss_of(&images);
+            loss.backward();
+            opt.step(1e-4);
+            let _ = loss.double_value(&[]);
+        });
+        let params: i64 = vs.variables().values().map(Tensor::numel).sum::<usize>() as i64;
+        let line = serde_json::json!({
+            "impl": "rsfm",
+            "model": name,
+            "batch": batch,
+            "threads": tch::get_num_threads(),
+            "steps": timed,
+            "step_s": step_s,
+            "images_per_s": batch as f64 / step_s,
+            "params": params,
+        });
+        println!("{line}");
+    }
+    Ok(())
+}
