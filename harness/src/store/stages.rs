@@ -1,7 +1,8 @@
 //! Stage lifecycle: started → finished (or cached), stale runs, and listing for `rsfm status`.
 
 use anyhow::Context;
-use sqlx::sqlite::SqliteRow;
+use sqlx::query::Query;
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{StageFilter, StageOutcome, StageRecord, StageRow, StageStatus, Store};
@@ -10,7 +11,7 @@ impl Store {
     /// Records that a stage starts an attempt: inserts or updates its row with status `running`,
     /// one more attempt, and clears the previous attempt's end, error and cache entry.
     pub async fn stage_started(&self, rec: &StageRecord) -> anyhow::Result<()> {
-        sqlx::query(
+        let upsert = sqlx::query(
             "INSERT INTO stages (key, name, kind, experiment, model, task, dataset, fraction, matrix, params,
                                  status, attempts, started_at, host, device, invocation_id, log_path, work_dir)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', 1, ?, ?, ?, ?, ?, ?)
@@ -22,26 +23,11 @@ impl Store {
                  finished_at = NULL, duration_s = NULL, host = excluded.host, device = excluded.device,
                  invocation_id = excluded.invocation_id, error = NULL, stderr_tail = NULL,
                  log_path = excluded.log_path, work_dir = excluded.work_dir, cache_dir = NULL",
-        )
-        .bind(&rec.key)
-        .bind(&rec.name)
-        .bind(&rec.kind)
-        .bind(&rec.experiment)
-        .bind(&rec.model)
-        .bind(&rec.task)
-        .bind(&rec.dataset)
-        .bind(rec.fraction)
-        .bind(rec.matrix.to_string())
-        .bind(rec.params.to_string())
-        .bind(crate::time::now_rfc3339())
-        .bind(&rec.host)
-        .bind(&rec.device)
-        .bind(rec.invocation_id)
-        .bind(&rec.log_path)
-        .bind(&rec.work_dir)
-        .execute(self.writer()?)
-        .await
-        .with_context(|| self.context(&format!("recording the start of stage {}", rec.name)))?;
+        );
+        bind_stage_record(upsert, rec)
+            .execute(self.writer()?)
+            .await
+            .with_context(|| self.context(&format!("recording the start of stage {}", rec.name)))?;
         Ok(())
     }
 
@@ -139,7 +125,7 @@ impl Store {
     /// Records that a stage was found in the cache: status `cached`, this invocation. The times,
     /// attempts, metrics and artifacts of the run that produced the entry are kept.
     pub async fn mark_cached(&self, rec: &StageRecord) -> anyhow::Result<()> {
-        sqlx::query(
+        let upsert = sqlx::query(
             "INSERT INTO stages (key, name, kind, experiment, model, task, dataset, fraction, matrix, params,
                                  status, attempts, finished_at, host, device, invocation_id, log_path, work_dir)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'cached', 0, ?, ?, ?, ?, ?, ?)
@@ -148,26 +134,11 @@ impl Store {
                  model = excluded.model, task = excluded.task, dataset = excluded.dataset,
                  fraction = excluded.fraction, matrix = excluded.matrix, params = excluded.params,
                  status = 'cached', invocation_id = excluded.invocation_id, error = NULL, stderr_tail = NULL",
-        )
-        .bind(&rec.key)
-        .bind(&rec.name)
-        .bind(&rec.kind)
-        .bind(&rec.experiment)
-        .bind(&rec.model)
-        .bind(&rec.task)
-        .bind(&rec.dataset)
-        .bind(rec.fraction)
-        .bind(rec.matrix.to_string())
-        .bind(rec.params.to_string())
-        .bind(crate::time::now_rfc3339())
-        .bind(&rec.host)
-        .bind(&rec.device)
-        .bind(rec.invocation_id)
-        .bind(&rec.log_path)
-        .bind(&rec.work_dir)
-        .execute(self.writer()?)
-        .await
-        .with_context(|| self.context(&format!("recording stage {} as cached", rec.name)))?;
+        );
+        bind_stage_record(upsert, rec)
+            .execute(self.writer()?)
+            .await
+            .with_context(|| self.context(&format!("recording stage {} as cached", rec.name)))?;
         Ok(())
     }
 
@@ -284,6 +255,32 @@ impl Store {
             .with_context(|| self.context("listing stages"))?;
         rows.iter().map(stage_row).collect()
     }
+}
+
+/// Binds the 16 placeholders of an upsert into `stages` from `rec`, in the order of its column
+/// list: key, name, kind, experiment, model, task, dataset, fraction, matrix, params, the time
+/// of the event (now), host, device, invocation id, log path, work dir.
+fn bind_stage_record<'q>(
+    query: Query<'q, Sqlite, SqliteArguments<'q>>,
+    rec: &'q StageRecord,
+) -> Query<'q, Sqlite, SqliteArguments<'q>> {
+    query
+        .bind(&rec.key)
+        .bind(&rec.name)
+        .bind(&rec.kind)
+        .bind(&rec.experiment)
+        .bind(&rec.model)
+        .bind(&rec.task)
+        .bind(&rec.dataset)
+        .bind(rec.fraction)
+        .bind(rec.matrix.to_string())
+        .bind(rec.params.to_string())
+        .bind(crate::time::now_rfc3339())
+        .bind(&rec.host)
+        .bind(&rec.device)
+        .bind(rec.invocation_id)
+        .bind(&rec.log_path)
+        .bind(&rec.work_dir)
 }
 
 /// A `stages` row as a [`StageRow`].
