@@ -296,20 +296,21 @@ impl Translation<'_> {
     }
 
     fn seg_data(&mut self) -> anyhow::Result<Value> {
-        let (name, format) = self.dataset()?;
-        let mut data = Map::new();
-        data.insert("name".into(), name.into());
-        data.insert("format".into(), self.format(format, SEG_FORMATS)?.into());
-        self.move_all(&mut data, &["val_tiles"]);
-        Ok(Value::Object(data))
+        self.data(SEG_FORMATS, &["val_tiles"])
     }
 
     fn det_data(&mut self) -> anyhow::Result<Value> {
+        self.data(DET_FORMATS, &["version"])
+    }
+
+    /// The worker's `data` table: the dataset's name, its format (one of `formats`) and the
+    /// set parameters among `extra`.
+    fn data(&mut self, formats: &[&str], extra: &[&str]) -> anyhow::Result<Value> {
         let (name, format) = self.dataset()?;
         let mut data = Map::new();
         data.insert("name".into(), name.into());
-        data.insert("format".into(), self.format(format, DET_FORMATS)?.into());
-        self.move_all(&mut data, &["version"]);
+        data.insert("format".into(), self.format(format, formats)?.into());
+        self.move_all(&mut data, extra);
         Ok(Value::Object(data))
     }
 
