@@ -1,10 +1,13 @@
 //! `rsfm results`: filters and `--where` expressions select the right rows of a real database.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use common::outcome;
 use rsfm_harness::query::{self, ResultsQuery, WhereExpr};
-use rsfm_harness::store::{MetricRow, StageOutcome, StageRecord, StageStatus, Store};
+use rsfm_harness::store::{MetricRow, StageRecord, StageStatus, Store};
 use serde_json::json;
 
 const MODELS: [&str; 2] = ["vit-b", "vit-l"];
@@ -108,18 +111,6 @@ fn record(
         invocation_id: inv,
         work_dir: String::new(),
         log_path: String::new(),
-    }
-}
-
-fn outcome(status: StageStatus, metrics: Vec<MetricRow>) -> StageOutcome {
-    StageOutcome {
-        status,
-        error: None,
-        stderr_tail: None,
-        metrics,
-        artifacts: vec![],
-        cache_dir: None,
-        duration_s: 1.0,
     }
 }
 

@@ -1,8 +1,11 @@
 //! `rsfm sql` is read-only: writes are refused and the rows survive, on a real database.
 
+mod common;
+
 use std::path::Path;
 
-use rsfm_harness::store::{MetricRow, StageOutcome, StageRecord, StageStatus, Store};
+use common::outcome;
+use rsfm_harness::store::{MetricRow, StageRecord, StageStatus, Store};
 use serde_json::json;
 
 /// A results dir whose database holds two stages with a metric each.
@@ -28,20 +31,15 @@ async fn results_with_rows(dir: &Path) {
             log_path: String::new(),
         };
         store.stage_started(&record).await.unwrap();
-        let outcome = StageOutcome {
-            status: StageStatus::Succeeded,
-            error: None,
-            stderr_tail: None,
-            metrics: vec![MetricRow {
-                name: "map".into(),
-                value,
-                step: None,
-            }],
-            artifacts: vec![],
-            cache_dir: None,
-            duration_s: 1.0,
-        };
-        store.stage_finished(key, &outcome).await.unwrap();
+        let metrics = vec![MetricRow {
+            name: "map".into(),
+            value,
+            step: None,
+        }];
+        store
+            .stage_finished(key, &outcome(StageStatus::Succeeded, metrics))
+            .await
+            .unwrap();
     }
     store.close().await;
 }
