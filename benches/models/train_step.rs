@@ -2,7 +2,8 @@
 //! eager (`benches/models/pytorch_eager.sh` runs both sides): `mae` (MAE pretraining step,
 //! ViT-B/16 encoder + 8-block 512-wide decoder, 75 % masking, normalised-pixel loss) and
 //! `vit` (plain ViT-B/16, mean squared token output of `forward_features` as the loss).
-//! Each step is forward, backward and an AdamW update. Prints one JSON line per model.
+//! Each step is forward, backward and an AdamW update. Prints one JSON line per model with
+//! the mean and the fastest step (the fastest is the steadier figure on a shared machine).
 //!
 //! Settings from the environment: `RSFM_BENCH_MODELS` (default `mae,vit`),
 //! `RSFM_BENCH_BATCH` (8), `RSFM_BENCH_THREADS` (torch intra-op threads, default: torch's
@@ -47,16 +48,18 @@ where
     }
 }
 
-/// Mean seconds per call of `step` over `timed` calls after `warmup` untimed ones.
-fn time_steps(warmup: usize, timed: usize, mut step: impl FnMut()) -> f64 {
+/// Seconds of each of `timed` calls of `step` after `warmup` untimed ones.
+fn time_steps(warmup: usize, timed: usize, mut step: impl FnMut()) -> Vec<f64> {
     for _ in 0..warmup {
         step();
     }
-    let started = Instant::now();
-    for _ in 0..timed {
-        step();
-    }
-    started.elapsed().as_secs_f64() / timed as f64
+    (0..timed)
+        .map(|_| {
+            let started = Instant::now();
+            step();
+            started.elapsed().as_secs_f64()
+        })
+        .collect()
 }
 
 fn main() -> anyhow::Result<()> {
@@ -92,7 +95,7 @@ fn main() -> anyhow::Result<()> {
             other => anyhow::bail!("RSFM_BENCH_MODELS: unknown model `{other}` (use mae, vit)"),
         };
         let mut opt = AdamW::new(decay_groups(&vs, 0.05), AdamWConfig::default());
-        let step_s = time_steps(warmup, timed, || {
+        let times = time_steps(warmup, timed, || {
             opt.zero_grad();
             let loss = loss_of(&images);
             loss.backward();
@@ -100,6 +103,8 @@ fn main() -> anyhow::Result<()> {
             let _ = loss.double_value(&[]);
         });
         let params: i64 = vs.variables().values().map(Tensor::numel).sum::<usize>() as i64;
+        let step_s = times.iter().sum::<f64>() / timed as f64;
+        let best_step_s = times.iter().copied().fold(f64::INFINITY, f64::min);
         let line = serde_json::json!({
             "impl": "rsfm",
             "model": name,
@@ -108,6 +113,8 @@ fn main() -> anyhow::Result<()> {
             "steps": timed,
             "step_s": step_s,
             "images_per_s": batch as f64 / step_s,
+            "best_step_s": best_step_s,
+            "best_images_per_s": batch as f64 / best_step_s,
             "params": params,
         });
         println!("{line}");
