@@ -102,7 +102,7 @@ fn main() -> anyhow::Result<()> {
             opt.step(1e-4);
             let _ = loss.double_value(&[]);
         });
-        let params: i64 = vs.variables().values().map(Tensor::numel).sum::<usize>() as i64;
+        let params: usize = vs.variables().values().map(Tensor::numel).sum();
         let step_s = times.iter().sum::<f64>() / timed as f64;
         let best_step_s = times.iter().copied().fold(f64::INFINITY, f64::min);
         let line = serde_json::json!({
