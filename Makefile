@@ -54,7 +54,7 @@ bench: build
 	benches/metrics/confusion.sh
 	$(CARGO) bench -p rsfm-model --features torch --bench models
 	benches/models/detector.sh
-	if [ -x benches/models/pytorch_eager.sh ]; then benches/models/pytorch_eager.sh; fi
+	benches/models/pytorch_eager.sh
 
 clean:
 	$(CARGO) clean

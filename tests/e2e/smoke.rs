@@ -6,9 +6,10 @@ use std::path::PathBuf;
 
 use crate::common::{last_json_line, repo_root, text, Project};
 
-/// `target/debug/rsfm-worker` (built by `make test`), or a failure saying how to build it.
+/// `rsfm-worker` beside the `rsfm` under test (built there by `make test`, whatever the target
+/// dir), or a failure saying how to build it.
 fn worker() -> PathBuf {
-    let worker = repo_root().join("target/debug/rsfm-worker");
+    let worker = PathBuf::from(env!("CARGO_BIN_EXE_rsfm")).with_file_name("rsfm-worker");
     assert!(
         worker.is_file(),
         "{} is missing: build it with `make worker` (cargo build -p rsfm-model --features torch --bin rsfm-worker)",
