@@ -20,22 +20,6 @@ use rsfm_model::train::params::decay_groups;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
-/// ViT-B/16 at 224² without stochastic depth (neither reference model uses it here).
-fn vit_b16() -> VitConfig {
-    VitConfig {
-        patch_size: 16,
-        image_size: 224,
-        in_chans: 3,
-        embed_dim: 768,
-        depth: 12,
-        parallel: 1,
-        num_heads: 12,
-        mlp_ratio: 4.0,
-        qkv_bias: true,
-        drop_path: 0.0,
-    }
-}
-
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T>
 where
     T::Err: std::error::Error + Send + Sync + 'static,
@@ -78,7 +62,8 @@ fn main() -> anyhow::Result<()> {
         tch::set_num_threads(threads);
     }
     tch::manual_seed(0);
-    let config = vit_b16();
+    // ViT-B/16 at 224² without stochastic depth (neither reference model uses it here).
+    let config = VitConfig::vit_base_patch16_224();
     let side = config.image_size as i64;
     let images = Tensor::randn([batch, 3, side, side], (Kind::Float, Device::Cpu));
     for name in models.split(',').map(str::trim).filter(|n| !n.is_empty()) {

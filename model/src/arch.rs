@@ -103,6 +103,22 @@ pub struct VitConfig {
 }
 
 impl VitConfig {
+    /// ViT-B/16 at 224² (timm's `vit_base_patch16_224`), without stochastic depth.
+    pub fn vit_base_patch16_224() -> VitConfig {
+        VitConfig {
+            patch_size: 16,
+            image_size: 224,
+            in_chans: 3,
+            embed_dim: 768,
+            depth: 12,
+            parallel: 1,
+            num_heads: 12,
+            mlp_ratio: 4.0,
+            qkv_bias: true,
+            drop_path: 0.0,
+        }
+    }
+
     /// Patches per image side.
     pub fn grid_size(&self) -> usize {
         self.image_size / self.patch_size
@@ -234,33 +250,24 @@ impl ModelPreset {
 mod tests {
     use super::*;
 
-    fn vit_b() -> VitConfig {
-        VitConfig {
-            patch_size: 16,
-            image_size: 224,
-            in_chans: 3,
-            embed_dim: 768,
-            depth: 12,
-            parallel: 1,
-            num_heads: 12,
-            mlp_ratio: 4.0,
-            qkv_bias: true,
-            drop_path: 0.0,
-        }
-    }
-
     #[test]
     fn vit_b16_has_timms_parameter_count() {
         // timm `vit_base_patch16_224` without its head: 86,567,656 - (768*1000 + 1000).
-        assert_eq!(vit_b().param_count(), 86_567_656 - 769_000);
+        assert_eq!(
+            VitConfig::vit_base_patch16_224().param_count(),
+            86_567_656 - 769_000
+        );
     }
 
     #[test]
     fn parallel_branches_count_like_sequential_blocks() {
-        let mut parallel = vit_b();
+        let mut parallel = VitConfig::vit_base_patch16_224();
         parallel.depth = 6;
         parallel.parallel = 2;
-        assert_eq!(parallel.param_count(), vit_b().param_count());
+        assert_eq!(
+            parallel.param_count(),
+            VitConfig::vit_base_patch16_224().param_count()
+        );
         assert_eq!(parallel.num_blocks(), 12);
     }
 
@@ -277,7 +284,7 @@ mod tests {
             num_heads = 12
         "#;
         let preset = ModelPreset::from_toml(text, "x.toml").unwrap();
-        assert_eq!(preset.vit, vit_b());
+        assert_eq!(preset.vit, VitConfig::vit_base_patch16_224());
         assert_eq!(
             preset.reported_params.as_ref().unwrap().source(),
             Some("paper abstract")
@@ -289,14 +296,14 @@ mod tests {
 
     #[test]
     fn validation_names_the_bad_field() {
-        let mut cfg = vit_b();
+        let mut cfg = VitConfig::vit_base_patch16_224();
         cfg.num_heads = 7;
         assert!(cfg
             .validate()
             .unwrap_err()
             .to_string()
             .contains("num_heads"));
-        cfg = vit_b();
+        cfg = VitConfig::vit_base_patch16_224();
         cfg.image_size = 200;
         assert!(cfg
             .validate()
