@@ -24,7 +24,7 @@ pub const EXIT_BAD_INPUT: u8 = 2;
 
 /// A billion-scale remote-sensing foundation model study, reproducible from recipes.
 #[derive(Debug, Parser)]
-#[command(name = "rsfm", version, about, propagate_version = true)]
+#[command(name = "rsfm", version, propagate_version = true)]
 struct Cli {
     /// Results directory (database, cache, work dirs).
     #[arg(long, global = true, env = "RSFM_RESULTS", default_value = "results")]
