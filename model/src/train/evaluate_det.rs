@@ -14,6 +14,7 @@ use super::events::Events;
 use super::finetune_det::{DetModelSpec, DETECTOR_FILE};
 use super::mae_pretrain::CHECKPOINT_FILE;
 use super::stage::parse_device;
+use super::stage_inputs::{dataset_root, input_dir};
 use crate::data::formats::dota::write_task1_dir;
 use crate::data::image_io::read_image;
 use crate::metrics::detection::{evaluate, ApMetric, Detection, EvalOptions, Protocol};
@@ -106,12 +107,7 @@ pub fn run(
     events: &mut Events,
 ) -> anyhow::Result<BTreeMap<String, f64>> {
     let device = parse_device(&spec.device)?;
-    let dir = spec.inputs.get(&params.model_from).with_context(|| {
-        format!(
-            "params.model_from `{}` is not in stage.json `inputs`",
-            params.model_from
-        )
-    })?;
+    let dir = input_dir(spec, "params.model_from", &params.model_from)?;
     let model_file = dir.join(DETECTOR_FILE);
     let model_spec: DetModelSpec = serde_json::from_slice(&fs_err::read(&model_file)?)
         .with_context(|| format!("{}: invalid detector description", model_file.display()))?;
@@ -132,12 +128,7 @@ pub fn run(
         report.summary()
     );
 
-    let root = spec.datasets.get(&params.data.name).with_context(|| {
-        format!(
-            "params.data.name `{}` is not in stage.json `datasets`",
-            params.data.name
-        )
-    })?;
+    let root = dataset_root(spec, &params.data.name)?;
     let samples = list_samples(root, &params.data, Part::Val)?;
     let patch_size = model_spec.model.image_size as u32;
     let tiling = TiledPrediction {
@@ -161,15 +152,7 @@ pub fn run(
     }
     let names: Vec<&str> = classes.iter().map(String::as_str).collect();
     write_task1_dir(&out_dir.join(TASK1_DIR), &names, &task1)?;
-    let dets: Vec<Detection> = task1
-        .into_iter()
-        .map(|d| Detection {
-            image: d.image,
-            class: d.class,
-            score: d.score,
-            poly: d.poly,
-        })
-        .collect();
+    let dets: Vec<Detection> = task1.into_iter().map(Detection::from).collect();
     let scores = evaluate(
         &ground_truths(&samples, &classes),
         &dets,

@@ -3,7 +3,6 @@
 //! 12 epochs, ×0.1 after epochs 8 and 11), random crops with flips and quarter turns,
 //! optionally from an MAE checkpoint; resumable from the work dir.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
@@ -20,6 +19,8 @@ use super::params::layer_decay_groups;
 use super::resume::{self, ResumeState};
 use super::rng::{batch_indices, seed_torch_for_step, stream, subset, SplitMix64};
 use super::stage::{parse_device, run_digest, seed_init, stop_requested, Outcome};
+use super::stage_inputs::{dataset_root, input_dir};
+use super::step_loop::loss_summary;
 use crate::arch::VitConfig;
 use crate::nn::checkpoint;
 use crate::nn::layers::scalar;
@@ -203,10 +204,7 @@ fn load_pretrained(
     vs: &VarStore,
     events: &mut Events,
 ) -> anyhow::Result<()> {
-    let dir = spec
-        .inputs
-        .get(name)
-        .with_context(|| format!("params.pretrained `{name}` is not in stage.json `inputs`"))?;
+    let dir = input_dir(spec, "params.pretrained", name)?;
     let file = dir.join(CHECKPOINT_FILE);
     let tensors = checkpoint::with_prefix(checkpoint::read_tensors(&file)?, "backbone.");
     let report = checkpoint::load_from(vs, tensors)
@@ -228,12 +226,7 @@ pub fn run(
     stop_after: Option<u64>,
 ) -> anyhow::Result<Outcome> {
     let device = parse_device(&spec.device)?;
-    let root = spec.datasets.get(&params.data.name).with_context(|| {
-        format!(
-            "params.data.name `{}` is not in stage.json `datasets`",
-            params.data.name
-        )
-    })?;
+    let root = dataset_root(spec, &params.data.name)?;
     let all = list_samples(root, &params.data, Part::Train)?;
     let samples: Vec<DetSample> = subset(spec.seed, all.len(), params.fraction)
         .into_iter()
@@ -349,17 +342,9 @@ pub fn run(
         out_dir.join(DETECTOR_FILE),
         serde_json::to_vec_pretty(&model_spec)?,
     )?;
-    let window = (state.losses.len() / 10).max(1);
-    let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len().max(1) as f64;
-    let mut metrics = BTreeMap::new();
-    metrics.insert(
-        "loss_first".to_string(),
-        mean(&state.losses[..window.min(state.losses.len())]),
-    );
-    metrics.insert(
-        "loss_last".to_string(),
-        mean(&state.losses[state.losses.len().saturating_sub(window)..]),
-    );
+    let mut metrics = loss_summary(&state.losses);
+    // The detector stage reports the smoothed first and last losses only.
+    metrics.remove("loss_final");
     metrics.insert("train_images".to_string(), samples.len() as f64);
     metrics.insert("steps".to_string(), total as f64);
     for (name, value) in &metrics {
