@@ -11,13 +11,13 @@ use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 use tch::Tensor;
 
-use super::det_data::{list_samples, training_crop, CropSettings, DetDataParams, DetSample, Part};
+use super::det_data::{list_samples, training_crop, CropSettings, DetDataParams, Part};
 use super::events::Events;
 use super::mae_pretrain::CHECKPOINT_FILE;
 use super::optim::{AdamW, AdamWConfig};
 use super::params::layer_decay_groups;
 use super::resume::{self, ResumeState};
-use super::rng::{batch_indices, seed_torch_for_step, stream, subset, SplitMix64};
+use super::rng::{batch_indices, seed_torch_for_step, stream, subset_of, SplitMix64};
 use super::stage::{parse_device, run_digest, seed_init, stop_requested, Outcome};
 use super::stage_inputs::{dataset_root, input_dir};
 use super::step_loop::loss_summary;
@@ -228,10 +228,7 @@ pub fn run(
     let device = parse_device(&spec.device)?;
     let root = dataset_root(spec, &params.data.name)?;
     let all = list_samples(root, &params.data, Part::Train)?;
-    let samples: Vec<DetSample> = subset(spec.seed, all.len(), params.fraction)
-        .into_iter()
-        .map(|i| all[i].clone())
-        .collect();
+    let samples = subset_of(spec.seed, &all, params.fraction);
     let steps_per_epoch = samples.len().div_ceil(params.batch_size) as u64;
     let total = params.steps.unwrap_or(params.epochs * steps_per_epoch);
     let drops = params

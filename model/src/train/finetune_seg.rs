@@ -13,9 +13,9 @@ use super::events::Events;
 use super::mae_pretrain::CHECKPOINT_FILE;
 use super::optim::{AdamW, AdamWConfig};
 use super::params::layer_decay_groups;
-use super::rng::{batch_indices, stream, subset, SplitMix64};
+use super::rng::{batch_indices, stream, subset_of, SplitMix64};
 use super::schedule::CosineSchedule;
-use super::seg_data::{list_samples, random_crop, Part, SegDataParams, SegSample, IGNORE_INDEX};
+use super::seg_data::{list_samples, random_crop, Part, SegDataParams, IGNORE_INDEX};
 use super::stage::{parse_device, seed_init, Outcome};
 use super::stage_inputs::{dataset_root, input_dir};
 use super::step_loop::{loss_summary, run_steps, LoopEnd, LoopSettings};
@@ -206,10 +206,7 @@ pub fn run(
     let device = parse_device(&spec.device)?;
     let root = dataset_root(spec, &params.data.name)?;
     let all = list_samples(root, &params.data, Part::Train)?;
-    let samples: Vec<SegSample> = subset(spec.seed, all.len(), params.fraction)
-        .into_iter()
-        .map(|i| all[i].clone())
-        .collect();
+    let samples = subset_of(spec.seed, &all, params.fraction);
     events.log(
         "info",
         format!(

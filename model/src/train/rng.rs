@@ -52,6 +52,15 @@ pub fn subset(seed: u64, len: usize, fraction: f64) -> Vec<usize> {
     chosen
 }
 
+/// The items of [`subset`]`(seed, items.len(), fraction)`, in their original order: the
+/// training samples of a data-efficiency run.
+pub fn subset_of<T: Clone>(seed: u64, items: &[T], fraction: f64) -> Vec<T> {
+    subset(seed, items.len(), fraction)
+        .into_iter()
+        .map(|i| items[i].clone())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
