@@ -139,7 +139,6 @@ pub async fn run(
     let mut summary = RunSummary::default();
     let mut stopping = false;
     let mut told_waiting = vec![false; n];
-    let mut cache_checked = vec![false; n];
     let mut told_cpu = false;
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let forced = |i: usize| {
@@ -175,9 +174,9 @@ pub async fn run(
             {
                 continue;
             }
-            // Look in the cache once, when the stage first becomes ready; a key another run
-            // finishes later is caught by the stage task after it takes the key's lock.
-            if !forced(i) && !cache_checked[i] && ctx.cache.lookup(&planned.key.key).is_some() {
+            // The plan looked in the cache; a key another run finishes later is caught by the
+            // stage task after it takes the key's lock.
+            if !forced(i) && planned.cached {
                 state[i] = State::Cached;
                 summary.cached += 1;
                 progress.stage_done();
@@ -186,7 +185,6 @@ pub async fn run(
                     .await?;
                 continue;
             }
-            cache_checked[i] = true;
             if running.len() >= options.jobs.max(1) {
                 continue;
             }
