@@ -16,7 +16,10 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 dest=${1:-$root/.libtorch}
 marker="$dest/.rsfm-libtorch-ok"
 version=2.11.0
-if [[ -f "$marker" && "$(cat "$marker")" == "$version" ]]; then echo "$dest"; exit 0; fi
+if [[ -f "$marker" && "$(cat "$marker")" == "$version" ]]; then
+  [[ -f "$dest/build-version" ]] || echo "$version" > "$dest/build-version"
+  echo "$dest"; exit 0
+fi
 
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/rsfm/wheels
 mkdir -p "$cache"
@@ -90,6 +93,7 @@ with zipfile.ZipFile(wheel) as z:
                 dst.write(src.read())
 PY
 done
+echo "$version" > "$tmp/build-version"   # as libtorch archives record it
 echo "$version" > "$tmp/.rsfm-libtorch-ok"
 rm -rf "$dest"
 mv "$tmp" "$dest"

@@ -1,6 +1,7 @@
 //! End-to-end tests: the built `rsfm` binary on recipes in temp folders.
 
 mod bad_recipes;
+mod code_identity;
 mod common;
 mod eval_synth;
 mod example_recipe;

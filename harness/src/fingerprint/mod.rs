@@ -82,6 +82,45 @@ pub async fn fingerprint_tree_with_stats(
         fs_err::canonicalize(root).context("fingerprinting a dataset: does its root exist?")?;
     let walked_root = root.clone();
     let files = tokio::task::spawn_blocking(move || walk::walk(&walked_root)).await??;
+    let (hashes, stats) = hash_with_stat_cache(&files, store, started).await?;
+
+    let mut manifest = Sha256::new();
+    manifest.update(MANIFEST_VERSION.as_bytes());
+    manifest.update(b"\n");
+    for (file, sha256) in files.iter().zip(&hashes) {
+        let line = serde_json::to_string(&(&file.rel, file.size, sha256))?;
+        manifest.update(line.as_bytes());
+        manifest.update(b"\n");
+    }
+    let fingerprint = Fingerprint {
+        sha256: hex::encode(manifest.finalize()),
+        files: files.len() as u64,
+        bytes: files.iter().map(|f| f.size).sum(),
+    };
+    Ok((fingerprint, stats))
+}
+
+/// The sha256 of the file at `path` (symbolic links followed), through the stat cache: an
+/// unchanged file costs one `stat` and one indexed lookup.
+pub async fn sha256_file_cached(path: &Path, store: &Store) -> anyhow::Result<String> {
+    let started = SystemTime::now();
+    let path = fs_err::canonicalize(path)?;
+    let files = tokio::task::spawn_blocking(move || walk::walk(&path)).await??;
+    let (mut hashes, _) = hash_with_stat_cache(&files, store, started).await?;
+    match (hashes.pop(), hashes.is_empty()) {
+        (Some(sha256), true) => Ok(sha256),
+        _ => anyhow::bail!("expected one file, found a directory"),
+    }
+}
+
+/// The sha256 of each of `files`: from the stat cache where size, mtime and inode still match,
+/// else read and hashed (in parallel) and stored back, unless modified within [`RACY_WINDOW`]
+/// of `started`.
+async fn hash_with_stat_cache(
+    files: &[FileEntry],
+    store: &Store,
+    started: SystemTime,
+) -> anyhow::Result<(Vec<String>, FingerprintStats)> {
     let keys = files
         .iter()
         .map(|f| path_key(&f.abs))
@@ -125,22 +164,7 @@ pub async fn fingerprint_tree_with_stats(
     }
     store.store_file_hashes(&new_rows).await?;
     stats.cached_rows = new_rows.len() as u64;
-
-    let mut manifest = Sha256::new();
-    manifest.update(MANIFEST_VERSION.as_bytes());
-    manifest.update(b"\n");
-    for (file, sha256) in files.iter().zip(&hashes) {
-        let line =
-            serde_json::to_string(&(&file.rel, file.size, sha256.as_deref().unwrap_or_default()))?;
-        manifest.update(line.as_bytes());
-        manifest.update(b"\n");
-    }
-    let fingerprint = Fingerprint {
-        sha256: hex::encode(manifest.finalize()),
-        files: files.len() as u64,
-        bytes: files.iter().map(|f| f.size).sum(),
-    };
-    Ok((fingerprint, stats))
+    Ok((hashes.into_iter().flatten().collect(), stats))
 }
 
 /// Whether a cached row still describes `file` (same size, mtime and inode).

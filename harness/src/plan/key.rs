@@ -51,8 +51,8 @@ pub struct KeyField {
 pub struct KeyManifest {
     /// The stage key: sha256 hex.
     pub key: String,
-    /// Labelled fields: `layout`, `kind`, `seed`, `worker`, `params.<path>`, `needs.<stage>`,
-    /// `datasets.<name>`, `deps.<file>`.
+    /// Labelled fields: `layout`, `kind`, `seed`, `worker.<path>` (`worker` when `null`),
+    /// `params.<path>`, `needs.<stage>`, `datasets.<name>`, `deps.<file>`.
     pub fields: BTreeMap<String, KeyField>,
 }
 
@@ -77,8 +77,11 @@ impl KeyInputs {
         add("layout".into(), json!(CACHE_LAYOUT));
         add("kind".into(), json!(self.kind));
         add("seed".into(), json!(self.seed));
-        add("worker".into(), self.worker.clone().unwrap_or(Value::Null));
         let mut leaves = Vec::new();
+        match &self.worker {
+            Some(worker) => flatten("worker", worker, &mut leaves),
+            None => leaves.push(("worker".into(), Value::Null)),
+        }
         flatten("params", &Value::Object(self.params.clone()), &mut leaves);
         for (label, value) in leaves {
             add(label, value);

@@ -76,6 +76,7 @@ impl Plan {
     pub async fn build(recipes: &[Recipe], store: &Store, cache: &Cache) -> anyhow::Result<Plan> {
         let mut fingerprints: HashMap<PathBuf, String> = HashMap::new();
         let mut dep_hashes: HashMap<PathBuf, String> = HashMap::new();
+        let mut worker: Option<serde_json::Value> = None;
         let mut plan = Plan::default();
         for recipe in recipes {
             let ordered = order::topological(&recipe.stages)?;
@@ -120,6 +121,9 @@ impl Plan {
                     })
                     .collect();
                 let worker_params = worker_params::translate(recipe, stage, &needed)?;
+                if stage.kind != StageKind::Command && worker.is_none() {
+                    worker = Some(worker_identity(store).await?);
+                }
                 let inputs = KeyInputs {
                     kind: stage.kind.as_str().to_string(),
                     params: worker_params
@@ -136,7 +140,7 @@ impl Plan {
                         .collect(),
                     datasets: dataset_fps,
                     deps,
-                    worker: (stage.kind != StageKind::Command).then(worker_identity),
+                    worker: worker.clone().filter(|_| stage.kind != StageKind::Command),
                     seed: stage.seed,
                 };
                 let key = inputs.manifest();
