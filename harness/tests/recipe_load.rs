@@ -100,6 +100,8 @@ fraction = [0.1, 1.0]
 kind = "mae-pretrain"
 model = "{model}"
 mask_ratio = { value = 0.75, source = "secondary: MAE default" }
+steps = 1
+batch_size = 1
 
 [stage.finetune]
 kind = "finetune-seg"
@@ -110,6 +112,7 @@ pretrained = "{input.pretrain}/checkpoint-{model}.safetensors"
 lr = 6e-5
 steps = 80000
 seed = 1
+batch_size = 1
 "#,
     );
     let names: Vec<&str> = recipe
@@ -162,6 +165,7 @@ model = { value = "vit-b", source = "paper" }
 lr = { value = 6e-5, source = "context: RVSA Potsdam" }
 layer_decay = { value = 0.9, source = "assumed: RVSA's value" }
 batch_size = 8
+steps = 1
 "#,
     );
     let seg = &recipe.stages[0];
@@ -186,10 +190,10 @@ batch_size = 8
 #[test]
 fn integer_floats_are_stored_as_floats() {
     let (_dir, one) = load_ok(
-        "[experiment]\nname = \"a\"\n[stage.p]\nkind = \"mae-pretrain\"\nmodel = \"m\"\nbase_lr = 1\n",
+        "[experiment]\nname = \"a\"\n[stage.p]\nkind = \"mae-pretrain\"\nmodel = \"m\"\nbase_lr = 1\nsteps = 1\nbatch_size = 1\n",
     );
     let (_dir, one_point_zero) = load_ok(
-        "[experiment]\nname = \"a\"\n[stage.p]\nkind = \"mae-pretrain\"\nmodel = \"m\"\nbase_lr = 1.0\n",
+        "[experiment]\nname = \"a\"\n[stage.p]\nkind = \"mae-pretrain\"\nmodel = \"m\"\nbase_lr = 1.0\nsteps = 1\nbatch_size = 1\n",
     );
     assert_eq!(one.stages[0].params["base_lr"], json!(1.0));
     assert_eq!(one.stages[0].params, one_point_zero.stages[0].params);
@@ -274,6 +278,8 @@ time_limit = "72:00:00"
 retries = 2
 retry_backoff_s = 30
 description = "the largest model"
+steps = 1
+batch_size = 1
 
 [stage.small]
 kind = "command"
@@ -325,7 +331,7 @@ argv = ["true"]
 #[test]
 fn a_matrix_value_of_the_wrong_type_is_an_error_at_the_placeholder() {
     let (_dir, loaded) = load_text(
-        "[experiment]\nname = \"t\"\n[matrix]\nsize = [\"a\"]\n[stage.p]\nkind = \"mae-pretrain\"\nmodel = \"m\"\nsteps = \"{size}\"\n",
+        "[experiment]\nname = \"t\"\n[matrix]\nsize = [\"a\"]\n[stage.p]\nkind = \"mae-pretrain\"\nmodel = \"m\"\nsteps = \"{size}\"\nbatch_size = 1\n",
     );
     let shown = loaded.unwrap_err().to_string();
     assert!(shown.contains("recipe.toml:8:9: error:"), "{shown}");
@@ -343,7 +349,7 @@ fn out_of_range_and_unknown_values_are_errors() {
     ];
     for (line, expected) in cases {
         let text = format!(
-            "[experiment]\nname = \"t\"\n[stage.p]\nkind = \"finetune-det\"\nmodel = \"m\"\n{line}\n"
+            "[experiment]\nname = \"t\"\n[stage.p]\nkind = \"finetune-det\"\nmodel = \"m\"\n{line}\nbatch_size = 1\n"
         );
         let (_dir, loaded) = load_text(&text);
         let shown = loaded.unwrap_err().to_string();
@@ -420,12 +426,16 @@ kind = "mae-pretrain"
 matrix = ["model"]
 needs = ["synth"]
 model = "{model}"
+steps = 1
+batch_size = 1
 
 [stage.finetune]
 kind = "finetune-seg"
 needs = ["pretrain"]
 model = "{model}"
 fraction = "{fraction}"
+steps = 1
+batch_size = 1
 "#;
 
 #[test]
@@ -458,7 +468,10 @@ fn a_stage_can_expand_over_some_axes_only() {
 fn per_stage_axes_are_checked() {
     let cases = [
         (
-            ("model = \"{model}\"\n\n[stage.finetune]", "model = \"{fraction}\"\n\n[stage.finetune]"),
+            (
+                "model = \"{model}\"\nsteps = 1\nbatch_size = 1\n\n[stage.finetune]",
+                "model = \"{fraction}\"\nsteps = 1\nbatch_size = 1\n\n[stage.finetune]",
+            ),
             "recipe.toml:18:9: error: undefined variable `{fraction}` in `stage.pretrain.model`: this stage does not expand over the matrix axis `fraction`",
         ),
         (
@@ -467,7 +480,7 @@ fn per_stage_axes_are_checked() {
         ),
         (
             ("needs = [\"pretrain\"]", "matrix = [\"fraction\"]\nneeds = [\"pretrain\"]"),
-            "recipe.toml:23:10: error: stage `finetune` uses stage `pretrain`, which varies over the matrix axes `model`",
+            "recipe.toml:25:10: error: stage `finetune` uses stage `pretrain`, which varies over the matrix axes `model`",
         ),
     ];
     for ((from, to), expected) in cases {

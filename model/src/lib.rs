@@ -8,6 +8,7 @@ pub mod geometry;
 pub mod metrics;
 #[cfg(feature = "torch")]
 pub mod nn;
+pub mod params;
 pub mod protocol;
 pub mod rng;
 #[cfg(feature = "torch")]

@@ -9,37 +9,125 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
+use clap::{Parser, Subcommand};
 use tch::{Device, Kind, Tensor};
 
+use crate::params::data::EvalTask;
+use crate::params::{EvaluateParams, FinetuneDetParams, FinetuneSegParams, MaePretrainParams};
 use crate::protocol::{StageSpec, METRICS_FILE};
-use crate::train::evaluate_det::{self, EvaluateDetParams};
-use crate::train::evaluate_seg::{self, EvaluateSegParams};
 use crate::train::events::Events;
-use crate::train::finetune_det::{self, FinetuneDetParams};
-use crate::train::finetune_seg::{self, FinetuneSegParams};
-use crate::train::mae_pretrain::{self, MaePretrainParams};
 use crate::train::stage::{install_stop_signals, parse_device, Outcome};
+use crate::train::{evaluate_det, evaluate_seg, finetune_det, finetune_seg, mae_pretrain};
 
-const USAGE: &str =
-    "usage: rsfm-worker run --stage stage.json --out DIR [--stop-after N] | rsfm-worker selftest";
+/// `rsfm-worker`: runs one stage of an rsfm recipe (see DESIGN.md, *Worker protocol*).
+#[derive(Debug, Parser)]
+#[command(
+    name = "rsfm-worker",
+    disable_version_flag = true,
+    arg_required_else_help = true
+)]
+struct Cli {
+    /// Print the crate version, the libtorch it runs with and whether CUDA is available.
+    #[arg(short = 'V', long)]
+    version: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the stage described by a stage.json, writing its outputs into DIR.
+    Run {
+        /// The stage description the harness wrote.
+        #[arg(long, value_name = "stage.json")]
+        stage: PathBuf,
+        /// Output dir: metrics.json, checkpoints, predictions.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Stop with a resume checkpoint after this many steps (exit 3), as a preemption would.
+        #[arg(long, value_name = "N")]
+        stop_after: Option<u64>,
+    },
+    /// A forward pass through a ViT block: proves libtorch loads and computes.
+    Selftest,
+}
 
 /// Entry point of `rsfm-worker`.
 pub fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("selftest") => selftest(),
-        Some("run") => match RunArgs::parse(&args[1..]) {
-            Ok(run_args) => run(&run_args),
-            Err(err) => {
-                eprintln!("error: {err:#}\n{USAGE}");
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return if err.use_stderr() {
                 ExitCode::from(2)
-            }
-        },
-        _ => {
-            eprintln!("{USAGE}");
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    if cli.version {
+        println!("{}", version_text());
+        return ExitCode::SUCCESS;
+    }
+    match cli.command {
+        Some(Command::Run {
+            stage,
+            out,
+            stop_after,
+        }) => run(&RunArgs {
+            stage,
+            out,
+            stop_after,
+        }),
+        Some(Command::Selftest) => selftest(),
+        None => {
+            eprintln!("error: give a subcommand: `run` or `selftest` (see --help)");
             ExitCode::from(2)
         }
     }
+}
+
+/// `rsfm-worker 0.1.0, libtorch 2.11.0 (/path/lib), cuda available: false`.
+fn version_text() -> String {
+    let libtorch = match loaded_libtorch() {
+        Some(lib) => format!(
+            "libtorch {} ({})",
+            libtorch_version(&lib).unwrap_or_else(|| "of unknown version".to_string()),
+            lib.display()
+        ),
+        None => "libtorch not found among the loaded libraries".to_string(),
+    };
+    format!(
+        "rsfm-worker {}, {libtorch}, cuda available: {}",
+        env!("CARGO_PKG_VERSION"),
+        tch::Cuda::is_available()
+    )
+}
+
+/// The folder of the `libtorch_cpu` this process has loaded, from `/proc/self/maps`.
+fn loaded_libtorch() -> Option<PathBuf> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines()
+        .filter_map(|line| line.split_whitespace().nth(5))
+        .find(|path| path.contains("libtorch_cpu."))
+        .and_then(|path| Path::new(path).parent().map(Path::to_path_buf))
+}
+
+/// The version libtorch's own header states, beside the library folder `lib`.
+fn libtorch_version(lib: &Path) -> Option<String> {
+    let header = lib.parent()?.join("include/torch/headeronly/version.h");
+    let text = std::fs::read_to_string(header).ok()?;
+    let part = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(&format!("#define TORCH_VERSION_{name} ")))
+            .map(str::trim)
+    };
+    Some(format!(
+        "{}.{}.{}",
+        part("MAJOR")?,
+        part("MINOR")?,
+        part("PATCH")?
+    ))
 }
 
 /// A tiny forward pass through a ViT block: proves libtorch loads and computes.
@@ -66,42 +154,12 @@ struct RunArgs {
     stop_after: Option<u64>,
 }
 
-impl RunArgs {
-    fn parse(args: &[String]) -> anyhow::Result<Self> {
-        let (mut stage, mut out, mut stop_after) = (None, None, None);
-        let mut it = args.iter();
-        while let Some(flag) = it.next() {
-            let value = it
-                .next()
-                .with_context(|| format!("`{flag}` needs a value"))?;
-            match flag.as_str() {
-                "--stage" => stage = Some(PathBuf::from(value)),
-                "--out" => out = Some(PathBuf::from(value)),
-                "--stop-after" => {
-                    stop_after = Some(
-                        value
-                            .parse()
-                            .with_context(|| format!("`--stop-after {value}`: not a step count"))?,
-                    )
-                }
-                other => anyhow::bail!("unknown argument `{other}`"),
-            }
-        }
-        Ok(RunArgs {
-            stage: stage.context("missing `--stage stage.json`")?,
-            out: out.context("missing `--out DIR`")?,
-            stop_after,
-        })
-    }
-}
-
 /// A stage the worker can run, parsed from `stage.json`.
 enum Stage {
     MaePretrain(MaePretrainParams),
     FinetuneSeg(FinetuneSegParams),
-    EvaluateSeg(EvaluateSegParams),
     FinetuneDet(FinetuneDetParams),
-    EvaluateDet(EvaluateDetParams),
+    Evaluate(EvaluateParams),
 }
 
 /// Parses `params` for `kind` and validates them.
@@ -121,14 +179,6 @@ fn parse_params<T: serde::de::DeserializeOwned>(
     Ok(params)
 }
 
-/// Whether an `evaluate` stage scores detection (`params.task` = `det` or `detection`).
-fn is_detection_task(spec: &StageSpec) -> bool {
-    matches!(
-        spec.params.get("task").and_then(|t| t.as_str()),
-        Some("det" | "detection")
-    )
-}
-
 fn read_stage(path: &Path) -> anyhow::Result<(StageSpec, Stage)> {
     let text = fs_err::read_to_string(path)?;
     let spec: StageSpec = serde_json::from_str(&text)
@@ -137,10 +187,7 @@ fn read_stage(path: &Path) -> anyhow::Result<(StageSpec, Stage)> {
         "mae-pretrain" => Stage::MaePretrain(parse_params(&spec, path, MaePretrainParams::validate)?),
         "finetune-seg" => Stage::FinetuneSeg(parse_params(&spec, path, FinetuneSegParams::validate)?),
         "finetune-det" => Stage::FinetuneDet(parse_params(&spec, path, FinetuneDetParams::validate)?),
-        "evaluate" if is_detection_task(&spec) => {
-            Stage::EvaluateDet(parse_params(&spec, path, EvaluateDetParams::validate)?)
-        }
-        "evaluate" => Stage::EvaluateSeg(parse_params(&spec, path, EvaluateSegParams::validate)?),
+        "evaluate" => Stage::Evaluate(parse_params(&spec, path, EvaluateParams::validate)?),
         other => anyhow::bail!(
             "{}: `kind` = `{other}` is not supported by this worker (supported: mae-pretrain, finetune-seg, finetune-det, evaluate)",
             path.display()
@@ -169,15 +216,14 @@ fn run(args: &RunArgs) -> ExitCode {
         Stage::FinetuneSeg(params) => {
             finetune_seg::run(&spec, params, &args.out, &mut events, args.stop_after)
         }
-        Stage::EvaluateSeg(params) => {
-            evaluate_seg::run(&spec, params, &mut events).map(Outcome::Finished)
-        }
         Stage::FinetuneDet(params) => {
             finetune_det::run(&spec, params, &args.out, &mut events, args.stop_after)
         }
-        Stage::EvaluateDet(params) => {
-            evaluate_det::run(&spec, params, &args.out, &mut events).map(Outcome::Finished)
+        Stage::Evaluate(params) => match params.task {
+            Some(EvalTask::Det) => evaluate_det::run(&spec, params, &args.out, &mut events),
+            _ => evaluate_seg::run(&spec, params, &mut events),
         }
+        .map(Outcome::Finished),
     };
     match result.and_then(|outcome| finish(outcome, &args.out)) {
         Ok(code) => code,

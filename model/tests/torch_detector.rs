@@ -11,10 +11,11 @@ use rsfm_model::data::synth::{generate, SynthDataset, SynthOptions};
 use rsfm_model::nn::oriented_rcnn::inference::{predict_large_image, TiledPrediction};
 use rsfm_model::nn::oriented_rcnn::{OrientedRcnn, OrientedRcnnConfig};
 use rsfm_model::nn::vitdet::VitDetConfig;
+use rsfm_model::params::{EvaluateParams, FinetuneDetParams};
 use rsfm_model::protocol::StageSpec;
-use rsfm_model::train::evaluate_det::{self, EvaluateDetParams, TASK1_DIR};
+use rsfm_model::train::evaluate_det::{self, TASK1_DIR};
 use rsfm_model::train::events::Events;
-use rsfm_model::train::finetune_det::{self, FinetuneDetParams};
+use rsfm_model::train::finetune_det;
 use rsfm_model::train::stage::Outcome;
 use serde_json::json;
 use tch::nn::VarStore;
@@ -70,13 +71,11 @@ fn tiny_detector_overfits_its_generated_training_images() {
         .unwrap_or(150);
     let params: FinetuneDetParams = serde_json::from_value(json!({
         "model": { "patch_size": 8, "image_size": 128, "embed_dim": 64, "depth": 2, "num_heads": 4 },
-        "vitdet": { "window_size": 8 },
-        "detector": {
-            "channels": 64, "fc_dim": 256, "anchor_scale": 4.0,
-            "rpn_pre_nms": 300, "rpn_post_nms": 128, "rpn_batch": 128, "roi_batch": 128,
-            "finest_scale": 28.0
-        },
-        "data": { "name": "synth", "format": "dota", "version": "v2.0" },
+        "window_size": 8,
+        "channels": 64, "fc_dim": 256, "anchor_scale": 4.0,
+        "rpn_pre_nms": 300, "rpn_post_nms": 128, "rpn_batch": 128, "roi_batch": 128,
+        "finest_scale": 28.0,
+        "dataset": "synth", "format": "dota", "version": "v2.0",
         "steps": steps,
         "batch_size": 2,
         "lr": 1e-3,
@@ -105,9 +104,9 @@ fn tiny_detector_overfits_its_generated_training_images() {
         "{train_metrics:?}"
     );
 
-    let eval: EvaluateDetParams = serde_json::from_value(json!({
+    let eval: EvaluateParams = serde_json::from_value(json!({
         "task": "det", "model_from": "finetune",
-        "data": { "name": "synth", "format": "dota", "version": "v2.0" },
+        "dataset": "synth", "format": "dota", "version": "v2.0",
         "protocol": "mmrotate",
     }))
     .unwrap();

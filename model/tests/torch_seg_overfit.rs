@@ -7,10 +7,11 @@ use rsfm_model::data::synth::{generate, SynthDataset, SynthOptions};
 use rsfm_model::metrics::segmentation::ConfusionMatrix;
 use rsfm_model::nn::segmenter::Segmenter;
 use rsfm_model::nn::vitdet::VitDetConfig;
+use rsfm_model::params::data::{SegDataParams, SegFormat};
 use rsfm_model::train::images::{standardize, to_tensor};
 use rsfm_model::train::optim::{AdamW, AdamWConfig};
 use rsfm_model::train::params::decay_groups;
-use rsfm_model::train::seg_data::{list_samples, Part, SegDataParams, SegFormat, IGNORE_INDEX};
+use rsfm_model::train::seg_data::{list_samples, Part, IGNORE_INDEX};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 

@@ -67,8 +67,8 @@ fn pretrain_finetune_and_evaluate_on_generated_loveda() {
         "mae-pretrain",
         json!({
             "model": vit,
-            "mae": { "decoder_embed_dim": 16, "decoder_depth": 1, "decoder_num_heads": 2 },
-            "data": { "name": "millionaid" },
+            "decoder_embed_dim": 16, "decoder_depth": 1, "decoder_num_heads": 2,
+            "dataset": "millionaid",
             "steps": 3, "batch_size": 4,
         }),
         "work-pretrain",
@@ -84,9 +84,9 @@ fn pretrain_finetune_and_evaluate_on_generated_loveda() {
         "finetune-seg",
         json!({
             "model": vit,
-            "vitdet": { "window_size": 2 },
+            "window_size": 2,
             "head_channels": 16,
-            "data": { "name": "loveda", "format": "loveda" },
+            "dataset": "loveda", "format": "loveda",
             "fraction": 0.5,
             "pretrained": "pretrain",
             "steps": 30, "batch_size": 4, "lr": 2e-3, "warmup_steps": 3,
@@ -118,7 +118,7 @@ fn pretrain_finetune_and_evaluate_on_generated_loveda() {
 
     let evaluate = common(
         "evaluate",
-        json!({ "task": "segmentation", "model_from": "finetune", "data": { "name": "loveda", "format": "loveda" } }),
+        json!({ "task": "seg", "model_from": "finetune", "dataset": "loveda", "format": "loveda" }),
         "work-eval",
     );
     let out = run_stage(&evaluate, dir.path(), "evaluate");

@@ -33,8 +33,8 @@ fn mae_stage(dir: &Path, steps: u64, base_lr: f64) -> Value {
         "kind": "mae-pretrain",
         "params": {
             "model": { "patch_size": 8, "image_size": 32, "embed_dim": 48, "depth": 2, "num_heads": 2 },
-            "mae": { "decoder_embed_dim": 32, "decoder_depth": 1, "decoder_num_heads": 2 },
-            "data": { "name": "millionaid" },
+            "decoder_embed_dim": 32, "decoder_depth": 1, "decoder_num_heads": 2,
+            "dataset": "millionaid",
             "steps": steps,
             "batch_size": 16,
             "base_lr": base_lr,

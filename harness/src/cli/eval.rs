@@ -137,13 +137,24 @@ pub fn run(args: &EvalArgs, json: bool) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The paths in `dir`; an unreadable folder or entry is an error with `hint` as its context.
+fn entries(dir: &Path, hint: &str) -> anyhow::Result<Vec<PathBuf>> {
+    fs_err::read_dir(dir)
+        .with_context(|| hint.to_string())?
+        .map(|entry| entry.map(|entry| entry.path()))
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("{}: cannot list an entry", dir.display()))
+}
+
 /// Reads every `<image>.txt` of a labelTxt folder as ground truth.
 fn read_ground_truth(dir: &Path) -> anyhow::Result<Vec<GroundTruth>> {
-    let mut files: Vec<PathBuf> = fs_err::read_dir(dir)
-        .with_context(|| "pass the labelTxt folder of the ground truth with --gt")?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
-        .collect();
+    let mut files: Vec<PathBuf> = entries(
+        dir,
+        "pass the labelTxt folder of the ground truth with --gt",
+    )?
+    .into_iter()
+    .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+    .collect();
     files.sort();
     if files.is_empty() {
         bail!("{}: no ground-truth `<image>.txt` files", dir.display());
@@ -219,12 +230,13 @@ pub fn render_dota(report: &DetectionReport) -> String {
 }
 
 fn png_names(dir: &Path, flag: &str) -> anyhow::Result<BTreeSet<String>> {
-    Ok(fs_err::read_dir(dir)
-        .with_context(|| format!("pass a folder of label PNGs with {flag}"))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")))
-        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .collect())
+    Ok(
+        entries(dir, &format!("pass a folder of label PNGs with {flag}"))?
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")))
+            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect(),
+    )
 }
 
 /// Computes the segmentation report of `rsfm eval seg` and the class names to show.

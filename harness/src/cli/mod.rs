@@ -5,6 +5,7 @@ mod cache_cmd;
 mod config;
 mod eval;
 mod explain;
+mod kinds;
 mod params;
 mod plan_cmd;
 mod results;
@@ -57,6 +58,8 @@ enum Command {
     Sql(sql::SqlArgs),
     /// Computed vs reported parameter count of a model preset.
     Params(params::ParamsArgs),
+    /// Each stage kind's parameters: type, default and doc.
+    Kinds(kinds::KindsArgs),
     /// Write synthetic data in a dataset's real on-disk format.
     Synth(synth::SynthArgs),
     /// Score detection or segmentation outputs against ground truth.
@@ -93,6 +96,7 @@ pub fn main() -> ExitCode {
             Command::Results(args) => results::run(args, &results, json).await,
             Command::Sql(args) => sql::run(args, &results, json).await,
             Command::Params(args) => params::run(&args, json),
+            Command::Kinds(args) => kinds::run(&args, json),
             Command::Synth(args) => synth::run(&args, json),
             Command::Eval(args) => eval::run(&args, json),
             Command::Cache { command } => cache_cmd::run(command, &results, json).await,

@@ -1,11 +1,17 @@
-//! A worker stage's recipe parameters (flat names, a model preset by name) turned into the
-//! `params` of `stage.json` that `rsfm-worker` reads (nested, the preset's `[vit]` table
-//! inline). Every parameter of the kind's table is consumed here; a parameter left over is an
-//! error, so a recipe never sets a value the worker does not honour.
+//! A worker stage's parameters as `rsfm-worker` reads them: the recipe's values in the kind's
+//! schema struct (`rsfm_model::params`), with the model preset inlined and the inputs
+//! resolved (`dataset`, `format`, `pretrained`, `model_from`, `task`), then checked as the
+//! worker will check them. Names do not change on the way.
 
 use anyhow::{bail, Context};
-use rsfm_model::arch::{ModelPreset, VitConfig};
-use serde_json::{json, Map, Value};
+use rsfm_model::arch::ModelPreset;
+use rsfm_model::params::data::EvalTask;
+use rsfm_model::params::{
+    Backbone, EvaluateParams, FinetuneDetParams, FinetuneSegParams, MaePretrainParams, ModelRef,
+    Schema,
+};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
 
 use crate::presets::resolve_preset;
 use crate::recipe::{Recipe, Stage, StageKind};
@@ -36,11 +42,10 @@ pub fn translate(
     stage: &Stage,
     needed: &[Needed],
 ) -> anyhow::Result<Option<WorkerParams>> {
-    let mut tr = Translation {
+    let mut inputs = Inputs {
         recipe,
         stage,
         needed,
-        rest: stage.params.clone(),
         dataset_inputs: Vec::new(),
     };
     let params = match stage.kind {
@@ -51,164 +56,60 @@ pub fn translate(
             stage.name,
             stage.base
         ),
-        StageKind::MaePretrain => tr.mae_pretrain(),
-        StageKind::FinetuneSeg => tr.finetune_seg(),
-        StageKind::FinetuneDet => tr.finetune_det(),
-        StageKind::Evaluate => tr.evaluate(),
+        StageKind::MaePretrain => inputs.mae_pretrain(),
+        StageKind::FinetuneSeg => inputs.finetune_seg(),
+        StageKind::FinetuneDet => inputs.finetune_det(),
+        StageKind::Evaluate => inputs.evaluate(),
     }
     .with_context(|| format!("{}: stage `{}`", stage.location, stage.name))?;
-    if let Some(name) = tr.rest.keys().next() {
-        bail!(
-            "{}: stage `{}`: parameter `{name}` is not passed to the worker for kind `{}`",
-            stage.location,
-            stage.name,
-            stage.kind
-        );
-    }
     Ok(Some(WorkerParams {
         params,
-        dataset_inputs: tr.dataset_inputs,
+        dataset_inputs: inputs.dataset_inputs,
     }))
 }
 
-/// Fields of the preset's `[vit]` table a recipe may override under the same name.
-const VIT_OVERRIDES: &[&str] = &[
-    "patch_size",
-    "embed_dim",
-    "depth",
-    "parallel",
-    "num_heads",
-    "mlp_ratio",
-    "qkv_bias",
-    "drop_path",
-];
-const SEG_FORMATS: &[&str] = &["loveda", "potsdam"];
-const DET_FORMATS: &[&str] = &["dota", "dior-r"];
-
-/// The state of one stage's translation: the parameters not consumed yet.
-struct Translation<'a> {
+/// What a stage's inputs resolve against: the recipe and the stages it needs.
+struct Inputs<'a> {
     recipe: &'a Recipe,
     stage: &'a Stage,
     needed: &'a [Needed<'a>],
-    rest: Map<String, Value>,
     dataset_inputs: Vec<String>,
 }
 
-impl Translation<'_> {
+impl Inputs<'_> {
     fn mae_pretrain(&mut self) -> anyhow::Result<Map<String, Value>> {
-        self.require(&["steps", "batch_size"])?;
-        let mut out = Map::new();
-        out.insert("model".into(), self.backbone("image_size")?);
-        let mut mae = Map::new();
-        self.move_all(
-            &mut mae,
-            &[
-                "mask_ratio",
-                "norm_pix_loss",
-                "decoder_embed_dim",
-                "decoder_depth",
-                "decoder_num_heads",
-            ],
-        );
-        if !mae.is_empty() {
-            out.insert("mae".into(), Value::Object(mae));
-        }
-        let (name, _) = self.dataset()?;
-        out.insert("data".into(), json!({ "name": name }));
-        self.move_all(
-            &mut out,
-            &[
-                "steps",
-                "batch_size",
-                "base_lr",
-                "min_lr",
-                "warmup_steps",
-                "weight_decay",
-                "checkpoint_every",
-                "log_every",
-            ],
-        );
-        Ok(out)
+        let mut params: MaePretrainParams = self.parse()?;
+        self.inline_preset(&mut params.backbone)?;
+        params.dataset = Some(self.dataset(&params.dataset)?.0);
+        params.validate()?;
+        Ok(params.to_map())
     }
 
     fn finetune_seg(&mut self) -> anyhow::Result<Map<String, Value>> {
-        self.require(&["steps", "batch_size"])?;
-        let mut out = Map::new();
-        out.insert("model".into(), self.backbone("crop_size")?);
-        self.vitdet(&mut out);
-        self.move_all(&mut out, &["head_channels"]);
-        let data = self.seg_data()?;
-        out.insert("data".into(), data);
-        self.pretrained(&mut out)?;
-        self.move_all(
-            &mut out,
-            &[
-                "fraction",
-                "steps",
-                "batch_size",
-                "lr",
-                "min_lr",
-                "warmup_steps",
-                "weight_decay",
-                "layer_decay",
-                "checkpoint_every",
-                "log_every",
-            ],
-        );
-        Ok(out)
+        let mut params: FinetuneSegParams = self.parse()?;
+        self.inline_preset(&mut params.backbone)?;
+        let (name, format) = self.dataset(&params.dataset)?;
+        params.dataset = Some(name);
+        params.format = Some(pick_format(params.format, format)?);
+        params.pretrained = self.pretrained(&params.pretrained)?;
+        params.validate()?;
+        Ok(params.to_map())
     }
 
     fn finetune_det(&mut self) -> anyhow::Result<Map<String, Value>> {
-        self.require(&["batch_size"])?;
-        let mut out = Map::new();
-        out.insert("model".into(), self.backbone("image_size")?);
-        self.vitdet(&mut out);
-        let mut detector = Map::new();
-        self.move_all(
-            &mut detector,
-            &[
-                "channels",
-                "anchor_scale",
-                "finest_scale",
-                "fc_dim",
-                "rpn_pre_nms",
-                "rpn_post_nms",
-                "rpn_batch",
-                "roi_batch",
-                "score_threshold",
-                "nms_iou",
-                "max_detections",
-            ],
-        );
-        if !detector.is_empty() {
-            out.insert("detector".into(), Value::Object(detector));
-        }
-        let data = self.det_data()?;
-        out.insert("data".into(), data);
-        self.pretrained(&mut out)?;
-        self.move_all(
-            &mut out,
-            &[
-                "fraction",
-                "epochs",
-                "steps",
-                "batch_size",
-                "lr",
-                "warmup_steps",
-                "lr_steps",
-                "weight_decay",
-                "layer_decay",
-                "flips",
-                "rotate90",
-                "checkpoint_every",
-                "log_every",
-            ],
-        );
-        Ok(out)
+        let mut params: FinetuneDetParams = self.parse()?;
+        self.inline_preset(&mut params.backbone)?;
+        let (name, format) = self.dataset(&params.dataset)?;
+        params.dataset = Some(name);
+        params.format = Some(pick_format(params.format, format)?);
+        params.pretrained = self.pretrained(&params.pretrained)?;
+        params.validate()?;
+        Ok(params.to_map())
     }
 
     fn evaluate(&mut self) -> anyhow::Result<Map<String, Value>> {
-        let model_from = self.model_from()?;
+        let mut params: EvaluateParams = self.parse()?;
+        let model_from = self.model_from(&params.model_from)?;
         let from_kind = self
             .needed
             .iter()
@@ -216,134 +117,51 @@ impl Translation<'_> {
             .map(|n| n.kind)
             .context("model_from is always a needed stage")?;
         let task = if from_kind == StageKind::FinetuneSeg {
-            "seg"
+            EvalTask::Seg
         } else {
-            "det"
+            EvalTask::Det
         };
-        if let Some(written) = self.take_str("task")? {
-            if written != task {
-                bail!("`task = \"{written}\"` but `{model_from}` is a `{from_kind}` stage");
-            }
+        if let Some(written) = params.task.filter(|written| *written != task) {
+            let spelling = serde_json::to_value(written)?;
+            bail!("`task = {spelling}` but `{model_from}` is a `{from_kind}` stage");
         }
-        let mut out = Map::new();
-        out.insert("model_from".into(), model_from.into());
-        if task == "seg" {
-            self.refuse(
-                &[
-                    "version",
-                    "protocol",
-                    "ap_metric",
-                    "iou",
-                    "overlap",
-                    "merge_nms_iou",
-                ],
-                "detection (task = \"det\")",
-            )?;
-            out.insert("task".into(), "segmentation".into());
-            let data = self.seg_data()?;
-            out.insert("data".into(), data);
-            self.move_all(&mut out, &["stride"]);
-        } else {
-            self.refuse(&["val_tiles", "stride"], "segmentation (task = \"seg\")")?;
-            out.insert("task".into(), "det".into());
-            let data = self.det_data()?;
-            out.insert("data".into(), data);
-            self.move_all(&mut out, &["protocol", "ap_metric", "iou", "overlap"]);
-            if let Some(iou) = self.rest.remove("merge_nms_iou") {
-                out.insert("merge_iou".into(), iou);
-            }
-        }
-        Ok(out)
+        let (name, format) = self.dataset(&params.dataset)?;
+        params.task = Some(task);
+        params.model_from = Some(model_from);
+        params.dataset = Some(name);
+        params.format = Some(pick_format(params.format, format)?);
+        params.validate()?;
+        Ok(params.to_map())
     }
 
-    /// The `[vit]` table of the `model` preset with the stage's overrides, `size_key` setting
-    /// `image_size`; checked as the worker will check it.
-    fn backbone(&mut self, size_key: &str) -> anyhow::Result<Value> {
-        let model = self
-            .take_str("model")?
-            .context("`model` is required: a preset name from recipes/models")?;
-        let file = resolve_preset(&model, &self.recipe.dir)?;
+    /// The stage's parameters as the kind's schema struct.
+    fn parse<T: Schema>(&self) -> anyhow::Result<T> {
+        T::from_map(self.stage.params.clone()).map_err(anyhow::Error::msg)
+    }
+
+    /// Replaces the preset name in `backbone.model` by the preset's `[vit]` table, and checks
+    /// the architecture with the stage's overrides.
+    fn inline_preset(&self, backbone: &mut Backbone) -> anyhow::Result<()> {
+        let ModelRef::Preset(name) = &backbone.model else {
+            bail!("`model` must be a preset name from recipes/models");
+        };
+        let file = resolve_preset(name, &self.recipe.dir)?;
         let preset = ModelPreset::load(&file)?;
-        let mut vit = match serde_json::to_value(&preset.vit)? {
-            Value::Object(fields) => fields,
-            _ => bail!("{}: [vit] is not a table", file.display()),
-        };
-        self.move_all(&mut vit, VIT_OVERRIDES);
-        if let Some(size) = self.rest.remove(size_key) {
-            vit.insert("image_size".into(), size);
-        }
-        let config: VitConfig = serde_json::from_value(Value::Object(vit))
-            .with_context(|| format!("model `{model}` ({}) with overrides", file.display()))?;
-        config.validate().with_context(|| {
-            format!(
-                "model `{model}` ({}) with the stage's overrides",
-                file.display()
-            )
-        })?;
-        Ok(serde_json::to_value(config)?)
-    }
-
-    /// `window_size` and `global_blocks` as the worker's `vitdet` table.
-    fn vitdet(&mut self, out: &mut Map<String, Value>) {
-        let mut vitdet = Map::new();
-        self.move_all(&mut vitdet, &["window_size"]);
-        if let Some(blocks) = self.rest.remove("global_blocks") {
-            vitdet.insert("global_stages".into(), blocks);
-        }
-        if !vitdet.is_empty() {
-            out.insert("vitdet".into(), Value::Object(vitdet));
-        }
-    }
-
-    fn seg_data(&mut self) -> anyhow::Result<Value> {
-        self.data(SEG_FORMATS, &["val_tiles"])
-    }
-
-    fn det_data(&mut self) -> anyhow::Result<Value> {
-        self.data(DET_FORMATS, &["version"])
-    }
-
-    /// The worker's `data` table: the dataset's name, its format (one of `formats`) and the
-    /// set parameters among `extra`.
-    fn data(&mut self, formats: &[&str], extra: &[&str]) -> anyhow::Result<Value> {
-        let (name, format) = self.dataset()?;
-        let mut data = Map::new();
-        data.insert("name".into(), name.into());
-        data.insert("format".into(), self.format(format, formats)?.into());
-        self.move_all(&mut data, extra);
-        Ok(Value::Object(data))
-    }
-
-    /// The `format` parameter, else the dataset's; one of `allowed`.
-    fn format(
-        &mut self,
-        dataset_format: Option<String>,
-        allowed: &[&str],
-    ) -> anyhow::Result<String> {
-        let format = match self.take_str("format")? {
-            Some(format) => format,
-            None => dataset_format.with_context(|| {
-                format!(
-                    "no dataset format: set `format` to one of {}",
-                    allowed.join(", ")
-                )
-            })?,
-        };
-        if !allowed.contains(&format.as_str()) {
-            bail!(
-                "format `{format}` does not fit this stage: use one of {}",
-                allowed.join(", ")
-            );
-        }
-        Ok(format)
+        let context = format!(
+            "model `{name}` ({}) with the stage's overrides",
+            file.display()
+        );
+        backbone.model = ModelRef::Config(preset.vit);
+        backbone.vit().context(context)?;
+        Ok(())
     }
 
     /// The dataset the stage reads: its name in `stage.json`'s `datasets` and the format its
     /// `[dataset]` entry gives. A needed stage's output dir is registered as a dataset input.
-    fn dataset(&mut self) -> anyhow::Result<(String, Option<String>)> {
+    fn dataset(&mut self, written: &Option<String>) -> anyhow::Result<(String, Option<String>)> {
         let stage = self.stage;
-        let name = match self.take_str("dataset")? {
-            Some(name) => name,
+        let name = match written {
+            Some(name) => name.clone(),
             None => match stage.datasets.as_slice() {
                 [only] => only.clone(),
                 [] => bail!("no data: set `dataset` to a needed stage that writes it, or list the dataset in `datasets`"),
@@ -370,42 +188,30 @@ impl Translation<'_> {
     }
 
     /// `pretrained`: a needed `mae-pretrain` stage, by default the only one.
-    fn pretrained(&mut self, out: &mut Map<String, Value>) -> anyhow::Result<()> {
-        let pretrains: Vec<&str> = self
-            .needed
-            .iter()
-            .filter(|n| n.kind == StageKind::MaePretrain)
-            .map(|n| n.base)
-            .collect();
-        let name = match self.take_str("pretrained")? {
-            Some(name) if pretrains.contains(&name.as_str()) => name,
+    fn pretrained(&self, written: &Option<String>) -> anyhow::Result<Option<String>> {
+        let pretrains = self.needed_of(&[StageKind::MaePretrain]);
+        match written {
+            Some(name) if pretrains.contains(&name.as_str()) => Ok(Some(name.clone())),
             Some(name) => bail!(
                 "`pretrained = \"{name}\"` must name a needed mae-pretrain stage (needed: {})",
                 list_or_none(&pretrains)
             ),
             None => match pretrains.as_slice() {
-                [] => return Ok(()),
-                [only] => only.to_string(),
+                [] => Ok(None),
+                [only] => Ok(Some(only.to_string())),
                 _ => bail!(
                     "several needed mae-pretrain stages: set `pretrained` to one of {}",
                     pretrains.join(", ")
                 ),
             },
-        };
-        out.insert("pretrained".into(), name.into());
-        Ok(())
+        }
     }
 
     /// `model_from`: a needed fine-tuning stage, by default the only one.
-    fn model_from(&mut self) -> anyhow::Result<String> {
-        let finetunes: Vec<&str> = self
-            .needed
-            .iter()
-            .filter(|n| matches!(n.kind, StageKind::FinetuneSeg | StageKind::FinetuneDet))
-            .map(|n| n.base)
-            .collect();
-        match self.take_str("model_from")? {
-            Some(name) if finetunes.contains(&name.as_str()) => Ok(name),
+    fn model_from(&self, written: &Option<String>) -> anyhow::Result<String> {
+        let finetunes = self.needed_of(&[StageKind::FinetuneSeg, StageKind::FinetuneDet]);
+        match written {
+            Some(name) if finetunes.contains(&name.as_str()) => Ok(name.clone()),
             Some(name) => bail!(
                 "`model_from = \"{name}\"` must name a needed finetune-seg or finetune-det stage (needed: {})",
                 list_or_none(&finetunes)
@@ -421,41 +227,31 @@ impl Translation<'_> {
         }
     }
 
-    /// Fails when one of `names` is not set.
-    fn require(&self, names: &[&str]) -> anyhow::Result<()> {
-        match names.iter().find(|name| !self.rest.contains_key(**name)) {
-            Some(name) => bail!(
-                "`{name}` is required to run a `{}` stage: set it",
-                self.stage.kind
-            ),
-            None => Ok(()),
-        }
+    /// Base names of the needed stages of `kinds`.
+    fn needed_of(&self, kinds: &[StageKind]) -> Vec<&str> {
+        self.needed
+            .iter()
+            .filter(|n| kinds.contains(&n.kind))
+            .map(|n| n.base)
+            .collect()
     }
+}
 
-    /// Fails when a parameter of the other task is set.
-    fn refuse(&self, names: &[&str], other_task: &str) -> anyhow::Result<()> {
-        match names.iter().find(|name| self.rest.contains_key(**name)) {
-            Some(name) => bail!("`{name}` applies only when scoring {other_task}: remove it"),
-            None => Ok(()),
+/// The `format` the stage sets, else its dataset's, as the layout type `T` of the stage.
+fn pick_format<T: DeserializeOwned>(
+    written: Option<T>,
+    dataset_format: Option<String>,
+) -> anyhow::Result<T> {
+    match (written, dataset_format) {
+        (Some(format), _) => Ok(format),
+        (None, Some(format)) => {
+            serde_json::from_value(Value::String(format.clone())).map_err(|_| {
+                anyhow::anyhow!(
+                    "the dataset's format `{format}` does not fit this stage: set `format`"
+                )
+            })
         }
-    }
-
-    /// Moves the set parameters among `names` into `out` under the same names.
-    fn move_all(&mut self, out: &mut Map<String, Value>, names: &[&str]) {
-        for name in names {
-            if let Some(value) = self.rest.remove(*name) {
-                out.insert((*name).to_string(), value);
-            }
-        }
-    }
-
-    /// Takes a string parameter (the loader has checked its type).
-    fn take_str(&mut self, name: &str) -> anyhow::Result<Option<String>> {
-        match self.rest.remove(name) {
-            None => Ok(None),
-            Some(Value::String(text)) => Ok(Some(text)),
-            Some(other) => bail!("`{name}` must be a string, got {other}"),
-        }
+        (None, None) => bail!("no dataset format: set `format`"),
     }
 }
 
@@ -471,11 +267,22 @@ fn list_or_none(names: &[&str]) -> String {
 mod tests {
     use super::*;
     use crate::recipe;
+    use serde_json::json;
     use std::collections::BTreeSet;
     use std::path::Path;
 
     /// Loads `text` as a recipe beside a copy of the vit-tiny preset and translates each stage.
     fn translate_all(text: &str) -> Vec<anyhow::Result<Option<WorkerParams>>> {
+        load_and_translate(text)
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect()
+    }
+
+    /// Each stage's parameters as loaded, and their translation.
+    fn load_and_translate(
+        text: &str,
+    ) -> Vec<(Map<String, Value>, anyhow::Result<Option<WorkerParams>>)> {
         let dir = tempfile::tempdir().unwrap();
         let models = dir.path().join("recipes/models");
         std::fs::create_dir_all(&models).unwrap();
@@ -500,7 +307,7 @@ mod tests {
                         }
                     })
                     .collect();
-                translate(&recipe, stage, &needed)
+                (stage.params.clone(), translate(&recipe, stage, &needed))
             })
             .collect()
     }
@@ -561,9 +368,9 @@ num_heads = 2
 mlp_ratio = 4.0
 qkv_bias = true
 drop_path = 0.0
-crop_size = 64
+image_size = 64
 window_size = 2
-global_blocks = [1]
+global_stages = [1]
 head_channels = 16
 dataset = "loveda"
 format = "potsdam"
@@ -594,7 +401,7 @@ qkv_bias = true
 drop_path = 0.0
 image_size = 128
 window_size = 8
-global_blocks = [1]
+global_stages = [1]
 dataset = "dota"
 format = "dota"
 version = "v2.0"
@@ -647,16 +454,18 @@ protocol = "mmrotate"
 ap_metric = "voc12"
 iou = 0.5
 overlap = 16
-merge_nms_iou = 0.1
+merge_iou = 0.1
 "#;
 
     #[test]
     fn every_parameter_of_every_worker_kind_reaches_the_worker() {
-        let results = translate_all(EVERY_PARAMETER);
+        let results = load_and_translate(EVERY_PARAMETER);
+        let written: Vec<Map<String, Value>> =
+            results.iter().skip(1).map(|(p, _)| p.clone()).collect();
         let translated: Vec<WorkerParams> = results
             .into_iter()
             .skip(1)
-            .map(|r| {
+            .map(|(_, r)| {
                 r.unwrap_or_else(|e| panic!("{e:#}"))
                     .expect("a worker stage")
             })
@@ -684,32 +493,41 @@ merge_nms_iou = 0.1
         }
 
         let pretrain = &translated[0].params;
-        assert_eq!(pretrain["model"]["embed_dim"], json!(32));
-        assert_eq!(pretrain["model"]["image_size"], json!(16));
-        assert_eq!(pretrain["model"]["in_chans"], json!(3), "from the preset");
-        assert_eq!(pretrain["mae"]["mask_ratio"], json!(0.5));
-        assert_eq!(pretrain["data"], json!({ "name": "scenes" }));
+        assert_eq!(pretrain["embed_dim"], json!(32), "as written");
+        assert_eq!(pretrain["image_size"], json!(16));
+        assert_eq!(
+            pretrain["model"]["in_chans"],
+            json!(3),
+            "the preset, inlined"
+        );
+        assert_eq!(pretrain["mask_ratio"], json!(0.5));
+        assert_eq!(pretrain["dataset"], json!("scenes"));
 
         let seg = &translated[1].params;
-        assert_eq!(seg["model"]["image_size"], json!(64), "crop_size");
-        assert_eq!(
-            seg["vitdet"],
-            json!({ "window_size": 2, "global_stages": [1] })
-        );
-        assert_eq!(
-            seg["data"],
-            json!({ "name": "loveda", "format": "potsdam", "val_tiles": ["2_13"] })
-        );
+        assert_eq!(seg["image_size"], json!(64));
+        assert_eq!(seg["window_size"], json!(2));
+        assert_eq!(seg["global_stages"], json!([1]));
+        assert_eq!(seg["format"], json!("potsdam"));
+        assert_eq!(seg["val_tiles"], json!(["2_13"]));
         assert_eq!(seg["pretrained"], json!("pretrain"));
 
         let det = &translated[2];
         assert_eq!(det.dataset_inputs, ["dota"]);
-        assert_eq!(det.params["detector"]["fc_dim"], json!(256));
-        assert_eq!(det.params["data"]["version"], json!("v2.0"));
+        assert_eq!(det.params["fc_dim"], json!(256));
+        assert_eq!(det.params["version"], json!("v2.0"));
 
-        assert_eq!(translated[3].params["task"], json!("segmentation"));
+        assert_eq!(translated[3].params["task"], json!("seg"));
         assert_eq!(translated[4].params["task"], json!("det"));
         assert_eq!(translated[4].params["merge_iou"], json!(0.1));
+
+        // Every key the recipe wrote reaches the worker under the name it was written with.
+        for (worker, stage_params) in translated.iter().zip(&written) {
+            for (name, value) in stage_params {
+                if name != "model" {
+                    assert_eq!(&worker.params[name], value, "{name}");
+                }
+            }
+        }
     }
 
     const SMALL: &str = r#"
@@ -734,6 +552,7 @@ needs = ["pretrain", "data"]
 dataset = "data"
 format = "loveda"
 model = "vit-tiny"
+window_size = 2
 steps = 2
 batch_size = 2
 
@@ -753,7 +572,7 @@ format = "loveda"
         assert_eq!(seg.dataset_inputs, ["data"]);
         let score = results[3].as_ref().unwrap().as_ref().unwrap();
         assert_eq!(score.params["model_from"], json!("seg"));
-        assert_eq!(score.params["task"], json!("segmentation"));
+        assert_eq!(score.params["task"], json!("seg"));
     }
 
     #[test]
@@ -769,13 +588,6 @@ format = "loveda"
                     "dataset = \"elsewhere\"\nmodel",
                 ),
                 "neither in the stage's `datasets` nor in its `needs`",
-            ),
-            (
-                (
-                    "steps = 2\nbatch_size = 2\n\n[stage.seg]",
-                    "batch_size = 2\n\n[stage.seg]",
-                ),
-                "`steps` is required",
             ),
             (
                 (

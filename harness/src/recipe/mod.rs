@@ -31,11 +31,12 @@ mod template;
 pub use dataset::DatasetDef;
 pub use error::{ErrorKind, RecipeError};
 pub use experiment::Experiment;
-pub use kinds::{ParamSpec, ParamType, StageKind};
+pub use kinds::{CommandParams, ParamType, StageKind};
 pub use location::Location;
 pub use origins::Origin;
 pub use provenance::{is_valid_source, SOURCE_PREFIXES};
 pub use resources::Resources;
+pub use rsfm_model::params::Field;
 pub use stage::{Stage, COMMON_KEYS};
 pub use template::{substitute, substitute_json};
 

@@ -4,7 +4,7 @@
 use super::dataset::Datasets;
 use super::document::{Node, NodeValue};
 use super::error::{ErrorKind, RecipeError};
-use super::kinds::{ParamSpec, ParamType, StageKind};
+use super::kinds::{ParamType, StageKind};
 use super::location::Location;
 use super::matrix::{self, Axes, Combination, MatrixValue};
 use super::provenance::{self, quoted_list};
@@ -12,6 +12,7 @@ use super::read::{self, wrong_type, Table};
 use super::resources::{parse_time_limit, Resources, TIME_LIMIT_FORMATS};
 use super::template::{self, Interpolated, Scope};
 use indexmap::IndexMap;
+use rsfm_model::params::Field;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -133,7 +134,7 @@ fn parse_template<'a>(
         .chain(kind.params().iter().map(|spec| spec.name))
         .collect();
     table.check_keys(&allowed)?;
-    for spec in kind.params().iter().filter(|spec| spec.required) {
+    for spec in kind.params().iter().filter(|spec| spec.required()) {
         table.require(
             spec.name,
             &format!(
@@ -327,6 +328,17 @@ pub(crate) fn expand(
             params.insert(spec.name.to_string(), value);
         }
     }
+    template.kind.check(&params).map_err(|problem| {
+        RecipeError::at(
+            ErrorKind::InvalidValue,
+            &template.table.node.key_at,
+            format!("{}: {problem}", template.table.header()),
+        )
+        .help(format!(
+            "`rsfm kinds {}` lists its parameters",
+            template.kind
+        ))
+    })?;
     let gpus = fields.scalar("gpus", ParamType::Count)?;
     let resources = Resources {
         gpus: gpus.map_or(Ok(0), |(value, node)| to_u32(&value, node, "gpus"))?,
@@ -403,7 +415,7 @@ impl<'t> Fields<'t, '_> {
     }
 
     /// The value of a kind-specific parameter, if set.
-    fn param(&mut self, spec: &ParamSpec) -> Result<Option<Value>, RecipeError> {
+    fn param(&mut self, spec: &Field) -> Result<Option<Value>, RecipeError> {
         Ok(self.scalar(spec.name, spec.ty)?.map(|(value, _)| value))
     }
 

@@ -3,7 +3,6 @@
 //! names follow the MAE reference (`decoder_embed`, `mask_token`, `decoder_pos_embed`,
 //! `decoder_blocks.{i}`, `decoder_norm`, `decoder_pred`), the encoder's timm's.
 
-use serde::{Deserialize, Serialize};
 use tch::nn::{self, Init, Module};
 use tch::{Kind, Tensor};
 
@@ -12,80 +11,7 @@ use super::pos_embed::sincos_2d_with_cls;
 use super::vit::{patchify, PosEmbed, VisionTransformer};
 use crate::arch::VitConfig;
 
-fn default_decoder_dim() -> usize {
-    512
-}
-fn default_decoder_depth() -> usize {
-    8
-}
-fn default_decoder_heads() -> usize {
-    16
-}
-fn default_mask_ratio() -> f64 {
-    0.75
-}
-fn default_true() -> bool {
-    true
-}
-
-/// MAE decoder and loss settings (MAE's defaults).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MaeConfig {
-    /// Decoder token width.
-    #[serde(default = "default_decoder_dim")]
-    pub decoder_embed_dim: usize,
-    /// Decoder blocks.
-    #[serde(default = "default_decoder_depth")]
-    pub decoder_depth: usize,
-    /// Decoder attention heads.
-    #[serde(default = "default_decoder_heads")]
-    pub decoder_num_heads: usize,
-    /// Fraction of patches hidden from the encoder.
-    #[serde(default = "default_mask_ratio")]
-    pub mask_ratio: f64,
-    /// Whether the target pixels are normalised per patch (mean 0, variance 1).
-    #[serde(default = "default_true")]
-    pub norm_pix_loss: bool,
-}
-
-impl Default for MaeConfig {
-    fn default() -> Self {
-        MaeConfig {
-            decoder_embed_dim: default_decoder_dim(),
-            decoder_depth: default_decoder_depth(),
-            decoder_num_heads: default_decoder_heads(),
-            mask_ratio: default_mask_ratio(),
-            norm_pix_loss: true,
-        }
-    }
-}
-
-impl MaeConfig {
-    /// Checks the settings; the error names the offending field.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            self.mask_ratio > 0.0 && self.mask_ratio < 1.0,
-            "`mask_ratio` must be in (0, 1), got {}",
-            self.mask_ratio
-        );
-        anyhow::ensure!(
-            self.decoder_num_heads > 0
-                && self
-                    .decoder_embed_dim
-                    .is_multiple_of(self.decoder_num_heads),
-            "`decoder_embed_dim` ({}) must be a positive multiple of `decoder_num_heads` ({})",
-            self.decoder_embed_dim,
-            self.decoder_num_heads
-        );
-        anyhow::ensure!(
-            self.decoder_embed_dim.is_multiple_of(4),
-            "`decoder_embed_dim` must be divisible by 4 for sin-cos position embeddings, got {}",
-            self.decoder_embed_dim
-        );
-        Ok(())
-    }
-}
+pub use crate::params::mae::MaeConfig;
 
 /// What one MAE forward pass returns.
 #[derive(Debug)]

@@ -1,5 +1,6 @@
-//! tch models with timm/MAE parameter names: the (parallel) ViT, MAE, the ViTDet backbone and
-//! the UperNet segmentation head, plus safetensors checkpoints.
+//! tch models with timm/MAE parameter names: the (parallel) ViT, MAE, the ViTDet backbone, the
+//! UperNet segmentation head with its segmenter, Oriented R-CNN, shared layers and position
+//! embeddings, plus safetensors checkpoints.
 
 pub mod checkpoint;
 pub mod layers;

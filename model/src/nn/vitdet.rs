@@ -9,7 +9,6 @@
 //! identity and `fpn4` a 2× max-pool. The class token is kept (so MAE checkpoints load
 //! without unexpected keys) but not used.
 
-use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module};
 use tch::Tensor;
 
@@ -17,44 +16,7 @@ use super::layers::{layer_norm, TokenMixing};
 use super::vit::{PosEmbed, VisionTransformer};
 use crate::arch::VitConfig;
 
-fn default_window() -> usize {
-    14
-}
-
-/// ViTDet settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct VitDetConfig {
-    /// Side of the attention windows, in patches.
-    #[serde(default = "default_window")]
-    pub window_size: usize,
-    /// Stages with global attention; default: 4 evenly spaced, the last one included
-    /// (`[2, 5, 8, 11]` for 12 stages).
-    #[serde(default)]
-    pub global_stages: Option<Vec<usize>>,
-}
-
-impl Default for VitDetConfig {
-    fn default() -> Self {
-        VitDetConfig {
-            window_size: default_window(),
-            global_stages: None,
-        }
-    }
-}
-
-impl VitDetConfig {
-    /// The stages with global attention for a backbone of `depth` stages.
-    pub fn global_stages(&self, depth: usize) -> Vec<usize> {
-        match &self.global_stages {
-            Some(stages) => stages.clone(),
-            None => {
-                let count = depth.min(4);
-                (1..=count).map(|k| k * depth / count - 1).collect()
-            }
-        }
-    }
-}
+pub use crate::params::vitdet::VitDetConfig;
 
 /// A LayerNorm over the channels of a `[batch, chans, H, W]` map.
 #[derive(Debug)]

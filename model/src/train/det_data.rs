@@ -4,70 +4,18 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
 use super::images::{standardize, to_tensor};
 use super::rng::SplitMix64;
-use crate::data::formats::dior::{self, DiorSplit, DIOR_CLASSES};
-use crate::data::formats::dota::{self, ClassCheck, DotaObject, DotaVersion};
+use crate::data::formats::dior::{self, DiorSplit};
+use crate::data::formats::dota::{self, ClassCheck, DotaObject};
 use crate::data::image_io::read_image;
 use crate::data::tiling::{clip_objects, split_windows, CutPolicy, SplitOptions};
 use crate::geometry::{Quad, RotatedBox};
 use crate::metrics::detection::GroundTruth;
 use crate::nn::oriented_rcnn::ImageTargets;
-
-/// Supported dataset layouts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DetFormat {
-    /// DOTA: `train/` for training, `val/` for evaluation.
-    Dota,
-    /// DIOR-R: `trainval` for training, `test` for evaluation.
-    DiorR,
-}
-
-fn default_version() -> String {
-    "v1.0".to_string()
-}
-
-/// An on-disk detection dataset.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DetDataParams {
-    /// Key in `stage.json`'s `datasets`.
-    pub name: String,
-    /// Layout.
-    pub format: DetFormat,
-    /// DOTA release whose classes are used (`v1.0`, `v1.5`, `v2.0`; synthetic DOTA is `v2.0`).
-    #[serde(default = "default_version")]
-    pub version: String,
-}
-
-impl DetDataParams {
-    /// Class names, in label order.
-    pub fn class_names(&self) -> anyhow::Result<Vec<String>> {
-        let names: Vec<&str> = match self.format {
-            DetFormat::Dota => self.dota_version()?.classes().to_vec(),
-            DetFormat::DiorR => DIOR_CLASSES.to_vec(),
-        };
-        Ok(names.into_iter().map(String::from).collect())
-    }
-
-    /// The usual AP protocol of the dataset: the DOTA devkit, or MMRotate for DIOR-R.
-    pub fn default_protocol(&self) -> &'static str {
-        match self.format {
-            DetFormat::Dota => "devkit",
-            DetFormat::DiorR => "mmrotate",
-        }
-    }
-
-    fn dota_version(&self) -> anyhow::Result<DotaVersion> {
-        self.version
-            .parse()
-            .map_err(|e: String| anyhow::anyhow!("params.data.version: {e}"))
-    }
-}
+use crate::params::data::{DetDataParams, DetFormat};
 
 /// Which part of a dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context;
-use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 use tch::Kind;
 
@@ -12,53 +11,28 @@ use super::events::Events;
 use super::finetune_seg::{SegModelSpec, MODEL_FILE};
 use super::images::{standardize, to_tensor};
 use super::mae_pretrain::CHECKPOINT_FILE;
-use super::seg_data::{list_samples, Part, SegDataParams, IGNORE_INDEX};
+use super::seg_data::{list_samples, Part, IGNORE_INDEX};
 use super::stage::{parse_device, stop_requested};
 use super::stage_inputs::{dataset_root, input_dir};
 use crate::metrics::segmentation::ConfusionMatrix;
 use crate::nn::checkpoint;
+use crate::params::EvaluateParams;
 use crate::protocol::{Event, StageSpec};
-
-/// Parameters of a segmentation `evaluate` stage.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EvaluateSegParams {
-    /// Must be `segmentation`.
-    pub task: String,
-    /// Name of the needed `finetune-seg` stage.
-    pub model_from: String,
-    /// The dataset (its held-out part is scored).
-    pub data: SegDataParams,
-    /// Sliding-window stride in pixels (default: two thirds of the crop).
-    #[serde(default)]
-    pub stride: Option<usize>,
-}
-
-impl EvaluateSegParams {
-    /// Checks values serde cannot; errors name the key.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            self.task == "segmentation",
-            "params.task must be `segmentation`, got `{}`",
-            self.task
-        );
-        anyhow::ensure!(self.stride != Some(0), "params.stride must be positive");
-        Ok(())
-    }
-}
 
 /// Scores the model on the held-out images; returns `miou`, `oa`, `mf1` and `iou.<class>`.
 pub fn run(
     spec: &StageSpec,
-    params: &EvaluateSegParams,
+    params: &EvaluateParams,
     events: &mut Events,
 ) -> anyhow::Result<BTreeMap<String, f64>> {
     let device = parse_device(&spec.device)?;
-    let dir = input_dir(spec, "params.model_from", &params.model_from)?;
+    let data = params.seg_data()?;
+    let model_from = params.model_from.as_deref().unwrap_or_default();
+    let dir = input_dir(spec, "params.model_from", model_from)?;
     let model_file = dir.join(MODEL_FILE);
     let model_spec: SegModelSpec = serde_json::from_slice(&fs_err::read(&model_file)?)
         .with_context(|| format!("{}: invalid model description", model_file.display()))?;
-    let num_classes = params.data.format.num_classes();
+    let num_classes = data.format.num_classes();
     anyhow::ensure!(
         model_spec.num_classes == num_classes,
         "{} predicts {} classes, the dataset has {num_classes}",
@@ -75,8 +49,8 @@ pub fn run(
         report.summary()
     );
 
-    let root = dataset_root(spec, &params.data.name)?;
-    let samples = list_samples(root, &params.data, Part::Val)?;
+    let root = dataset_root(spec, &data.name)?;
+    let samples = list_samples(root, &data, Part::Val)?;
     let crop = model_spec.model.image_size as i64;
     let stride = params
         .stride
@@ -111,7 +85,7 @@ pub fn run(
     metrics.insert("miou".to_string(), scores.miou);
     metrics.insert("oa".to_string(), scores.oa);
     metrics.insert("mf1".to_string(), scores.mf1);
-    for (name, iou) in params.data.format.class_names().iter().zip(&scores.iou) {
+    for (name, iou) in data.format.class_names().iter().zip(&scores.iou) {
         metrics.insert(format!("iou.{name}"), *iou);
     }
     metrics.insert("images".to_string(), samples.len() as f64);

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 use tch::Tensor;
 
-use super::det_data::{list_samples, training_crop, CropSettings, DetDataParams, Part};
+use super::det_data::{list_samples, training_crop, CropSettings, Part};
 use super::events::Events;
 use super::mae_pretrain::CHECKPOINT_FILE;
 use super::optim::{AdamW, AdamWConfig};
@@ -26,32 +26,11 @@ use crate::nn::checkpoint;
 use crate::nn::layers::scalar;
 use crate::nn::oriented_rcnn::{OrientedRcnn, OrientedRcnnConfig};
 use crate::nn::vitdet::VitDetConfig;
+use crate::params::FinetuneDetParams;
 use crate::protocol::{Event, StageSpec};
 
 /// File with the detector description an `evaluate` stage rebuilds the model from.
 pub const DETECTOR_FILE: &str = "detector.json";
-
-fn default_lr() -> f64 {
-    1e-4
-}
-fn default_weight_decay() -> f64 {
-    0.05
-}
-fn default_layer_decay() -> f64 {
-    0.75
-}
-fn default_one() -> f64 {
-    1.0
-}
-fn default_epochs() -> u64 {
-    12
-}
-fn default_log_every() -> u64 {
-    1
-}
-fn default_true() -> bool {
-    true
-}
 
 /// The detector's architecture and class names, saved beside its weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,119 +53,17 @@ impl DetModelSpec {
     }
 }
 
-/// Parameters of a `finetune-det` stage.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FinetuneDetParams {
-    /// Backbone; `image_size` is the training crop (1024 for DOTA); `drop_path` is the
-    /// stochastic depth rate.
-    pub model: VitConfig,
-    /// Window attention and global stages.
-    #[serde(default)]
-    pub vitdet: VitDetConfig,
-    /// Detector settings (`num_classes` comes from the dataset).
-    #[serde(default)]
-    pub detector: Option<serde_json::Value>,
-    /// The dataset.
-    pub data: DetDataParams,
-    /// Fraction of the training images used, chosen from the seed.
-    #[serde(default = "default_one")]
-    pub fraction: f64,
-    /// Name of a needed `mae-pretrain` stage whose checkpoint initialises the backbone.
-    #[serde(default)]
-    pub pretrained: Option<String>,
-    /// Training epochs (used when `steps` is not given).
-    #[serde(default = "default_epochs")]
-    pub epochs: u64,
-    /// Optimiser steps (overrides `epochs`).
-    #[serde(default)]
-    pub steps: Option<u64>,
-    /// Images per step.
-    pub batch_size: usize,
-    /// Peak learning rate.
-    #[serde(default = "default_lr")]
-    pub lr: f64,
-    /// Steps of linear warmup from a third of `lr`.
-    #[serde(default)]
-    pub warmup_steps: u64,
-    /// Steps after which the learning rate drops ×0.1 (default: at 8/12 and 11/12 of training).
-    #[serde(default)]
-    pub lr_steps: Option<Vec<u64>>,
-    /// AdamW weight decay (not on norms, biases, tokens, position tables).
-    #[serde(default = "default_weight_decay")]
-    pub weight_decay: f64,
-    /// Layer-wise lr decay per stage from the top.
-    #[serde(default = "default_layer_decay")]
-    pub layer_decay: f64,
-    /// Random horizontal and vertical flips.
-    #[serde(default = "default_true")]
-    pub flips: bool,
-    /// Random quarter turns.
-    #[serde(default = "default_true")]
-    pub rotate90: bool,
-    /// Steps between resume checkpoints (0: only when stopped).
-    #[serde(default)]
-    pub checkpoint_every: u64,
-    /// Steps between progress events.
-    #[serde(default = "default_log_every")]
-    pub log_every: u64,
-}
-
-impl FinetuneDetParams {
-    /// Checks values serde cannot; errors name the key.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        self.model.validate().context("params.model")?;
-        anyhow::ensure!(
-            self.fraction > 0.0 && self.fraction <= 1.0,
-            "params.fraction must be in (0, 1], got {}",
-            self.fraction
-        );
-        anyhow::ensure!(
-            self.steps != Some(0) && self.epochs > 0,
-            "params.steps and params.epochs must be positive"
-        );
-        anyhow::ensure!(self.batch_size > 0, "params.batch_size must be positive");
-        anyhow::ensure!(self.lr > 0.0, "params.lr must be positive");
-        anyhow::ensure!(
-            self.layer_decay > 0.0 && self.layer_decay <= 1.0,
-            "params.layer_decay must be in (0, 1]"
-        );
-        anyhow::ensure!(self.log_every > 0, "params.log_every must be positive");
-        anyhow::ensure!(
-            self.model
-                .image_size
-                .is_multiple_of(2 * self.model.patch_size),
-            "params.model.image_size must be a multiple of twice the patch size"
-        );
-        self.data.class_names()?;
-        self.model_spec()?
-            .detector
-            .validate()
-            .context("params.detector")
-    }
-
-    /// The architecture part, with the dataset's classes.
-    pub fn model_spec(&self) -> anyhow::Result<DetModelSpec> {
-        let classes = self.data.class_names()?;
-        let mut detector = self
-            .detector
-            .clone()
-            .unwrap_or_else(|| serde_json::json!({}));
-        let fields = detector
-            .as_object_mut()
-            .context("params.detector must be a table")?;
-        anyhow::ensure!(
-            !fields.contains_key("num_classes"),
-            "params.detector.num_classes comes from the dataset: leave it out"
-        );
-        fields.insert("num_classes".into(), classes.len().into());
-        Ok(DetModelSpec {
-            model: self.model.clone(),
-            vitdet: self.vitdet.clone(),
-            detector: serde_json::from_value(detector).context("params.detector")?,
-            classes,
-        })
-    }
+/// The detector a `finetune-det` stage trains, with the dataset's classes.
+pub fn model_spec(params: &FinetuneDetParams) -> anyhow::Result<DetModelSpec> {
+    let classes = params.det_data()?.class_names()?;
+    let detector = OrientedRcnnConfig::from_params(classes.len(), &params.detector);
+    detector.validate().context("params.detector")?;
+    Ok(DetModelSpec {
+        model: params.backbone.vit()?,
+        vitdet: params.vitdet.clone(),
+        detector,
+        classes,
+    })
 }
 
 /// Learning rate at `step`: linear warmup from a third of `peak`, then ×0.1 after each of
@@ -226,8 +103,9 @@ pub fn run(
     stop_after: Option<u64>,
 ) -> anyhow::Result<Outcome> {
     let device = parse_device(&spec.device)?;
-    let root = dataset_root(spec, &params.data.name)?;
-    let all = list_samples(root, &params.data, Part::Train)?;
+    let data = params.det_data()?;
+    let root = dataset_root(spec, &data.name)?;
+    let all = list_samples(root, &data, Part::Train)?;
     let samples = subset_of(spec.seed, &all, params.fraction);
     let steps_per_epoch = samples.len().div_ceil(params.batch_size) as u64;
     let total = params.steps.unwrap_or(params.epochs * steps_per_epoch);
@@ -246,7 +124,7 @@ pub fn run(
 
     seed_init(spec.seed);
     let vs = VarStore::new(device);
-    let model_spec = params.model_spec()?;
+    let model_spec = model_spec(params)?;
     let model = model_spec.build(&vs);
     if let Some(name) = &params.pretrained {
         load_pretrained(spec, name, &vs, events)?;
@@ -280,7 +158,7 @@ pub fn run(
         },
     };
     let crop = CropSettings {
-        size: params.model.image_size as u32,
+        size: model_spec.model.image_size as u32,
         flips: params.flips,
         rotate: params.rotate90,
     };

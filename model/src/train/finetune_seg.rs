@@ -15,7 +15,7 @@ use super::optim::{AdamW, AdamWConfig};
 use super::params::layer_decay_groups;
 use super::rng::{batch_indices, stream, subset_of, SplitMix64};
 use super::schedule::CosineSchedule;
-use super::seg_data::{list_samples, random_crop, Part, SegDataParams, IGNORE_INDEX};
+use super::seg_data::{list_samples, random_crop, Part, IGNORE_INDEX};
 use super::stage::{parse_device, seed_init, Outcome};
 use super::stage_inputs::{dataset_root, input_dir};
 use super::step_loop::{loss_summary, run_steps, LoopEnd, LoopSettings};
@@ -23,29 +23,11 @@ use crate::arch::VitConfig;
 use crate::nn::checkpoint;
 use crate::nn::segmenter::Segmenter;
 use crate::nn::vitdet::VitDetConfig;
+use crate::params::FinetuneSegParams;
 use crate::protocol::StageSpec;
 
 /// File with the model description an `evaluate` stage rebuilds the segmenter from.
 pub const MODEL_FILE: &str = "model.json";
-
-fn default_head_channels() -> usize {
-    512
-}
-fn default_lr() -> f64 {
-    6e-5
-}
-fn default_weight_decay() -> f64 {
-    0.01
-}
-fn default_layer_decay() -> f64 {
-    0.9
-}
-fn default_fraction() -> f64 {
-    1.0
-}
-fn default_log_every() -> u64 {
-    1
-}
 
 /// The segmenter's architecture, saved beside its weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,10 +36,8 @@ pub struct SegModelSpec {
     /// Backbone; `image_size` is the crop size.
     pub model: VitConfig,
     /// Window attention and global stages.
-    #[serde(default)]
     pub vitdet: VitDetConfig,
     /// UperNet width.
-    #[serde(default = "default_head_channels")]
     pub head_channels: usize,
     /// Classes predicted.
     pub num_classes: usize,
@@ -76,95 +56,15 @@ impl SegModelSpec {
     }
 }
 
-/// Parameters of a `finetune-seg` stage.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FinetuneSegParams {
-    /// Backbone; `image_size` is the training crop size.
-    pub model: VitConfig,
-    /// Window attention and global stages.
-    #[serde(default)]
-    pub vitdet: VitDetConfig,
-    /// UperNet width.
-    #[serde(default = "default_head_channels")]
-    pub head_channels: usize,
-    /// The dataset.
-    pub data: SegDataParams,
-    /// Fraction of the training images used, chosen from the seed.
-    #[serde(default = "default_fraction")]
-    pub fraction: f64,
-    /// Name of a needed `mae-pretrain` stage whose checkpoint initialises the backbone.
-    #[serde(default)]
-    pub pretrained: Option<String>,
-    /// Optimiser steps.
-    pub steps: u64,
-    /// Crops per step.
-    pub batch_size: usize,
-    /// Peak learning rate.
-    #[serde(default = "default_lr")]
-    pub lr: f64,
-    /// Final learning rate.
-    #[serde(default)]
-    pub min_lr: f64,
-    /// Steps of linear warmup.
-    #[serde(default)]
-    pub warmup_steps: u64,
-    /// AdamW weight decay (not on norms, biases, tokens, position tables).
-    #[serde(default = "default_weight_decay")]
-    pub weight_decay: f64,
-    /// Layer-wise lr decay per stage from the top.
-    #[serde(default = "default_layer_decay")]
-    pub layer_decay: f64,
-    /// Steps between resume checkpoints (0: only when stopped).
-    #[serde(default)]
-    pub checkpoint_every: u64,
-    /// Steps between progress events.
-    #[serde(default = "default_log_every")]
-    pub log_every: u64,
+/// The segmenter a `finetune-seg` stage trains.
+pub fn model_spec(params: &FinetuneSegParams) -> anyhow::Result<SegModelSpec> {
+    Ok(SegModelSpec {
+        model: params.backbone.vit()?,
+        vitdet: params.vitdet.clone(),
+        head_channels: params.head_channels,
+        num_classes: params.seg_data()?.format.num_classes(),
+    })
 }
-
-impl FinetuneSegParams {
-    /// Checks values serde cannot; errors name the key.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        self.model.validate().context("params.model")?;
-        anyhow::ensure!(
-            self.fraction > 0.0 && self.fraction <= 1.0,
-            "params.fraction must be in (0, 1], got {}",
-            self.fraction
-        );
-        anyhow::ensure!(self.steps > 0, "params.steps must be positive");
-        anyhow::ensure!(self.batch_size > 0, "params.batch_size must be positive");
-        anyhow::ensure!(self.lr > 0.0, "params.lr must be positive");
-        anyhow::ensure!(
-            self.layer_decay > 0.0 && self.layer_decay <= 1.0,
-            "params.layer_decay must be in (0, 1]"
-        );
-        anyhow::ensure!(self.log_every > 0, "params.log_every must be positive");
-        anyhow::ensure!(
-            self.vitdet.window_size > 0,
-            "params.vitdet.window_size must be positive"
-        );
-        if let Some(stages) = &self.vitdet.global_stages {
-            anyhow::ensure!(
-                stages.iter().all(|&s| s < self.model.depth),
-                "params.vitdet.global_stages must be below depth {}",
-                self.model.depth
-            );
-        }
-        Ok(())
-    }
-
-    /// The architecture part.
-    pub fn model_spec(&self) -> SegModelSpec {
-        SegModelSpec {
-            model: self.model.clone(),
-            vitdet: self.vitdet.clone(),
-            head_channels: self.head_channels,
-            num_classes: self.data.format.num_classes(),
-        }
-    }
-}
-
 fn load_pretrained(
     spec: &StageSpec,
     name: &str,
@@ -204,8 +104,9 @@ pub fn run(
     stop_after: Option<u64>,
 ) -> anyhow::Result<Outcome> {
     let device = parse_device(&spec.device)?;
-    let root = dataset_root(spec, &params.data.name)?;
-    let all = list_samples(root, &params.data, Part::Train)?;
+    let data = params.seg_data()?;
+    let root = dataset_root(spec, &data.name)?;
+    let all = list_samples(root, &data, Part::Train)?;
     let samples = subset_of(spec.seed, &all, params.fraction);
     events.log(
         "info",
@@ -219,7 +120,7 @@ pub fn run(
 
     seed_init(spec.seed);
     let vs = VarStore::new(device);
-    let model_spec = params.model_spec();
+    let model_spec = model_spec(params)?;
     let model = model_spec.build(&vs);
     if let Some(name) = &params.pretrained {
         load_pretrained(spec, name, &vs, events)?;
@@ -252,7 +153,7 @@ pub fn run(
         log_every: params.log_every,
         stop_after,
     };
-    let crop = params.model.image_size as u32;
+    let crop = model_spec.model.image_size as u32;
     let end = run_steps(spec, &vs, &mut opt, &settings, events, |step| {
         let mut rng = SplitMix64::new(spec.seed, stream::AUGMENT, step);
         let mut images = Vec::new();
@@ -284,7 +185,7 @@ pub fn run(
     )?;
     let mut metrics = loss_summary(&losses);
     metrics.insert("train_images".to_string(), samples.len() as f64);
-    metrics.insert("params".to_string(), params.model.param_count() as f64);
+    metrics.insert("params".to_string(), model_spec.model.param_count() as f64);
     for (name, value) in &metrics {
         events.metric(name, *value, Some(params.steps));
     }

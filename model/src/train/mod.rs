@@ -1,5 +1,6 @@
-//! Training loops: optimiser, schedule, deterministic data order, resumable state, and the
-//! stage kinds `mae-pretrain`, `finetune-seg` and segmentation `evaluate`.
+//! What the worker stages run: optimiser, schedules, deterministic data order, resumable state,
+//! and the stage kinds `mae-pretrain`, `finetune-seg`, `finetune-det` and `evaluate`
+//! (segmentation and detection). Their parameters are declared in [`crate::params`].
 
 pub mod det_data;
 pub mod evaluate_det;

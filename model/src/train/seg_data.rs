@@ -3,13 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 use super::images::{normalize, to_tensor};
 use super::rng::SplitMix64;
 use crate::data::formats::{loveda, potsdam};
 use crate::data::image_io::Image;
+use crate::params::data::{SegDataParams, SegFormat};
 
 /// Label of pixels that count neither in the loss nor in the metrics.
 pub const IGNORE_INDEX: u8 = 255;
@@ -19,58 +19,6 @@ pub const POTSDAM_TEST_TILES: [&str; 14] = [
     "2_13", "2_14", "3_13", "3_14", "4_13", "4_14", "4_15", "5_13", "5_14", "5_15", "6_13", "6_14",
     "6_15", "7_13",
 ];
-
-/// An on-disk segmentation dataset.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SegDataParams {
-    /// Key in `stage.json`'s `datasets`.
-    pub name: String,
-    /// `loveda` (7 classes) or `potsdam` (RGB tiles; clutter ignored, 5 classes).
-    pub format: SegFormat,
-    /// Potsdam tiles held out for evaluation (default: the standard 14 test tiles).
-    #[serde(default)]
-    pub val_tiles: Option<Vec<String>>,
-}
-
-/// Supported dataset layouts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SegFormat {
-    /// LoveDA: `Train/` for training, `Val/` for evaluation; no-data ignored.
-    Loveda,
-    /// ISPRS Potsdam: clutter and unlabelled pixels ignored.
-    Potsdam,
-}
-
-impl SegFormat {
-    /// Classes scored and predicted.
-    pub fn num_classes(self) -> usize {
-        match self {
-            SegFormat::Loveda => loveda::LOVEDA_CLASSES.len(),
-            SegFormat::Potsdam => 5,
-        }
-    }
-
-    /// Class names, in label order.
-    pub fn class_names(self) -> Vec<String> {
-        match self {
-            SegFormat::Loveda => loveda::LOVEDA_CLASSES
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-            SegFormat::Potsdam => [
-                "impervious_surfaces",
-                "building",
-                "low_vegetation",
-                "tree",
-                "car",
-            ]
-            .map(String::from)
-            .to_vec(),
-        }
-    }
-}
 
 /// Training or evaluation half of a dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -59,13 +59,29 @@ impl XmlNode {
     }
 }
 
-fn line_of(text: &str, byte: u64) -> usize {
-    let end = (byte as usize).min(text.len());
-    text.as_bytes()[..end]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+/// The byte offsets of a text's newlines, to turn byte positions into line numbers in
+/// logarithmic time (a file is scanned once, not once per element).
+struct LineIndex {
+    newlines: Vec<usize>,
+}
+
+impl LineIndex {
+    fn new(text: &str) -> Self {
+        LineIndex {
+            newlines: text
+                .bytes()
+                .enumerate()
+                .filter(|(_, b)| *b == b'\n')
+                .map(|(i, _)| i)
+                .collect(),
+        }
+    }
+
+    /// The 1-based line of byte `byte`.
+    fn line_of(&self, byte: u64) -> usize {
+        let byte = usize::try_from(byte).unwrap_or(usize::MAX);
+        self.newlines.partition_point(|&newline| newline < byte) + 1
+    }
 }
 
 fn entity(name: &str) -> Option<char> {
@@ -87,6 +103,7 @@ fn entity(name: &str) -> Option<char> {
 
 /// Parses `text` (the content of `path`) into its root element.
 pub fn parse_xml(text: &str, path: &Path) -> DataResult<XmlNode> {
+    let lines = LineIndex::new(text);
     let mut reader = Reader::from_str(text);
     let mut stack: Vec<XmlNode> = Vec::new();
     let mut root: Option<XmlNode> = None;
@@ -95,7 +112,7 @@ pub fn parse_xml(text: &str, path: &Path) -> DataResult<XmlNode> {
         let event = reader.read_event().map_err(|e| {
             DataError::parse(
                 path,
-                line_of(text, reader.error_position()),
+                lines.line_of(reader.error_position()),
                 format!("malformed XML: {e}"),
             )
         })?;
@@ -103,7 +120,7 @@ pub fn parse_xml(text: &str, path: &Path) -> DataResult<XmlNode> {
             Event::Start(_) | Event::Empty(_) if root.is_some() => {
                 return Err(DataError::parse(
                     path,
-                    line_of(text, position),
+                    lines.line_of(position),
                     "content after the root element",
                 ));
             }
@@ -111,14 +128,14 @@ pub fn parse_xml(text: &str, path: &Path) -> DataResult<XmlNode> {
                 name: start.name().as_ref().to_string(),
                 text: String::new(),
                 children: Vec::new(),
-                line: line_of(text, position),
+                line: lines.line_of(position),
             }),
             Event::Empty(start) => {
                 let node = XmlNode {
                     name: start.name().as_ref().to_string(),
                     text: String::new(),
                     children: Vec::new(),
-                    line: line_of(text, position),
+                    line: lines.line_of(position),
                 };
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(node),
@@ -140,7 +157,7 @@ pub fn parse_xml(text: &str, path: &Path) -> DataResult<XmlNode> {
                 let c = entity(name).ok_or_else(|| {
                     DataError::parse(
                         path,
-                        line_of(text, position),
+                        lines.line_of(position),
                         format!("unknown entity `&{name};`"),
                     )
                 })?;
@@ -152,7 +169,7 @@ pub fn parse_xml(text: &str, path: &Path) -> DataResult<XmlNode> {
                 let mut node = stack.pop().ok_or_else(|| {
                     DataError::parse(
                         path,
-                        line_of(text, position),
+                        lines.line_of(position),
                         "closing tag without an opening tag",
                     )
                 })?;

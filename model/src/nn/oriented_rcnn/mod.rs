@@ -26,6 +26,7 @@ use self::rpn::{proposals, rpn_losses, ProposalSettings, RpnHead, RpnLevel, RpnT
 use super::vitdet::{VitDetBackbone, VitDetConfig};
 use crate::arch::VitConfig;
 use crate::geometry::RotatedBox;
+use crate::params::detector::DetectorParams;
 
 /// Ground truth of one training image.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -36,91 +37,75 @@ pub struct ImageTargets {
     pub labels: Vec<usize>,
 }
 
-macro_rules! defaults {
-    ($($name:ident: $ty:ty = $value:expr;)*) => {
-        $(fn $name() -> $ty { $value })*
-    };
-}
-
-defaults! {
-    default_channels: usize = 256;
-    default_anchor_scale: f64 = 8.0;
-    default_anchor_ratios: Vec<f64> = vec![0.5, 1.0, 2.0];
-    default_pre_nms: usize = 2000;
-    default_rpn_nms_iou: f64 = 0.8;
-    default_rpn_batch: usize = 256;
-    default_roi_batch: usize = 512;
-    default_roi_positive_fraction: f64 = 0.25;
-    default_roi_size: usize = 7;
-    default_roi_sampling: usize = 2;
-    default_fc_dim: usize = 1024;
-    default_finest_scale: f64 = 56.0;
-    default_score_threshold: f64 = 0.05;
-    default_nms_iou: f64 = 0.1;
-    default_max_detections: usize = 2000;
-}
-
-/// Detector settings (defaults: Oriented R-CNN's).
+/// Detector settings: the stage's [`DetectorParams`], the class count and the fixed parts of
+/// Oriented R-CNN, as saved beside the weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OrientedRcnnConfig {
     /// Object classes (background excluded).
     pub num_classes: usize,
     /// Width of the neck and RPN.
-    #[serde(default = "default_channels")]
     pub channels: usize,
     /// Anchor side in strides.
-    #[serde(default = "default_anchor_scale")]
     pub anchor_scale: f64,
     /// Anchor height/width ratios.
-    #[serde(default = "default_anchor_ratios")]
     pub anchor_ratios: Vec<f64>,
     /// Best anchors per level decoded before NMS.
-    #[serde(default = "default_pre_nms")]
     pub rpn_pre_nms: usize,
     /// Proposals kept after NMS.
-    #[serde(default = "default_pre_nms")]
     pub rpn_post_nms: usize,
     /// Rotated NMS IoU of the proposals.
-    #[serde(default = "default_rpn_nms_iou")]
     pub rpn_nms_iou: f64,
     /// Anchors sampled per image.
-    #[serde(default = "default_rpn_batch")]
     pub rpn_batch: usize,
     /// RoIs sampled per image.
-    #[serde(default = "default_roi_batch")]
     pub roi_batch: usize,
     /// Largest foreground share of the RoI sample.
-    #[serde(default = "default_roi_positive_fraction")]
     pub roi_positive_fraction: f64,
     /// RoI feature side.
-    #[serde(default = "default_roi_size")]
     pub roi_size: usize,
     /// Samples per RoI bin side.
-    #[serde(default = "default_roi_sampling")]
     pub roi_sampling: usize,
     /// Width of the head's fully connected layers.
-    #[serde(default = "default_fc_dim")]
     pub fc_dim: usize,
     /// RoI size that maps to the second level.
-    #[serde(default = "default_finest_scale")]
     pub finest_scale: f64,
     /// Smallest detection score kept.
-    #[serde(default = "default_score_threshold")]
     pub score_threshold: f64,
     /// Per-class rotated NMS IoU of the detections.
-    #[serde(default = "default_nms_iou")]
     pub nms_iou: f64,
     /// Detections kept per image.
-    #[serde(default = "default_max_detections")]
     pub max_detections: usize,
 }
 
 impl OrientedRcnnConfig {
     /// The default detector for `num_classes` classes.
     pub fn new(num_classes: usize) -> Self {
-        serde_json::from_value(serde_json::json!({ "num_classes": num_classes }))
-            .expect("every other field has a default")
+        Self::from_params(num_classes, &DetectorParams::default())
+    }
+
+    /// The detector a stage's `params` describe, for `num_classes` classes; the parts no
+    /// recipe sets are Oriented R-CNN's.
+    pub fn from_params(num_classes: usize, params: &DetectorParams) -> Self {
+        OrientedRcnnConfig {
+            num_classes,
+            channels: params.channels,
+            anchor_scale: params.anchor_scale,
+            anchor_ratios: vec![0.5, 1.0, 2.0],
+            rpn_pre_nms: params.rpn_pre_nms,
+            rpn_post_nms: params.rpn_post_nms,
+            rpn_nms_iou: 0.8,
+            rpn_batch: params.rpn_batch,
+            roi_batch: params.roi_batch,
+            roi_positive_fraction: 0.25,
+            roi_size: 7,
+            roi_sampling: 2,
+            fc_dim: params.fc_dim,
+            finest_scale: params.finest_scale,
+            score_threshold: params.score_threshold,
+            nms_iou: params.nms_iou,
+            max_detections: params.max_detections,
+        }
     }
 
     /// Checks values serde cannot; errors name the key.

@@ -1,0 +1,132 @@
+//! Parameters of an `evaluate` stage (segmentation or detection).
+
+use serde::de::DeserializeOwned;
+
+use super::data::{
+    resolved_dataset, DetDataParams, EvalTask, SegDataParams, AP_METRICS, AP_PROTOCOLS,
+    DATA_FORMATS, DOTA_RELEASES,
+};
+use super::types::RATIO;
+
+crate::schema! {
+    /// Parameters of an `evaluate` stage: scores the model of a needed fine-tuning stage on
+    /// the held-out part of a dataset.
+    pub struct EvaluateParams includes {} {
+        /// What is scored, seg or det (unset: from the kind of the `model_from` stage).
+        task: Option<EvalTask> = None,
+        /// The needed finetune-seg or finetune-det stage whose model is scored (unset: the
+        /// only needed one).
+        model_from: Option<String> = None,
+        /// The data: a name in the stage's `datasets`, or a needed stage whose output is a
+        /// dataset (unset: the only entry of `datasets`).
+        dataset: Option<String> = None,
+        /// Dataset layout (seg: loveda, potsdam; det: dota, dior-r) (unset: the dataset's
+        /// `format`).
+        format: Option<String> as DATA_FORMATS = None,
+        /// seg: Potsdam tiles scored (unset: the 14 standard test tiles).
+        val_tiles: Option<Vec<String>> = None,
+        /// seg: sliding-window stride in pixels (unset: two thirds of the crop).
+        stride: Option<usize> = None,
+        /// det: DOTA release whose classes are used.
+        version: String as DOTA_RELEASES = "v1.0".to_string(),
+        /// det: AP protocol (unset: devkit for DOTA, mmrotate for DIOR-R).
+        protocol: Option<String> as AP_PROTOCOLS = None,
+        /// det: VOC07 11-point or VOC12 area AP.
+        ap_metric: String as AP_METRICS = "voc07".to_string(),
+        /// det: IoU threshold of a true positive.
+        iou: f64 as RATIO = 0.5,
+        /// det: gap between prediction patches in pixels (unset: a fifth of the input side).
+        overlap: Option<u32> = None,
+        /// det: rotated NMS IoU when merging patch detections.
+        merge_iou: f64 as RATIO = 0.1,
+    }
+}
+
+impl EvaluateParams {
+    /// Checks values the types cannot and that no key of the other task is set; errors name
+    /// the key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.model_from.is_some(),
+            "`model_from` is not set: the plan names the stage whose model is scored"
+        );
+        let defaults = Self::default();
+        match self.task()? {
+            EvalTask::Seg => {
+                let det_only = [
+                    ("version", self.version != defaults.version),
+                    ("protocol", self.protocol.is_some()),
+                    ("ap_metric", self.ap_metric != defaults.ap_metric),
+                    ("iou", self.iou != defaults.iou),
+                    ("overlap", self.overlap.is_some()),
+                    ("merge_iou", self.merge_iou != defaults.merge_iou),
+                ];
+                refuse_set(&det_only, "det")?;
+                self.seg_data()?;
+                anyhow::ensure!(self.stride != Some(0), "`stride` must be positive");
+            }
+            EvalTask::Det => {
+                let seg_only = [
+                    ("val_tiles", self.val_tiles.is_some()),
+                    ("stride", self.stride.is_some()),
+                ];
+                refuse_set(&seg_only, "seg")?;
+                self.det_data()?.class_names()?;
+                anyhow::ensure!(self.iou > 0.0, "`iou` must be in (0, 1]");
+            }
+        }
+        Ok(())
+    }
+
+    /// The task, which the plan always sets.
+    pub fn task(&self) -> anyhow::Result<EvalTask> {
+        self.task
+            .ok_or_else(|| anyhow::anyhow!("`task` is not set: use seg or det"))
+    }
+
+    /// The segmentation dataset scored.
+    pub fn seg_data(&self) -> anyhow::Result<SegDataParams> {
+        Ok(SegDataParams {
+            name: resolved_dataset(&self.dataset)?,
+            format: self.format_as("seg")?,
+            val_tiles: self.val_tiles.clone(),
+        })
+    }
+
+    /// The detection dataset scored.
+    pub fn det_data(&self) -> anyhow::Result<DetDataParams> {
+        Ok(DetDataParams {
+            name: resolved_dataset(&self.dataset)?,
+            format: self.format_as("det")?,
+            version: self.version.clone(),
+        })
+    }
+
+    /// `format` as the layout type of `task`.
+    fn format_as<T: DeserializeOwned>(&self, task: &str) -> anyhow::Result<T> {
+        let format = self
+            .format
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("`format` is not set"))?;
+        serde_json::from_value(format.into()).map_err(|_| {
+            anyhow::anyhow!(
+                "format `{format}` does not fit task = \"{task}\": use {}",
+                if task == "seg" {
+                    "loveda or potsdam"
+                } else {
+                    "dota or dior-r"
+                }
+            )
+        })
+    }
+}
+
+/// Fails on the first key set among `keys` (name, whether set), which apply only to `task`.
+fn refuse_set(keys: &[(&str, bool)], task: &str) -> anyhow::Result<()> {
+    match keys.iter().find(|(_, set)| *set) {
+        Some((name, _)) => {
+            anyhow::bail!("`{name}` applies only when scoring task = \"{task}\": remove it")
+        }
+        None => Ok(()),
+    }
+}

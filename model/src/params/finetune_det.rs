@@ -1,0 +1,98 @@
+//! Parameters of a `finetune-det` stage.
+
+use super::backbone::Backbone;
+use super::data::{resolved_dataset, DetDataParams, DetFormat, DOTA_RELEASES};
+use super::detector::DetectorParams;
+use super::types::RATIO;
+use super::vitdet::VitDetConfig;
+
+crate::schema! {
+    /// Parameters of a `finetune-det` stage: ViTDet backbone + Oriented R-CNN, the 1x schedule
+    /// (linear warmup, ×0.1 steps).
+    pub struct FinetuneDetParams includes {
+        /// The backbone; `image_size` is the training crop (1024 for DOTA).
+        backbone: Backbone,
+        /// Window attention and global stages.
+        vitdet: VitDetConfig,
+        /// The detector.
+        detector: DetectorParams,
+    } {
+        /// The data: a name in the stage's `datasets`, or a needed stage whose output is a
+        /// dataset (unset: the only entry of `datasets`).
+        dataset: Option<String> = None,
+        /// Detection layout, dota or dior-r (unset: the dataset's `format`).
+        format: Option<DetFormat> = None,
+        /// DOTA release whose classes are used (synthetic DOTA is v2.0).
+        version: String as DOTA_RELEASES = "v1.0".to_string(),
+        /// Fraction of the training images, chosen from the seed.
+        fraction: f64 as RATIO = 1.0,
+        /// A needed mae-pretrain stage whose checkpoint initialises the backbone (unset: the
+        /// only needed mae-pretrain stage, if any).
+        pretrained: Option<String> = None,
+        /// Training epochs when `steps` is not set (12: the 1x schedule).
+        epochs: u64 = 12,
+        /// Optimiser steps, overriding `epochs`.
+        steps: Option<u64> = None,
+        /// Images per optimiser step.
+        batch_size: usize,
+        /// Peak learning rate.
+        lr: f64 = 1e-4,
+        /// Steps of linear warmup from a third of `lr`.
+        warmup_steps: u64 = 0,
+        /// Steps after which the learning rate drops ×0.1 (unset: 8/12 and 11/12 of training).
+        lr_steps: Option<Vec<u64>> = None,
+        /// AdamW weight decay, not on norms, biases, tokens or position tables.
+        weight_decay: f64 = 0.05,
+        /// Layer-wise learning-rate decay per block stage from the top.
+        layer_decay: f64 as RATIO = 0.75,
+        /// Random horizontal and vertical flips.
+        flips: bool = true,
+        /// Random quarter turns.
+        rotate90: bool = true,
+        /// Steps between resume checkpoints (0: only when stopped).
+        checkpoint_every: u64 = 0,
+        /// Steps between progress events.
+        log_every: u64 = 1,
+    }
+}
+
+impl FinetuneDetParams {
+    /// Checks values the types cannot; errors name the key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let vit = self.backbone.vit()?;
+        self.vitdet.validate(vit.depth, vit.grid_size())?;
+        self.detector.validate()?;
+        self.det_data()?.class_names()?;
+        anyhow::ensure!(
+            self.fraction > 0.0 && self.fraction <= 1.0,
+            "`fraction` must be in (0, 1], got {}",
+            self.fraction
+        );
+        anyhow::ensure!(
+            self.steps != Some(0) && self.epochs > 0,
+            "`steps` and `epochs` must be positive"
+        );
+        anyhow::ensure!(self.batch_size > 0, "`batch_size` must be positive");
+        anyhow::ensure!(self.lr > 0.0, "`lr` must be positive");
+        anyhow::ensure!(self.layer_decay > 0.0, "`layer_decay` must be in (0, 1]");
+        anyhow::ensure!(self.log_every > 0, "`log_every` must be positive");
+        anyhow::ensure!(
+            vit.image_size.is_multiple_of(2 * vit.patch_size),
+            "`image_size` ({}) must be a multiple of twice the patch size ({})",
+            vit.image_size,
+            vit.patch_size
+        );
+        Ok(())
+    }
+
+    /// The dataset the stage reads.
+    pub fn det_data(&self) -> anyhow::Result<DetDataParams> {
+        Ok(DetDataParams {
+            name: resolved_dataset(&self.dataset)?,
+            format: self
+                .format
+                .ok_or_else(|| anyhow::anyhow!("`format` is not set: use one of dota, dior-r"))?,
+            version: self.version.clone(),
+        })
+    }
+}

@@ -1,0 +1,50 @@
+//! Parameters of a `mae-pretrain` stage.
+
+use super::backbone::Backbone;
+use super::data::resolved_dataset;
+use super::mae::MaeConfig;
+
+crate::schema! {
+    /// Parameters of a `mae-pretrain` stage.
+    pub struct MaePretrainParams includes {
+        /// The encoder.
+        backbone: Backbone,
+        /// Decoder, mask ratio and loss.
+        mae: MaeConfig,
+    } {
+        /// The images: a name in the stage's `datasets`, or a needed stage whose output is a
+        /// dataset (unset: the only entry of `datasets`); a Million-AID tree or any folder of
+        /// images, searched recursively.
+        dataset: Option<String> = None,
+        /// Optimiser steps.
+        steps: u64,
+        /// Images per optimiser step.
+        batch_size: usize,
+        /// Learning rate per 256 images: lr = base_lr × batch_size / 256.
+        base_lr: f64 = 1.5e-4,
+        /// Learning rate at the end of the cosine.
+        min_lr: f64 = 0.0,
+        /// Steps of linear warmup.
+        warmup_steps: u64 = 0,
+        /// AdamW weight decay, not on norms, biases, tokens or position tables.
+        weight_decay: f64 = 0.05,
+        /// Steps between resume checkpoints (0: only when stopped).
+        checkpoint_every: u64 = 0,
+        /// Steps between progress events.
+        log_every: u64 = 1,
+    }
+}
+
+impl MaePretrainParams {
+    /// Checks values the types cannot; errors name the key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.backbone.vit()?;
+        self.mae.validate()?;
+        resolved_dataset(&self.dataset)?;
+        anyhow::ensure!(self.steps > 0, "`steps` must be positive");
+        anyhow::ensure!(self.batch_size > 0, "`batch_size` must be positive");
+        anyhow::ensure!(self.base_lr > 0.0, "`base_lr` must be positive");
+        anyhow::ensure!(self.log_every > 0, "`log_every` must be positive");
+        Ok(())
+    }
+}

@@ -1,0 +1,27 @@
+//! The parameters of every worker stage kind, once: the recipe loader checks a stage against
+//! them, `rsfm kinds` prints them, the plan writes them into `stage.json` and `rsfm-worker`
+//! reads them back. Torch-free, so the harness uses them without libtorch.
+//!
+//! Each kind's struct is declared with [`schema!`](crate::schema) (see [`schema`] for why a
+//! declarative macro): the `///` doc of a field is its documentation, `= value` its default, and
+//! the key a recipe writes is the key the worker reads.
+
+pub mod backbone;
+pub mod data;
+pub mod detector;
+pub mod evaluate;
+pub mod finetune_det;
+pub mod finetune_seg;
+pub mod mae;
+pub mod mae_pretrain;
+pub mod schema;
+pub mod types;
+pub mod vitdet;
+
+pub use backbone::{Backbone, ModelRef};
+pub use evaluate::EvaluateParams;
+pub use finetune_det::FinetuneDetParams;
+pub use finetune_seg::FinetuneSegParams;
+pub use mae_pretrain::MaePretrainParams;
+pub use schema::{Field, Schema};
+pub use types::{ParamType, ParamValue};

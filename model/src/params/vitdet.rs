@@ -1,0 +1,43 @@
+//! ViTDet settings: window attention in most block stages, global attention in a few.
+
+crate::schema! {
+    /// ViTDet settings of a fine-tuning stage's backbone.
+    pub struct VitDetConfig includes {} {
+        /// Window attention side in tokens.
+        window_size: usize = 14,
+        /// Block stages with global attention (unset: 4 evenly spaced, the last included,
+        /// e.g. `[2, 5, 8, 11]` for 12 stages).
+        global_stages: Option<Vec<usize>> = None,
+    }
+}
+
+impl VitDetConfig {
+    /// The stages with global attention for a backbone of `depth` stages.
+    pub fn global_stages(&self, depth: usize) -> Vec<usize> {
+        match &self.global_stages {
+            Some(stages) => stages.clone(),
+            None => {
+                let count = depth.min(4);
+                (1..=count).map(|k| k * depth / count - 1).collect()
+            }
+        }
+    }
+
+    /// Checks the settings against a backbone of `depth` stages on a `grid`×`grid` token
+    /// grid; errors name the key and the fix.
+    pub fn validate(&self, depth: usize, grid: usize) -> anyhow::Result<()> {
+        anyhow::ensure!(self.window_size > 0, "`window_size` must be positive");
+        anyhow::ensure!(
+            self.window_size <= grid,
+            "`window_size` = {} is larger than the {grid}×{grid} token grid (image_size / patch_size): set `window_size` to at most {grid}",
+            self.window_size
+        );
+        if let Some(stages) = &self.global_stages {
+            anyhow::ensure!(
+                stages.iter().all(|&s| s < depth),
+                "`global_stages` must be below the backbone's depth {depth}"
+            );
+        }
+        Ok(())
+    }
+}
