@@ -1,7 +1,9 @@
-//! tch models with timm/MAE parameter names: the (parallel) ViT, MAE, the ViTDet backbone and
-//! the UperNet segmentation head, plus safetensors checkpoints.
+//! tch models with timm/MAE parameter names: the (parallel) ViT, MAE, the ViTDet backbone,
+//! the UperNet segmentation head and Oriented R-CNN, plus safetensors checkpoints and
+//! activation checkpointing.
 
 pub mod checkpoint;
+pub mod checkpointing;
 pub mod layers;
 pub mod mae;
 pub mod oriented_rcnn;
