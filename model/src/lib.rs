@@ -3,6 +3,7 @@
 //! training loops and the worker live behind the `torch` feature.
 
 pub mod arch;
+pub mod backbone_init;
 pub mod data;
 pub mod geometry;
 pub mod metrics;
