@@ -159,6 +159,39 @@ fn a_stopped_and_resumed_run_ends_with_the_same_weights() {
 }
 
 #[test]
+fn activation_checkpointing_trains_to_the_same_weights() {
+    let plain = tempfile::tempdir().unwrap();
+    let mut stage = mae_stage(plain.path(), 6, 0.016);
+    stage["params"]["model"]["drop_path"] = json!(0.2);
+    let out = run_stage(&stage, plain.path(), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let checkpointed = tempfile::tempdir().unwrap();
+    let mut stage = mae_stage(checkpointed.path(), 6, 0.016);
+    stage["params"]["model"]["drop_path"] = json!(0.2);
+    stage["params"]["activation_checkpointing"] = json!(true);
+    let out = run_stage(&stage, checkpointed.path(), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let a = checkpoint::read_tensors(&plain.path().join("out/checkpoint.safetensors")).unwrap();
+    let b =
+        checkpoint::read_tensors(&checkpointed.path().join("out/checkpoint.safetensors")).unwrap();
+    assert_eq!(a.len(), b.len());
+    for (name, t) in &a {
+        let diff = (t - &b[name]).abs().max().double_value(&[]);
+        assert!(diff < 1e-5, "{name} differs by {diff} with checkpointing");
+    }
+}
+
+#[test]
 fn a_diverging_loss_fails_naming_the_step() {
     let dir = tempfile::tempdir().unwrap();
     let out = run_stage(&mae_stage(dir.path(), 10, 1e35), dir.path(), &[]);

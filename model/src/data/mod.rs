@@ -1,8 +1,10 @@
 //! Datasets: image codecs, the on-disk formats of DOTA, DIOR-R, ISPRS Potsdam/Vaihingen, LoveDA
-//! and Million-AID, tiling of large images, and synthetic data in those formats.
+//! and Million-AID, tiling of large images, training augmentations, and synthetic data in
+//! those formats.
 
 pub mod error;
 pub mod formats;
 pub mod image_io;
 pub mod synth;
 pub mod tiling;
+pub mod transforms;

@@ -51,7 +51,33 @@ pub fn drop_path(x: &Tensor, rate: f64, train: bool) -> Tensor {
     x * mask / keep
 }
 
-/// Multi-head self-attention (`qkv`, `proj`) computed with `scaled_dot_product_attention`.
+/// How attention weights are computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttentionKernel {
+    /// `scaled_dot_product_attention`: one fused kernel (flash or memory-efficient on GPUs,
+    /// the fused CPU kernel here), without the `[tokens, tokens]` weights kept for backward.
+    Fused,
+    /// `softmax(q·kᵀ/√d)·v` spelled out: the reference the fused kernel is tested against.
+    Explicit,
+}
+
+/// Attention of `q`, `k`, `v` (`[batch, heads, tokens, head_dim]`) with `kernel`.
+pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, kernel: AttentionKernel) -> Tensor {
+    match kernel {
+        AttentionKernel::Fused => {
+            Tensor::scaled_dot_product_attention::<Tensor>(q, k, v, None, 0.0, false, None, false)
+        }
+        AttentionKernel::Explicit => {
+            let scale = (q.size()[3] as f64).powf(-0.5);
+            (q * scale)
+                .matmul(&k.transpose(-2, -1))
+                .softmax(-1, q.kind())
+                .matmul(v)
+        }
+    }
+}
+
+/// Multi-head self-attention (`qkv`, `proj`).
 #[derive(Debug)]
 pub struct Attention {
     qkv: nn::Linear,
@@ -69,8 +95,13 @@ impl Attention {
         }
     }
 
-    /// Attends over the tokens of `x` (`[batch, tokens, dim]`).
+    /// Attends over the tokens of `x` (`[batch, tokens, dim]`) with the fused kernel.
     pub fn forward(&self, x: &Tensor) -> Tensor {
+        self.forward_with(x, AttentionKernel::Fused)
+    }
+
+    /// Attends over the tokens of `x` (`[batch, tokens, dim]`) with `kernel`.
+    pub fn forward_with(&self, x: &Tensor, kernel: AttentionKernel) -> Tensor {
         let (b, n, c) = x.size3().expect("attention input is [batch, tokens, dim]");
         let head_dim = c / self.num_heads;
         let qkv = self
@@ -78,10 +109,7 @@ impl Attention {
             .forward(x)
             .reshape([b, n, 3, self.num_heads, head_dim])
             .permute([2, 0, 3, 1, 4]);
-        let (q, k, v) = (qkv.get(0), qkv.get(1), qkv.get(2));
-        let out = Tensor::scaled_dot_product_attention::<Tensor>(
-            &q, &k, &v, None, 0.0, false, None, false,
-        );
+        let out = attend(&qkv.get(0), &qkv.get(1), &qkv.get(2), kernel);
         self.proj.forward(&out.transpose(1, 2).reshape([b, n, c]))
     }
 }
@@ -181,11 +209,27 @@ impl Block {
         }
     }
 
-    /// Applies the block to `x` (`[batch, tokens, dim]`).
+    /// Whether a forward pass draws from torch's generator (drop path in training).
+    pub fn is_random(&self, train: bool) -> bool {
+        train && self.drop_path > 0.0
+    }
+
+    /// Applies the block to `x` (`[batch, tokens, dim]`) with fused attention.
     pub fn forward(&self, x: &Tensor, mixing: TokenMixing, train: bool) -> Tensor {
+        self.forward_with(x, mixing, train, AttentionKernel::Fused)
+    }
+
+    /// Applies the block to `x` (`[batch, tokens, dim]`) with the attention `kernel`.
+    pub fn forward_with(
+        &self,
+        x: &Tensor,
+        mixing: TokenMixing,
+        train: bool,
+        kernel: AttentionKernel,
+    ) -> Tensor {
         let mut attended = Tensor::zeros_like(x);
         for (norm, attn) in &self.attns {
-            let y = mix_tokens(&norm.forward(x), mixing, |t| attn.forward(t));
+            let y = mix_tokens(&norm.forward(x), mixing, |t| attn.forward_with(t, kernel));
             attended += drop_path(&y, self.drop_path, train);
         }
         let x = x + attended;
@@ -301,6 +345,56 @@ mod tests {
             "blocks.0.ffns.1.mlp.fc2.bias",
         ] {
             assert!(names.contains_key(name), "missing {name}");
+        }
+    }
+
+    /// Output and gradients (input first, then every variable by name) of `block` on `x`.
+    fn output_and_grads(
+        vs: &nn::VarStore,
+        block: &Block,
+        x: &Tensor,
+        mixing: TokenMixing,
+        kernel: AttentionKernel,
+    ) -> (Tensor, Vec<Tensor>) {
+        let x = x.detach().set_requires_grad(true);
+        for (_, mut v) in vs.variables() {
+            v.zero_grad();
+        }
+        let out = block.forward_with(&x, mixing, true, kernel);
+        (&out * out.sin()).sum(Kind::Float).backward();
+        let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        let grads = std::iter::once(x.grad())
+            .chain(named.iter().map(|(_, v)| v.grad()))
+            .map(|g| g.copy())
+            .collect();
+        (out.detach(), grads)
+    }
+
+    #[test]
+    fn fused_attention_equals_the_explicit_form_forward_and_backward() {
+        tch::manual_seed(3);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let block = Block::new(vs.root(), TINY, 2, 0.0);
+        let x = Tensor::randn([3, 20, 8], (Kind::Float, Device::Cpu));
+        let windows = TokenMixing::Window {
+            height: 4,
+            width: 5,
+            size: 3,
+        };
+        for mixing in [TokenMixing::Global, windows] {
+            let (fused, fused_grads) =
+                output_and_grads(&vs, &block, &x, mixing, AttentionKernel::Fused);
+            let (explicit, explicit_grads) =
+                output_and_grads(&vs, &block, &x, mixing, AttentionKernel::Explicit);
+            let diff = (&fused - &explicit).abs().max().double_value(&[]);
+            assert!(diff < 1e-5, "{mixing:?}: forward differs by {diff}");
+            assert_eq!(fused_grads.len(), explicit_grads.len());
+            for (a, b) in fused_grads.iter().zip(&explicit_grads) {
+                assert!(a.abs().max().double_value(&[]) > 0.0, "a gradient is zero");
+                let diff = (a - b).abs().max().double_value(&[]);
+                assert!(diff < 1e-5, "{mixing:?}: gradients differ by {diff}");
+            }
         }
     }
 

@@ -3,9 +3,12 @@
 //! names follow the MAE reference (`decoder_embed`, `mask_token`, `decoder_pos_embed`,
 //! `decoder_blocks.{i}`, `decoder_norm`, `decoder_pred`), the encoder's timm's.
 
+use std::rc::Rc;
+
 use tch::nn::{self, Init, Module};
 use tch::{Kind, Tensor};
 
+use super::checkpointing::{run_blocks, Tape};
 use super::layers::{layer_norm, linear, Block, BlockDims, TokenMixing};
 use super::pos_embed::sincos_2d_with_cls;
 use super::vit::{patchify, PosEmbed, VisionTransformer};
@@ -35,9 +38,11 @@ pub struct MaskedAutoencoder {
     decoder_embed: nn::Linear,
     mask_token: Tensor,
     decoder_pos_embed: Tensor,
-    decoder_blocks: Vec<Block>,
+    decoder_blocks: Vec<Rc<Block>>,
     decoder_norm: nn::LayerNorm,
     decoder_pred: nn::Linear,
+    /// Where the decoder blocks record themselves when they run checkpointed in training.
+    checkpointing: Option<Tape>,
 }
 
 impl MaskedAutoencoder {
@@ -66,7 +71,7 @@ impl MaskedAutoencoder {
             qkv_bias: true,
         };
         let decoder_blocks = (0..config.decoder_depth)
-            .map(|i| Block::new(path / "decoder_blocks" / i, dims, 1, 0.0))
+            .map(|i| Rc::new(Block::new(path / "decoder_blocks" / i, dims, 1, 0.0)))
             .collect();
         let decoder_norm = layer_norm(path / "decoder_norm", ddim);
         let pixels = (vit.patch_size * vit.patch_size * vit.in_chans) as i64;
@@ -80,7 +85,15 @@ impl MaskedAutoencoder {
             decoder_blocks,
             decoder_norm,
             decoder_pred,
+            checkpointing: None,
         }
+    }
+
+    /// Checkpoints the activations of every encoder and decoder block in training (see
+    /// [`super::checkpointing`]).
+    pub fn checkpoint_activations(&mut self, tape: &Tape) {
+        self.encoder.checkpoint_activations(tape);
+        self.checkpointing = Some(tape.clone());
     }
 
     /// Runs MAE on `images` (`[batch, chans, H, W]`). `noise` (`[batch, patches]`) decides
@@ -118,10 +131,13 @@ impl MaskedAutoencoder {
         let unshuffled =
             shuffled.gather(1, &restore.unsqueeze(-1).expand([b, n, ddim], false), false);
         let x = Tensor::cat(&[x.narrow(1, 0, 1), unshuffled], 1) + &self.decoder_pos_embed;
-        let x = self
-            .decoder_blocks
-            .iter()
-            .fold(x, |x, blk| blk.forward(&x, TokenMixing::Global, train));
+        let x = run_blocks(
+            &self.decoder_blocks,
+            &x,
+            &|_| TokenMixing::Global,
+            train,
+            self.checkpointing.as_ref(),
+        );
         let pred = self
             .decoder_pred
             .forward(&self.decoder_norm.forward(&x))

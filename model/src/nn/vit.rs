@@ -1,9 +1,12 @@
 //! The (parallel) vision transformer, config-driven by [`VitConfig`], with timm's parameter
 //! names: `patch_embed.proj`, `cls_token`, `pos_embed`, `blocks.{i}...`, `norm`.
 
+use std::rc::Rc;
+
 use tch::nn::{self, Init, Module};
 use tch::Tensor;
 
+use super::checkpointing::{run_blocks, Tape};
 use super::layers::{layer_norm, xavier_uniform, Block, BlockDims, TokenMixing};
 use super::pos_embed::sincos_2d_with_cls;
 use crate::arch::VitConfig;
@@ -56,9 +59,11 @@ pub struct VisionTransformer {
     /// Position table `[1, 1 + patches, dim]` (class token first).
     pub pos_embed: Tensor,
     /// The stages, each of `config.parallel` branches.
-    pub blocks: Vec<Block>,
+    pub blocks: Vec<Rc<Block>>,
     /// Final LayerNorm.
     pub norm: nn::LayerNorm,
+    /// Where the stages record themselves when they run checkpointed in training.
+    checkpointing: Option<Tape>,
 }
 
 impl VisionTransformer {
@@ -104,12 +109,12 @@ impl VisionTransformer {
         };
         let blocks = (0..config.depth)
             .map(|i| {
-                Block::new(
+                Rc::new(Block::new(
                     path / "blocks" / i,
                     dims,
                     config.parallel,
                     stage_drop_path(config, i),
-                )
+                ))
             })
             .collect();
         let norm = layer_norm(path / "norm", dim);
@@ -120,7 +125,31 @@ impl VisionTransformer {
             pos_embed,
             blocks,
             norm,
+            checkpointing: None,
         }
+    }
+
+    /// Checkpoints the activations of every stage in training: they are recomputed during
+    /// `tape.backward()` instead of kept (see [`super::checkpointing`]).
+    pub fn checkpoint_activations(&mut self, tape: &Tape) {
+        self.checkpointing = Some(tape.clone());
+    }
+
+    /// Runs every stage on `tokens`, stage `i` mixing tokens as `mixing(i)`, checkpointed
+    /// when [`VisionTransformer::checkpoint_activations`] asked for it.
+    pub fn run_blocks(
+        &self,
+        tokens: &Tensor,
+        mixing: &dyn Fn(usize) -> TokenMixing,
+        train: bool,
+    ) -> Tensor {
+        run_blocks(
+            &self.blocks,
+            tokens,
+            mixing,
+            train,
+            self.checkpointing.as_ref(),
+        )
     }
 
     /// Patch tokens with their position embeddings added: `[batch, patches, dim]`.
@@ -137,9 +166,7 @@ impl VisionTransformer {
 
     /// Runs every stage with global attention, then the final norm.
     pub fn encode_tokens(&self, tokens: &Tensor, train: bool) -> Tensor {
-        let x = self.blocks.iter().fold(tokens.shallow_clone(), |x, b| {
-            b.forward(&x, TokenMixing::Global, train)
-        });
+        let x = self.run_blocks(tokens, &|_| TokenMixing::Global, train);
         self.norm.forward(&x)
     }
 

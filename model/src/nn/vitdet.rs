@@ -79,19 +79,21 @@ impl VitDetBackbone {
         let patch = self.vit.config.patch_size as i64;
         let (b, _, h, w) = images.size4().expect("images are [batch, chans, H, W]");
         let (gh, gw) = (h / patch, w / patch);
-        let mut x = self.vit.embed_patches(images);
-        for (i, block) in self.vit.blocks.iter().enumerate() {
-            let mixing = if self.global.contains(&i) {
+        let window = TokenMixing::Window {
+            height: gh,
+            width: gw,
+            size: self.window,
+        };
+        let mixing = |i: usize| {
+            if self.global.contains(&i) {
                 TokenMixing::Global
             } else {
-                TokenMixing::Window {
-                    height: gh,
-                    width: gw,
-                    size: self.window,
-                }
-            };
-            x = block.forward(&x, mixing, train);
-        }
+                window
+            }
+        };
+        let x = self
+            .vit
+            .run_blocks(&self.vit.embed_patches(images), &mixing, train);
         let x = self.vit.norm.forward(&x);
         let map = x.transpose(1, 2).reshape([b, -1, gh, gw]);
         let p1 = self

@@ -3,6 +3,7 @@
 use super::backbone::Backbone;
 use super::data::{resolved_dataset, DetDataParams, DetFormat, DOTA_RELEASES};
 use super::detector::DetectorParams;
+use super::init::BackboneInit;
 use super::types::RATIO;
 use super::vitdet::VitDetConfig;
 
@@ -29,6 +30,10 @@ crate::schema! {
         /// A needed mae-pretrain stage whose checkpoint initialises the backbone (unset: the
         /// only needed mae-pretrain stage, if any).
         pretrained: Option<String> = None,
+        /// Where the backbone starts: `pretrained` (every backbone weight from the
+        /// `pretrained` stage; the stage fails before training when one is missing) or `scratch`
+        /// (random weights, on purpose) (unset: `pretrained` when a pretrained stage is given).
+        init: Option<BackboneInit> = None,
         /// Training epochs when `steps` is not set (12: the 1x schedule).
         epochs: u64 = 12,
         /// Optimiser steps, overriding `epochs`.
@@ -53,6 +58,9 @@ crate::schema! {
         checkpoint_every: u64 = 0,
         /// Steps between progress events.
         log_every: u64 = 1,
+        /// Recompute each transformer block's activations in the backward pass instead of
+        /// keeping them: less memory, about one more forward pass of time, the same numbers.
+        activation_checkpointing: bool = false,
     }
 }
 
@@ -61,6 +69,7 @@ impl FinetuneDetParams {
     pub fn validate(&self) -> anyhow::Result<()> {
         let vit = self.backbone.vit()?;
         self.vitdet.validate(vit.depth, vit.grid_size())?;
+        BackboneInit::resolve(self.init, self.pretrained.as_deref())?;
         self.detector.validate()?;
         self.det_data()?.class_names()?;
         anyhow::ensure!(

@@ -2,6 +2,7 @@
 
 use super::backbone::Backbone;
 use super::data::{resolved_dataset, SegDataParams, SegFormat};
+use super::init::BackboneInit;
 use super::types::RATIO;
 use super::vitdet::VitDetConfig;
 
@@ -28,6 +29,10 @@ crate::schema! {
         /// A needed mae-pretrain stage whose checkpoint initialises the backbone (unset: the
         /// only needed mae-pretrain stage, if any).
         pretrained: Option<String> = None,
+        /// Where the backbone starts: `pretrained` (every backbone weight from the
+        /// `pretrained` stage; the stage fails before training when one is missing) or `scratch`
+        /// (random weights, on purpose) (unset: `pretrained` when a pretrained stage is given).
+        init: Option<BackboneInit> = None,
         /// Optimiser steps.
         steps: u64,
         /// Crops per optimiser step.
@@ -46,6 +51,9 @@ crate::schema! {
         checkpoint_every: u64 = 0,
         /// Steps between progress events.
         log_every: u64 = 1,
+        /// Recompute each transformer block's activations in the backward pass instead of
+        /// keeping them: less memory, about one more forward pass of time, the same numbers.
+        activation_checkpointing: bool = false,
     }
 }
 
@@ -54,6 +62,7 @@ impl FinetuneSegParams {
     pub fn validate(&self) -> anyhow::Result<()> {
         let vit = self.backbone.vit()?;
         self.vitdet.validate(vit.depth, vit.grid_size())?;
+        BackboneInit::resolve(self.init, self.pretrained.as_deref())?;
         self.seg_data()?;
         anyhow::ensure!(
             self.fraction > 0.0 && self.fraction <= 1.0,

@@ -32,6 +32,9 @@ crate::schema! {
         checkpoint_every: u64 = 0,
         /// Steps between progress events.
         log_every: u64 = 1,
+        /// Recompute each transformer block's activations in the backward pass instead of
+        /// keeping them: less memory, about one more forward pass of time, the same numbers.
+        activation_checkpointing: bool = false,
     }
 }
 

@@ -12,6 +12,7 @@ pub mod detector;
 pub mod evaluate;
 pub mod finetune_det;
 pub mod finetune_seg;
+pub mod init;
 pub mod mae;
 pub mod mae_pretrain;
 pub mod schema;

@@ -1,6 +1,7 @@
 //! Parameter types as recipes write them, and the Rust types that carry each.
 
 use super::data::{DetFormat, EvalTask, SegFormat};
+use super::init::BackboneInit;
 
 /// The type of a parameter as a recipe writes it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -88,6 +89,7 @@ param_values! {
     SegFormat => ParamType::Choice(SegFormat::SPELLINGS),
     DetFormat => ParamType::Choice(DetFormat::SPELLINGS),
     EvalTask => ParamType::Choice(EvalTask::SPELLINGS),
+    BackboneInit => ParamType::Choice(BackboneInit::SPELLINGS),
 }
 
 impl<T: ParamValue> ParamValue for Option<T> {

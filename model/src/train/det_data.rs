@@ -1,5 +1,5 @@
 //! Oriented-object samples from DOTA-format (`{train,val}/images`, `{train,val}/labelTxt`) or
-//! DIOR-R folders, with random training crops and box-aware flips and quarter turns.
+//! DIOR-R folders, and the training crop of a sample (see [`crate::data::transforms`]).
 
 use std::path::{Path, PathBuf};
 
@@ -11,7 +11,9 @@ use super::rng::SplitMix64;
 use crate::data::formats::dior::{self, DiorSplit};
 use crate::data::formats::dota::{self, ClassCheck, DotaObject};
 use crate::data::image_io::read_image;
-use crate::data::tiling::{clip_objects, split_windows, CutPolicy, SplitOptions};
+use crate::data::tiling::{CutPolicy, SplitOptions};
+use crate::data::transforms::crop::random_split_window;
+use crate::data::transforms::dihedral::Dihedral;
 use crate::geometry::{Quad, RotatedBox};
 use crate::metrics::detection::GroundTruth;
 use crate::nn::oriented_rcnn::ImageTargets;
@@ -136,58 +138,6 @@ pub fn ground_truths(samples: &[DetSample], class_names: &[String]) -> Vec<Groun
         .collect()
 }
 
-/// A random flip and quarter-turn combination for a square image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Augment {
-    /// Mirror left–right.
-    pub hflip: bool,
-    /// Mirror top–bottom.
-    pub vflip: bool,
-    /// Quarter turns (counter-clockwise on screen), applied after the flips.
-    pub quarter_turns: u8,
-}
-
-impl Augment {
-    /// Draws flips (each with probability ½) and, when `rotate`, 0–3 quarter turns.
-    pub fn draw(rng: &mut SplitMix64, flips: bool, rotate: bool) -> Self {
-        Augment {
-            hflip: flips && rng.below(2) == 1,
-            vflip: flips && rng.below(2) == 1,
-            quarter_turns: if rotate { rng.below(4) as u8 } else { 0 },
-        }
-    }
-
-    /// The transformed `[C, S, S]` image.
-    pub fn image(&self, image: &Tensor) -> Tensor {
-        let mut t = image.shallow_clone();
-        if self.hflip {
-            t = t.flip([2]);
-        }
-        if self.vflip {
-            t = t.flip([1]);
-        }
-        if self.quarter_turns > 0 {
-            t = t.rot90(i64::from(self.quarter_turns), [1, 2]);
-        }
-        t
-    }
-
-    /// Where image point `p` of an `side`-pixel square goes.
-    pub fn point(&self, p: [f64; 2], side: f64) -> [f64; 2] {
-        let [mut x, mut y] = p;
-        if self.hflip {
-            x = side - x;
-        }
-        if self.vflip {
-            y = side - y;
-        }
-        for _ in 0..self.quarter_turns {
-            (x, y) = (y, side - x);
-        }
-        [x, y]
-    }
-}
-
 /// Training settings of a crop.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CropSettings {
@@ -200,7 +150,8 @@ pub struct CropSettings {
 }
 
 /// A standardised `[3, S, S]` crop of a random DOTA split window of the image (padded with 0
-/// when smaller), with its augmented objects; objects less than 70% inside are dropped.
+/// when smaller), flipped and turned at random, with its objects moved along; objects less
+/// than 70% inside are dropped. Every draw comes from `rng`.
 pub fn training_crop(
     sample: &DetSample,
     cfg: &CropSettings,
@@ -213,17 +164,6 @@ pub fn training_crop(
         below_threshold: CutPolicy::Drop,
         ..SplitOptions::default()
     };
-    let windows = split_windows(image.width, image.height, &options);
-    let window = windows
-        .get(rng.below(windows.len().max(1) as u64) as usize)
-        .with_context(|| format!("{}: empty image", sample.image.display()))?;
-    let crop = image.crop_padded(
-        i64::from(window.x),
-        i64::from(window.y),
-        cfg.size,
-        cfg.size,
-        0,
-    );
     let objects: Vec<DotaObject> = sample
         .objects
         .iter()
@@ -233,11 +173,12 @@ pub fn training_crop(
             difficult: u8::from(o.difficult),
         })
         .collect();
-    let augment = Augment::draw(rng, cfg.flips, cfg.rotate);
+    let (crop, inside) = random_split_window(&image, &objects, &options, rng);
+    let turn = Dihedral::draw(rng, cfg.flips, cfg.rotate);
     let side = f64::from(cfg.size);
     let mut targets = ImageTargets::default();
-    for object in clip_objects(&objects, window, &options) {
-        let poly = object.poly.map(|p| augment.point(p, side));
+    for object in inside {
+        let poly = turn.quad(&object.poly, side);
         if let Some(rbox) = RotatedBox::from_polygon(&poly).filter(|b| b.w >= 2.0 && b.h >= 2.0) {
             targets.boxes.push(rbox);
             targets
@@ -245,36 +186,5 @@ pub fn training_crop(
                 .push(object.class.parse().context("class index")?);
         }
     }
-    Ok((augment.image(&standardize(&to_tensor(&crop))), targets))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tch::{Device, Kind};
-
-    #[test]
-    fn boxes_follow_the_pixels_through_flips_and_turns() {
-        let side = 8i64;
-        for code in 0..16u8 {
-            let augment = Augment {
-                hflip: code & 1 == 1,
-                vflip: code & 2 == 2,
-                quarter_turns: code >> 2,
-            };
-            let image = Tensor::zeros([1, side, side], (Kind::Float, Device::Cpu));
-            let _ = image.get(0).get(1).get(5).fill_(1.0);
-            let moved = augment.image(&image);
-            let [x, y] = augment.point([5.5, 1.5], side as f64);
-            let value = moved
-                .get(0)
-                .get(y.floor() as i64)
-                .get(x.floor() as i64)
-                .double_value(&[]);
-            assert_eq!(
-                value, 1.0,
-                "{augment:?} sent the pixel elsewhere than ({x}, {y})"
-            );
-        }
-    }
+    Ok((standardize(&to_tensor(&turn.image(&crop))), targets))
 }

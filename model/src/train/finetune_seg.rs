@@ -4,20 +4,19 @@
 
 use std::path::Path;
 
-use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 use tch::Tensor;
 
 use super::events::Events;
 use super::mae_pretrain::CHECKPOINT_FILE;
-use super::optim::{AdamW, AdamWConfig};
-use super::params::layer_decay_groups;
-use super::rng::{batch_indices, stream, subset_of, SplitMix64};
-use super::schedule::CosineSchedule;
+use super::pretrained::init_backbone;
+use super::rng::{batch_indices, subset_of};
+use super::schedule::{CosineSchedule, Schedule};
 use super::seg_data::{list_samples, random_crop, Part, IGNORE_INDEX};
-use super::stage::{parse_device, seed_init, Outcome};
-use super::stage_inputs::{dataset_root, input_dir};
+use super::setup::TrainingSetup;
+use super::stage::Outcome;
+use super::stage_inputs::dataset_root;
 use super::step_loop::{loss_summary, run_steps, LoopEnd, LoopSettings};
 use crate::arch::VitConfig;
 use crate::nn::checkpoint;
@@ -65,34 +64,6 @@ pub fn model_spec(params: &FinetuneSegParams) -> anyhow::Result<SegModelSpec> {
         num_classes: params.seg_data()?.format.num_classes(),
     })
 }
-fn load_pretrained(
-    spec: &StageSpec,
-    name: &str,
-    vs: &VarStore,
-    events: &mut Events,
-) -> anyhow::Result<()> {
-    let dir = input_dir(spec, "params.pretrained", name)?;
-    let file = dir.join(CHECKPOINT_FILE);
-    let tensors = checkpoint::with_prefix(checkpoint::read_tensors(&file)?, "backbone.");
-    let report = checkpoint::load_from(vs, tensors)
-        .with_context(|| format!("loading {}", file.display()))?;
-    let backbone_missing: Vec<&String> = report
-        .missing
-        .iter()
-        .filter(|k| k.starts_with("backbone.") && !k.starts_with("backbone.neck."))
-        .collect();
-    anyhow::ensure!(
-        backbone_missing.is_empty(),
-        "{}: backbone weights missing: {:?}",
-        file.display(),
-        backbone_missing
-    );
-    events.log(
-        "info",
-        format!("loaded {}: {}", file.display(), report.summary()),
-    );
-    Ok(())
-}
 
 /// Runs (or resumes) the stage; `stop_after` ends the call after that many steps with a
 /// resume checkpoint.
@@ -103,7 +74,6 @@ pub fn run(
     events: &mut Events,
     stop_after: Option<u64>,
 ) -> anyhow::Result<Outcome> {
-    let device = parse_device(&spec.device)?;
     let data = params.seg_data()?;
     let root = dataset_root(spec, &data.name)?;
     let all = list_samples(root, &data, Part::Train)?;
@@ -118,54 +88,48 @@ pub fn run(
         ),
     );
 
-    seed_init(spec.seed);
-    let vs = VarStore::new(device);
+    let setup = TrainingSetup::new(spec)?;
     let model_spec = model_spec(params)?;
-    let model = model_spec.build(&vs);
-    if let Some(name) = &params.pretrained {
-        load_pretrained(spec, name, &vs, events)?;
+    let mut model = model_spec.build(&setup.vs);
+    if params.activation_checkpointing {
+        model.backbone.vit.checkpoint_activations(&setup.tape);
     }
-    let groups = layer_decay_groups(
-        &vs,
+    init_backbone(
+        spec,
+        params.init,
+        params.pretrained.as_deref(),
+        &setup.vs,
+        events,
+    )?;
+    let mut opt = setup.fine_tuning_optimizer(
         params.weight_decay,
         params.layer_decay,
         model.backbone.depth(),
     );
-    let mut opt = AdamW::new(
-        groups,
-        AdamWConfig {
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-        },
-    );
-    let schedule = CosineSchedule {
-        peak_lr: params.lr,
-        min_lr: params.min_lr,
-        warmup_steps: params.warmup_steps,
-        total_steps: params.steps,
-    };
-
     let settings = LoopSettings {
-        schedule,
+        schedule: Schedule::Cosine(CosineSchedule {
+            peak_lr: params.lr,
+            min_lr: params.min_lr,
+            warmup_steps: params.warmup_steps,
+            total_steps: params.steps,
+        }),
         batch_size: params.batch_size,
         checkpoint_every: params.checkpoint_every,
         log_every: params.log_every,
         stop_after,
     };
     let crop = model_spec.model.image_size as u32;
-    let end = run_steps(spec, &vs, &mut opt, &settings, events, |step| {
-        let mut rng = SplitMix64::new(spec.seed, stream::AUGMENT, step);
+    let end = run_steps(spec, &setup, &mut opt, &settings, events, |step| {
         let mut images = Vec::new();
         let mut labels = Vec::new();
-        for i in batch_indices(spec.seed, samples.len(), params.batch_size, step) {
+        for i in batch_indices(spec.seed, samples.len(), params.batch_size, step.index) {
             let (image, label) = samples[i].load()?;
-            let (img, lab) = random_crop(&image, &label, crop, &mut rng);
+            let (img, lab) = random_crop(&image, &label, crop, &mut step.augment);
             images.push(img);
             labels.push(lab);
         }
-        let images = Tensor::stack(&images, 0).to_device(device);
-        let labels = Tensor::stack(&labels, 0).to_device(device);
+        let images = Tensor::stack(&images, 0).to_device(setup.device);
+        let labels = Tensor::stack(&labels, 0).to_device(setup.device);
         Ok(model.loss(
             &model.forward_t(&images, true),
             &labels,
@@ -178,7 +142,7 @@ pub fn run(
     };
 
     fs_err::create_dir_all(out_dir)?;
-    checkpoint::save(&vs, &out_dir.join(CHECKPOINT_FILE))?;
+    checkpoint::save(&setup.vs, &out_dir.join(CHECKPOINT_FILE))?;
     fs_err::write(
         out_dir.join(MODEL_FILE),
         serde_json::to_vec_pretty(&model_spec)?,

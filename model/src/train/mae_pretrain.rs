@@ -3,15 +3,12 @@
 
 use std::path::Path;
 
-use tch::nn::VarStore;
-
 use super::events::Events;
 use super::images::ImageFolder;
-use super::optim::{AdamW, AdamWConfig};
-use super::params::decay_groups;
 use super::rng::batch_indices;
-use super::schedule::{scaled_lr, CosineSchedule};
-use super::stage::{parse_device, seed_init, Outcome};
+use super::schedule::{scaled_lr, CosineSchedule, Schedule};
+use super::setup::TrainingSetup;
+use super::stage::Outcome;
 use super::stage_inputs::dataset_root;
 use super::step_loop::{loss_summary, run_steps, LoopEnd, LoopSettings};
 use crate::data::formats::millionaid;
@@ -42,23 +39,21 @@ pub fn run(
     events: &mut Events,
     stop_after: Option<u64>,
 ) -> anyhow::Result<Outcome> {
-    let device = parse_device(&spec.device)?;
     let images = image_folder(spec, params)?;
     let vit = params.backbone.vit()?;
-    seed_init(spec.seed);
-    let vs = VarStore::new(device);
-    let model = MaskedAutoencoder::new(&vs.root(), &vit, &params.mae);
-    let mut opt = AdamW::new(
-        decay_groups(&vs, params.weight_decay),
-        AdamWConfig::default(),
-    );
+    let setup = TrainingSetup::new(spec)?;
+    let mut model = MaskedAutoencoder::new(&setup.vs.root(), &vit, &params.mae);
+    if params.activation_checkpointing {
+        model.checkpoint_activations(&setup.tape);
+    }
+    let mut opt = setup.pretraining_optimizer(params.weight_decay);
     let peak_lr = scaled_lr(params.base_lr, params.batch_size);
-    let schedule = CosineSchedule {
+    let schedule = Schedule::Cosine(CosineSchedule {
         peak_lr,
         min_lr: params.min_lr,
         warmup_steps: params.warmup_steps,
         total_steps: params.steps,
-    };
+    });
 
     events.log(
         "info",
@@ -77,9 +72,9 @@ pub fn run(
         stop_after,
     };
     let size = vit.image_size as i64;
-    let end = run_steps(spec, &vs, &mut opt, &settings, events, |step| {
-        let indices = batch_indices(spec.seed, images.paths.len(), params.batch_size, step);
-        let batch = images.batch(&indices, size)?.to_device(device);
+    let end = run_steps(spec, &setup, &mut opt, &settings, events, |step| {
+        let indices = batch_indices(spec.seed, images.paths.len(), params.batch_size, step.index);
+        let batch = images.batch(&indices, size)?.to_device(setup.device);
         Ok(model.forward(&batch, true).loss)
     })?;
     let losses = match end {
@@ -88,7 +83,7 @@ pub fn run(
     };
 
     fs_err::create_dir_all(out_dir)?;
-    checkpoint::save(&vs, &out_dir.join(CHECKPOINT_FILE))?;
+    checkpoint::save(&setup.vs, &out_dir.join(CHECKPOINT_FILE))?;
     let mut metrics = loss_summary(&losses);
     metrics.insert("steps".into(), losses.len() as f64);
     metrics.insert("params".into(), vit.param_count() as f64);

@@ -1,4 +1,6 @@
-//! Learning-rate schedule: linear warmup, then half a cosine down to a floor (MAE, ViTDet).
+//! Learning-rate schedules as data: linear warmup then half a cosine down to a floor (MAE,
+//! segmentation), or linear warmup from a fraction of the peak then ×0.1 steps (the
+//! detector's 1x schedule).
 
 /// A warmup + cosine schedule over `total` steps.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -26,6 +28,59 @@ impl CosineSchedule {
     }
 }
 
+/// Linear warmup from a third of the peak (mmdetection's `warmup_ratio = 1/3`), then ×0.1
+/// after each drop step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepDecaySchedule {
+    /// Learning rate at the end of warmup.
+    pub peak_lr: f64,
+    /// Steps of linear warmup from `peak_lr / 3`.
+    pub warmup_steps: u64,
+    /// Steps after which the learning rate drops ×0.1.
+    pub drops: Vec<u64>,
+    /// Total steps.
+    pub total_steps: u64,
+}
+
+impl StepDecaySchedule {
+    /// Learning rate at `step` (0-based).
+    pub fn lr(&self, step: u64) -> f64 {
+        if step < self.warmup_steps {
+            let progress = step as f64 / self.warmup_steps as f64;
+            return self.peak_lr * (1.0 / 3.0 + 2.0 / 3.0 * progress);
+        }
+        let dropped = self.drops.iter().filter(|&&d| step >= d).count();
+        self.peak_lr * 0.1f64.powi(dropped as i32)
+    }
+}
+
+/// The learning rate of every step of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Schedule {
+    /// Warmup + cosine.
+    Cosine(CosineSchedule),
+    /// Warmup + step decay.
+    StepDecay(StepDecaySchedule),
+}
+
+impl Schedule {
+    /// Learning rate at `step` (0-based).
+    pub fn lr(&self, step: u64) -> f64 {
+        match self {
+            Schedule::Cosine(s) => s.lr(step),
+            Schedule::StepDecay(s) => s.lr(step),
+        }
+    }
+
+    /// Steps of the whole run.
+    pub fn total_steps(&self) -> u64 {
+        match self {
+            Schedule::Cosine(s) => s.total_steps,
+            Schedule::StepDecay(s) => s.total_steps,
+        }
+    }
+}
+
 /// MAE's linear scaling rule: `base_lr × batch / 256`.
 pub fn scaled_lr(base_lr: f64, batch_size: usize) -> f64 {
     base_lr * batch_size as f64 / 256.0
@@ -50,5 +105,22 @@ mod tests {
         assert!((s.lr(110) - 0.1).abs() < 1e-12);
         assert!(s.lr(30) > s.lr(40));
         assert_eq!(scaled_lr(1.5e-4, 512), 3e-4);
+        assert_eq!(Schedule::Cosine(s).lr(60), s.lr(60));
+    }
+
+    #[test]
+    fn one_x_schedule_warms_up_from_a_third_then_drops_twice() {
+        let s = Schedule::StepDecay(StepDecaySchedule {
+            peak_lr: 3.0,
+            warmup_steps: 3,
+            drops: vec![8, 11],
+            total_steps: 12,
+        });
+        assert!((s.lr(0) - 1.0).abs() < 1e-12);
+        assert!((s.lr(3) - 3.0).abs() < 1e-12);
+        assert!((s.lr(7) - 3.0).abs() < 1e-12);
+        assert!((s.lr(8) - 0.3).abs() < 1e-12);
+        assert!((s.lr(11) - 0.03).abs() < 1e-12);
+        assert_eq!(s.total_steps(), 12);
     }
 }

@@ -1,5 +1,5 @@
 //! Segmentation samples from LoveDA or ISPRS Potsdam folders, as (image, labels) pairs, with
-//! random crops for training.
+//! random crops for training (see [`crate::data::transforms`]).
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +9,8 @@ use super::images::{normalize, to_tensor};
 use super::rng::SplitMix64;
 use crate::data::formats::{loveda, potsdam};
 use crate::data::image_io::Image;
+use crate::data::transforms::crop::random_crop_with_labels;
+use crate::data::transforms::dihedral::Dihedral;
 use crate::params::data::{SegDataParams, SegFormat};
 
 /// Label of pixels that count neither in the loss nor in the metrics.
@@ -129,31 +131,28 @@ pub fn list_samples(
 
 /// A `size × size` crop at a random position (padded with `IGNORE_INDEX` labels where the
 /// image is smaller), flipped horizontally half the time: normalised `[3, s, s]` image and
-/// `[s, s]` int64 labels.
+/// `[s, s]` int64 labels. Every draw comes from `rng`.
 pub fn random_crop(
     image: &Image,
     labels: &[u8],
     size: u32,
     rng: &mut SplitMix64,
 ) -> (Tensor, Tensor) {
-    let x = rng.below(u64::from(image.width.saturating_sub(size)) + 1) as i64;
-    let y = rng.below(u64::from(image.height.saturating_sub(size)) + 1) as i64;
-    let crop = image.crop_padded(x, y, size, size, 0);
     let label_image = Image {
         width: image.width,
         height: image.height,
         channels: 1,
         data: labels.to_vec(),
     };
-    let label_crop = label_image.crop_padded(x, y, size, size, IGNORE_INDEX);
-    let mut img = normalize(&to_tensor(&crop), size as i64);
-    let mut lab = Tensor::from_slice(&label_crop.data)
+    let (crop, label_crop) = random_crop_with_labels(image, &label_image, size, IGNORE_INDEX, rng);
+    let flip = Dihedral {
+        hflip: rng.below(2) == 1,
+        ..Dihedral::default()
+    };
+    let img = normalize(&to_tensor(&flip.image(&crop)), size as i64);
+    let lab = Tensor::from_slice(&flip.image(&label_crop).data)
         .reshape([size as i64, size as i64])
         .to_kind(Kind::Int64);
-    if rng.below(2) == 1 {
-        img = img.flip([2]);
-        lab = lab.flip([1]);
-    }
     (img, lab)
 }
 

@@ -1,27 +1,28 @@
-//! The step loop every training stage shares: resume from the work dir, seed each step,
-//! backward and AdamW update on the scheduled lr, fail on a non-finite loss, report progress,
-//! checkpoint periodically and on a stop request.
+//! The step loop every training stage shares (MAE, segmentation, detection): resume from the
+//! work dir, seed torch and the augmentation stream of each step, backward (through the
+//! checkpointed blocks too) and AdamW update on the scheduled lr, fail on a non-finite loss, report progress, checkpoint periodically
+//! and on a stop request.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use tch::nn::VarStore;
 use tch::Tensor;
 
 use super::events::Events;
 use super::optim::AdamW;
 use super::resume::{self, ResumeState};
-use super::rng::seed_torch_for_step;
-use super::schedule::CosineSchedule;
+use super::rng::{seed_torch_for_step, stream, SplitMix64};
+use super::schedule::Schedule;
+use super::setup::TrainingSetup;
 use super::stage::{run_digest, stop_requested};
 use crate::nn::layers::scalar;
 use crate::protocol::{Event, StageSpec};
 
 /// How many steps, how they are reported and checkpointed.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LoopSettings {
-    /// Learning rate per step (its `total_steps` is the number of steps).
-    pub schedule: CosineSchedule,
+    /// Learning rate per step (its total is the number of steps).
+    pub schedule: Schedule,
     /// Items per step, for the throughput in progress events.
     pub batch_size: usize,
     /// Steps between resume checkpoints (0: only when stopping).
@@ -41,17 +42,29 @@ pub enum LoopEnd {
     Stopped(u64),
 }
 
-/// Runs the remaining steps of the stage `spec`. `loss_at(step)` computes the loss of a step
-/// (torch's generator is already seeded for it); everything else happens here.
+/// One step, as the loss sees it.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// 0-based step number (the batch to load).
+    pub index: u64,
+    /// The step's augmentation stream: crops, flips and turns draw from it, never from
+    /// torch's generator, so the data of a step depends only on the run seed and the step.
+    pub augment: SplitMix64,
+}
+
+/// Runs the remaining steps of the stage `spec` on the model in `setup`. `loss_at(step)`
+/// computes the loss of a step (torch's generator is already seeded for it: masking, drop
+/// path, sampling); everything else happens here.
 pub fn run_steps(
     spec: &StageSpec,
-    vs: &VarStore,
+    setup: &TrainingSetup,
     opt: &mut AdamW,
     settings: &LoopSettings,
     events: &mut Events,
-    mut loss_at: impl FnMut(u64) -> anyhow::Result<Tensor>,
+    mut loss_at: impl FnMut(&mut Step) -> anyhow::Result<Tensor>,
 ) -> anyhow::Result<LoopEnd> {
-    let total = settings.schedule.total_steps;
+    let vs = &setup.vs;
+    let total = settings.schedule.total_steps();
     fs_err::create_dir_all(&spec.work_dir)?;
     let digest = run_digest(spec);
     let mut state = match resume::load(&spec.work_dir, &digest, vs, opt)? {
@@ -78,7 +91,11 @@ pub fn run_steps(
         let step = state.step;
         seed_torch_for_step(spec.seed, step);
         opt.zero_grad();
-        let loss = loss_at(step)?;
+        setup.tape.clear();
+        let loss = loss_at(&mut Step {
+            index: step,
+            augment: SplitMix64::new(spec.seed, stream::AUGMENT, step),
+        })?;
         let value = scalar(&loss);
         anyhow::ensure!(
             value.is_finite(),
@@ -86,6 +103,7 @@ pub fn run_steps(
             step + 1
         );
         loss.backward();
+        setup.tape.backward();
         opt.step(settings.schedule.lr(step));
         state.step += 1;
         state.losses.push(value);
