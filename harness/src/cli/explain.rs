@@ -36,7 +36,7 @@ struct Explanation {
 
 /// Explains the recipe's stages.
 pub async fn run(args: ExplainArgs, results: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let session = Session::open(std::slice::from_ref(&args.recipe), results).await?;
+    let session = Session::open_read_only(std::slice::from_ref(&args.recipe), results).await?;
     let plan = session.plan().await?;
     let selected: Vec<usize> = (0..plan.stages.len())
         .filter(|&i| {
@@ -75,7 +75,7 @@ pub async fn run(args: ExplainArgs, results: &Path, json: bool) -> anyhow::Resul
                 println!(
                     "{}: pending; changed since {}:",
                     e.name,
-                    &e.previous_key.as_deref().unwrap_or("")[..12]
+                    crate::query::short_key(e.previous_key.as_deref().unwrap_or(""))
                 );
                 for c in &e.changes {
                     let old = c
@@ -166,6 +166,7 @@ async fn previous_manifest(
         statuses: vec![StageStatus::Succeeded, StageStatus::Cached],
         experiment: Some(planned.experiment.clone()),
         key_prefix: None,
+        current: false,
     };
     let mut rows: Vec<_> = store
         .stages(&filter)

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use super::session::Session;
 use super::BadInput;
 use crate::executor::command_line::find_worker;
-use crate::scheduler::{self, gpus, RunContext, RunOptions};
+use crate::plan::Plan;
+use crate::scheduler::{self, gpus, is_forced, RunContext, RunOptions};
 
 /// Arguments of `rsfm run`.
 #[derive(Debug, clap::Args)]
@@ -45,9 +46,19 @@ pub async fn run(args: RunArgs, results: &Path, json: bool) -> anyhow::Result<Ex
     }
     session.store.mark_stale_running_interrupted().await?;
     let plan = session.plan().await?;
+    check_forced(&plan, &args.force)?;
+    if !json {
+        eprintln!("rsfm: results in {}", session.results_dir.display());
+    }
     if args.dry_run {
         for stage in &plan.stages {
-            let status = if stage.cached { "cached" } else { "would run" };
+            let status = if is_forced(stage, &args.force) {
+                "forced"
+            } else if stage.cached {
+                "cached"
+            } else {
+                "would run"
+            };
             println!("{:<9} {}", status, stage.display_name());
         }
         return Ok(ExitCode::SUCCESS);
@@ -104,4 +115,35 @@ pub async fn run(args: RunArgs, results: &Path, json: bool) -> anyhow::Result<Ex
         "failed" => ExitCode::FAILURE,
         _ => ExitCode::SUCCESS,
     })
+}
+
+/// Every `--force` name must name a stage of the plan: a typo is bad input, not a silent no-op.
+fn check_forced(plan: &Plan, force: &[String]) -> Result<(), BadInput> {
+    let unknown: Vec<&String> = force
+        .iter()
+        .filter(|f| {
+            !plan
+                .stages
+                .iter()
+                .any(|s| is_forced(s, std::slice::from_ref(f)))
+        })
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let mut known: Vec<&str> = Vec::new();
+    for stage in &plan.stages {
+        if !known.contains(&stage.stage.base.as_str()) {
+            known.push(&stage.stage.base);
+        }
+    }
+    Err(BadInput(format!(
+        "--force {}: no such stage (stages: {})",
+        unknown
+            .iter()
+            .map(|f| format!("`{f}`"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        known.join(", ")
+    )))
 }
