@@ -4,10 +4,10 @@
 //! error, so a recipe never sets a value the worker does not honour.
 
 use anyhow::{bail, Context};
-use rsfm_model::arch::{ModelPreset, VitConfig};
+use rsfm_model::arch::VitConfig;
 use serde_json::{json, Map, Value};
 
-use crate::presets::resolve_preset;
+use crate::presets::load_preset;
 use crate::recipe::{Recipe, Stage, StageKind};
 
 /// What the worker gets for one stage.
@@ -262,24 +262,20 @@ impl Translation<'_> {
         let model = self
             .take_str("model")?
             .context("`model` is required: a preset name from recipes/models")?;
-        let file = resolve_preset(&model, &self.recipe.dir)?;
-        let preset = ModelPreset::load(&file)?;
+        let (file, preset) = load_preset(&model, &self.recipe.dir)?;
         let mut vit = match serde_json::to_value(&preset.vit)? {
             Value::Object(fields) => fields,
-            _ => bail!("{}: [vit] is not a table", file.display()),
+            _ => bail!("{}: [vit] is not a table", file),
         };
         self.move_all(&mut vit, VIT_OVERRIDES);
         if let Some(size) = self.rest.remove(size_key) {
             vit.insert("image_size".into(), size);
         }
         let config: VitConfig = serde_json::from_value(Value::Object(vit))
-            .with_context(|| format!("model `{model}` ({}) with overrides", file.display()))?;
-        config.validate().with_context(|| {
-            format!(
-                "model `{model}` ({}) with the stage's overrides",
-                file.display()
-            )
-        })?;
+            .with_context(|| format!("model `{model}` ({}) with overrides", file))?;
+        config
+            .validate()
+            .with_context(|| format!("model `{model}` ({}) with the stage's overrides", file))?;
         Ok(serde_json::to_value(config)?)
     }
 

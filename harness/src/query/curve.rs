@@ -12,7 +12,9 @@ use crate::store::{StageScope, Store};
 
 /// The curve of each stage in `scope` that `stage` names (`name`, `experiment/name`, or a base
 /// name without its matrix suffix, which covers every variant): columns `experiment`, `name`,
-/// `step` and one per metric. An error lists the stages when none matches.
+/// `step` and one per metric that some stage recorded at two steps or more (a value reported
+/// once, such as a final metric tagged with the last step, is no curve). An error lists the
+/// stages when none matches.
 pub async fn curve_table(store: &Store, scope: &StageScope, stage: &str) -> anyhow::Result<Table> {
     let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new(
         "SELECT s.experiment, s.name, m.name AS metric, m.step, m.value
@@ -44,7 +46,7 @@ pub async fn curve_table(store: &Store, scope: &StageScope, stage: &str) -> anyh
             names.into_iter().collect::<Vec<_>>().join(", ")
         );
     }
-    let mut metrics: BTreeSet<String> = BTreeSet::new();
+    let mut counts: BTreeMap<(String, String, String), usize> = BTreeMap::new();
     let mut points: BTreeMap<(String, String, i64), BTreeMap<String, f64>> = BTreeMap::new();
     for row in &rows {
         let (Some(metric), Some(step)) = (
@@ -53,18 +55,26 @@ pub async fn curve_table(store: &Store, scope: &StageScope, stage: &str) -> anyh
         ) else {
             continue;
         };
-        let point = points
-            .entry((row.try_get("experiment")?, row.try_get("name")?, step))
-            .or_default();
+        let (experiment, name): (String, String) =
+            (row.try_get("experiment")?, row.try_get("name")?);
+        *counts
+            .entry((experiment.clone(), name.clone(), metric.clone()))
+            .or_default() += 1;
+        let point = points.entry((experiment, name, step)).or_default();
         if let Some(value) = row.try_get::<Option<f64>, _>("value")? {
-            point.insert(metric.clone(), value);
+            point.insert(metric, value);
         }
-        metrics.insert(metric);
     }
+    let metrics: BTreeSet<String> = counts
+        .into_iter()
+        .filter(|(_, n)| *n >= 2)
+        .map(|((_, _, metric), _)| metric)
+        .collect();
     let mut columns = vec!["experiment".to_string(), "name".into(), "step".into()];
     columns.extend(metrics.iter().cloned());
     let rows = points
         .into_iter()
+        .filter(|(_, values)| metrics.iter().any(|m| values.contains_key(m)))
         .map(|((experiment, name, step), values)| {
             let mut row = vec![
                 Value::from(experiment),

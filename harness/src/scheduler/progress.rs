@@ -8,7 +8,7 @@ use rsfm_model::protocol::Event;
 
 use crate::store::MetricRow;
 
-/// Final metrics shown on a stage's `finished` line, at most.
+/// Final top-level metrics (no per-class `iou.X`) shown on a stage's `finished` line, at most.
 const HEADLINE_METRICS: usize = 4;
 
 /// The run's progress display: bars on a terminal, start/finish lines otherwise, nothing with
@@ -63,7 +63,7 @@ impl Progress {
         if self.lines {
             let headline: Vec<String> = metrics
                 .iter()
-                .filter(|m| m.step.is_none())
+                .filter(|m| m.step.is_none() && !m.name.contains('.'))
                 .take(HEADLINE_METRICS)
                 .map(|m| format!("{} {}", m.name, crate::query::format_number(m.value)))
                 .collect();
