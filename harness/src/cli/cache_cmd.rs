@@ -70,7 +70,7 @@ pub async fn run(command: CacheCommand, results: &Path, json: bool) -> anyhow::R
             })
         }
         CacheCommand::Gc { recipes, dry_run } => {
-            let session = Session::open(&recipes, results).await?;
+            let session = Session::open(&recipes, &[], results).await?;
             let plan = session.plan().await?;
             let keep: HashSet<String> = plan.stages.iter().map(|s| s.key.key.clone()).collect();
             let removed = if dry_run {

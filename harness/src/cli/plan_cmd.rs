@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::session::Session;
+use crate::recipe::Override;
 
 /// Arguments of `rsfm plan`.
 #[derive(Debug, clap::Args)]
@@ -11,11 +12,15 @@ pub struct PlanArgs {
     /// Recipe files.
     #[arg(required = true)]
     recipes: Vec<PathBuf>,
+    /// Override a recipe value: `stage.NAME.KEY=VALUE` (repeatable; VALUE is TOML, checked like
+    /// a value in the recipe; its origin reads `cli`).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<Override>,
 }
 
 /// Prints the plan.
 pub async fn run(args: PlanArgs, results: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let session = Session::open_read_only(&args.recipes, results).await?;
+    let session = Session::open_read_only(&args.recipes, &args.set, results).await?;
     let plan = session.plan().await?;
     let entries = plan.entries();
     if json {

@@ -89,7 +89,7 @@ pub async fn run(args: ResultsArgs, results_dir: &Path, json: bool) -> anyhow::R
             ))
             .into());
         }
-        let session = Session::open_read_only(&args.recipes, results_dir).await?;
+        let session = Session::open_read_only(&args.recipes, &[], results_dir).await?;
         let plan = session.plan().await?;
         let keys = plan.stages.iter().map(|s| s.key.key.clone()).collect();
         (session.store, Some(keys))

@@ -8,6 +8,7 @@ use super::session::Session;
 use super::BadInput;
 use crate::executor::command_line::find_worker;
 use crate::plan::Plan;
+use crate::recipe::Override;
 use crate::scheduler::{self, gpus, is_forced, RunContext, RunOptions};
 
 /// Arguments of `rsfm run`.
@@ -16,6 +17,10 @@ pub struct RunArgs {
     /// Recipe files.
     #[arg(required = true)]
     recipes: Vec<PathBuf>,
+    /// Override a recipe value: `stage.NAME.KEY=VALUE` (repeatable; VALUE is TOML, checked like
+    /// a value in the recipe; its origin reads `cli`).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<Override>,
     /// GPUs to use: `auto` (nvidia-smi), `none`, or device ids like `0,1`.
     #[arg(long, default_value = "auto")]
     gpus: String,
@@ -39,7 +44,7 @@ pub struct RunArgs {
 /// Runs the recipes' pending stages.
 pub async fn run(args: RunArgs, results: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let gpus = gpus::resolve(&args.gpus).map_err(|e| BadInput(e.to_string()))?;
-    let session = Session::open(&args.recipes, results).await?;
+    let session = Session::open(&args.recipes, &args.set, results).await?;
     let swept = session.cache.sweep_orphans()?;
     if swept > 0 {
         tracing::info!("removed {swept} unfinished build dirs left by runs that are gone");

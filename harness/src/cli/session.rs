@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cache::Cache;
 use crate::plan::Plan;
-use crate::recipe::{self, Recipe};
+use crate::recipe::{self, Override, Recipe};
 use crate::store::Store;
 
 /// The results directory opened for planning or running.
@@ -22,11 +22,12 @@ pub struct Session {
 impl Session {
     /// Loads `recipe_paths` (all of them, before touching the results dir) and opens
     /// `results_dir`, applying migrations under the results dir's `run` lock.
-    pub async fn open(recipe_paths: &[PathBuf], results_dir: &Path) -> anyhow::Result<Session> {
-        let recipes = recipe_paths
-            .iter()
-            .map(|p| recipe::load(p))
-            .collect::<Result<Vec<_>, _>>()?;
+    pub async fn open(
+        recipe_paths: &[PathBuf],
+        overrides: &[Override],
+        results_dir: &Path,
+    ) -> anyhow::Result<Session> {
+        let recipes = load_recipes(recipe_paths, overrides)?;
         fs_err::create_dir_all(results_dir)?;
         let results_dir = results_dir.canonicalize()?;
         let store = {
@@ -47,12 +48,10 @@ impl Session {
     /// changes.
     pub async fn open_read_only(
         recipe_paths: &[PathBuf],
+        overrides: &[Override],
         results_dir: &Path,
     ) -> anyhow::Result<Session> {
-        let recipes = recipe_paths
-            .iter()
-            .map(|p| recipe::load(p))
-            .collect::<Result<Vec<_>, _>>()?;
+        let recipes = load_recipes(recipe_paths, overrides)?;
         let results_dir = std::path::absolute(results_dir)?;
         let store = Store::open_for_reading(&results_dir.join("rsfm.db")).await?;
         let cache = Cache::open(&results_dir)?;
@@ -68,6 +67,14 @@ impl Session {
     pub async fn plan(&self) -> anyhow::Result<Plan> {
         Plan::build(&self.recipes, &self.store, &self.cache).await
     }
+}
+
+/// Loads every recipe with the `--set` overrides applied to each.
+fn load_recipes(paths: &[PathBuf], overrides: &[Override]) -> anyhow::Result<Vec<Recipe>> {
+    Ok(paths
+        .iter()
+        .map(|p| recipe::load_with(p, overrides))
+        .collect::<Result<Vec<_>, _>>()?)
 }
 
 /// Environment variable naming the results directory.
