@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::common::{text, Project};
+use crate::common::{text, worker, Project};
 
 /// A sweep of command stages: `score` writes `{"score": <its argv value>, "lr": <matrix lr>}`.
 const SWEEP: &str = r#"
@@ -148,17 +148,6 @@ needs = ["finetune", "loveda"]
 dataset = "loveda"
 format = "loveda"
 "#;
-
-/// `rsfm-worker` beside the `rsfm` under test.
-fn worker() -> PathBuf {
-    let worker = PathBuf::from(env!("CARGO_BIN_EXE_rsfm")).with_file_name("rsfm-worker");
-    assert!(
-        worker.is_file(),
-        "{} is missing: build it with `cargo build -p rsfm-model --features torch --bin rsfm-worker`",
-        worker.display()
-    );
-    worker
-}
 
 #[test]
 fn a_tiny_training_stage_keeps_its_curve_and_its_evaluation_names_what_it_scored() {
