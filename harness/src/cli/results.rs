@@ -55,7 +55,8 @@ pub struct ResultsArgs {
     #[arg(long, value_name = "N", requires = "wide")]
     pub limit: Option<usize>,
     /// Print the training curve of this stage (`name`, `experiment/name`, or a base name for
-    /// every matrix variant): loss and throughput per logged step, and any metric the worker reported at two steps or more.
+    /// every matrix variant): loss and throughput per logged step, and any metric the worker
+    /// reported at two steps or more.
     #[arg(long, value_name = "STAGE", conflicts_with = "wide")]
     pub curve: Option<String>,
     /// Output format (`--json` means `--format json`; tables show 4 significant digits and keys
