@@ -1,6 +1,66 @@
-//! Model presets on disk: `recipes/models/NAME.toml`, found from a folder upwards.
+//! Model presets: `recipes/models/NAME.toml` found from a folder upwards, in the folders of
+//! `RSFM_MODELS`, or built into the binary.
 
 use std::path::{Path, PathBuf};
+
+use rsfm_model::arch::ModelPreset;
+
+/// Folders (separated by `:`) searched for `NAME.toml` after the recipe's folder and parents.
+const MODELS_ENV: &str = "RSFM_MODELS";
+
+/// The presets of `recipes/models/`, built into the binary: a recipe anywhere can name them.
+const BUILT_IN: &[(&str, &str)] = &[
+    ("vit-b", include_str!("../../recipes/models/vit-b.toml")),
+    (
+        "vit-605m",
+        include_str!("../../recipes/models/vit-605m.toml"),
+    ),
+    (
+        "vit-1.3b",
+        include_str!("../../recipes/models/vit-1.3b.toml"),
+    ),
+    (
+        "vit-2.4b",
+        include_str!("../../recipes/models/vit-2.4b.toml"),
+    ),
+    (
+        "vit-tiny",
+        include_str!("../../recipes/models/vit-tiny.toml"),
+    ),
+    (
+        "vit-tiny-parallel",
+        include_str!("../../recipes/models/vit-tiny-parallel.toml"),
+    ),
+];
+
+/// Finds and parses the preset `model` through the search path: a path to a preset file
+/// (relative to `dir`), `recipes/models/NAME.toml` in `dir` or its nearest ancestor that has it,
+/// `NAME.toml` in a folder of `RSFM_MODELS`, then the presets built into the binary. Returns
+/// where it came from (a file, or `built-in NAME`) and the preset.
+pub fn load_preset(model: &str, dir: &Path) -> anyhow::Result<(String, ModelPreset)> {
+    let on_disk = resolve_preset(model, dir).ok().or_else(|| {
+        std::env::var_os(MODELS_ENV).and_then(|dirs| {
+            std::env::split_paths(&dirs)
+                .map(|d| d.join(format!("{model}.toml")))
+                .find(|f| f.is_file())
+        })
+    });
+    if let Some(file) = on_disk {
+        return Ok((file.display().to_string(), ModelPreset::load(&file)?));
+    }
+    if let Some((name, text)) = BUILT_IN.iter().find(|(name, _)| *name == model) {
+        let origin = format!("built-in {name}");
+        let preset = ModelPreset::from_toml(text, &origin)?;
+        return Ok((origin, preset));
+    }
+    let built_in: Vec<&str> = BUILT_IN.iter().map(|(name, _)| *name).collect();
+    anyhow::bail!(
+        "no model preset `{model}`: looked for recipes/models/{model}.toml in {} and its parents, \
+         in ${MODELS_ENV}, and among the built-in presets ({})",
+        dir.display(),
+        built_in.join(", ")
+    )
+}
 
 /// Finds the preset file for `model`: an existing path as given, else
 /// `recipes/models/NAME.toml` in `cwd` or the nearest ancestor that has it.

@@ -20,6 +20,7 @@ fn record(key: &str, name: &str, invocation_id: i64) -> StageRecord {
         fraction: Some(0.5),
         matrix: json!({ "size": "1" }),
         params: json!({ "lr": 1e-4 }),
+        seed: Some(0),
         host: rsfm_harness::process::host_name(),
         device: "cpu".into(),
         invocation_id,
@@ -232,7 +233,10 @@ async fn stage_lifecycle_rows() {
     assert_eq!(metrics, vec![vec![json!("map"), json!(null)]]);
     assert_eq!(count(&store, "SELECT count(*) FROM artifacts").await, 0);
 
-    // A cached stage keeps what the run that produced it recorded.
+    // A cached stage keeps what the run that produced it recorded, its status included (how the
+    // result was produced); the use is recorded in `last_used_at`. A stage with no record of
+    // its run is `cached`.
+    let before = store.stages(&StageFilter::default()).await.unwrap()[0].clone();
     store
         .mark_cached(&record("k1", "train@vit-b", inv))
         .await
@@ -241,20 +245,19 @@ async fn stage_lifecycle_rows() {
         .mark_cached(&record("k2", "eval@vit-b", inv))
         .await
         .unwrap();
-    let cached = store
-        .stages(&StageFilter {
-            statuses: vec![StageStatus::Cached],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let rows = store.stages(&StageFilter::default()).await.unwrap();
     assert_eq!(
-        cached
-            .iter()
-            .map(|r| (r.key.as_str(), r.attempts))
+        rows.iter()
+            .map(|r| (r.key.as_str(), r.status, r.attempts))
             .collect::<Vec<_>>(),
-        vec![("k2", 0), ("k1", 3)]
+        vec![
+            ("k2", StageStatus::Cached, 0),
+            ("k1", StageStatus::Succeeded, 3)
+        ]
     );
+    assert_eq!(rows[1].finished_at, before.finished_at);
+    assert!(rows[1].last_used_at >= before.last_used_at);
+    assert_eq!(rows[1].seed, Some(0));
     assert_eq!(
         count(
             &store,

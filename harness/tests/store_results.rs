@@ -97,7 +97,7 @@ fn record(
 ) -> StageRecord {
     StageRecord {
         key: key.into(),
-        name: format!("{name}@{model}"),
+        name: format!("{name}@{key}"),
         kind: "finetune-det".into(),
         experiment: "efficiency".into(),
         model: Some(model.into()),
@@ -106,6 +106,7 @@ fn record(
         fraction: Some(fraction),
         matrix,
         params: json!({}),
+        seed: Some(0),
         host: "h".into(),
         device: "cpu".into(),
         invocation_id: inv,
@@ -244,9 +245,10 @@ async fn flag_filters_and_row_shape() {
     assert_eq!(
         first,
         json!({
-            "experiment": "efficiency", "name": "finetune@vit-l", "key": rows[0].key, "kind": "finetune-det",
-            "model": "vit-l", "task": "detection", "dataset": "dior-r", "fraction": rows[0].fraction,
-            "seed": rows[0].seed, "status": "succeeded", "metric": "map", "value": rows[0].value, "step": null
+            "experiment": "efficiency", "name": format!("finetune@{}", rows[0].key), "key": rows[0].key,
+            "kind": "finetune-det", "model": "vit-l", "task": "detection", "dataset": "dior-r",
+            "fraction": rows[0].fraction, "seed": rows[0].seed, "status": "succeeded", "state": "current",
+            "finished_at": rows[0].finished_at, "metric": "map", "value": rows[0].value, "step": null
         })
     );
     let row = &rows[0];
@@ -256,7 +258,7 @@ async fn flag_filters_and_row_shape() {
     );
     let csv = query::results_table(&rows).unwrap().to_csv();
     assert!(csv.starts_with(
-        "experiment,name,key,kind,model,task,dataset,fraction,seed,status,metric,value,step\r\n"
+        "experiment,name,key,kind,model,task,dataset,fraction,seed,status,state,finished_at,metric,value,step\r\n"
     ));
     assert_eq!(csv.lines().count(), 7);
 }

@@ -24,6 +24,7 @@ async fn results_with_rows(dir: &Path) {
             fraction: None,
             matrix: json!({}),
             params: json!({}),
+            seed: Some(0),
             host: "h".into(),
             device: "cpu".into(),
             invocation_id: inv,

@@ -6,6 +6,7 @@ mod common;
 mod eval_synth;
 mod example_recipe;
 mod failures;
+mod first_hour;
 mod gpus_and_locks;
 mod incremental;
 mod interrupts;

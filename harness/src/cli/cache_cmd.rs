@@ -14,7 +14,8 @@ pub enum CacheCommand {
     Ls,
     /// Re-hash every entry against its manifest.
     Verify,
-    /// Remove entries no given recipe reaches (and invalid ones).
+    /// Remove entries no given recipe reaches (and invalid ones); their result rows become
+    /// `gone`.
     Gc {
         /// Recipes whose stages to keep.
         #[arg(required = true)]
@@ -36,7 +37,7 @@ pub async fn run(command: CacheCommand, results: &Path, json: bool) -> anyhow::R
                 for e in &entries {
                     println!(
                         "{}  {:<28} {:>6} files {:>12} bytes  {}",
-                        &e.key[..16],
+                        crate::query::short_key(&e.key),
                         e.stage,
                         e.files,
                         e.bytes,
@@ -69,7 +70,7 @@ pub async fn run(command: CacheCommand, results: &Path, json: bool) -> anyhow::R
             })
         }
         CacheCommand::Gc { recipes, dry_run } => {
-            let session = Session::open(&recipes, results).await?;
+            let session = Session::open(&recipes, &[], results).await?;
             let plan = session.plan().await?;
             let keep: HashSet<String> = plan.stages.iter().map(|s| s.key.key.clone()).collect();
             let removed = if dry_run {
@@ -81,7 +82,9 @@ pub async fn run(command: CacheCommand, results: &Path, json: bool) -> anyhow::R
                     .filter(|k| !keep.contains(k))
                     .collect()
             } else {
-                session.cache.gc(&keep)?
+                let removed = session.cache.gc(&keep)?;
+                session.store.mark_removed(&removed).await?;
+                removed
             };
             if json {
                 println!(

@@ -11,6 +11,7 @@ use super::BadInput;
 use crate::cache::{Cache, KEY_FILE};
 use crate::plan::key::{FieldChange, KeyManifest};
 use crate::plan::{Plan, PlannedStage};
+use crate::recipe::{self, Override, Recipe};
 use crate::store::{StageFilter, StageStatus, Store};
 
 /// Arguments of `rsfm explain`.
@@ -20,6 +21,10 @@ pub struct ExplainArgs {
     recipe: PathBuf,
     /// Only this stage (full or base name).
     stage: Option<String>,
+    /// Override a recipe value: `stage.NAME.KEY=VALUE` (repeatable; VALUE is TOML, checked like
+    /// a value in the recipe; its origin reads `cli`).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<Override>,
 }
 
 /// One stage's explanation.
@@ -32,11 +37,14 @@ struct Explanation {
     changes: Vec<FieldChange>,
     /// For `needs.X` changes: the fields that changed upstream.
     upstream: Vec<String>,
+    /// Values of this stage set with `--set` (origin `cli`): `key = value`.
+    cli: Vec<String>,
 }
 
 /// Explains the recipe's stages.
 pub async fn run(args: ExplainArgs, results: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let session = Session::open(std::slice::from_ref(&args.recipe), results).await?;
+    let session =
+        Session::open_read_only(std::slice::from_ref(&args.recipe), &args.set, results).await?;
     let plan = session.plan().await?;
     let selected: Vec<usize> = (0..plan.stages.len())
         .filter(|&i| {
@@ -58,7 +66,9 @@ pub async fn run(args: ExplainArgs, results: &Path, json: bool) -> anyhow::Resul
     }
     let mut explanations = Vec::new();
     for i in selected {
-        explanations.push(explain(&plan, i, &session.store, &session.cache).await?);
+        let mut explanation = explain(&plan, i, &session.store, &session.cache).await?;
+        explanation.cli = cli_values(&session.recipes[0], &plan.stages[i].stage.base);
+        explanations.push(explanation);
     }
     if json {
         println!(
@@ -68,6 +78,9 @@ pub async fn run(args: ExplainArgs, results: &Path, json: bool) -> anyhow::Resul
         return Ok(ExitCode::SUCCESS);
     }
     for e in &explanations {
+        for value in &e.cli {
+            println!("{}: {value}  (origin: cli)", e.name);
+        }
         match e.status {
             "cached" => println!("{}: cached", e.name),
             "new" => println!("{}: pending, never ran with a cached result", e.name),
@@ -75,7 +88,7 @@ pub async fn run(args: ExplainArgs, results: &Path, json: bool) -> anyhow::Resul
                 println!(
                     "{}: pending; changed since {}:",
                     e.name,
-                    &e.previous_key.as_deref().unwrap_or("")[..12]
+                    crate::query::short_key(e.previous_key.as_deref().unwrap_or(""))
                 );
                 for c in &e.changes {
                     let old = c
@@ -119,6 +132,7 @@ async fn explain(
             previous_key: None,
             changes: vec![],
             upstream: vec![],
+            cli: vec![],
         });
     }
     let Some(previous) = previous_manifest(planned, store, cache).await? else {
@@ -128,6 +142,7 @@ async fn explain(
             previous_key: None,
             changes: vec![],
             upstream: vec![],
+            cli: vec![],
         });
     };
     let changes = planned.key.changes_since(&previous);
@@ -153,7 +168,19 @@ async fn explain(
         previous_key: Some(previous.key.clone()),
         changes,
         upstream,
+        cli: vec![],
     })
+}
+
+/// The values of stage `base` that `--set` gave (their origin is the command line).
+fn cli_values(recipe: &Recipe, base: &str) -> Vec<String> {
+    let prefix = format!("stage.{base}.");
+    recipe
+        .origins
+        .iter()
+        .filter(|o| o.key.starts_with(&prefix) && recipe::is_cli_origin(&o.location))
+        .map(|o| format!("{} = {}", o.key, o.value))
+        .collect()
 }
 
 /// The key manifest of the stage's latest cached run under another key.
@@ -166,6 +193,7 @@ async fn previous_manifest(
         statuses: vec![StageStatus::Succeeded, StageStatus::Cached],
         experiment: Some(planned.experiment.clone()),
         key_prefix: None,
+        current: false,
     };
     let mut rows: Vec<_> = store
         .stages(&filter)

@@ -27,9 +27,11 @@ pub const EXIT_BAD_INPUT: u8 = 2;
 #[derive(Debug, Parser)]
 #[command(name = "rsfm", version, propagate_version = true)]
 struct Cli {
-    /// Results directory (database, cache, work dirs).
-    #[arg(long, global = true, env = "RSFM_RESULTS", default_value = "results")]
-    results: PathBuf,
+    /// Results directory (database, cache, work dirs). Default: `$RSFM_RESULTS` when set and
+    /// not empty, else `results/` in the project (the nearest folder upwards with `rsfm.toml`
+    /// or `.git`, else the current folder).
+    #[arg(long, global = true)]
+    results: Option<PathBuf>,
     /// Machine-readable JSON output (a documented, stable contract per command).
     #[arg(long, global = true)]
     json: bool,
@@ -85,7 +87,14 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let (results, json) = (cli.results.clone(), cli.json);
+    let results = match session::results_dir(cli.results.clone()) {
+        Ok(results) => results,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let json = cli.json;
     let outcome = runtime.block_on(async move {
         match cli.command {
             Command::Plan(args) => plan_cmd::run(args, &results, json).await,

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::session::Session;
+use crate::recipe::Override;
 
 /// Arguments of `rsfm plan`.
 #[derive(Debug, clap::Args)]
@@ -11,11 +12,15 @@ pub struct PlanArgs {
     /// Recipe files.
     #[arg(required = true)]
     recipes: Vec<PathBuf>,
+    /// Override a recipe value: `stage.NAME.KEY=VALUE` (repeatable; VALUE is TOML, checked like
+    /// a value in the recipe; its origin reads `cli`).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<Override>,
 }
 
 /// Prints the plan.
 pub async fn run(args: PlanArgs, results: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let session = Session::open(&args.recipes, results).await?;
+    let session = Session::open_read_only(&args.recipes, &args.set, results).await?;
     let plan = session.plan().await?;
     let entries = plan.entries();
     if json {
@@ -25,21 +30,34 @@ pub async fn run(args: PlanArgs, results: &Path, json: bool) -> anyhow::Result<E
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let width = entries
+    eprintln!("rsfm: results in {}", session.results_dir.display());
+    // Several recipes: name each stage's experiment too.
+    let several = session.recipes.len() > 1;
+    let names: Vec<String> = plan
+        .stages
         .iter()
-        .map(|e| e.name.len())
+        .map(|s| {
+            if several {
+                s.display_name()
+            } else {
+                s.stage.name.clone()
+            }
+        })
+        .collect();
+    let header = if several { "experiment/stage" } else { "stage" };
+    let width = names
+        .iter()
+        .map(String::len)
         .max()
-        .unwrap_or(5)
-        .max(5);
-    println!("{:<width$}  {:<7}  {:<12}  needs", "stage", "status", "key");
-    for entry in &entries {
+        .unwrap_or(0)
+        .max(header.len());
+    println!("{header:<width$}  {:<7}  {:<12}  needs", "status", "key");
+    for (entry, name) in entries.iter().zip(&names) {
         println!(
-            "{:<width$}  {:<7}  {:<12}  {}",
-            entry.name,
+            "{name:<width$}  {:<7}  {:<12}  {}",
             entry.status,
-            &entry.key[..12],
+            crate::query::short_key(&entry.key),
             entry.needs.join(", "),
-            width = width
         );
     }
     let cached = entries.iter().filter(|e| e.status == "cached").count();

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use super::session::Session;
 use super::BadInput;
 use crate::executor::command_line::find_worker;
-use crate::scheduler::{self, gpus, RunContext, RunOptions};
+use crate::plan::Plan;
+use crate::recipe::Override;
+use crate::scheduler::{self, gpus, is_forced, RunContext, RunOptions};
 
 /// Arguments of `rsfm run`.
 #[derive(Debug, clap::Args)]
@@ -15,6 +17,10 @@ pub struct RunArgs {
     /// Recipe files.
     #[arg(required = true)]
     recipes: Vec<PathBuf>,
+    /// Override a recipe value: `stage.NAME.KEY=VALUE` (repeatable; VALUE is TOML, checked like
+    /// a value in the recipe; its origin reads `cli`).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<Override>,
     /// GPUs to use: `auto` (nvidia-smi), `none`, or device ids like `0,1`.
     #[arg(long, default_value = "auto")]
     gpus: String,
@@ -38,16 +44,26 @@ pub struct RunArgs {
 /// Runs the recipes' pending stages.
 pub async fn run(args: RunArgs, results: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let gpus = gpus::resolve(&args.gpus).map_err(|e| BadInput(e.to_string()))?;
-    let session = Session::open(&args.recipes, results).await?;
+    let session = Session::open(&args.recipes, &args.set, results).await?;
     let swept = session.cache.sweep_orphans()?;
     if swept > 0 {
         tracing::info!("removed {swept} unfinished build dirs left by runs that are gone");
     }
     session.store.mark_stale_running_interrupted().await?;
     let plan = session.plan().await?;
+    check_forced(&plan, &args.force)?;
+    if !json {
+        eprintln!("rsfm: results in {}", session.results_dir.display());
+    }
     if args.dry_run {
         for stage in &plan.stages {
-            let status = if stage.cached { "cached" } else { "would run" };
+            let status = if is_forced(stage, &args.force) {
+                "forced"
+            } else if stage.cached {
+                "cached"
+            } else {
+                "would run"
+            };
             println!("{:<9} {}", status, stage.display_name());
         }
         return Ok(ExitCode::SUCCESS);
@@ -104,4 +120,35 @@ pub async fn run(args: RunArgs, results: &Path, json: bool) -> anyhow::Result<Ex
         "failed" => ExitCode::FAILURE,
         _ => ExitCode::SUCCESS,
     })
+}
+
+/// Every `--force` name must name a stage of the plan: a typo is bad input, not a silent no-op.
+fn check_forced(plan: &Plan, force: &[String]) -> Result<(), BadInput> {
+    let unknown: Vec<&String> = force
+        .iter()
+        .filter(|f| {
+            !plan
+                .stages
+                .iter()
+                .any(|s| is_forced(s, std::slice::from_ref(f)))
+        })
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let mut known: Vec<&str> = Vec::new();
+    for stage in &plan.stages {
+        if !known.contains(&stage.stage.base.as_str()) {
+            known.push(&stage.stage.base);
+        }
+    }
+    Err(BadInput(format!(
+        "--force {}: no such stage (stages: {})",
+        unknown
+            .iter()
+            .map(|f| format!("`{f}`"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        known.join(", ")
+    )))
 }

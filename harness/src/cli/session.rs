@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cache::Cache;
 use crate::plan::Plan;
-use crate::recipe::{self, Recipe};
+use crate::recipe::{self, Override, Recipe};
 use crate::store::Store;
 
 /// The results directory opened for planning or running.
@@ -22,11 +22,12 @@ pub struct Session {
 impl Session {
     /// Loads `recipe_paths` (all of them, before touching the results dir) and opens
     /// `results_dir`, applying migrations under the results dir's `run` lock.
-    pub async fn open(recipe_paths: &[PathBuf], results_dir: &Path) -> anyhow::Result<Session> {
-        let recipes = recipe_paths
-            .iter()
-            .map(|p| recipe::load(p))
-            .collect::<Result<Vec<_>, _>>()?;
+    pub async fn open(
+        recipe_paths: &[PathBuf],
+        overrides: &[Override],
+        results_dir: &Path,
+    ) -> anyhow::Result<Session> {
+        let recipes = load_recipes(recipe_paths, overrides)?;
         fs_err::create_dir_all(results_dir)?;
         let results_dir = results_dir.canonicalize()?;
         let store = {
@@ -42,8 +43,63 @@ impl Session {
         })
     }
 
+    /// Loads `recipe_paths` and opens `results_dir` for a command that only reads: the database
+    /// read-only (or empty in memory where none exists yet), so neither `rsfm.db` nor its mtime
+    /// changes.
+    pub async fn open_read_only(
+        recipe_paths: &[PathBuf],
+        overrides: &[Override],
+        results_dir: &Path,
+    ) -> anyhow::Result<Session> {
+        let recipes = load_recipes(recipe_paths, overrides)?;
+        let results_dir = std::path::absolute(results_dir)?;
+        let store = Store::open_for_reading(&results_dir.join("rsfm.db")).await?;
+        let cache = Cache::open(&results_dir)?;
+        Ok(Session {
+            recipes,
+            results_dir,
+            store,
+            cache,
+        })
+    }
+
     /// The plan of the loaded recipes.
     pub async fn plan(&self) -> anyhow::Result<Plan> {
         Plan::build(&self.recipes, &self.store, &self.cache).await
     }
+}
+
+/// Loads every recipe with the `--set` overrides applied to each.
+fn load_recipes(paths: &[PathBuf], overrides: &[Override]) -> anyhow::Result<Vec<Recipe>> {
+    Ok(paths
+        .iter()
+        .map(|p| recipe::load_with(p, overrides))
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Environment variable naming the results directory.
+const RESULTS_ENV: &str = "RSFM_RESULTS";
+
+/// Files or folders that mark a project root for the default results directory.
+const PROJECT_MARKERS: [&str; 2] = ["rsfm.toml", ".git"];
+
+/// The results directory: `--results` when given, else `$RSFM_RESULTS` when set and not empty,
+/// else `results/` at the project root above the current folder.
+pub fn results_dir(flag: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = flag.filter(|d| !d.as_os_str().is_empty()) {
+        return Ok(dir);
+    }
+    if let Some(dir) = std::env::var_os(RESULTS_ENV).filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    let cwd = std::env::current_dir()?;
+    Ok(project_root(&cwd).join("results"))
+}
+
+/// The nearest folder from `dir` upwards holding `rsfm.toml` or `.git`, else `dir`.
+pub fn project_root(dir: &Path) -> PathBuf {
+    dir.ancestors()
+        .find(|d| PROJECT_MARKERS.iter().any(|m| d.join(m).exists()))
+        .unwrap_or(dir)
+        .to_path_buf()
 }

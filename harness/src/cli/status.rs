@@ -1,14 +1,17 @@
-//! `rsfm status [--all] [--json]`: running, failed and interrupted stages.
+//! `rsfm status [--all] [--json]`: running, failed and interrupted stages (the current row of
+//! each), with the last lines of a failure's stderr.
 
 use std::path::Path;
 use std::process::ExitCode;
 
+use crate::scheduler::{last_lines, FAILURE_TAIL_LINES};
 use crate::store::{StageFilter, StageStatus, Store};
 
 /// Arguments of `rsfm status`.
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
-    /// List every stage, not only running, failed and interrupted ones.
+    /// List every stage (superseded rows too), not only current running, failed and
+    /// interrupted ones.
     #[arg(long)]
     all: bool,
 }
@@ -28,6 +31,7 @@ pub async fn run(args: StatusArgs, results: &Path, json: bool) -> anyhow::Result
     let rows = store
         .stages(&StageFilter {
             statuses,
+            current: !args.all,
             ..StageFilter::default()
         })
         .await?;
@@ -45,14 +49,23 @@ pub async fn run(args: StatusArgs, results: &Path, json: bool) -> anyhow::Result
             row.status.as_str(),
             row.experiment,
             row.name,
-            &row.key[..12],
+            crate::query::short_key(&row.key),
             row.finished_at
                 .as_deref()
                 .or(row.started_at.as_deref())
                 .unwrap_or("")
         );
         if let Some(error) = &row.error {
-            println!("             error: {error}");
+            let label = if row.status == StageStatus::Failed {
+                "failed"
+            } else {
+                "error"
+            };
+            println!("             {label}: {error}");
+            let tail = row.stderr_tail.as_deref().unwrap_or("");
+            for line in last_lines(tail, FAILURE_TAIL_LINES) {
+                println!("                 {line}");
+            }
         }
         if let Some(log) = &row.log_path {
             println!("             log:   {log}");

@@ -1,5 +1,5 @@
 //! Runs a stage's process on this machine: its own process group, protocol events parsed from
-//! stdout, stderr and other output appended to the stage log, SIGTERM then SIGKILL on interrupt.
+//! stdout, all of stdout and stderr appended to the stage log, SIGTERM then SIGKILL on interrupt.
 
 use std::collections::VecDeque;
 use std::process::Stdio;
@@ -99,10 +99,13 @@ pub async fn run(
     while out_open || err_open {
         tokio::select! {
             line = out_lines.next_line(), if out_open => match line {
-                Ok(Some(line)) => match Event::parse_line(&line) {
-                    Some(event) => on_event(event),
-                    None => { let _ = log.write_all(format!("{line}\n").as_bytes()).await; }
-                },
+                Ok(Some(line)) => {
+                    // Every stdout line goes to the log, protocol events included.
+                    let _ = log.write_all(format!("{line}\n").as_bytes()).await;
+                    if let Some(event) = Event::parse_line(&line) {
+                        on_event(event);
+                    }
+                }
                 _ => out_open = false,
             },
             line = err_lines.next_line(), if err_open => match line {

@@ -4,7 +4,6 @@
 //! worker will check them. Names do not change on the way.
 
 use anyhow::{bail, Context};
-use rsfm_model::arch::ModelPreset;
 use rsfm_model::params::data::EvalTask;
 use rsfm_model::params::{
     Backbone, EvaluateParams, FinetuneDetParams, FinetuneSegParams, MaePretrainParams, ModelRef,
@@ -13,7 +12,7 @@ use rsfm_model::params::{
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::presets::resolve_preset;
+use crate::presets::load_preset;
 use crate::recipe::{Recipe, Stage, StageKind};
 
 /// What the worker gets for one stage.
@@ -145,12 +144,8 @@ impl Inputs<'_> {
         let ModelRef::Preset(name) = &backbone.model else {
             bail!("`model` must be a preset name from recipes/models");
         };
-        let file = resolve_preset(name, &self.recipe.dir)?;
-        let preset = ModelPreset::load(&file)?;
-        let context = format!(
-            "model `{name}` ({}) with the stage's overrides",
-            file.display()
-        );
+        let (file, preset) = load_preset(name, &self.recipe.dir)?;
+        let context = format!("model `{name}` ({file}) with the stage's overrides");
         backbone.model = ModelRef::Config(preset.vit);
         backbone.vit().context(context)?;
         Ok(())

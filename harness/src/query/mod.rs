@@ -1,21 +1,28 @@
 //! The results query layer: stages joined with their metrics, filtered without ever putting
 //! user text into SQL.
 
+mod curve;
 mod table;
 mod where_expr;
+mod wide;
 
 use anyhow::Context;
 use serde::Serialize;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
-pub use table::{OutputFormat, Table};
-pub use where_expr::{Literal, WhereError, WhereExpr};
+pub use curve::curve_table;
+pub use table::{format_number, short_key, OutputFormat, Table, KEY_PREFIX_LEN};
+pub use where_expr::{Column, Literal, WhereError, WhereExpr};
+pub use wide::{wide_table, WideOptions};
 
-use crate::store::Store;
+use crate::store::{StageScope, Store};
 
-/// Which results to list: each set field must match exactly; `filter` is a parsed `--where`.
+/// Which results to list: each set field must match exactly; `filter` is a parsed `--where`;
+/// `scope` says which rows of each stage count (by default the current ones).
 #[derive(Debug, Clone, Default)]
 pub struct ResultsQuery {
+    /// Current rows only (default), the keys of given recipes, or the whole history.
+    pub scope: StageScope,
     /// Only this experiment.
     pub experiment: Option<String>,
     /// Only this model.
@@ -36,8 +43,11 @@ pub struct ResultsQuery {
 ///
 /// `rsfm results --format json` prints an array of these objects, fields in this order:
 /// `{"experiment": str, "name": str, "key": str, "kind": str, "model": str|null, "task": str|null,
-/// "dataset": str|null, "fraction": number|null, "seed": int|null, "status": str, "metric": str,
-/// "value": number|null, "step": int|null}`. `value` is null where the stage reported NaN.
+/// "dataset": str|null, "fraction": number|null, "seed": int|null, "status": str, "state": str,
+/// "finished_at": str|null, "metric": str, "value": number|null, "step": int|null}`. `value` is
+/// null where the stage reported NaN. `status` says how the result was produced (`succeeded`:
+/// this results dir ran it); `state` is `current`, `superseded` (an older key of the stage) or
+/// `gone` (its cache entry was removed).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ResultRow {
     /// Experiment name.
@@ -58,8 +68,12 @@ pub struct ResultRow {
     pub fraction: Option<f64>,
     /// Seed (matrix variable `seed`, else parameter `seed`).
     pub seed: Option<i64>,
-    /// Stage status.
+    /// Stage status: how its result was produced.
     pub status: String,
+    /// `current`, `superseded` or `gone`.
+    pub state: String,
+    /// End of the attempt that produced the row.
+    pub finished_at: Option<String>,
     /// Metric name.
     pub metric: String,
     /// Metric value.
@@ -69,7 +83,7 @@ pub struct ResultRow {
 }
 
 /// Column names of [`ResultRow`], in field order.
-const RESULT_COLUMNS: [&str; 13] = [
+const RESULT_COLUMNS: [&str; 15] = [
     "experiment",
     "name",
     "key",
@@ -80,6 +94,8 @@ const RESULT_COLUMNS: [&str; 13] = [
     "fraction",
     "seed",
     "status",
+    "state",
+    "finished_at",
     "metric",
     "value",
     "step",
@@ -89,10 +105,15 @@ const RESULT_COLUMNS: [&str; 13] = [
 pub async fn results(store: &Store, query: &ResultsQuery) -> anyhow::Result<Vec<ResultRow>> {
     let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
         "SELECT s.experiment, s.name, s.key, s.kind, s.model, s.task, s.dataset, s.fraction, {} AS seed,
-                s.status, m.name AS metric, m.value, m.step
-         FROM metrics AS m JOIN stages AS s ON s.key = m.stage_key WHERE 1 = 1",
+                s.status, ",
         where_expr::SEED_SQL
     ));
+    query.scope.push_state(&mut sql);
+    sql.push(
+        " AS state, s.finished_at, m.name AS metric, m.value, m.step
+         FROM metrics AS m JOIN stages AS s ON s.key = m.stage_key WHERE ",
+    );
+    query.scope.push_condition(&mut sql);
     if !query.include_steps {
         sql.push(" AND m.step IS NULL");
     }
@@ -113,7 +134,7 @@ pub async fn results(store: &Store, query: &ResultsQuery) -> anyhow::Result<Vec<
         sql.push(" AND ");
         filter.push_sql(&mut sql);
     }
-    sql.push(" ORDER BY s.experiment, s.name, m.name, m.step");
+    sql.push(" ORDER BY s.experiment, s.name, s.last_used_at, s.key, m.name, m.step");
     let rows = sql
         .build()
         .fetch_all(store.reader())
@@ -132,6 +153,8 @@ pub async fn results(store: &Store, query: &ResultsQuery) -> anyhow::Result<Vec<
                 fraction: row.try_get("fraction")?,
                 seed: row.try_get("seed")?,
                 status: row.try_get("status")?,
+                state: row.try_get("state")?,
+                finished_at: row.try_get("finished_at")?,
                 metric: row.try_get("metric")?,
                 value: row.try_get("value")?,
                 step: row.try_get("step")?,

@@ -94,7 +94,7 @@ impl Table {
                     if v.is_null() {
                         String::new()
                     } else {
-                        csv_field(&text_cell(v))
+                        csv_field(&exact_cell(v))
                     }
                 })
                 .collect();
@@ -105,11 +105,63 @@ impl Table {
     }
 }
 
-/// A cell as text: strings bare, numbers in their shortest round-trip form, NULL as `-`.
+/// Significant digits of a real number in a text table.
+const TABLE_DIGITS: i32 = 4;
+
+/// Hex digits of a content key wherever a command prints it shortened.
+pub const KEY_PREFIX_LEN: usize = 12;
+
+/// The shortened form of a content key that every command prints.
+pub fn short_key(key: &str) -> &str {
+    key.get(..KEY_PREFIX_LEN).unwrap_or(key)
+}
+
+/// A number for a human: integral values as integers, others with 4 significant digits
+/// (trailing zeros dropped; values from 10^4 to 10^6 rounded to an integer), very large or small
+/// ones in scientific notation.
+pub fn format_number(value: f64) -> String {
+    if !value.is_finite() {
+        return value.to_string();
+    }
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        return format!("{}", value as i64);
+    }
+    let magnitude = value.abs().log10().floor() as i32;
+    if !(-4..6).contains(&magnitude) {
+        return format!("{:.*e}", (TABLE_DIGITS - 1) as usize, value);
+    }
+    let decimals = (TABLE_DIGITS - 1 - magnitude).max(0) as usize;
+    let text = format!("{value:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
+/// A cell as text for a table: strings bare, numbers as [`format_number`], NULL as `-`.
 fn text_cell(value: &Value) -> String {
+    match value {
+        Value::Number(n) => match n.as_i64() {
+            Some(int) => int.to_string(),
+            None => n.as_f64().map_or_else(|| n.to_string(), format_number),
+        },
+        other => exact_cell(other),
+    }
+}
+
+/// A cell as exact text for CSV: strings bare, integral numbers as integers, other numbers in
+/// their shortest round-trip form, NULL as `-`.
+fn exact_cell(value: &Value) -> String {
     match value {
         Value::Null => "-".into(),
         Value::String(s) => s.clone(),
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if n.as_i64().is_none() && f.fract() == 0.0 && f.abs() < 1e15 => {
+                format!("{}", f as i64)
+            }
+            _ => n.to_string(),
+        },
         other => other.to_string(),
     }
 }
@@ -144,6 +196,31 @@ mod tests {
             sample().to_csv(),
             "model,value\r\nvit-b,0.5\r\n\"a,\"\"b\"\"\nc\",\r\nx,12\r\n"
         );
+    }
+
+    #[test]
+    fn tables_round_to_4_significant_digits_and_csv_stays_exact() {
+        let cases = [
+            (0.123456789, "0.1235"),
+            (71.456789, "71.46"),
+            (113600.0, "113600"),
+            (0.5, "0.5"),
+            (1.5e-3, "0.0015"),
+            (2.5e-7, "2.500e-7"),
+            (-1.234567, "-1.235"),
+            (123456.7, "123457"),
+            (1234567.8, "1.235e6"),
+        ];
+        for (value, shown) in cases {
+            assert_eq!(format_number(value), shown, "{value}");
+        }
+        let table = Table {
+            columns: vec!["value".into()],
+            rows: vec![vec![json!(0.123456789)], vec![json!(113600.0)]],
+        };
+        assert_eq!(table.to_csv(), "value\r\n0.123456789\r\n113600\r\n");
+        assert!(table.to_text().contains("0.1235\n"));
+        assert_eq!(short_key("0123456789abcdef"), "0123456789ab");
     }
 
     #[test]

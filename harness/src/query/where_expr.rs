@@ -11,11 +11,14 @@
 //!             | column ["not"] "in" number ".." number         (lower included, upper excluded)
 //!             | column ["not"] "in" number "..=" number        (both ends included)
 //!             | column "is" ["not"] "null"
+//!             | column ["not"] "like" 'pattern'                  (`%` any text, `_` one character)
 //! value      := 'text' | "text" | number                     (a doubled quote escapes the quote)
 //! ```
 //! Columns: experiment, name (stage name), kind, model, task, dataset, fraction, status, metric,
-//! value, step, key, seed. User text never enters the SQL: every value becomes a bound parameter
-//! and every column comes from the fixed list above.
+//! value, step, key, seed, finished_at; `params.NAME` (a stage parameter, dotted into nested
+//! tables: `params.vit.embed_dim`) and `matrix.NAME` (a matrix variable) compare by type: numbers
+//! as numbers, text as text. User text never enters the SQL: every value and every JSON path
+//! becomes a bound parameter, and every other column comes from the fixed list above.
 
 use std::fmt;
 
@@ -36,11 +39,47 @@ const COLUMNS: &[(&str, &str)] = &[
     ("step", "m.step"),
     ("key", "s.key"),
     ("seed", SEED_SQL),
+    ("finished_at", "s.finished_at"),
 ];
 
-/// The seed of a stage: its matrix variable `seed`, else its parameter `seed`, as an integer.
+/// JSON columns of `stages` that `--where` reaches into, by prefix.
+const DOCUMENTS: &[(&str, &str)] = &[("params", "s.params"), ("matrix", "s.matrix")];
+
+/// The seed of a stage: its matrix variable `seed`, else its parameter `seed`, else the seed it
+/// ran with, as an integer.
 pub(crate) const SEED_SQL: &str =
-    "CAST(COALESCE(json_extract(s.matrix, '$.seed'), json_extract(s.params, '$.seed')) AS INTEGER)";
+    "CAST(COALESCE(json_extract(s.matrix, '$.seed'), json_extract(s.params, '$.seed'), s.seed) AS INTEGER)";
+
+/// A column `--where` names.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Column {
+    /// A column of the fixed list: its SQL.
+    Fixed(&'static str),
+    /// A value inside a JSON column of `stages` (`params.lr`): the column's SQL and the JSON path,
+    /// which is bound as a parameter.
+    Json {
+        /// SQL of the JSON column.
+        document: &'static str,
+        /// SQLite JSON path (`$."lr"`).
+        path: String,
+    },
+}
+
+impl Column {
+    /// Appends the column's SQL, binding a JSON path as a parameter.
+    fn push_sql(&self, sql: &mut QueryBuilder<'_, Sqlite>) {
+        match self {
+            Column::Fixed(column) => {
+                sql.push(*column);
+            }
+            Column::Json { document, path } => {
+                sql.push(format!("json_extract({document}, "))
+                    .push_bind(path.clone())
+                    .push(")");
+            }
+        }
+    }
+}
 
 /// A literal value of an expression, bound as an SQL parameter.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,7 +104,7 @@ pub enum WhereExpr {
     /// `column op value`.
     Compare {
         /// SQL of the column.
-        column: &'static str,
+        column: Column,
         /// SQL comparison operator.
         op: &'static str,
         /// The value.
@@ -74,14 +113,14 @@ pub enum WhereExpr {
     /// `column in (values)`.
     In {
         /// SQL of the column.
-        column: &'static str,
+        column: Column,
         /// The values.
         values: Vec<Literal>,
     },
     /// `lo <= column <= hi` or, with `upper_inclusive` false, `lo <= column < hi`.
     Range {
         /// SQL of the column.
-        column: &'static str,
+        column: Column,
         /// Lower bound (included).
         lo: Literal,
         /// Upper bound.
@@ -92,7 +131,14 @@ pub enum WhereExpr {
     /// `column is null`.
     IsNull {
         /// SQL of the column.
-        column: &'static str,
+        column: Column,
+    },
+    /// `column like pattern` (SQLite `LIKE`: `%`, `_`, ASCII case-insensitive).
+    Like {
+        /// SQL of the column.
+        column: Column,
+        /// The pattern.
+        pattern: String,
     },
 }
 
@@ -152,12 +198,16 @@ impl WhereExpr {
                 sql.push(")");
             }
             WhereExpr::Compare { column, op, value } => {
-                sql.push(format!("({column} {op} "));
+                sql.push("(");
+                column.push_sql(sql);
+                sql.push(format!(" {op} "));
                 bind(sql, value);
                 sql.push(")");
             }
             WhereExpr::In { column, values } => {
-                sql.push(format!("({column} IN ("));
+                sql.push("(");
+                column.push_sql(sql);
+                sql.push(" IN (");
                 for (i, value) in values.iter().enumerate() {
                     if i > 0 {
                         sql.push(", ");
@@ -172,17 +222,25 @@ impl WhereExpr {
                 hi,
                 upper_inclusive,
             } => {
-                sql.push(format!("({column} >= "));
+                sql.push("(");
+                column.push_sql(sql);
+                sql.push(" >= ");
                 bind(sql, lo);
-                sql.push(format!(
-                    " AND {column} {} ",
-                    if *upper_inclusive { "<=" } else { "<" }
-                ));
+                sql.push(" AND ");
+                column.push_sql(sql);
+                sql.push(if *upper_inclusive { " <= " } else { " < " });
                 bind(sql, hi);
                 sql.push(")");
             }
             WhereExpr::IsNull { column } => {
-                sql.push(format!("({column} IS NULL)"));
+                sql.push("(");
+                column.push_sql(sql);
+                sql.push(" IS NULL)");
+            }
+            WhereExpr::Like { column, pattern } => {
+                sql.push("(");
+                column.push_sql(sql);
+                sql.push(" LIKE ").push_bind(pattern.clone()).push(")");
             }
         }
     }
@@ -303,7 +361,11 @@ fn lex(input: &str) -> Result<Vec<(Tok, usize)>, WhereError> {
                 continue;
             }
             c if c.is_alphabetic() || c == '_' => {
-                while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
+                let word_char = |c: &char| c.is_alphanumeric() || *c == '_';
+                while i < chars.len()
+                    && (word_char(&chars[i])
+                        || (chars[i] == '.' && chars.get(i + 1).is_some_and(word_char)))
+                {
                     i += 1;
                 }
                 out.push((Tok::Word(chars[start..i].iter().collect()), start + 1));
@@ -468,6 +530,11 @@ impl Parser<'_> {
         let negated = self.keyword("not");
         let test = if self.keyword("in") {
             self.in_tail(column)?
+        } else if self.keyword("like") {
+            match self.value()? {
+                Literal::Text(pattern) => WhereExpr::Like { column, pattern },
+                _ => return Err(self.error_at_previous("`like` takes a quoted pattern: 'vit-%'")),
+            }
         } else if self.keyword("between") {
             let lo = self.value()?;
             if !self.keyword("and") {
@@ -481,9 +548,9 @@ impl Parser<'_> {
             }
         } else {
             let expected = if negated {
-                "expected `in` or `between` after `not`"
+                "expected `in`, `between` or `like` after `not`"
             } else {
-                "expected an operator (=, !=, <, <=, >, >=, in, between, is)"
+                "expected an operator (=, !=, <, <=, >, >=, in, between, is, like)"
             };
             return Err(self.error_here(expected));
         };
@@ -495,7 +562,16 @@ impl Parser<'_> {
     }
 
     /// After `in`: a parenthesised list, or a range `a..b` / `a..=b`.
-    fn in_tail(&mut self, column: &'static str) -> Result<WhereExpr, WhereError> {
+    /// An error at the token just consumed.
+    fn error_at_previous(&self, message: &str) -> WhereError {
+        WhereError {
+            message: message.to_string(),
+            column: self.tokens[self.pos.saturating_sub(1)].1,
+            input: self.input.to_string(),
+        }
+    }
+
+    fn in_tail(&mut self, column: Column) -> Result<WhereExpr, WhereError> {
         if *self.peek() == Tok::LParen {
             self.advance();
             let mut values = vec![self.value()?];
@@ -528,17 +604,36 @@ impl Parser<'_> {
         })
     }
 
-    fn column(&mut self) -> Result<&'static str, WhereError> {
+    fn column(&mut self) -> Result<Column, WhereError> {
         if let Tok::Word(word) = self.peek() {
             if let Some((_, sql)) = COLUMNS
                 .iter()
                 .find(|(name, _)| name.eq_ignore_ascii_case(word))
             {
                 self.advance();
-                return Ok(sql);
+                return Ok(Column::Fixed(sql));
+            }
+            if let Some((prefix, rest)) = word.split_once('.') {
+                if let Some((_, document)) = DOCUMENTS
+                    .iter()
+                    .find(|(name, _)| name.eq_ignore_ascii_case(prefix))
+                {
+                    let path: String = rest
+                        .split('.')
+                        .map(|segment| format!(".\"{segment}\""))
+                        .collect();
+                    self.advance();
+                    return Ok(Column::Json {
+                        document,
+                        path: format!("${path}"),
+                    });
+                }
             }
             let names: Vec<&str> = COLUMNS.iter().map(|(name, _)| *name).collect();
-            return Err(self.error_here(&format!("unknown column (columns: {})", names.join(", "))));
+            return Err(self.error_here(&format!(
+                "unknown column (columns: {}, params.NAME, matrix.NAME)",
+                names.join(", ")
+            )));
         }
         Err(self.error_here("expected a column name"))
     }
@@ -580,7 +675,11 @@ mod tests {
     }
 
     fn compare(column: &'static str, op: &'static str, value: Literal) -> WhereExpr {
-        WhereExpr::Compare { column, op, value }
+        WhereExpr::Compare {
+            column: Column::Fixed(column),
+            op,
+            value,
+        }
     }
 
     #[test]
@@ -616,7 +715,7 @@ mod tests {
         assert_eq!(
             WhereExpr::parse("step in -1..=10").unwrap(),
             WhereExpr::Range {
-                column: "m.step",
+                column: Column::Fixed("m.step"),
                 lo: Literal::Int(-1),
                 hi: Literal::Int(10),
                 upper_inclusive: true
@@ -632,6 +731,30 @@ mod tests {
             WhereExpr::parse("value >= 1e-3").unwrap(),
             compare("m.value", ">=", Literal::Real(1e-3))
         );
+    }
+
+    #[test]
+    fn params_and_matrix_paths_are_bound_and_like_matches_patterns() {
+        assert_eq!(
+            sql("params.lr < 1e-3 and matrix.fraction = 0.25"),
+            "((json_extract(s.params, ?) < ?) AND (json_extract(s.matrix, ?) = ?))"
+        );
+        assert_eq!(
+            WhereExpr::parse("params.vit.embed_dim >= 64").unwrap(),
+            WhereExpr::Compare {
+                column: Column::Json {
+                    document: "s.params",
+                    path: "$.\"vit\".\"embed_dim\"".into()
+                },
+                op: ">=",
+                value: Literal::Int(64)
+            }
+        );
+        assert_eq!(sql("name not like 'fine%'"), "(NOT (s.name LIKE ?))");
+        let err = WhereExpr::parse("name like 3").unwrap_err();
+        assert!(err.message.contains("quoted pattern"), "{err}");
+        let err = WhereExpr::parse("colour.x = 1").unwrap_err();
+        assert!(err.message.contains("params.NAME"), "{err}");
     }
 
     #[test]

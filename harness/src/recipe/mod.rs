@@ -22,6 +22,7 @@ pub mod kinds;
 mod location;
 mod matrix;
 mod origins;
+mod overrides;
 mod provenance;
 mod read;
 mod resources;
@@ -34,6 +35,7 @@ pub use experiment::Experiment;
 pub use kinds::{CommandParams, ParamType, StageKind};
 pub use location::Location;
 pub use origins::Origin;
+pub use overrides::{is_cli_origin, Override};
 pub use provenance::{is_valid_source, SOURCE_PREFIXES};
 pub use resources::Resources;
 pub use rsfm_model::params::Field;
@@ -69,13 +71,19 @@ const TOP_KEYS: &[&str] = &["extends", "experiment", "matrix", "dataset", "stage
 
 /// Loads, merges, expands and checks the recipe at `path`.
 pub fn load(path: &Path) -> Result<Recipe, RecipeError> {
+    load_with(path, &[])
+}
+
+/// [`load`] with `--set` overrides applied to the merged recipe before it is checked.
+pub fn load_with(path: &Path, overrides: &[Override]) -> Result<Recipe, RecipeError> {
     let path = path.canonicalize().map_err(|error| RecipeError {
         kind: ErrorKind::Io,
         location: None,
         message: format!("cannot read recipe `{}`: {error}", path.display()),
         help: Some("check the path of the recipe file".to_string()),
     })?;
-    let root = extends::load_merged(&path)?;
+    let mut root = extends::load_merged(&path)?;
+    overrides::apply(&mut root, overrides)?;
     let origins = origins::collect(&root)?;
     let top = Table::new(&root, "")?;
     top.check_keys(TOP_KEYS)?;

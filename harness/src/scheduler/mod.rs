@@ -2,6 +2,7 @@
 //! `--jobs` and the free GPU leases, skipping what the cache holds.
 
 pub mod gpus;
+pub mod lineage;
 pub mod progress;
 mod stage_task;
 
@@ -17,6 +18,7 @@ use crate::cache::Cache;
 use crate::plan::Plan;
 use crate::store::Store;
 use gpus::GpuPool;
+use lineage::Lineage;
 use progress::Progress;
 use stage_task::{run_stage, StageJob, StageResult};
 
@@ -124,6 +126,34 @@ impl RunSummary {
     }
 }
 
+/// Whether `force` (the `--force` names) names `planned`, by full or base name.
+pub fn is_forced(planned: &crate::plan::PlannedStage, force: &[String]) -> bool {
+    force
+        .iter()
+        .any(|f| f == &planned.stage.name || f == &planned.stage.base)
+}
+
+/// Lines of a failed stage's stderr shown under `failed:` (the database keeps more).
+pub const FAILURE_TAIL_LINES: usize = 5;
+
+/// What `run` prints about a failure: the reason, the last lines of stderr (indented) and the
+/// log file.
+fn failure_report(reason: &str, stderr_tail: &str, log: &std::path::Path) -> String {
+    let mut report = format!("failed: {reason}");
+    for line in last_lines(stderr_tail, FAILURE_TAIL_LINES) {
+        report.push_str("\n    ");
+        report.push_str(line);
+    }
+    report.push_str(&format!("\n    log: {}", log.display()));
+    report
+}
+
+/// The last `n` non-empty lines of `text`.
+pub fn last_lines(text: &str, n: usize) -> Vec<&str> {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].to_vec()
+}
+
 /// Runs `plan`; returns when every stage has ended, been skipped, or the run was interrupted.
 pub async fn run(
     plan: &Plan,
@@ -141,13 +171,7 @@ pub async fn run(
     let mut told_waiting = vec![false; n];
     let mut told_cpu = false;
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let forced = |i: usize| {
-        let stage = &plan.stages[i].stage;
-        options
-            .force
-            .iter()
-            .any(|f| f == &stage.name || f == &stage.base)
-    };
+    let forced = |i: usize| is_forced(&plan.stages[i], &options.force);
 
     loop {
         for i in 0..n {
@@ -181,7 +205,11 @@ pub async fn run(
                 summary.cached += 1;
                 progress.stage_done();
                 ctx.store
-                    .mark_cached(&stage_task::cached_record(&ctx, planned))
+                    .mark_cached(&stage_task::cached_record(
+                        &ctx,
+                        planned,
+                        &Lineage::of(plan, i),
+                    ))
                     .await?;
                 continue;
             }
@@ -236,6 +264,7 @@ pub async fn run(
                 inputs,
                 devices: devices.clone(),
                 forced: forced(i),
+                lineage: Lineage::of(plan, i),
             };
             state[i] = State::Running;
             let (ctx, progress, cancel) = (ctx.clone(), progress.clone(), cancel_rx.clone());
@@ -256,8 +285,8 @@ pub async fn run(
                     StageResult::Ran => { summary.executed += 1; State::Ran }
                     StageResult::Cached => { summary.cached += 1; State::Cached }
                     StageResult::Interrupted => { summary.interrupted += 1; State::Interrupted }
-                    StageResult::Failed { reason, log } => {
-                        progress.println(&format!("failed: {reason} (log: {})", log.display()));
+                    StageResult::Failed { reason, stderr_tail, log } => {
+                        progress.println(&failure_report(&reason, &stderr_tail, &log));
                         summary.failed += 1;
                         summary.failures.push(Failure { stage: plan.stages[i].display_name(), reason, log });
                         stopping |= !options.keep_going;

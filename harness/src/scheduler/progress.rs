@@ -1,18 +1,30 @@
-//! Progress bars: one overall bar and one per running stage, fed by worker events.
+//! Progress bars: one overall bar and one per running stage, fed by worker events. Without a
+//! terminal (nohup, Slurm, CI) the bars are replaced by one line per stage start and finish.
+
+use std::io::IsTerminal;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rsfm_model::protocol::Event;
 
-/// The run's progress display (hidden with `--json` or when stderr is not a terminal).
+use crate::store::MetricRow;
+
+/// Final top-level metrics (no per-class `iou.X`) shown on a stage's `finished` line, at most.
+const HEADLINE_METRICS: usize = 4;
+
+/// The run's progress display: bars on a terminal, start/finish lines otherwise, nothing with
+/// `--json`.
 #[derive(Clone)]
 pub struct Progress {
     multi: MultiProgress,
     overall: ProgressBar,
+    /// Print one line per stage start and finish (stderr is not a terminal).
+    lines: bool,
 }
 
 impl Progress {
     /// A display for `total` stages.
     pub fn new(total: usize, hidden: bool) -> Progress {
+        let lines = !hidden && !std::io::stderr().is_terminal();
         let target = if hidden {
             ProgressDrawTarget::hidden()
         } else {
@@ -26,7 +38,42 @@ impl Progress {
                 .progress_chars("=> "),
         );
         overall.set_prefix("rsfm run");
-        Progress { multi, overall }
+        Progress {
+            multi,
+            overall,
+            lines,
+        }
+    }
+
+    /// Notes that an attempt of stage `name` starts (a line when there is no terminal).
+    pub fn stage_started(&self, name: &str, attempt: u32, attempts: u32) {
+        if self.lines {
+            let attempt = if attempts > 1 {
+                format!(" (attempt {attempt}/{attempts})")
+            } else {
+                String::new()
+            };
+            eprintln!("{} started  {name}{attempt}", clock());
+        }
+    }
+
+    /// Notes that stage `name` succeeded after `seconds` with `metrics` (a line with its
+    /// duration and first final metrics when there is no terminal).
+    pub fn stage_finished(&self, name: &str, seconds: f64, metrics: &[MetricRow]) {
+        if self.lines {
+            let headline: Vec<String> = metrics
+                .iter()
+                .filter(|m| m.step.is_none() && !m.name.contains('.'))
+                .take(HEADLINE_METRICS)
+                .map(|m| format!("{} {}", m.name, crate::query::format_number(m.value)))
+                .collect();
+            let metrics = if headline.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", headline.join(", "))
+            };
+            eprintln!("{} finished {name} in {seconds:.1} s{metrics}", clock());
+        }
     }
 
     /// Marks one more stage as done.
@@ -89,4 +136,10 @@ impl Drop for StageBar {
     fn drop(&mut self) {
         self.bar.finish_and_clear();
     }
+}
+
+/// The time of day (UTC) that prefixes start and finish lines.
+fn clock() -> String {
+    let now = crate::time::now_rfc3339();
+    now.get(11..19).unwrap_or(&now).to_string()
 }

@@ -10,6 +10,7 @@ use anyhow::Context;
 use rsfm_model::protocol::{Event, METRICS_FILE};
 use tokio::sync::watch;
 
+use super::lineage::Lineage;
 use super::progress::Progress;
 use super::RunContext;
 use crate::cache::Entry;
@@ -25,8 +26,12 @@ pub enum StageResult {
     Ran,
     /// Another run finished the key while this one waited for its lock.
     Cached,
-    /// It failed: reason and log file.
-    Failed { reason: String, log: PathBuf },
+    /// It failed: reason, the last lines of its stderr, and its log file.
+    Failed {
+        reason: String,
+        stderr_tail: String,
+        log: PathBuf,
+    },
     /// The run was interrupted while it ran.
     Interrupted,
 }
@@ -41,6 +46,8 @@ pub struct StageJob {
     pub devices: Vec<u32>,
     /// Whether `--force` named it.
     pub forced: bool,
+    /// Its study coordinates, own or inherited.
+    pub lineage: Lineage,
 }
 
 /// Runs `job` to its end.
@@ -55,6 +62,7 @@ pub async fn run_stage(
         Ok(result) => result,
         Err(err) => StageResult::Failed {
             reason: format!("{name}: {err:#}"),
+            stderr_tail: String::new(),
             log: ctx
                 .results_dir
                 .join("work")
@@ -90,7 +98,7 @@ async fn run_stage_inner(
         Some(_) => "cuda:0".to_string(),
         None => "cpu".to_string(),
     };
-    let record = stage_record(ctx, planned, &device, &work, &log_path);
+    let record = stage_record(ctx, planned, &job.lineage, &device, &work, &log_path);
     let attempts = planned.stage.retries + 1;
     let mut attempt = 1;
     loop {
@@ -101,6 +109,8 @@ async fn run_stage_inner(
             inputs: job.inputs.clone(),
         };
         ctx.store.stage_started(&record).await?;
+        append_attempt_header(&log_path, &name, &key, attempt, attempts, &device)?;
+        progress.stage_started(&name, attempt, attempts);
         let started = Instant::now();
         let argv = stage_argv(planned, &paths, &device, &ctx.worker)?;
         let invocation = Invocation {
@@ -118,13 +128,10 @@ async fn run_stage_inner(
                 &invocation,
                 move |event| {
                     bar.update(&event);
-                    if let Event::Metric { name, value, step } = &event {
-                        events.lock().expect("metric list").push(MetricRow {
-                            name: name.clone(),
-                            value: *value,
-                            step: step.map(|s| s as i64),
-                        });
-                    }
+                    events
+                        .lock()
+                        .expect("metric list")
+                        .extend(event_metrics(&event));
                 },
                 cancel.clone(),
             )
@@ -146,6 +153,7 @@ async fn run_stage_inner(
                     };
                     ctx.store.stage_finished(&key, &outcome).await?;
                     drop(lock);
+                    progress.stage_finished(&name, duration_s, &outcome.metrics);
                     return Ok(StageResult::Ran);
                 }
                 Err(err) => format!("{err:#}"),
@@ -167,13 +175,14 @@ async fn run_stage_inner(
         let outcome = ended(
             StageStatus::Failed,
             failure.clone(),
-            finished.stderr_tail,
+            finished.stderr_tail.clone(),
             duration_s,
         );
         ctx.store.stage_finished(&key, &outcome).await?;
         if attempt >= attempts {
             return Ok(StageResult::Failed {
                 reason: format!("{name}: {failure}"),
+                stderr_tail: finished.stderr_tail,
                 log: log_path,
             });
         }
@@ -230,6 +239,58 @@ fn commit(
     });
     ctx.cache
         .commit(out, &planned.key, &stage_json, &planned.stage.name)
+}
+
+/// The metric rows a worker event stands for: a metric event as it is, a progress event as its
+/// loss, learning rate and throughput at its step (the stage's curve).
+fn event_metrics(event: &Event) -> Vec<MetricRow> {
+    match event {
+        Event::Metric { name, value, step } => vec![MetricRow {
+            name: name.clone(),
+            value: *value,
+            step: step.map(|s| s as i64),
+        }],
+        Event::Progress {
+            step,
+            loss,
+            items_per_s,
+            ..
+        } => [("loss", loss), ("items_per_s", items_per_s)]
+            .into_iter()
+            .filter_map(|(name, value)| {
+                value.map(|value| MetricRow {
+                    name: name.to_string(),
+                    value,
+                    step: Some(*step as i64),
+                })
+            })
+            .collect(),
+        Event::Log { .. } => Vec::new(),
+    }
+}
+
+/// Appends a timestamped header for an attempt to the stage log, so the log of a stage that
+/// ran several times reads as one section per attempt.
+fn append_attempt_header(
+    log_path: &Path,
+    name: &str,
+    key: &str,
+    attempt: u32,
+    attempts: u32,
+    device: &str,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut log = fs_err::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)?;
+    writeln!(
+        log,
+        "=== {} {name} (key {}) attempt {attempt}/{attempts} on {device} ===",
+        crate::time::now_rfc3339(),
+        crate::query::short_key(key)
+    )?;
+    Ok(())
 }
 
 /// Numeric leaves of a metrics object as rows named by their dotted path.
@@ -289,55 +350,66 @@ fn stage_env(devices: &[u32], device: &str, work: &Path) -> Vec<(String, String)
 }
 
 /// The store record of a stage found in the cache.
-pub fn cached_record(ctx: &RunContext, planned: &PlannedStage) -> StageRecord {
+pub fn cached_record(ctx: &RunContext, planned: &PlannedStage, lineage: &Lineage) -> StageRecord {
     let work = ctx.results_dir.join("work").join(&planned.key.key);
-    stage_record(ctx, planned, "none", &work, &work.join("stage.log"))
-}
-
-/// The value of a study coordinate: the stage parameter, else the matrix variable.
-fn coordinate(planned: &PlannedStage, name: &str) -> Option<String> {
-    let stage = &planned.stage;
-    stage
-        .params
-        .get(name)
-        .and_then(|v| {
-            v.as_str()
-                .map(str::to_string)
-                .or_else(|| v.as_f64().map(|f| f.to_string()))
-        })
-        .or_else(|| stage.matrix.get(name).cloned())
+    stage_record(
+        ctx,
+        planned,
+        lineage,
+        "none",
+        &work,
+        &work.join("stage.log"),
+    )
 }
 
 fn stage_record(
     ctx: &RunContext,
     planned: &PlannedStage,
+    lineage: &Lineage,
     device: &str,
     work: &Path,
     log: &Path,
 ) -> StageRecord {
     let stage = &planned.stage;
-    let task = coordinate(planned, "task").or_else(|| match stage.kind.as_str() {
-        "finetune-det" => Some("detection".into()),
-        "finetune-seg" => Some("segmentation".into()),
-        "mae-pretrain" => Some("pretraining".into()),
-        _ => None,
-    });
     StageRecord {
         key: planned.key.key.clone(),
         name: stage.name.clone(),
         kind: stage.kind.as_str().to_string(),
         experiment: planned.experiment.clone(),
-        model: coordinate(planned, "model"),
-        task,
-        dataset: coordinate(planned, "dataset")
-            .or_else(|| planned.datasets.first().map(|(n, _)| n.clone())),
-        fraction: coordinate(planned, "fraction").and_then(|f| f.parse().ok()),
-        matrix: serde_json::to_value(&stage.matrix).unwrap_or_default(),
+        model: lineage.model.clone(),
+        task: lineage.task.clone(),
+        dataset: lineage.dataset.clone(),
+        fraction: lineage.fraction,
+        matrix: typed_matrix(&stage.matrix),
         params: serde_json::Value::Object(stage.params.clone()),
+        seed: i64::try_from(stage.seed).ok(),
         host: crate::process::host_name(),
         device: device.to_string(),
         invocation_id: ctx.invocation_id,
         work_dir: work.display().to_string(),
         log_path: log.display().to_string(),
     }
+}
+
+/// Matrix variables as a JSON object whose numeric values are numbers (`fraction = 0.25`
+/// compares as a number in `--where`), the rest text.
+fn typed_matrix(matrix: &indexmap::IndexMap<String, String>) -> serde_json::Value {
+    matrix
+        .iter()
+        .map(|(name, text)| {
+            let value = text
+                .parse::<i64>()
+                .map(serde_json::Value::from)
+                .ok()
+                .or_else(|| {
+                    text.parse::<f64>()
+                        .ok()
+                        .and_then(serde_json::Number::from_f64)
+                        .map(serde_json::Value::Number)
+                })
+                .unwrap_or_else(|| serde_json::Value::from(text.as_str()));
+            (name.clone(), value)
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }

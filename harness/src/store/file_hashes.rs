@@ -50,9 +50,10 @@ impl Store {
             .collect())
     }
 
-    /// Inserts or replaces `rows` in one transaction.
+    /// Inserts or replaces `rows` in one transaction. A read-only store keeps no new rows (a
+    /// command that only reads leaves the stat cache as it was).
     pub async fn store_file_hashes(&self, rows: &[FileHashRow]) -> anyhow::Result<()> {
-        if rows.is_empty() {
+        if rows.is_empty() || !self.is_writable() {
             return Ok(());
         }
         let packed: Vec<(&str, i64, i64, i64, &str)> = rows

@@ -5,6 +5,7 @@
 //! The database runs in WAL mode with `synchronous=NORMAL`, foreign keys on and a 30 s busy
 //! timeout. The schema lives in `harness/migrations/`, embedded and applied by [`Store::open`].
 
+mod current;
 mod file_hashes;
 mod read_only_sql;
 mod records;
@@ -21,6 +22,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Column, Row, TypeInfo, ValueRef};
 
+pub use current::StageScope;
 pub use read_only_sql::{check_read_only, ReadOnlySqlError};
 pub use records::{
     ArtifactRow, FileHashRow, MetricRow, ReportedRow, StageFilter, StageOutcome, StageRecord,
@@ -92,6 +94,40 @@ impl Store {
             writer: None,
             reader,
         })
+    }
+
+    /// For commands that only read: the database at `db_path` opened read-only (its file is
+    /// never written, so its mtime stays), or, where it does not exist yet, an empty in-memory
+    /// database with the current schema (nothing is created on disk).
+    pub async fn open_for_reading(db_path: &Path) -> anyhow::Result<Store> {
+        if db_path.is_file() {
+            return Store::open_read_only(db_path).await;
+        }
+        let options = SqliteConnectOptions::new()
+            .in_memory(true)
+            .foreign_keys(true);
+        // One connection that never closes: the database lives as long as it does.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await
+            .context("opening an in-memory results database")?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .context("applying migrations to the in-memory results database")?;
+        Ok(Store {
+            path: db_path.to_path_buf(),
+            writer: Some(pool.clone()),
+            reader: pool,
+        })
+    }
+
+    /// Whether this store writes (false for [`Store::open_read_only`]).
+    pub fn is_writable(&self) -> bool {
+        self.writer.is_some()
     }
 
     /// The database file.

@@ -10,9 +10,10 @@ pub enum StageStatus {
     Pending,
     /// Started by an invocation that has not recorded its end.
     Running,
-    /// Ran and succeeded; its outputs are in the cache.
+    /// Ran and succeeded; its outputs are in the cache. A later run that finds the entry in
+    /// the cache keeps this status (and records the use in `last_used_at`).
     Succeeded,
-    /// Found in the cache: nothing ran.
+    /// Found in the cache with no record of the run that produced it.
     Cached,
     /// Ran and failed.
     Failed,
@@ -94,6 +95,8 @@ pub struct StageRecord {
     pub matrix: serde_json::Value,
     /// Resolved parameters (JSON object).
     pub params: serde_json::Value,
+    /// Its seed.
+    pub seed: Option<i64>,
     /// Host that runs it.
     pub host: String,
     /// Device it runs on (`cpu`, `cuda:0`, `none`).
@@ -192,6 +195,12 @@ pub struct StageRow {
     pub work_dir: Option<String>,
     /// Cache entry.
     pub cache_dir: Option<String>,
+    /// Its seed.
+    pub seed: Option<i64>,
+    /// When a run last ran it or found it in the cache.
+    pub last_used_at: Option<String>,
+    /// When `rsfm cache gc` removed its cache entry.
+    pub removed_at: Option<String>,
 }
 
 /// Which stages [`crate::store::Store::stages`] returns; empty fields match everything.
@@ -203,6 +212,8 @@ pub struct StageFilter {
     pub experiment: Option<String>,
     /// Only keys starting with this prefix.
     pub key_prefix: Option<String>,
+    /// Only the current row of each stage (see [`crate::store::StageScope`]).
+    pub current: bool,
 }
 
 /// A row of the stat cache: the sha256 of `path` when it had this size, mtime and inode.

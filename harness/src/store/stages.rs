@@ -12,14 +12,16 @@ impl Store {
     /// one more attempt, and clears the previous attempt's end, error and cache entry.
     pub async fn stage_started(&self, rec: &StageRecord) -> anyhow::Result<()> {
         let upsert = sqlx::query(
-            "INSERT INTO stages (key, name, kind, experiment, model, task, dataset, fraction, matrix, params,
-                                 status, attempts, started_at, host, device, invocation_id, log_path, work_dir)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', 1, ?, ?, ?, ?, ?, ?)
+            "INSERT INTO stages (key, name, kind, experiment, model, task, dataset, fraction, matrix, params, seed,
+                                 status, attempts, started_at, last_used_at, host, device, invocation_id, log_path,
+                                 work_dir)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', 1, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (key) DO UPDATE SET
                  name = excluded.name, kind = excluded.kind, experiment = excluded.experiment,
                  model = excluded.model, task = excluded.task, dataset = excluded.dataset,
                  fraction = excluded.fraction, matrix = excluded.matrix, params = excluded.params,
-                 status = 'running', attempts = stages.attempts + 1, started_at = excluded.started_at,
+                 seed = excluded.seed, status = 'running', attempts = stages.attempts + 1,
+                 started_at = excluded.started_at, last_used_at = excluded.last_used_at, removed_at = NULL,
                  finished_at = NULL, duration_s = NULL, host = excluded.host, device = excluded.device,
                  invocation_id = excluded.invocation_id, error = NULL, stderr_tail = NULL,
                  log_path = excluded.log_path, work_dir = excluded.work_dir, cache_dir = NULL",
@@ -55,10 +57,12 @@ impl Store {
             )
         })?;
         sqlx::query(
-            "UPDATE stages SET status = ?, finished_at = ?, duration_s = ?, error = ?, stderr_tail = ?, cache_dir = ?
+            "UPDATE stages SET status = ?, finished_at = ?, last_used_at = ?, duration_s = ?, error = ?, stderr_tail = ?,
+                               cache_dir = ?
              WHERE key = ?",
         )
         .bind(outcome.status.as_str())
+        .bind(&now)
         .bind(&now)
         .bind(outcome.duration_s)
         .bind(&outcome.error)
@@ -122,18 +126,23 @@ impl Store {
         Ok(())
     }
 
-    /// Records that a stage was found in the cache: status `cached`, this invocation. The times,
-    /// attempts, metrics and artifacts of the run that produced the entry are kept.
+    /// Records that a stage was found in the cache by this invocation: its last use is now and
+    /// its entry exists. Its status keeps saying how its result was produced (`succeeded`), and
+    /// the times, attempts, metrics and artifacts of the run that produced the entry are kept; a
+    /// stage the store has no record of is inserted as `cached`.
     pub async fn mark_cached(&self, rec: &StageRecord) -> anyhow::Result<()> {
         let upsert = sqlx::query(
-            "INSERT INTO stages (key, name, kind, experiment, model, task, dataset, fraction, matrix, params,
-                                 status, attempts, finished_at, host, device, invocation_id, log_path, work_dir)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'cached', 0, ?, ?, ?, ?, ?, ?)
+            "INSERT INTO stages (key, name, kind, experiment, model, task, dataset, fraction, matrix, params, seed,
+                                 status, attempts, finished_at, last_used_at, host, device, invocation_id, log_path,
+                                 work_dir)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'cached', 0, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (key) DO UPDATE SET
                  name = excluded.name, kind = excluded.kind, experiment = excluded.experiment,
                  model = excluded.model, task = excluded.task, dataset = excluded.dataset,
                  fraction = excluded.fraction, matrix = excluded.matrix, params = excluded.params,
-                 status = 'cached', invocation_id = excluded.invocation_id, error = NULL, stderr_tail = NULL",
+                 seed = excluded.seed, last_used_at = excluded.last_used_at, removed_at = NULL,
+                 status = CASE WHEN stages.status = 'succeeded' THEN 'succeeded' ELSE 'cached' END,
+                 error = NULL, stderr_tail = NULL",
         );
         bind_stage_record(upsert, rec)
             .execute(self.writer()?)
@@ -226,7 +235,7 @@ impl Store {
         let mut query: QueryBuilder<Sqlite> = QueryBuilder::new(
             "SELECT key, name, kind, experiment, model, task, dataset, fraction, status, attempts, started_at,
                     finished_at, duration_s, host, device, invocation_id, error, stderr_tail, log_path, work_dir,
-                    cache_dir
+                    cache_dir, seed, last_used_at, removed_at
              FROM stages WHERE 1 = 1",
         );
         if !filter.statuses.is_empty() {
@@ -247,6 +256,9 @@ impl Store {
                 .push(")) = ")
                 .push_bind(prefix);
         }
+        if filter.current {
+            query.push(" AND key IN (SELECT key FROM current_stages)");
+        }
         query.push(" ORDER BY experiment, name, key");
         let rows = query
             .build()
@@ -257,13 +269,15 @@ impl Store {
     }
 }
 
-/// Binds the 16 placeholders of an upsert into `stages` from `rec`, in the order of its column
-/// list: key, name, kind, experiment, model, task, dataset, fraction, matrix, params, the time
-/// of the event (now), host, device, invocation id, log path, work dir.
+/// Binds the 18 placeholders of an upsert into `stages` from `rec`, in the order of its column
+/// list: key, name, kind, experiment, model, task, dataset, fraction, matrix, params, seed, the
+/// time of the event (now) twice (its own column and `last_used_at`), host, device, invocation
+/// id, log path, work dir.
 fn bind_stage_record<'q>(
     query: Query<'q, Sqlite, SqliteArguments<'q>>,
     rec: &'q StageRecord,
 ) -> Query<'q, Sqlite, SqliteArguments<'q>> {
+    let now = crate::time::now_rfc3339();
     query
         .bind(&rec.key)
         .bind(&rec.name)
@@ -275,7 +289,9 @@ fn bind_stage_record<'q>(
         .bind(rec.fraction)
         .bind(rec.matrix.to_string())
         .bind(rec.params.to_string())
-        .bind(crate::time::now_rfc3339())
+        .bind(rec.seed)
+        .bind(now.clone())
+        .bind(now)
         .bind(&rec.host)
         .bind(&rec.device)
         .bind(rec.invocation_id)
@@ -284,7 +300,7 @@ fn bind_stage_record<'q>(
 }
 
 /// A `stages` row as a [`StageRow`].
-fn stage_row(row: &SqliteRow) -> anyhow::Result<StageRow> {
+pub(super) fn stage_row(row: &SqliteRow) -> anyhow::Result<StageRow> {
     Ok(StageRow {
         key: row.try_get("key")?,
         name: row.try_get("name")?,
@@ -307,5 +323,8 @@ fn stage_row(row: &SqliteRow) -> anyhow::Result<StageRow> {
         log_path: row.try_get("log_path")?,
         work_dir: row.try_get("work_dir")?,
         cache_dir: row.try_get("cache_dir")?,
+        seed: row.try_get("seed")?,
+        last_used_at: row.try_get("last_used_at")?,
+        removed_at: row.try_get("removed_at")?,
     })
 }
