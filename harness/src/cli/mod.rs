@@ -5,8 +5,10 @@ mod cache_cmd;
 mod config;
 mod eval;
 mod explain;
-mod params;
+pub(crate) mod params;
 mod plan_cmd;
+mod recipe_paths;
+mod report;
 mod results;
 mod run_cmd;
 mod session;
@@ -61,6 +63,8 @@ enum Command {
     Synth(synth::SynthArgs),
     /// Score detection or segmentation outputs against ground truth.
     Eval(eval::EvalArgs),
+    /// Render the paper's tables (reproduced beside reported) and plots from current results.
+    Report(report::ReportArgs),
     /// Inspect, verify and clean the stage cache.
     Cache {
         #[command(subcommand)]
@@ -95,6 +99,7 @@ pub fn main() -> ExitCode {
             Command::Params(args) => params::run(&args, json),
             Command::Synth(args) => synth::run(&args, json),
             Command::Eval(args) => eval::run(&args, json),
+            Command::Report(args) => report::run(args, &results, json).await,
             Command::Cache { command } => cache_cmd::run(command, &results, json).await,
         }
     });

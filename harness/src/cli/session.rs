@@ -2,7 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
+use super::{recipe_paths, BadInput};
 use crate::cache::Cache;
+use crate::dataset_roots::DataRoots;
 use crate::plan::Plan;
 use crate::recipe::{self, Recipe};
 use crate::store::Store;
@@ -21,12 +23,26 @@ pub struct Session {
 
 impl Session {
     /// Loads `recipe_paths` (all of them, before touching the results dir) and opens
-    /// `results_dir`, applying migrations under the results dir's `run` lock.
+    /// `results_dir`, applying migrations under the results dir's `run` lock. A folder stands
+    /// for the recipes in it; `RSFM_DATA_<NAME>` variables override dataset roots.
     pub async fn open(recipe_paths: &[PathBuf], results_dir: &Path) -> anyhow::Result<Session> {
-        let recipes = recipe_paths
+        Self::open_with_data(recipe_paths, results_dir, &[]).await
+    }
+
+    /// [`Session::open`] with `--data NAME=PATH` overrides of dataset roots, which win over the
+    /// environment.
+    pub async fn open_with_data(
+        recipe_paths: &[PathBuf],
+        results_dir: &Path,
+        data_flags: &[String],
+    ) -> anyhow::Result<Session> {
+        let mut recipes = recipe_paths::expand(recipe_paths)?
             .iter()
             .map(|p| recipe::load(p))
             .collect::<Result<Vec<_>, _>>()?;
+        DataRoots::resolve(&recipes, |name| std::env::var(name).ok(), data_flags)
+            .and_then(|roots| roots.apply(&mut recipes))
+            .map_err(|err| BadInput(format!("{err:#}")))?;
         fs_err::create_dir_all(results_dir)?;
         let results_dir = results_dir.canonicalize()?;
         let store = {
