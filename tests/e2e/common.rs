@@ -106,3 +106,15 @@ pub fn last_json_line(stdout: &str) -> serde_json::Value {
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// `rsfm-worker` beside the `rsfm` under test (built there by `make test`, whatever the target
+/// dir), or a failure saying how to build it.
+pub fn worker() -> PathBuf {
+    let worker = PathBuf::from(env!("CARGO_BIN_EXE_rsfm")).with_file_name("rsfm-worker");
+    assert!(
+        worker.is_file(),
+        "{} is missing: build it with `make worker` (cargo build -p rsfm-model --features torch --bin rsfm-worker)",
+        worker.display()
+    );
+    worker
+}

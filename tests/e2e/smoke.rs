@@ -2,21 +2,7 @@
 //! fine-tuning from the pretrained weights and evaluation (segmentation), synthetic DOTA,
 //! detector fine-tuning and tiled evaluation (detection); a second run executes nothing.
 
-use std::path::PathBuf;
-
-use crate::common::{last_json_line, repo_root, text, Project};
-
-/// `rsfm-worker` beside the `rsfm` under test (built there by `make test`, whatever the target
-/// dir), or a failure saying how to build it.
-fn worker() -> PathBuf {
-    let worker = PathBuf::from(env!("CARGO_BIN_EXE_rsfm")).with_file_name("rsfm-worker");
-    assert!(
-        worker.is_file(),
-        "{} is missing: build it with `make worker` (cargo build -p rsfm-model --features torch --bin rsfm-worker)",
-        worker.display()
-    );
-    worker
-}
+use crate::common::{last_json_line, repo_root, text, worker, Project};
 
 /// `rsfm run RECIPE --json --gpus none` with the built worker; the summary line.
 fn run(project: &Project, recipe: &str) -> serde_json::Value {

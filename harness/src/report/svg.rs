@@ -161,7 +161,13 @@ pub fn render(plot: &Plot) -> String {
         x1 - x0,
         y0 - y1
     );
-    for (v, label) in x.ticks() {
+    let empty = plot.series.iter().all(|s| s.points.is_empty());
+    let (x_ticks, y_ticks) = if empty {
+        (Vec::new(), Vec::new())
+    } else {
+        (x.ticks(), y.ticks())
+    };
+    for (v, label) in x_ticks {
         let px = x.map(v);
         let _ = write!(
             svg,
@@ -170,7 +176,7 @@ pub fn render(plot: &Plot) -> String {
             escape(&label)
         );
     }
-    for (v, label) in y.ticks() {
+    for (v, label) in y_ticks {
         let py = y.map(v);
         let _ = write!(
             svg,
@@ -190,7 +196,6 @@ pub fn render(plot: &Plot) -> String {
         (y0 + y1) / 2.0,
         escape(&plot.y_label)
     );
-    let empty = plot.series.iter().all(|s| s.points.is_empty());
     if empty {
         let _ = write!(
             svg,

@@ -341,7 +341,7 @@ fn efficiency(spec: &TableSpec, inputs: &Inputs<'_>, notes: &mut Notes) -> Body 
             });
         }
     }
-    ("score · model \\ fraction".to_string(), columns, rows)
+    ("score · model / fraction".to_string(), columns, rows)
 }
 
 /// A parameter count as `85.80M` or `2.42B`.
