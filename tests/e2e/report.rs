@@ -44,6 +44,17 @@ dataset = "loveda"
 format = "loveda"
 "#;
 
+/// The tables of `recipes/paper/tables/tables.toml`.
+const TABLES: [&str; 7] = [
+    "sizes",
+    "dota",
+    "dior-r",
+    "potsdam",
+    "loveda",
+    "comparison",
+    "efficiency",
+];
+
 /// A project with the tiny study, copies of the tiny presets and of the paper folder's
 /// reported values and tables.
 fn tiny_project() -> Project {
@@ -138,15 +149,7 @@ fn a_tiny_study_reports_current_results_in_every_format_and_loads_in_chromium() 
         text(&run.stderr)
     );
     report(&project);
-    for table in [
-        "sizes",
-        "dota",
-        "dior-r",
-        "potsdam",
-        "loveda",
-        "comparison",
-        "efficiency",
-    ] {
+    for table in TABLES {
         for ext in ["md", "tex", "csv"] {
             assert!(
                 project.path(&format!("reports/{table}.{ext}")).is_file(),
@@ -192,15 +195,7 @@ fn a_tiny_study_reports_current_results_in_every_format_and_loads_in_chromium() 
     assert!(dom.status.success(), "chromium failed: {log}");
     let console: Vec<&str> = log.lines().filter(|l| l.contains("INFO:CONSOLE")).collect();
     assert!(console.is_empty(), "console messages: {console:#?}");
-    for table in [
-        "sizes",
-        "dota",
-        "dior-r",
-        "potsdam",
-        "loveda",
-        "comparison",
-        "efficiency",
-    ] {
+    for table in TABLES {
         assert!(
             dom_text.contains(&format!("<table id=\"table-{table}\"")),
             "table {table} missing from the DOM"

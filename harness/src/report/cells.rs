@@ -14,6 +14,29 @@ pub struct Stat {
     pub std: Option<f64>,
     /// Seeds.
     pub n: usize,
+    /// 95% percentile-bootstrap interval of the mean, with at least 3 seeds.
+    pub interval: Option<(f64, f64)>,
+}
+
+/// Bootstrap resamples of the mean.
+const RESAMPLES: usize = 2000;
+
+/// The 95% percentile-bootstrap interval of the mean of `values`, from a fixed seed so a
+/// report renders the same twice.
+fn bootstrap(values: &[f64]) -> (f64, f64) {
+    let mut rng = rsfm_model::rng::SplitMix64::from_state(0x5EED);
+    let n = values.len();
+    let mut means: Vec<f64> = (0..RESAMPLES)
+        .map(|_| {
+            (0..n)
+                .map(|_| values[(rng.next_u64() % n as u64) as usize])
+                .sum::<f64>()
+                / n as f64
+        })
+        .collect();
+    means.sort_by(f64::total_cmp);
+    let at = |q: f64| means[((RESAMPLES - 1) as f64 * q).round() as usize];
+    (at(0.025), at(0.975))
 }
 
 impl Stat {
@@ -27,7 +50,13 @@ impl Stat {
         let std = (n > 1).then(|| {
             (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
         });
-        Some(Stat { mean, std, n })
+        let interval = (n >= 3).then(|| bootstrap(values));
+        Some(Stat {
+            mean,
+            std,
+            n,
+            interval,
+        })
     }
 }
 
@@ -131,6 +160,19 @@ impl Cell {
                 mean,
                 std: Some(std),
                 n,
+                interval: Some((lo, hi)),
+            }) => format!(
+                "{} ± {} (n={n}, 95% CI {}–{})",
+                fmt(mean),
+                fmt(std),
+                fmt(lo),
+                fmt(hi)
+            ),
+            Some(Stat {
+                mean,
+                std: Some(std),
+                n,
+                ..
             }) => format!("{} ± {} (n={n})", fmt(mean), fmt(std)),
             Some(Stat { mean, .. }) => fmt(mean),
         };
@@ -201,6 +243,16 @@ mod tests {
     fn seeds_aggregate_as_mean_and_sample_std() {
         let stat = Stat::of(&[70.0, 72.0, 74.0]).unwrap();
         assert_eq!((stat.mean, stat.std, stat.n), (72.0, Some(2.0), 3));
+        let (lo, hi) = stat.interval.unwrap();
+        assert!(
+            (70.0..72.0).contains(&lo) && (72.0..=74.0).contains(&hi) && lo < hi,
+            "{lo} {hi}"
+        );
+        assert_eq!(
+            Stat::of(&[70.0, 72.0]).unwrap().interval,
+            None,
+            "two seeds: no interval"
+        );
         assert_eq!(Stat::of(&[1.0]).unwrap().std, None);
         assert_eq!(Stat::of(&[]), None);
     }
