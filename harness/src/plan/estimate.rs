@@ -18,6 +18,7 @@ use rsfm_model::arch::VitConfig;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::stage_params::{self, field};
 use super::{Plan, PlannedStage};
 use crate::recipe::StageKind;
 
@@ -159,9 +160,9 @@ pub fn estimate(plan: &Plan, gpu: Gpu) -> Estimate {
 /// The cost of one stage, or `None` when it is not a training stage with a known step count.
 fn stage_cost(planned: &PlannedStage, gpu: Gpu) -> Option<StageCost> {
     let params = &planned.worker_params.as_ref()?.params;
-    let vit: VitConfig = serde_json::from_value(params.get("model")?.clone()).ok()?;
-    let steps = params.get("steps")?.as_f64()?;
-    let batch = params.get("batch_size")?.as_f64()?;
+    let vit = stage_params::backbone(params)?;
+    let steps = field(params, "steps")?.as_f64()?;
+    let batch = field(params, "batch_size")?.as_f64()?;
     let gpus = planned.stage.resources.gpus.max(1);
     let per_gpu = (batch / f64::from(gpus)).ceil();
     let work = match planned.stage.kind {
@@ -211,13 +212,12 @@ struct MaeDecoder {
 }
 
 fn mae_decoder(params: &Map<String, Value>) -> MaeDecoder {
-    let mae = params.get("mae").and_then(Value::as_object);
-    let field = |name: &str| mae.and_then(|m| m.get(name)).and_then(Value::as_f64);
+    let number = |name: &str| field(params, name).and_then(Value::as_f64);
     MaeDecoder {
-        embed_dim: field("decoder_embed_dim").map_or(512, |v| v as usize),
-        depth: field("decoder_depth").map_or(8, |v| v as usize),
-        num_heads: field("decoder_num_heads").map_or(16, |v| v as usize),
-        mask_ratio: field("mask_ratio").unwrap_or(0.75),
+        embed_dim: number("decoder_embed_dim").map_or(512, |v| v as usize),
+        depth: number("decoder_depth").map_or(8, |v| v as usize),
+        num_heads: number("decoder_num_heads").map_or(16, |v| v as usize),
+        mask_ratio: number("mask_ratio").unwrap_or(0.75),
     }
 }
 

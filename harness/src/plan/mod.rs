@@ -4,6 +4,7 @@
 pub mod estimate;
 pub mod key;
 mod order;
+pub mod stage_params;
 mod worker_identity;
 pub mod worker_params;
 

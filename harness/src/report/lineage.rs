@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use crate::plan::stage_params::field;
 use crate::plan::{Plan, PlannedStage};
 use crate::presets::resolve_preset;
 use crate::recipe::StageKind;
@@ -47,8 +48,8 @@ pub fn observations(plan: &Plan) -> Vec<Observation> {
 
 fn observation(plan: &Plan, eval: &PlannedStage) -> Option<Observation> {
     let params = &eval.worker_params.as_ref()?.params;
-    let dataset = params.get("data")?.get("format")?.as_str()?.to_string();
-    let model_from = params.get("model_from")?.as_str()?;
+    let dataset = field(params, "format")?.as_str()?.to_string();
+    let model_from = field(params, "model_from")?.as_str()?;
     let finetune = eval
         .needs
         .iter()
@@ -58,7 +59,7 @@ fn observation(plan: &Plan, eval: &PlannedStage) -> Option<Observation> {
     let fraction = finetune
         .worker_params
         .as_ref()
-        .and_then(|w| w.params.get("fraction"))
+        .and_then(|w| field(&w.params, "fraction"))
         .and_then(Value::as_f64)
         .unwrap_or(1.0);
     let code = eval
