@@ -199,10 +199,11 @@ pub fn describe_missing(missing: &[MissingDataset]) -> String {
     );
     for m in missing {
         let base = base_name(&m.name);
+        let root = lexically_normal(&m.root);
         let what = if m.absent.is_empty() {
-            format!("{} does not exist", m.root.display())
+            format!("{} does not exist", root.display())
         } else {
-            format!("{} has no `{}`", m.root.display(), m.absent)
+            format!("{} has no `{}`", root.display(), m.absent)
         };
         let _ = write!(
             text,
@@ -216,6 +217,21 @@ pub fn describe_missing(missing: &[MissingDataset]) -> String {
     text
 }
 
+/// `path` with `.` and `dir/..` pairs removed, without touching the filesystem.
+fn lexically_normal(path: &std::path::Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir if out.file_name().is_some() => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 /// A dataset name without its matrix suffix: `potsdam@a` → `potsdam`.
 fn base_name(name: &str) -> &str {
     name.split_once('@').map_or(name, |(base, _)| base)
@@ -225,6 +241,14 @@ fn base_name(name: &str) -> &str {
 mod tests {
     use super::*;
     use std::path::Path;
+
+    #[test]
+    fn messages_show_roots_without_dot_dot() {
+        assert_eq!(
+            lexically_normal(Path::new("/r/recipes/datasets/../../data/./dota")),
+            Path::new("/r/data/dota")
+        );
+    }
 
     #[test]
     fn environment_names_are_upper_case_with_underscores() {
