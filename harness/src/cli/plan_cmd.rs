@@ -121,7 +121,7 @@ pub fn render_estimate(costs: &Estimate) -> String {
         text += &format!(
             "{:<width$}  {:>8}  {:>10.3e}  {:>4}  {:>10.1}  {:>9.1}  {:>9.1}  {fits}\n",
             s.stage,
-            human_count(s.params as f64),
+            super::params::human(s.params as f64),
             s.flops,
             s.gpus,
             s.gpu_hours,
@@ -144,12 +144,4 @@ pub fn render_estimate(costs: &Estimate) -> String {
     );
     text += "model: FLOPs ≈ 6 × params × tokens (MAE encoder: visible tokens, decoder: all); memory per GPU = 16 B/param (fp32 weights, grads, AdamW) + bf16 activations at batch/GPUs\n";
     text
-}
-
-fn human_count(n: f64) -> String {
-    if n >= 1e9 {
-        format!("{:.2}B", n / 1e9)
-    } else {
-        format!("{:.1}M", n / 1e6)
-    }
 }

@@ -8,6 +8,7 @@ use super::lineage::Observation;
 use super::models::ModelInfo;
 use super::reported_file::ReportedFile;
 use super::spec::{MetricColumn, TableKind, TableSpec, TableSpecs};
+pub(super) use crate::cli::params::human;
 
 /// A rendered-ready table.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -342,15 +343,4 @@ fn efficiency(spec: &TableSpec, inputs: &Inputs<'_>, notes: &mut Notes) -> Body 
         }
     }
     ("score · model / fraction".to_string(), columns, rows)
-}
-
-/// A parameter count as `85.80M` or `2.42B`.
-pub fn human(n: f64) -> String {
-    if n >= 1e9 {
-        format!("{:.2}B", n / 1e9)
-    } else if n >= 1e6 {
-        format!("{:.2}M", n / 1e6)
-    } else {
-        format!("{:.1}K", n / 1e3)
-    }
 }
