@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod canonical;
 pub mod cli;
+pub mod dataset_roots;
 pub mod executor;
 pub mod fingerprint;
 pub mod lock;
@@ -12,6 +13,7 @@ pub mod presets;
 pub mod process;
 pub mod query;
 pub mod recipe;
+pub mod report;
 pub mod scheduler;
 pub mod store;
 pub mod time;

@@ -10,4 +10,5 @@ mod first_hour;
 mod gpus_and_locks;
 mod incremental;
 mod interrupts;
+mod report;
 mod smoke;

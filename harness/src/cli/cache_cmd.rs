@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::session::Session;
+use super::session::{RecipeInputs, Session};
 use crate::cache::Cache;
 
 /// Subcommands of `rsfm cache`.
@@ -70,7 +70,14 @@ pub async fn run(command: CacheCommand, results: &Path, json: bool) -> anyhow::R
             })
         }
         CacheCommand::Gc { recipes, dry_run } => {
-            let session = Session::open(&recipes, &[], results).await?;
+            let session = Session::open(
+                &RecipeInputs {
+                    paths: &recipes,
+                    ..Default::default()
+                },
+                results,
+            )
+            .await?;
             let plan = session.plan().await?;
             let keep: HashSet<String> = plan.stages.iter().map(|s| s.key.key.clone()).collect();
             let removed = if dry_run {

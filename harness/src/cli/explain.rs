@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
-use super::session::Session;
+use super::session::{RecipeInputs, Session};
 use super::BadInput;
 use crate::cache::{Cache, KEY_FILE};
 use crate::plan::key::{FieldChange, KeyManifest};
@@ -43,8 +43,15 @@ struct Explanation {
 
 /// Explains the recipe's stages.
 pub async fn run(args: ExplainArgs, results: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let session =
-        Session::open_read_only(std::slice::from_ref(&args.recipe), &args.set, results).await?;
+    let session = Session::open_read_only(
+        &RecipeInputs {
+            paths: std::slice::from_ref(&args.recipe),
+            overrides: &args.set,
+            data: &[],
+        },
+        results,
+    )
+    .await?;
     let plan = session.plan().await?;
     let selected: Vec<usize> = (0..plan.stages.len())
         .filter(|&i| {

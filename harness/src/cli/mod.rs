@@ -6,8 +6,10 @@ mod config;
 mod eval;
 mod explain;
 mod kinds;
-mod params;
+pub(crate) mod params;
 mod plan_cmd;
+mod recipe_paths;
+mod report;
 mod results;
 mod run_cmd;
 mod session;
@@ -66,6 +68,8 @@ enum Command {
     Synth(synth::SynthArgs),
     /// Score detection or segmentation outputs against ground truth.
     Eval(eval::EvalArgs),
+    /// Render the paper's tables (reproduced beside reported) and plots from current results.
+    Report(report::ReportArgs),
     /// Inspect, verify and clean the stage cache.
     Cache {
         #[command(subcommand)]
@@ -108,6 +112,7 @@ pub fn main() -> ExitCode {
             Command::Kinds(args) => kinds::run(&args, json),
             Command::Synth(args) => synth::run(&args, json),
             Command::Eval(args) => eval::run(&args, json),
+            Command::Report(args) => report::run(args, &results, json).await,
             Command::Cache { command } => cache_cmd::run(command, &results, json).await,
         }
     });

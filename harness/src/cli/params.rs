@@ -126,7 +126,8 @@ pub fn render_text(r: &ParamsReport) -> String {
     text
 }
 
-fn human(n: f64) -> String {
+/// A count as `2.42B`, `85.80M` or `113.6K`.
+pub(crate) fn human(n: f64) -> String {
     if n >= 1e9 {
         format!("{:.2}B", n / 1e9)
     } else if n >= 1e6 {

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::session::Session;
+use super::session::{RecipeInputs, Session};
 use super::BadInput;
 use crate::query::{self, OutputFormat, ResultsQuery, Table, WhereExpr, WideOptions};
 use crate::store::{StageScope, Store};
@@ -90,7 +90,14 @@ pub async fn run(args: ResultsArgs, results_dir: &Path, json: bool) -> anyhow::R
             ))
             .into());
         }
-        let session = Session::open_read_only(&args.recipes, &[], results_dir).await?;
+        let session = Session::open_read_only(
+            &RecipeInputs {
+                paths: &args.recipes,
+                ..Default::default()
+            },
+            results_dir,
+        )
+        .await?;
         let plan = session.plan().await?;
         let keys = plan.stages.iter().map(|s| s.key.key.clone()).collect();
         (session.store, Some(keys))

@@ -4,8 +4,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use super::session::Session;
+use super::session::{RecipeInputs, Session};
 use super::BadInput;
+use crate::dataset_roots;
 use crate::executor::command_line::find_worker;
 use crate::plan::Plan;
 use crate::recipe::Override;
@@ -39,12 +40,21 @@ pub struct RunArgs {
     /// After a failure, go on with the stages that do not depend on it.
     #[arg(long)]
     keep_going: bool,
+    /// Root of a dataset for this run, `NAME=PATH` (repeatable); wins over `RSFM_DATA_<NAME>`
+    /// and the recipe's `root`.
+    #[arg(long = "data", value_name = "NAME=PATH")]
+    data: Vec<String>,
 }
 
 /// Runs the recipes' pending stages.
 pub async fn run(args: RunArgs, results: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let gpus = gpus::resolve(&args.gpus).map_err(|e| BadInput(e.to_string()))?;
-    let session = Session::open(&args.recipes, &args.set, results).await?;
+    let inputs = RecipeInputs {
+        paths: &args.recipes,
+        overrides: &args.set,
+        data: &args.data,
+    };
+    let session = Session::open(&inputs, results).await?;
     let swept = session.cache.sweep_orphans()?;
     if swept > 0 {
         tracing::info!("removed {swept} unfinished build dirs left by runs that are gone");
@@ -68,6 +78,7 @@ pub async fn run(args: RunArgs, results: &Path, json: bool) -> anyhow::Result<Ex
         }
         return Ok(ExitCode::SUCCESS);
     }
+    refuse_missing_data(&session, &plan)?;
     let argv: Vec<String> = std::env::args().collect();
     let invocation_id = session.store.begin_invocation(&argv).await?;
     if gpus.is_empty() && !json {
@@ -151,4 +162,21 @@ fn check_forced(plan: &Plan, force: &[String]) -> Result<(), BadInput> {
             .join(", "),
         known.join(", ")
     )))
+}
+
+/// Fails (bad input) when a dataset that a stage to run reads is missing or misplaced, naming
+/// each with its expected layout and how to set its root, before anything runs.
+fn refuse_missing_data(session: &Session, plan: &Plan) -> anyhow::Result<()> {
+    let wanted: std::collections::BTreeSet<&str> = plan
+        .stages
+        .iter()
+        .filter(|s| !s.cached)
+        .flat_map(|s| s.datasets.iter().map(|(name, _)| name.as_str()))
+        .collect();
+    let missing = dataset_roots::missing(&session.recipes, |name| wanted.contains(name));
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(BadInput(dataset_roots::describe_missing(&missing)).into())
+    }
 }

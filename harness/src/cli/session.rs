@@ -2,7 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
+use super::{recipe_paths, BadInput};
 use crate::cache::Cache;
+use crate::dataset_roots::DataRoots;
 use crate::plan::Plan;
 use crate::recipe::{self, Override, Recipe};
 use crate::store::Store;
@@ -22,12 +24,8 @@ pub struct Session {
 impl Session {
     /// Loads `recipe_paths` (all of them, before touching the results dir) and opens
     /// `results_dir`, applying migrations under the results dir's `run` lock.
-    pub async fn open(
-        recipe_paths: &[PathBuf],
-        overrides: &[Override],
-        results_dir: &Path,
-    ) -> anyhow::Result<Session> {
-        let recipes = load_recipes(recipe_paths, overrides)?;
+    pub async fn open(inputs: &RecipeInputs<'_>, results_dir: &Path) -> anyhow::Result<Session> {
+        let recipes = inputs.load()?;
         fs_err::create_dir_all(results_dir)?;
         let results_dir = results_dir.canonicalize()?;
         let store = {
@@ -47,11 +45,10 @@ impl Session {
     /// read-only (or empty in memory where none exists yet), so neither `rsfm.db` nor its mtime
     /// changes.
     pub async fn open_read_only(
-        recipe_paths: &[PathBuf],
-        overrides: &[Override],
+        inputs: &RecipeInputs<'_>,
         results_dir: &Path,
     ) -> anyhow::Result<Session> {
-        let recipes = load_recipes(recipe_paths, overrides)?;
+        let recipes = inputs.load()?;
         let results_dir = std::path::absolute(results_dir)?;
         let store = Store::open_for_reading(&results_dir.join("rsfm.db")).await?;
         let cache = Cache::open(&results_dir)?;
@@ -69,12 +66,31 @@ impl Session {
     }
 }
 
-/// Loads every recipe with the `--set` overrides applied to each.
-fn load_recipes(paths: &[PathBuf], overrides: &[Override]) -> anyhow::Result<Vec<Recipe>> {
-    Ok(paths
-        .iter()
-        .map(|p| recipe::load_with(p, overrides))
-        .collect::<Result<Vec<_>, _>>()?)
+/// What a command names of its recipes: files or folders (a folder stands for the recipes in
+/// it), `--set` overrides applied to each, and `--data NAME=PATH` roots, which win over
+/// `RSFM_DATA_<NAME>` variables, which win over the recipes' own roots.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RecipeInputs<'a> {
+    /// Recipe files or folders, in command-line order.
+    pub paths: &'a [PathBuf],
+    /// `--set KEY=VALUE` overrides.
+    pub overrides: &'a [Override],
+    /// `--data NAME=PATH` dataset roots.
+    pub data: &'a [String],
+}
+
+impl RecipeInputs<'_> {
+    /// Loads every recipe, overrides and dataset roots applied.
+    fn load(&self) -> anyhow::Result<Vec<Recipe>> {
+        let mut recipes = recipe_paths::expand(self.paths)?
+            .iter()
+            .map(|p| recipe::load_with(p, self.overrides))
+            .collect::<Result<Vec<_>, _>>()?;
+        DataRoots::resolve(&recipes, |name| std::env::var(name).ok(), self.data)
+            .and_then(|roots| roots.apply(&mut recipes))
+            .map_err(|err| BadInput(format!("{err:#}")))?;
+        Ok(recipes)
+    }
 }
 
 /// Environment variable naming the results directory.

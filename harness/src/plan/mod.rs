@@ -1,8 +1,10 @@
 //! The plan: recipes expanded into a DAG of stages, each with its content key and whether the
 //! cache already holds it.
 
+pub mod estimate;
 pub mod key;
 mod order;
+pub mod stage_params;
 mod worker_identity;
 pub mod worker_params;
 
@@ -19,6 +21,9 @@ use crate::store::Store;
 use key::{hash_dep, KeyInputs, KeyManifest};
 pub use worker_identity::worker_identity;
 use worker_params::{Needed, WorkerParams};
+
+/// The fingerprint that stands in the key of a stage whose dataset root does not exist.
+const ABSENT_DATA: &str = "absent";
 
 /// A stage of the plan with everything needed to run it.
 #[derive(Debug, Clone)]
@@ -39,6 +44,9 @@ pub struct PlannedStage {
     pub key: KeyManifest,
     /// Whether the cache holds a valid entry for the key (at planning time).
     pub cached: bool,
+    /// Datasets it reads, itself or through the stages it needs, whose root does not exist:
+    /// its key is provisional (the data's fingerprint is unknown) and it cannot run.
+    pub missing_data: Vec<String>,
 }
 
 impl PlannedStage {
@@ -64,7 +72,7 @@ pub struct PlanEntry {
     pub matrix: BTreeMap<String, String>,
     /// Content key.
     pub key: String,
-    /// `cached` or `pending`.
+    /// `cached`, `pending`, or `no-data` (a dataset it reads is missing: the key is provisional).
     pub status: &'static str,
     /// Names of the stages it needs.
     pub needs: Vec<String>,
@@ -84,7 +92,13 @@ impl Plan {
             for stage in ordered {
                 let datasets = resolve_datasets(recipe, stage)?;
                 let mut dataset_fps = Vec::new();
+                let mut missing_data = Vec::new();
                 for (name, root) in &datasets {
+                    if !root.exists() {
+                        missing_data.push(name.clone());
+                        dataset_fps.push((name.clone(), ABSENT_DATA.to_string()));
+                        continue;
+                    }
                     let fp = match fingerprints.get(root) {
                         Some(fp) => fp.clone(),
                         None => {
@@ -113,6 +127,13 @@ impl Plan {
                     deps.push((dep, hash));
                 }
                 let needs: Vec<usize> = stage.needs.iter().map(|n| index_of[n.as_str()]).collect();
+                for &i in &needs {
+                    for name in &plan.stages[i].missing_data {
+                        if !missing_data.contains(name) {
+                            missing_data.push(name.clone());
+                        }
+                    }
+                }
                 let needed: Vec<Needed> = needs
                     .iter()
                     .map(|&i| Needed {
@@ -144,7 +165,7 @@ impl Plan {
                     seed: stage.seed,
                 };
                 let key = inputs.manifest();
-                let cached = cache.lookup(&key.key).is_some();
+                let cached = missing_data.is_empty() && cache.lookup(&key.key).is_some();
                 index_of.insert(stage.name.as_str(), plan.stages.len());
                 plan.stages.push(PlannedStage {
                     stage: stage.clone(),
@@ -155,6 +176,7 @@ impl Plan {
                     needs,
                     key,
                     cached,
+                    missing_data,
                 });
             }
         }
@@ -174,7 +196,13 @@ impl Plan {
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
                 key: s.key.key.clone(),
-                status: if s.cached { "cached" } else { "pending" },
+                status: if !s.missing_data.is_empty() {
+                    "no-data"
+                } else if s.cached {
+                    "cached"
+                } else {
+                    "pending"
+                },
                 needs: s
                     .needs
                     .iter()

@@ -1,0 +1,356 @@
+//! What a plan costs before it runs (`rsfm plan --estimate`): training FLOPs, GPU-hours at a
+//! stated utilisation and peak memory per GPU, per stage and in total.
+//!
+//! - **FLOPs** ≈ 6 × parameters × tokens processed (forward 2, backward 4 per parameter and
+//!   token): MAE's encoder sees the visible tokens only (25% at mask ratio 0.75), its decoder
+//!   every token; a fine-tuning stage counts its backbone over every token of its input.
+//!   Attention-score FLOPs and the detection/segmentation heads are left out.
+//! - **GPU-hours** = FLOPs / ([`MFU`] × the GPU's dense bf16 peak).
+//! - **Memory per GPU** (data parallel: each GPU holds a full replica and `batch / gpus`
+//!   samples): fp32 weights (4 B/param), fp32 gradients (4 B), AdamW moments (8 B), and bf16
+//!   activations of 34 × tokens × width bytes per block and sample (Korthikanti et al. 2022,
+//!   with fused attention, so no tokens² term); with activation checkpointing, only each
+//!   stage's input (2 × tokens × width bytes) plus one stage recomputed at a time.
+//!
+//! `evaluate` and `command` stages are not estimated (their cost depends on the data).
+
+use rsfm_model::arch::VitConfig;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::stage_params::{self, field};
+use super::{Plan, PlannedStage};
+use crate::recipe::StageKind;
+
+/// Model FLOPs utilisation assumed for GPU-hours: a typical fraction of the bf16 peak that
+/// ViT training reaches.
+pub const MFU: f64 = 0.40;
+
+/// Bytes per parameter of fp32 weights, fp32 gradients and AdamW's two fp32 moments.
+const STATE_BYTES_PER_PARAM: f64 = 16.0;
+/// Activation bytes per token, width unit, block and sample in bf16 (fused attention).
+const ACTIVATION_BYTES: f64 = 34.0;
+/// Bytes per token and width unit kept per checkpointed stage (its bf16 input).
+const CHECKPOINT_BYTES: f64 = 2.0;
+
+/// A GPU model: peak dense bf16 throughput and memory.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Gpu {
+    /// NVIDIA A100 SXM 80 GB: 312 TFLOP/s bf16.
+    A100,
+    /// NVIDIA H100 SXM 80 GB: 989 TFLOP/s bf16.
+    H100,
+    /// NVIDIA H200 141 GB: 989 TFLOP/s bf16.
+    H200,
+}
+
+impl Gpu {
+    /// Peak dense bf16 FLOP/s.
+    pub fn peak_flops(self) -> f64 {
+        match self {
+            Gpu::A100 => 312e12,
+            Gpu::H100 | Gpu::H200 => 989e12,
+        }
+    }
+
+    /// Memory in bytes.
+    pub fn memory_bytes(self) -> f64 {
+        match self {
+            Gpu::A100 | Gpu::H100 => 80e9,
+            Gpu::H200 => 141e9,
+        }
+    }
+
+    /// Its name as the flag spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Gpu::A100 => "a100",
+            Gpu::H100 => "h100",
+            Gpu::H200 => "h200",
+        }
+    }
+}
+
+/// Memory one GPU needs for a training stage, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Memory {
+    /// Weights, gradients and optimiser state.
+    pub state: f64,
+    /// Activations kept for the backward pass, without checkpointing.
+    pub activations: f64,
+    /// Activations with activation checkpointing.
+    pub activations_checkpointed: f64,
+}
+
+impl Memory {
+    /// Peak without checkpointing.
+    pub fn peak(&self) -> f64 {
+        self.state + self.activations
+    }
+
+    /// Peak with activation checkpointing.
+    pub fn peak_checkpointed(&self) -> f64 {
+        self.state + self.activations_checkpointed
+    }
+}
+
+/// The estimate of one training stage.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StageCost {
+    /// `experiment/stage`.
+    pub stage: String,
+    /// Its kind.
+    pub kind: String,
+    /// Parameters trained (backbone, plus the MAE decoder).
+    pub params: u64,
+    /// Tokens through the backbone over the whole stage (encoder tokens for MAE).
+    pub tokens: f64,
+    /// Training FLOPs.
+    pub flops: f64,
+    /// GPUs it asks for (at least 1).
+    pub gpus: u32,
+    /// GPU-hours at [`MFU`] of the chosen GPU's peak.
+    pub gpu_hours: f64,
+    /// Memory per GPU.
+    pub memory: Memory,
+    /// Whether it fits the chosen GPU without checkpointing.
+    pub fits: bool,
+    /// Whether it fits with activation checkpointing.
+    pub fits_checkpointed: bool,
+}
+
+/// The estimate of a plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Estimate {
+    /// The GPU assumed.
+    pub gpu: Gpu,
+    /// The utilisation assumed.
+    pub mfu: f64,
+    /// Training stages, in plan order.
+    pub stages: Vec<StageCost>,
+    /// Stages not estimated (evaluation, commands, or training without `steps`), by name.
+    pub not_estimated: Vec<String>,
+    /// Sum of the stages' FLOPs.
+    pub total_flops: f64,
+    /// Sum of the stages' GPU-hours.
+    pub total_gpu_hours: f64,
+}
+
+/// Estimates every training stage of `plan` on `gpu`.
+pub fn estimate(plan: &Plan, gpu: Gpu) -> Estimate {
+    let mut stages = Vec::new();
+    let mut not_estimated = Vec::new();
+    for planned in &plan.stages {
+        match stage_cost(planned, gpu) {
+            Some(cost) => stages.push(cost),
+            None => not_estimated.push(planned.display_name()),
+        }
+    }
+    Estimate {
+        gpu,
+        mfu: MFU,
+        total_flops: stages.iter().map(|s| s.flops).sum(),
+        total_gpu_hours: stages.iter().map(|s| s.gpu_hours).sum(),
+        stages,
+        not_estimated,
+    }
+}
+
+/// The cost of one stage, or `None` when it is not a training stage with a known step count.
+fn stage_cost(planned: &PlannedStage, gpu: Gpu) -> Option<StageCost> {
+    let params = &planned.worker_params.as_ref()?.params;
+    let vit = stage_params::backbone(params)?;
+    let steps = field(params, "steps")?.as_f64()?;
+    let batch = field(params, "batch_size")?.as_f64()?;
+    let gpus = planned.stage.resources.gpus.max(1);
+    let per_gpu = (batch / f64::from(gpus)).ceil();
+    let work = match planned.stage.kind {
+        StageKind::MaePretrain => mae_work(&vit, &mae_decoder(params)),
+        StageKind::FinetuneDet | StageKind::FinetuneSeg => finetune_work(&vit),
+        _ => return None,
+    };
+    let flops = work.flops_per_sample * batch * steps;
+    let memory = Memory {
+        state: STATE_BYTES_PER_PARAM * work.params as f64,
+        activations: work.activations_per_sample * per_gpu,
+        activations_checkpointed: work.checkpointed_per_sample * per_gpu,
+    };
+    let gpu_hours = flops / (MFU * gpu.peak_flops()) / 3600.0;
+    Some(StageCost {
+        stage: planned.display_name(),
+        kind: planned.stage.kind.as_str().to_string(),
+        params: work.params,
+        tokens: work.tokens_per_sample * batch * steps,
+        flops,
+        gpus,
+        gpu_hours,
+        fits: memory.peak() <= gpu.memory_bytes(),
+        fits_checkpointed: memory.peak_checkpointed() <= gpu.memory_bytes(),
+        memory,
+    })
+}
+
+/// What one training sample costs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct SampleWork {
+    params: u64,
+    tokens_per_sample: f64,
+    flops_per_sample: f64,
+    activations_per_sample: f64,
+    checkpointed_per_sample: f64,
+}
+
+/// The MAE decoder of a `mae-pretrain` stage (defaults as the worker's: 512 wide, 8 blocks, 16
+/// heads, mask ratio 0.75).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct MaeDecoder {
+    embed_dim: usize,
+    depth: usize,
+    num_heads: usize,
+    mask_ratio: f64,
+}
+
+fn mae_decoder(params: &Map<String, Value>) -> MaeDecoder {
+    let number = |name: &str| field(params, name).and_then(Value::as_f64);
+    MaeDecoder {
+        embed_dim: number("decoder_embed_dim").map_or(512, |v| v as usize),
+        depth: number("decoder_depth").map_or(8, |v| v as usize),
+        num_heads: number("decoder_num_heads").map_or(16, |v| v as usize),
+        mask_ratio: number("mask_ratio").unwrap_or(0.75),
+    }
+}
+
+/// Per-sample bytes of activations of `blocks` blocks (grouped in `stages` of parallel
+/// branches) at `tokens` × `width`: without and with checkpointing.
+fn activation_bytes(tokens: f64, width: f64, stages: usize, parallel: usize) -> (f64, f64) {
+    let per_block = ACTIVATION_BYTES * tokens * width;
+    let full = per_block * (stages * parallel) as f64;
+    let checkpointed =
+        CHECKPOINT_BYTES * tokens * width * stages as f64 + per_block * parallel as f64;
+    (full, checkpointed)
+}
+
+fn finetune_work(vit: &VitConfig) -> SampleWork {
+    let params = vit.param_count();
+    let tokens = vit.num_patches() as f64;
+    let (activations, checkpointed) =
+        activation_bytes(tokens, vit.embed_dim as f64, vit.depth, vit.parallel);
+    SampleWork {
+        params,
+        tokens_per_sample: tokens,
+        flops_per_sample: 6.0 * params as f64 * tokens,
+        activations_per_sample: activations,
+        checkpointed_per_sample: checkpointed,
+    }
+}
+
+/// Parameters of the MAE decoder: the projection from the encoder, mask token, position table
+/// (class token included), blocks, final norm and the pixel prediction layer.
+fn decoder_params(vit: &VitConfig, decoder: &MaeDecoder) -> u64 {
+    let d = vit.embed_dim as u64;
+    let dd = decoder.embed_dim as u64;
+    let block = VitConfig {
+        embed_dim: decoder.embed_dim,
+        depth: decoder.depth,
+        parallel: 1,
+        num_heads: decoder.num_heads,
+        ..vit.clone()
+    }
+    .block_param_count();
+    let pixels = (vit.patch_size * vit.patch_size * vit.in_chans) as u64;
+    let embed = d * dd + dd;
+    let mask_token = dd;
+    let pos_embed = (vit.num_patches() as u64 + 1) * dd;
+    let norm = 2 * dd;
+    let pred = dd * pixels + pixels;
+    embed + mask_token + pos_embed + block * decoder.depth as u64 + norm + pred
+}
+
+fn mae_work(vit: &VitConfig, decoder: &MaeDecoder) -> SampleWork {
+    let encoder = vit.param_count();
+    let dec = decoder_params(vit, decoder);
+    let all = vit.num_patches() as f64;
+    // MAE keeps int(N × (1 − mask_ratio)) patches.
+    let visible = (all * (1.0 - decoder.mask_ratio)).floor();
+    let (enc_act, enc_ckpt) =
+        activation_bytes(visible, vit.embed_dim as f64, vit.depth, vit.parallel);
+    let (dec_act, dec_ckpt) = activation_bytes(all, decoder.embed_dim as f64, decoder.depth, 1);
+    SampleWork {
+        params: encoder + dec,
+        tokens_per_sample: visible,
+        flops_per_sample: 6.0 * (encoder as f64 * visible + dec as f64 * all),
+        activations_per_sample: enc_act + dec_act,
+        checkpointed_per_sample: enc_ckpt + dec_ckpt,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VIT_B: u64 = 85_798_656;
+
+    fn mae_default() -> MaeDecoder {
+        MaeDecoder {
+            embed_dim: 512,
+            depth: 8,
+            num_heads: 16,
+            mask_ratio: 0.75,
+        }
+    }
+
+    #[test]
+    fn the_mae_vit_b_decoder_has_the_hand_counted_parameters() {
+        // Per block at width 512: norms 2048, qkv 786,432 + 1,536, proj 262,144 + 512,
+        // MLP 1,048,576 + 2,048 + 1,048,576 + 512 = 3,152,384; × 8 = 25,219,072.
+        // Embed 768·512 + 512 = 393,728; mask token 512; positions 197·512 = 100,864;
+        // norm 1,024; prediction 512·768 + 768 = 393,984.
+        let expected = 25_219_072 + 393_728 + 512 + 100_864 + 1_024 + 393_984;
+        assert_eq!(
+            decoder_params(&VitConfig::vit_base_patch16_224(), &mae_default()),
+            expected
+        );
+    }
+
+    #[test]
+    fn mae_flops_count_a_quarter_of_the_tokens_in_the_encoder_and_all_in_the_decoder() {
+        let work = mae_work(&VitConfig::vit_base_patch16_224(), &mae_default());
+        // 196 patches, 49 visible: 6 × (85,798,656 × 49 + 26,109,184 × 196).
+        assert_eq!(work.tokens_per_sample, 49.0);
+        assert_eq!(
+            work.flops_per_sample,
+            6.0 * (4_204_134_144.0 + 5_117_400_064.0)
+        );
+        assert_eq!(work.params, VIT_B + 26_109_184);
+    }
+
+    #[test]
+    fn fine_tuning_vit_b_at_224_costs_six_flops_per_parameter_and_token() {
+        let work = finetune_work(&VitConfig::vit_base_patch16_224());
+        // 6 × 85,798,656 × 196 = 100,899,219,456.
+        assert_eq!(work.flops_per_sample, 100_899_219_456.0);
+        // 34 × 196 × 768 bytes per block, 12 blocks: 61,415,424 per image.
+        assert_eq!(work.activations_per_sample, 61_415_424.0);
+        // Checkpointed: 2 × 196 × 768 × 12 = 3,612,672 plus one block, 5,117,952.
+        assert_eq!(work.checkpointed_per_sample, 3_612_672.0 + 5_117_952.0);
+    }
+
+    #[test]
+    fn gpu_hours_use_the_stated_utilisation() {
+        // One H100 at 40% of 989 TFLOP/s for an hour does 0.4 × 989e12 × 3600 = 1.42416e18 FLOPs.
+        let flops = MFU * Gpu::H100.peak_flops() * 3600.0;
+        assert!((flops - 1.42416e18).abs() < 1e9);
+        assert_eq!(
+            Gpu::A100.peak_flops() / Gpu::H100.peak_flops(),
+            312.0 / 989.0
+        );
+    }
+
+    #[test]
+    fn parallel_branches_store_activations_per_branch_but_checkpoint_per_stage() {
+        let (full, ckpt) = activation_bytes(10.0, 8.0, 12, 4);
+        assert_eq!(full, 34.0 * 80.0 * 48.0);
+        assert_eq!(ckpt, 2.0 * 80.0 * 12.0 + 34.0 * 80.0 * 4.0);
+    }
+}

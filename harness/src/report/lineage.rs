@@ -1,0 +1,143 @@
+//! Which result each evaluation of the plan stands for: its dataset, model, fraction and seed,
+//! traced through the stages it needs, and the settings of that chain that rest on assumptions.
+//! Only the plan's current keys are read, so a superseded run never fills a cell.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::plan::stage_params::field;
+use crate::plan::{Plan, PlannedStage};
+use crate::presets::resolve_preset;
+use crate::recipe::StageKind;
+
+/// One `evaluate` stage of the plan and what it measures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    /// Dataset format scored: `dota`, `dior-r`, `potsdam`, `loveda`.
+    pub dataset: String,
+    /// Model preset fine-tuned.
+    pub model: String,
+    /// Training-set fraction of the fine-tuning.
+    pub fraction: f64,
+    /// Seed of the evaluation.
+    pub seed: u64,
+    /// `experiment/stage` of the evaluation.
+    pub stage: String,
+    /// Its current content key.
+    pub key: String,
+    /// Its experiment.
+    pub experiment: String,
+    /// Settings along its chain that are assumed or reconstructed: `stage.param: source`.
+    pub assumptions: Vec<String>,
+    /// The worker identity in its key (`crate` version and `git_commit`).
+    pub code: String,
+    /// Final metrics, once read from the store (`None`: not run yet).
+    pub metrics: Option<BTreeMap<String, f64>>,
+}
+
+/// The evaluations of `plan`, in plan order. Evaluations whose chain cannot be traced (a
+/// fine-tuning stage without a `model`) are skipped.
+pub fn observations(plan: &Plan) -> Vec<Observation> {
+    plan.stages
+        .iter()
+        .filter(|s| s.stage.kind == StageKind::Evaluate)
+        .filter_map(|s| observation(plan, s))
+        .collect()
+}
+
+fn observation(plan: &Plan, eval: &PlannedStage) -> Option<Observation> {
+    let params = &eval.worker_params.as_ref()?.params;
+    let dataset = field(params, "format")?.as_str()?.to_string();
+    let model_from = field(params, "model_from")?.as_str()?;
+    let finetune = eval
+        .needs
+        .iter()
+        .map(|&i| &plan.stages[i])
+        .find(|s| s.stage.base == model_from)?;
+    let model = finetune.stage.params.get("model")?.as_str()?.to_string();
+    let fraction = finetune
+        .worker_params
+        .as_ref()
+        .and_then(|w| field(&w.params, "fraction"))
+        .and_then(Value::as_f64)
+        .unwrap_or(1.0);
+    let code = eval
+        .key
+        .fields
+        .get("worker")
+        .map(|field| {
+            let crate_version = field
+                .value
+                .get("crate")
+                .and_then(Value::as_str)
+                .unwrap_or("?");
+            let commit = field
+                .value
+                .get("git_commit")
+                .and_then(Value::as_str)
+                .unwrap_or("?");
+            format!(
+                "rsfm-worker {crate_version} ({})",
+                &commit[..commit.len().min(12)]
+            )
+        })
+        .unwrap_or_default();
+    let mut assumptions = Vec::new();
+    collect_assumptions(plan, eval, &mut assumptions);
+    assumptions.extend(preset_assumptions(&model, &eval.recipe_dir));
+    assumptions.sort();
+    assumptions.dedup();
+    Some(Observation {
+        dataset,
+        model,
+        fraction,
+        seed: eval.stage.seed,
+        stage: eval.display_name(),
+        key: eval.key.key.clone(),
+        experiment: eval.experiment.clone(),
+        assumptions,
+        code,
+        metrics: None,
+    })
+}
+
+/// Whether a provenance source marks a value the report must flag.
+pub fn is_assumption(source: &str) -> bool {
+    source.starts_with("assumed") || source.starts_with("reconstructed")
+}
+
+/// The assumed or reconstructed settings of `stage` and every stage it needs.
+fn collect_assumptions(plan: &Plan, stage: &PlannedStage, out: &mut Vec<String>) {
+    for (param, source) in &stage.stage.sources {
+        if is_assumption(source) {
+            out.push(format!("{}.{param}: {source}", stage.stage.base));
+        }
+    }
+    for &i in &stage.needs {
+        collect_assumptions(plan, &plan.stages[i], out);
+    }
+}
+
+/// The assumed or reconstructed fields of the `[vit]` table of preset `model` (none when it
+/// cannot be read: the plan has already resolved it).
+pub fn preset_assumptions(model: &str, recipe_dir: &std::path::Path) -> Vec<String> {
+    let Ok(file) = resolve_preset(model, recipe_dir) else {
+        return Vec::new();
+    };
+    let Ok(text) = fs_err::read_to_string(&file) else {
+        return Vec::new();
+    };
+    let Ok(table) = text.parse::<toml::Table>() else {
+        return Vec::new();
+    };
+    let Some(vit) = table.get("vit").and_then(toml::Value::as_table) else {
+        return Vec::new();
+    };
+    vit.iter()
+        .filter_map(|(field, value)| {
+            let source = value.get("source")?.as_str()?;
+            is_assumption(source).then(|| format!("{model}.{field}: {source}"))
+        })
+        .collect()
+}

@@ -1,0 +1,179 @@
+//! Reports (`rsfm report`): the paper's tables with reproduced numbers beside the reported
+//! ones, as Markdown, LaTeX, CSV and an offline `index.html` with SVG plots.
+//!
+//! Cells come from the plan's **current** keys only: the recipes are planned, each `evaluate`
+//! stage is traced to its model, dataset, fraction and seed ([`lineage`]), and the final metrics
+//! of exactly those keys are read from the store ([`measured`]); a superseded run never fills a
+//! cell. Reported numbers and tolerances come from `reported.toml`, read at report time; the
+//! tables and labels from `tables/tables.toml`, rendered by the minijinja templates beside it.
+//! A report of recipes outside the paper folder (e.g. `recipes/smoke`) is smoke scale: a
+//! banner says so and no cell gets a Δ or a verdict against the paper.
+
+mod cells;
+mod lineage;
+mod measured;
+mod models;
+mod plots;
+mod render;
+mod reported_file;
+mod spec;
+mod svg;
+mod tables;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+pub use render::Format;
+pub use reported_file::{ReportedFile, ReportedValue};
+
+use crate::cli::BadInput;
+use crate::plan::Plan;
+use crate::recipe::Recipe;
+use crate::store::Store;
+
+/// File of reported values in the paper folder.
+pub const REPORTED_FILE: &str = "reported.toml";
+/// Folder of the table list and templates in the paper folder.
+pub const TABLES_DIR: &str = "tables";
+/// The table list in [`TABLES_DIR`].
+const TABLES_FILE: &str = "tables.toml";
+
+/// What to render and where.
+#[derive(Debug, Clone)]
+pub struct ReportOptions {
+    /// The folder holding `reported.toml` and `tables/`.
+    pub paper_dir: PathBuf,
+    /// One table by name, or all.
+    pub table: Option<String>,
+    /// Formats to write.
+    pub formats: Vec<Format>,
+    /// Output folder.
+    pub out: PathBuf,
+}
+
+/// The folder with `reported.toml` and `tables/tables.toml`: the nearest one at or above the
+/// first recipe's folder (itself, or a `paper/` child of an ancestor), else above `cwd`.
+pub fn locate_paper_dir(recipes: &[Recipe], cwd: &Path) -> anyhow::Result<PathBuf> {
+    let starts = recipes
+        .first()
+        .map(|r| r.dir.clone())
+        .into_iter()
+        .chain([cwd.to_path_buf()]);
+    for start in starts {
+        for dir in start.ancestors() {
+            for candidate in [
+                dir.to_path_buf(),
+                dir.join("paper"),
+                dir.join("recipes/paper"),
+            ] {
+                if is_paper_dir(&candidate) {
+                    return Ok(candidate);
+                }
+            }
+        }
+    }
+    Err(BadInput(format!(
+        "no {REPORTED_FILE} with {TABLES_DIR}/{TABLES_FILE} found above the recipes or {}: pass --paper DIR (e.g. recipes/paper)",
+        cwd.display()
+    ))
+    .into())
+}
+
+fn is_paper_dir(dir: &Path) -> bool {
+    dir.join(REPORTED_FILE).is_file() && dir.join(TABLES_DIR).join(TABLES_FILE).is_file()
+}
+
+/// Renders the report of `plan` (planned from `recipes`) with the metrics in `store`; stores
+/// the reported values in its `reported` table; returns the files written.
+pub async fn generate(
+    recipes: &[Recipe],
+    plan: &Plan,
+    store: &Store,
+    options: &ReportOptions,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let reported = ReportedFile::load(&options.paper_dir.join(REPORTED_FILE))
+        .map_err(|e| BadInput(format!("{e:#}")))?;
+    store.replace_reported(&reported.store_rows()).await?;
+    let tables_dir = options.paper_dir.join(TABLES_DIR);
+    let specs = spec::TableSpecs::load(&tables_dir.join(TABLES_FILE))
+        .map_err(|e| BadInput(format!("{e:#}")))?;
+    let selected: Vec<&spec::TableSpec> = specs
+        .tables
+        .iter()
+        .filter(|t| {
+            options
+                .table
+                .as_deref()
+                .is_none_or(|name| name == "all" || name == t.name)
+        })
+        .collect();
+    if selected.is_empty() {
+        let names: Vec<&str> = specs.tables.iter().map(|t| t.name.as_str()).collect();
+        return Err(BadInput(format!(
+            "--table {}: no such table (tables: {}, or all)",
+            options.table.as_deref().unwrap_or(""),
+            names.join(", ")
+        ))
+        .into());
+    }
+    let mut observations = lineage::observations(plan);
+    measured::attach(store, &mut observations).await?;
+    let models = models::models(plan)?;
+    let paper_dir = options
+        .paper_dir
+        .canonicalize()
+        .unwrap_or_else(|_| options.paper_dir.clone());
+    let paper_scale = !recipes.is_empty() && recipes.iter().all(|r| r.path.starts_with(&paper_dir));
+    let inputs = tables::Inputs {
+        specs: &specs,
+        reported: &reported,
+        observations: &observations,
+        models: &models,
+        verdicts: paper_scale,
+    };
+    let all_plots = plots::plots(&inputs);
+    let view = render::ReportView {
+        banner: if paper_scale {
+            String::new()
+        } else {
+            "Smoke scale: these recipes are not the paper's study (recipes outside the paper folder); reported values are shown for orientation only, with no Δ and no verdict.".to_string()
+        },
+        recipes: recipe_refs(recipes)?,
+        code: {
+            let mut code: Vec<String> = observations
+                .iter()
+                .map(|o| o.code.clone())
+                .filter(|c| !c.is_empty())
+                .collect();
+            code.sort();
+            code.dedup();
+            code
+        },
+        evaluated: observations.iter().filter(|o| o.metrics.is_some()).count(),
+        evaluations: observations.len(),
+        tables: selected
+            .iter()
+            .map(|spec| tables::build(spec, &inputs))
+            .collect(),
+        plots: render::plot_views(&all_plots),
+    };
+    render::write(&view, &tables_dir, &options.formats, &options.out)
+}
+
+/// File, content hash and description of each recipe.
+fn recipe_refs(recipes: &[Recipe]) -> anyhow::Result<Vec<render::RecipeRef>> {
+    recipes
+        .iter()
+        .map(|r| {
+            let hash = crate::fingerprint::sha256_file(&r.path)
+                .with_context(|| format!("hashing {}", r.path.display()))?;
+            Ok(render::RecipeRef {
+                file: r.path.display().to_string(),
+                sha256: hash[..12].to_string(),
+                experiment: r.experiment.name.clone(),
+                description: r.experiment.description.clone().unwrap_or_default(),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,346 @@
+//! The report's tables, built from the table list, the plan's current observations and the
+//! reported values, as views the templates render.
+
+use serde::Serialize;
+
+use super::cells::{fmt, percent, Cell, CellView, Reported, Stat};
+use super::lineage::Observation;
+use super::models::ModelInfo;
+use super::reported_file::ReportedFile;
+use super::spec::{MetricColumn, TableKind, TableSpec, TableSpecs};
+pub(super) use crate::cli::params::human;
+
+/// A rendered-ready table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TableView {
+    /// File name and `--table` name.
+    pub name: String,
+    /// Heading.
+    pub title: String,
+    /// Text under the heading.
+    pub caption: String,
+    /// Label of the row-label column.
+    pub corner: String,
+    /// Column labels.
+    pub columns: Vec<String>,
+    /// Rows.
+    pub rows: Vec<RowView>,
+    /// Footnotes: the assumptions behind the cells marked ⚠N, numbered from 1.
+    pub notes: Vec<String>,
+    /// Where each filled cell came from: evaluation stage, seed and key.
+    pub provenance: Vec<String>,
+}
+
+/// One row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RowView {
+    /// Its label.
+    pub label: String,
+    /// Its cells, one per column.
+    pub cells: Vec<CellView>,
+}
+
+/// What every table draws from.
+pub struct Inputs<'a> {
+    /// Tables and labels.
+    pub specs: &'a TableSpecs,
+    /// Reported values and tolerances.
+    pub reported: &'a ReportedFile,
+    /// The plan's evaluations with their metrics.
+    pub observations: &'a [Observation],
+    /// The study's model presets, smallest first.
+    pub models: &'a [ModelInfo],
+    /// Whether cells carry Δ and verdicts (paper scale only).
+    pub verdicts: bool,
+}
+
+/// Numbered footnotes and provenance lines of one table under construction.
+#[derive(Default)]
+struct Notes {
+    notes: Vec<String>,
+    provenance: Vec<String>,
+}
+
+impl Notes {
+    /// The footnote number of `assumptions` (0 for none), adding it if new.
+    fn note(&mut self, assumptions: &[String]) -> usize {
+        if assumptions.is_empty() {
+            return 0;
+        }
+        let text = assumptions.join("; ");
+        match self.notes.iter().position(|n| *n == text) {
+            Some(i) => i + 1,
+            None => {
+                self.notes.push(text);
+                self.notes.len()
+            }
+        }
+    }
+
+    fn provenance(&mut self, observation: &Observation) {
+        let line = format!(
+            "{} ({}, fraction {}, seed {}): {} key {}",
+            observation.dataset,
+            observation.model,
+            observation.fraction,
+            observation.seed,
+            observation.stage,
+            &observation.key[..12]
+        );
+        if !self.provenance.contains(&line) {
+            self.provenance.push(line);
+        }
+    }
+}
+
+/// Builds `spec` from `inputs`.
+pub fn build(spec: &TableSpec, inputs: &Inputs<'_>) -> TableView {
+    let mut notes = Notes::default();
+    let (corner, columns, rows) = match spec.kind {
+        TableKind::Sizes => sizes(inputs, &mut notes),
+        TableKind::Dataset => dataset(spec, inputs, &mut notes),
+        TableKind::Comparison => comparison(spec, inputs, &mut notes),
+        TableKind::Efficiency => efficiency(spec, inputs, &mut notes),
+    };
+    TableView {
+        name: spec.name.clone(),
+        title: spec.title.clone(),
+        caption: spec.caption.clone(),
+        corner,
+        columns,
+        rows,
+        notes: notes.notes,
+        provenance: notes.provenance,
+    }
+}
+
+type Body = (String, Vec<String>, Vec<RowView>);
+
+fn sizes(inputs: &Inputs<'_>, notes: &mut Notes) -> Body {
+    let columns = [
+        "blocks", "width", "heads", "MLP", "computed", "reported", "gap",
+    ]
+    .map(String::from)
+    .to_vec();
+    let rows = inputs
+        .models
+        .iter()
+        .map(|model| {
+            let p = &model.params;
+            let note = notes.note(&model.assumptions);
+            let blocks = if p.parallel > 1 {
+                format!("{}×{}", p.depth, p.parallel)
+            } else {
+                p.depth.to_string()
+            };
+            let mut computed = CellView::text(human(p.computed as f64));
+            if note > 0 {
+                computed.summary += &format!(" ⚠{note}");
+                computed.note = note;
+            }
+            let reported = match (p.reported, &p.reported_source) {
+                (Some(value), source) => CellView {
+                    title: source.clone().unwrap_or_default(),
+                    ..CellView::text(human(value))
+                },
+                (None, _) => CellView::text("—"),
+            };
+            let gap = p
+                .gap_percent
+                .map_or("—".to_string(), |g| format!("{}%", fmt(g)));
+            RowView {
+                label: p.model.clone(),
+                cells: vec![
+                    CellView::text(blocks),
+                    CellView::text(p.embed_dim.to_string()),
+                    CellView::text(format!("{} × {}", p.num_heads, p.head_dim)),
+                    CellView::text(p.mlp_hidden_dim.to_string()),
+                    computed,
+                    reported,
+                    CellView::text(gap),
+                ],
+            }
+        })
+        .collect();
+    ("model".to_string(), columns, rows)
+}
+
+/// The metric rows of a dataset table: `f1.*` and `iou.*` expand to the classes scored.
+fn expand_metrics(patterns: &[String], dataset: &str, observations: &[Observation]) -> Vec<String> {
+    let mut classes: Vec<String> = observations
+        .iter()
+        .filter(|o| o.dataset == dataset)
+        .filter_map(|o| o.metrics.as_ref())
+        .flat_map(|m| {
+            m.keys()
+                .filter_map(|k| k.strip_prefix("iou.").map(String::from))
+        })
+        .collect();
+    classes.sort();
+    classes.dedup();
+    patterns
+        .iter()
+        .flat_map(|pattern| match pattern.strip_suffix(".*") {
+            Some(family) => classes.iter().map(|c| format!("{family}.{c}")).collect(),
+            None => vec![pattern.clone()],
+        })
+        .collect()
+}
+
+/// The study's cell for (`dataset`, `metric`, `model`, `fraction`): every seed that ran.
+fn study_cell(
+    inputs: &Inputs<'_>,
+    notes: &mut Notes,
+    column: &MetricColumn,
+    model: &str,
+    fraction: f64,
+) -> CellView {
+    let runs: Vec<&Observation> = inputs
+        .observations
+        .iter()
+        .filter(|o| {
+            o.dataset == column.dataset && o.model == model && (o.fraction - fraction).abs() < 1e-9
+        })
+        .filter(|o| o.metrics.is_some())
+        .collect();
+    let values: Vec<f64> = runs
+        .iter()
+        .filter_map(|o| percent(o.metrics.as_ref()?, &column.metric))
+        .collect();
+    let mut assumptions: Vec<String> = Vec::new();
+    if !values.is_empty() {
+        for run in &runs {
+            notes.provenance(run);
+            assumptions.extend(run.assumptions.iter().cloned());
+        }
+    }
+    assumptions.sort();
+    assumptions.dedup();
+    let cell = Cell {
+        reproduced: Stat::of(&values),
+        reported: inputs
+            .reported
+            .find(&column.dataset, &column.metric, model, fraction)
+            .map(|r| Reported {
+                value: r.value,
+                source: match &r.note {
+                    Some(note) => format!("{} ({note})", r.source),
+                    None => r.source.clone(),
+                },
+            }),
+        tolerance: inputs.reported.tolerance(&column.metric).map(|t| t.value),
+        keys: runs.iter().map(|o| o.key[..12].to_string()).collect(),
+        assumptions,
+    };
+    let note = notes.note(&cell.assumptions);
+    cell.view(inputs.verdicts, note)
+}
+
+fn dataset(spec: &TableSpec, inputs: &Inputs<'_>, notes: &mut Notes) -> Body {
+    let dataset = spec.dataset.clone().unwrap_or_default();
+    let metrics = expand_metrics(&spec.metrics, &dataset, inputs.observations);
+    let columns = inputs.models.iter().map(|m| m.label()).collect();
+    let rows = metrics
+        .iter()
+        .map(|metric| {
+            let column = MetricColumn {
+                dataset: dataset.clone(),
+                metric: metric.clone(),
+            };
+            RowView {
+                label: inputs.specs.metric_label(metric),
+                cells: inputs
+                    .models
+                    .iter()
+                    .map(|m| study_cell(inputs, notes, &column, &m.params.model, 1.0))
+                    .collect(),
+            }
+        })
+        .collect();
+    (inputs.specs.dataset_label(&dataset), columns, rows)
+}
+
+fn column_label(specs: &TableSpecs, column: &MetricColumn) -> String {
+    format!(
+        "{} {}",
+        specs.dataset_label(&column.dataset),
+        specs.metric_label(&column.metric)
+    )
+}
+
+fn comparison(spec: &TableSpec, inputs: &Inputs<'_>, notes: &mut Notes) -> Body {
+    let columns = spec
+        .columns
+        .iter()
+        .map(|c| column_label(inputs.specs, c))
+        .collect();
+    let mut methods: Vec<&str> = Vec::new();
+    for value in &inputs.reported.values {
+        if let Some(method) = value.method.as_deref() {
+            let shown = spec
+                .columns
+                .iter()
+                .any(|c| c.dataset == value.dataset && c.metric == value.metric);
+            if shown && !methods.contains(&method) {
+                methods.push(method);
+            }
+        }
+    }
+    let mut rows: Vec<RowView> = methods
+        .iter()
+        .map(|method| RowView {
+            label: (*method).to_string(),
+            cells: spec
+                .columns
+                .iter()
+                .map(
+                    |c| match inputs.reported.find(&c.dataset, &c.metric, method, 1.0) {
+                        Some(r) => CellView {
+                            title: r.source.clone(),
+                            reported: fmt(r.value),
+                            ..CellView::text(fmt(r.value))
+                        },
+                        None => CellView::text("—"),
+                    },
+                )
+                .collect(),
+        })
+        .collect();
+    rows.extend(inputs.models.iter().map(|m| {
+        RowView {
+            label: format!("{} (this study)", m.label()),
+            cells: spec
+                .columns
+                .iter()
+                .map(|c| study_cell(inputs, notes, c, &m.params.model, 1.0))
+                .collect(),
+        }
+    }));
+    ("method".to_string(), columns, rows)
+}
+
+/// The training-set fractions of the observations, ascending.
+pub fn fractions(observations: &[Observation]) -> Vec<f64> {
+    let mut fractions: Vec<f64> = observations.iter().map(|o| o.fraction).collect();
+    fractions.sort_by(f64::total_cmp);
+    fractions.dedup();
+    fractions
+}
+
+fn efficiency(spec: &TableSpec, inputs: &Inputs<'_>, notes: &mut Notes) -> Body {
+    let fractions = fractions(inputs.observations);
+    let columns = fractions.iter().map(|f| format!("{f}")).collect();
+    let mut rows = Vec::new();
+    for column in &spec.columns {
+        for model in inputs.models {
+            rows.push(RowView {
+                label: format!("{} · {}", column_label(inputs.specs, column), model.label()),
+                cells: fractions
+                    .iter()
+                    .map(|&f| study_cell(inputs, notes, column, &model.params.model, f))
+                    .collect(),
+            });
+        }
+    }
+    ("score · model / fraction".to_string(), columns, rows)
+}
