@@ -10,7 +10,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::watch;
 
-use super::{Invocation, ProcessEnd};
+use super::{Finished, Invocation, ProcessEnd};
 
 /// Lines of stderr kept for the database when a stage fails.
 pub const STDERR_TAIL_LINES: usize = 40;
@@ -24,15 +24,6 @@ fn kill_grace() -> Duration {
         .unwrap_or(Duration::from_secs(10))
 }
 
-/// What a finished process left behind.
-#[derive(Debug, Clone)]
-pub struct Finished {
-    /// How it ended.
-    pub end: ProcessEnd,
-    /// The last lines of its stderr.
-    pub stderr_tail: String,
-}
-
 /// Runs `invocation`, calling `on_event` for every protocol event on stdout, until it exits,
 /// times out, or `cancel` turns true.
 pub async fn run(
@@ -40,10 +31,7 @@ pub async fn run(
     mut on_event: impl FnMut(Event),
     mut cancel: watch::Receiver<bool>,
 ) -> Finished {
-    let fail = |msg: String| Finished {
-        end: ProcessEnd::Failure(msg),
-        stderr_tail: String::new(),
-    };
+    let fail = Finished::failure;
     let Some((program, args)) = invocation.argv.split_first() else {
         return fail("empty argv".into());
     };

@@ -25,6 +25,7 @@ mod origins;
 mod provenance;
 mod read;
 mod resources;
+pub mod slurm;
 mod stage;
 mod template;
 
@@ -36,6 +37,7 @@ pub use location::Location;
 pub use origins::Origin;
 pub use provenance::{is_valid_source, SOURCE_PREFIXES};
 pub use resources::Resources;
+pub use slurm::SlurmTable;
 pub use stage::{Stage, COMMON_KEYS};
 pub use template::{substitute, substitute_json};
 
@@ -61,10 +63,19 @@ pub struct Recipe {
     pub stages: Vec<Stage>,
     /// Every leaf value of the merged recipe and the file position it came from.
     pub origins: Vec<Origin>,
+    /// `[slurm]`: settings of the Slurm backend, if the recipe has them.
+    pub slurm: Option<SlurmTable>,
 }
 
 /// Keys allowed at the top level of a recipe.
-const TOP_KEYS: &[&str] = &["extends", "experiment", "matrix", "dataset", "stage"];
+const TOP_KEYS: &[&str] = &[
+    "extends",
+    "experiment",
+    "matrix",
+    "dataset",
+    "stage",
+    "slurm",
+];
 
 /// Loads, merges, expands and checks the recipe at `path`.
 pub fn load(path: &Path) -> Result<Recipe, RecipeError> {
@@ -79,6 +90,7 @@ pub fn load(path: &Path) -> Result<Recipe, RecipeError> {
     let top = Table::new(&root, "")?;
     top.check_keys(TOP_KEYS)?;
     let experiment = experiment::parse(&top)?;
+    let slurm = top.get("slurm").map(slurm::parse).transpose()?;
     let axes = matrix::parse(top.get("matrix"))?;
     let datasets = dataset::parse(top.get("dataset"), &axes)?;
     let templates = stage::parse_templates(top.get("stage"), &axes, &datasets)?;
@@ -129,5 +141,6 @@ pub fn load(path: &Path) -> Result<Recipe, RecipeError> {
         datasets: datasets.defs,
         stages,
         origins,
+        slurm,
     })
 }
