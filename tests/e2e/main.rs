@@ -8,4 +8,5 @@ mod failures;
 mod gpus_and_locks;
 mod incremental;
 mod interrupts;
+mod slurm;
 mod smoke;
