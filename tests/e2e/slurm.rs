@@ -459,3 +459,31 @@ fn with_the_daemons_down_a_slurm_run_fails_in_seconds_and_changes_nothing() {
     );
     assert!(!project.results().exists(), "the results dir was created");
 }
+
+#[test]
+fn ctrl_c_cancels_the_runs_jobs_and_marks_the_stages_interrupted() {
+    let project = project();
+    project.write("count.sh", COUNT);
+    let recipe = project.write("count.toml", COUNT_RECIPE);
+    let key = plan_keys(&project, &recipe)[0].1.clone();
+    let work = project.results().join("work").join(&key);
+    let run = rsfm_slurm(
+        &project,
+        &["run", recipe.to_str().unwrap(), "--backend", "slurm"],
+    )
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    wait_until("the first step", || work.join("step").exists());
+    // SAFETY: sending SIGINT to the child we spawned.
+    unsafe { libc::kill(run.id() as i32, libc::SIGINT) };
+    let out = wait(run);
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    let job = job_id(&project, &key).to_string();
+    let state = slurm_client("squeue", &["-h", "-t", "all", "-o", "%T", "-j", &job]);
+    assert_eq!(state.trim(), "CANCELLED");
+    assert_eq!(
+        project.sql("SELECT status FROM stages")[0]["status"],
+        "interrupted"
+    );
+}

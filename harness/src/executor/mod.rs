@@ -94,6 +94,14 @@ impl Executor {
         }
     }
 
+    /// What happens to running stages on Ctrl-C, for the message that says so.
+    pub fn stopping(&self) -> &'static str {
+        match self {
+            Executor::Local => "stopping running stages (SIGTERM, then SIGKILL)",
+            Executor::Slurm(_) => "cancelling the run's Slurm jobs (scancel)",
+        }
+    }
+
     /// Whether stages lease GPUs of this machine (`--gpus`) rather than get them from a cluster.
     pub fn leases_local_gpus(&self) -> bool {
         matches!(self, Executor::Local)

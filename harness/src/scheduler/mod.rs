@@ -271,12 +271,12 @@ pub async fn run(
                 };
             }
             _ = tokio::signal::ctrl_c(), if !*cancel_rx.borrow() => {
-                progress.println("interrupted: stopping running stages (SIGTERM, then SIGKILL)");
+                progress.println(&format!("interrupted: {}", ctx.executor.stopping()));
                 stopping = true;
                 let _ = cancel_tx.send(true);
             }
             _ = sigterm.recv(), if !*cancel_rx.borrow() => {
-                progress.println("terminated: stopping running stages (SIGTERM, then SIGKILL)");
+                progress.println(&format!("terminated: {}", ctx.executor.stopping()));
                 stopping = true;
                 let _ = cancel_tx.send(true);
             }
