@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use crate::common::Project;
 
-const RECIPE: &str = r#"
+/// One `command` stage running [`COUNT`].
+pub(crate) const RECIPE: &str = r#"
 [experiment]
 name = "interrupts"
 
@@ -17,7 +18,7 @@ deps = ["count.sh"]
 "#;
 
 /// Ten steps of 0.3 s, checkpointing the step in the work dir and resuming from it.
-const COUNT: &str = r#"
+pub(crate) const COUNT: &str = r#"
 step=$(cat "$RSFM_WORK_DIR/step" 2>/dev/null || echo 0)
 echo "start $step" >> "$RSFM_WORK_DIR/history"
 while [ "$step" -lt 10 ]; do

@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::common::{last_json_line, repo_root, text, Project};
+use crate::interrupts::{COUNT, RECIPE as COUNT_RECIPE};
 
 /// The shared cluster: its folder and `slurm.conf`.
 struct Cluster {
@@ -322,43 +323,27 @@ fn a_requeued_worker_job_resumes_from_its_checkpoint_with_the_local_metrics() {
     assert_eq!(metrics(&local), metrics(&project));
 }
 
-const COUNT_RECIPE: &str = r#"
-[experiment]
-name = "slurm-cancel"
-
-[stage.count]
-kind = "command"
-argv = ["sh", "count.sh", "{out}"]
-deps = ["count.sh"]
-"#;
-
-/// Twenty steps of 0.3 s, checkpointing the step in the work dir and resuming from it.
-const COUNT: &str = r#"
-step=$(cat "$RSFM_WORK_DIR/step" 2>/dev/null || echo 0)
-echo "start $step" >> "$RSFM_WORK_DIR/history"
-while [ "$step" -lt 20 ]; do
-  sleep 0.3
-  step=$((step + 1))
-  echo "$step" > "$RSFM_WORK_DIR/step"
-  echo "{\"event\":\"progress\",\"step\":$step,\"total\":20}"
-done
-echo "{\"steps\": $step}" > "$1/metrics.json"
-"#;
-
-#[test]
-fn scancel_of_a_running_job_is_reported_interrupted_and_the_rerun_completes_it() {
-    let project = project();
+/// Starts `rsfm run --backend slurm` on the counting stage of the interrupt tests; the run, the
+/// stage's key and its work dir.
+fn start_count_run(project: &Project) -> (Child, String, PathBuf) {
     project.write("count.sh", COUNT);
     let recipe = project.write("count.toml", COUNT_RECIPE);
-    let key = plan_keys(&project, &recipe)[0].1.clone();
+    let key = plan_keys(project, &recipe)[0].1.clone();
     let work = project.results().join("work").join(&key);
     let run = rsfm_slurm(
-        &project,
+        project,
         &["run", recipe.to_str().unwrap(), "--backend", "slurm"],
     )
     .stderr(std::process::Stdio::piped())
     .spawn()
     .unwrap();
+    (run, key, work)
+}
+
+#[test]
+fn scancel_of_a_running_job_is_reported_interrupted_and_the_rerun_completes_it() {
+    let project = project();
+    let (run, key, work) = start_count_run(&project);
     wait_until("step 2", || {
         std::fs::read_to_string(work.join("step"))
             .ok()
@@ -388,7 +373,7 @@ fn scancel_of_a_running_job_is_reported_interrupted_and_the_rerun_completes_it()
         "{status}"
     );
 
-    let summary = run_slurm(&project, &recipe);
+    let summary = run_slurm(&project, &project.path("count.toml"));
     assert_eq!(summary["executed"], 1, "{summary}");
     let history = std::fs::read_to_string(work.join("history")).unwrap();
     let starts: Vec<u32> = history
@@ -463,17 +448,7 @@ fn with_the_daemons_down_a_slurm_run_fails_in_seconds_and_changes_nothing() {
 #[test]
 fn ctrl_c_cancels_the_runs_jobs_and_marks_the_stages_interrupted() {
     let project = project();
-    project.write("count.sh", COUNT);
-    let recipe = project.write("count.toml", COUNT_RECIPE);
-    let key = plan_keys(&project, &recipe)[0].1.clone();
-    let work = project.results().join("work").join(&key);
-    let run = rsfm_slurm(
-        &project,
-        &["run", recipe.to_str().unwrap(), "--backend", "slurm"],
-    )
-    .stderr(std::process::Stdio::piped())
-    .spawn()
-    .unwrap();
+    let (run, key, work) = start_count_run(&project);
     wait_until("the first step", || work.join("step").exists());
     // SAFETY: sending SIGINT to the child we spawned.
     unsafe { libc::kill(run.id() as i32, libc::SIGINT) };

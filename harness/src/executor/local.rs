@@ -10,7 +10,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::watch;
 
-use super::{Finished, Invocation, ProcessEnd};
+use super::{own_process_group, Finished, Invocation, ProcessEnd};
 
 /// Lines of stderr kept for the database when a stage fails.
 pub const STDERR_TAIL_LINES: usize = 40;
@@ -58,15 +58,7 @@ pub async fn run(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        command.pre_exec(|| {
-            // Own process group, so signals reach the whole stage; die with the harness.
-            libc::setpgid(0, 0);
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
+    own_process_group(&mut command, true);
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => return fail(format!("cannot start `{program}`: {e}")),

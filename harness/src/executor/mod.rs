@@ -69,6 +69,22 @@ pub struct Placement {
     pub visible_devices: Option<String>,
 }
 
+/// Makes `command` start in its own process group, so that signals sent to the group reach the
+/// whole stage and a terminal's Ctrl-C meant for rsfm does not reach it; with
+/// `die_with_harness`, it is killed when rsfm dies.
+pub(crate) fn own_process_group(command: &mut tokio::process::Command, die_with_harness: bool) {
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            libc::setpgid(0, 0);
+            if die_with_harness {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            }
+            Ok(())
+        });
+    }
+}
+
 /// The backend that runs stages (`rsfm run --backend local|slurm`).
 #[derive(Clone)]
 pub enum Executor {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::process::Command;
 
+use super::super::own_process_group;
 use super::states::{self, JobId, JobInfo};
 
 /// Longest wait for one client command.
@@ -43,13 +44,8 @@ pub async fn run(program: &str, args: &[String]) -> anyhow::Result<String> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    // SAFETY: only an async-signal-safe call between fork and exec.
-    unsafe {
-        command.pre_exec(|| {
-            libc::setpgid(0, 0);
-            Ok(())
-        });
-    }
+    // A submission outlives rsfm anyway: let it finish rather than leave a job half-known.
+    own_process_group(&mut command, false);
     let output = tokio::time::timeout(COMMAND_TIMEOUT, command.output())
         .await
         .with_context(|| format!("`{program}` did not answer within {COMMAND_TIMEOUT:?}"))?
