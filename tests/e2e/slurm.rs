@@ -462,3 +462,59 @@ fn ctrl_c_cancels_the_runs_jobs_and_marks_the_stages_interrupted() {
         "interrupted"
     );
 }
+
+#[test]
+fn a_job_stopped_at_a_checkpoint_is_submitted_again_with_the_kinds_time_limit() {
+    let project = project();
+    // Exits 3 (stopped at a checkpoint) on its first run, finishes on the next.
+    let recipe = project.write(
+        "resume.toml",
+        "[experiment]\nname = \"slurm-resume\"\n\n[stage.twice]\nkind = \"command\"\n\
+         argv = [\"sh\", \"-c\", \"if [ -e \\\"$RSFM_WORK_DIR/ckpt\\\" ]; then echo '{{\\\"resumed\\\": 1}}' > \\\"$1/metrics.json\\\"; else touch \\\"$RSFM_WORK_DIR/ckpt\\\"; exit 3; fi\", \"sh\", \"{out}\"]\n\n\
+         [slurm]\ntime_limit = { default = \"1h\", command = \"5m\" }\n",
+    );
+    let key = plan_keys(&project, &recipe)[0].1.clone();
+    let summary = run_slurm(&project, &recipe);
+    assert_eq!(summary["executed"], 1, "{summary}");
+    // Two jobs ran the stage: the first exited 3, the second (the one recorded) completed.
+    let listed = slurm_client("squeue", &["-h", "-t", "all", "-o", "%i|%T|%l|%j"]);
+    let mut jobs: Vec<(u64, &str)> = listed
+        .lines()
+        .filter(|l| l.ends_with(":slurm-resume/twice"))
+        .map(|l| {
+            let (id, rest) = l.split_once('|').unwrap();
+            (id.parse().unwrap(), rest)
+        })
+        .collect();
+    jobs.sort();
+    assert_eq!(jobs.len(), 2, "{listed}");
+    assert!(jobs[0].1.starts_with("FAILED|5:00|"), "{listed}");
+    assert!(jobs[1].1.starts_with("COMPLETED|5:00|"), "{listed}");
+    assert_eq!(job_id(&project, &key), jobs[1].0);
+    let resumed = project.sql("SELECT value FROM metrics WHERE name = 'resumed'");
+    assert_eq!(resumed[0]["value"].as_f64(), Some(1.0));
+}
+
+#[test]
+fn a_gpu_request_the_cluster_cannot_meet_is_rejected_naming_the_gpu_flag_line() {
+    cluster();
+    let project = project();
+    let recipe = project.write(
+        "gpu.toml",
+        "[experiment]\nname = \"gpu-site\"\n\n[stage.train]\nkind = \"command\"\n\
+         argv = [\"true\"]\ngpus = 1\n\n[slurm]\ngpu_flag = \"gpus\"\n",
+    );
+    let out = rsfm_slurm(
+        &project,
+        &["run", recipe.to_str().unwrap(), "--backend", "slurm"],
+    )
+    .output()
+    .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}:10:12", recipe.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("`--gpus=1`"), "{stderr}");
+}
