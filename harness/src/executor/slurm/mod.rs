@@ -40,6 +40,8 @@ const LOG_TAIL_INTERVAL: Duration = Duration::from_millis(250);
 const CANCEL_WAIT: Duration = Duration::from_secs(60);
 /// Exit status of a worker that stopped at a resume checkpoint on SIGTERM.
 const STOPPED_AT_CHECKPOINT: i32 = 3;
+/// Time without any state of a job before the run says so (it goes on waiting).
+const UNKNOWN_WARNING: Duration = Duration::from_secs(120);
 /// Submissions of one stage after its worker stopped at a checkpoint, at most.
 const MAX_RESUBMISSIONS: u32 = 20;
 /// Attempts of one `sbatch` call that fails for a transient reason.
@@ -218,10 +220,19 @@ impl SlurmExecutor {
         let mut states = self.poller.subscribe();
         let mut ticker = tokio::time::interval(LOG_TAIL_INTERVAL);
         let mut cancelled: Option<Instant> = None;
+        let submitted = Instant::now();
+        let mut known = false;
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
                     tail.read_events().into_iter().for_each(&mut *on_event);
+                    if !known && submitted.elapsed() > UNKNOWN_WARNING {
+                        known = true;
+                        tracing::warn!(
+                            "{} has not reported Slurm job {job} for {UNKNOWN_WARNING:?}; still asking (Ctrl-C cancels it)",
+                            self.accounting.command()
+                        );
+                    }
                     if cancelled.is_some_and(|at| at.elapsed() > CANCEL_WAIT) {
                         return JobEnd::Finished(ProcessEnd::Interrupted);
                     }
@@ -231,6 +242,7 @@ impl SlurmExecutor {
                         return JobEnd::Finished(ProcessEnd::Failure("the Slurm poller stopped".into()));
                     }
                     let info = states.borrow_and_update().get(&job).cloned();
+                    known |= info.is_some();
                     if let Some(info) = info.filter(|i| i.state.is_final()) {
                         tail.read_events().into_iter().for_each(&mut *on_event);
                         return self.job_end(job, info, cancelled.is_some()).await;

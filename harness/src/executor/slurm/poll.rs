@@ -81,6 +81,7 @@ async fn poll_loop(
 ) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut warned = false;
     loop {
         ticker.tick().await;
         let jobs: Vec<JobId> = followed
@@ -103,7 +104,11 @@ async fn poll_loop(
                 "{} listed none of jobs {jobs:?}: states unknown, asking again",
                 accounting.command()
             ),
-            Err(err) => tracing::debug!("states unknown, asking again: {err:#}"),
+            Err(err) if !warned => {
+                warned = true;
+                tracing::warn!("job states unknown, asking again: {err:#}");
+            }
+            Err(err) => tracing::debug!("job states unknown, asking again: {err:#}"),
         }
     }
 }
