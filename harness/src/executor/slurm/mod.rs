@@ -115,11 +115,13 @@ impl SlurmExecutor {
         let mut tail = LogTail::from_end(&invocation.log_path);
         let mut resubmissions = 0;
         loop {
-            let job = tokio::select! {
-                job = self.submit(stage, invocation, &script_path) => job,
+            tokio::select! {
+                _ = self.wait_for_submit_slot() => {}
                 _ = stopped(&mut cancel) => return self.finished(ProcessEnd::Interrupted, invocation),
-            };
-            let job = match job {
+            }
+            // Not raced with Ctrl-C: a submission cut short could leave a job nobody follows;
+            // a job submitted after Ctrl-C is cancelled at once by `follow`.
+            let job = match self.submit(stage, invocation, &script_path).await {
                 Ok(job) => job,
                 Err(err) => {
                     return Finished::failure(format!("cannot submit the Slurm job: {err:#}"))
@@ -166,7 +168,7 @@ impl SlurmExecutor {
         Finished { end, stderr_tail }
     }
 
-    /// Waits for a submission slot (the rate limit), then `sbatch`.
+    /// `sbatch`, again after a transient failure (each retry waits for a submission slot).
     async fn submit(
         &self,
         stage: &PlannedStage,
@@ -182,7 +184,6 @@ impl SlurmExecutor {
         flags.extend(self.settings.stage_flags(stage).into_iter().map(|f| f.flag));
         let mut attempt = 1;
         loop {
-            self.wait_for_submit_slot().await;
             match commands::sbatch(&flags, script).await {
                 Ok(job) => {
                     self.submitted
@@ -192,6 +193,7 @@ impl SlurmExecutor {
                 Err(err) if attempt < SUBMIT_ATTEMPTS && is_transient(&format!("{err:#}")) => {
                     tracing::warn!("sbatch failed ({err:#}); trying again");
                     tokio::time::sleep(Duration::from_secs(2 * u64::from(attempt))).await;
+                    self.wait_for_submit_slot().await;
                     attempt += 1;
                 }
                 Err(err) => return Err(err),
@@ -199,6 +201,7 @@ impl SlurmExecutor {
         }
     }
 
+    /// Waits for the next submission slot (`submit_rate`).
     async fn wait_for_submit_slot(&self) {
         let slot = {
             let mut next = self.next_submit.lock().await;
