@@ -41,6 +41,15 @@ fn setup() -> (Project, PathBuf, PathBuf) {
     (project, recipe, work)
 }
 
+/// The step each run of [`COUNT`] started from, in order.
+pub(crate) fn resume_starts(work: &Path) -> Vec<u32> {
+    let history = std::fs::read_to_string(work.join("history")).unwrap();
+    history
+        .lines()
+        .map(|l| l.trim_start_matches("start ").parse().unwrap())
+        .collect()
+}
+
 fn wait_for_step(work: &Path, at_least: u32) {
     let start = Instant::now();
     loop {
@@ -88,12 +97,8 @@ fn kill_9_mid_stage_leaves_no_entry_and_the_next_run_resumes() {
     let summary = project.run_json(&recipe, &[]);
     assert_eq!(summary["executed"], 1, "{summary}");
     assert_eq!(cache_entries(&project), 1);
-    let history = std::fs::read_to_string(work.join("history")).unwrap();
-    let starts: Vec<u32> = history
-        .lines()
-        .map(|l| l.trim_start_matches("start ").parse().unwrap())
-        .collect();
-    assert_eq!(starts.len(), 2, "{history}");
+    let starts = resume_starts(&work);
+    assert_eq!(starts.len(), 2, "{starts:?}");
     assert_eq!(starts[0], 0);
     assert!(
         starts[1] >= 3,

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::common::{last_json_line, repo_root, text, Project};
-use crate::interrupts::{COUNT, RECIPE as COUNT_RECIPE};
+use crate::interrupts::{resume_starts, COUNT, RECIPE as COUNT_RECIPE};
 
 /// The shared cluster: its folder and `slurm.conf`.
 struct Cluster {
@@ -375,13 +375,25 @@ fn scancel_of_a_running_job_is_reported_interrupted_and_the_rerun_completes_it()
 
     let summary = run_slurm(&project, &project.path("count.toml"));
     assert_eq!(summary["executed"], 1, "{summary}");
-    let history = std::fs::read_to_string(work.join("history")).unwrap();
-    let starts: Vec<u32> = history
-        .lines()
-        .map(|l| l.trim_start_matches("start ").parse().unwrap())
-        .collect();
-    assert_eq!(starts.len(), 2, "{history}");
+    let starts = resume_starts(&work);
+    assert_eq!(starts.len(), 2, "{starts:?}");
     assert!(starts[1] >= 2, "the rerun resumed from step {}", starts[1]);
+}
+
+/// Runs `recipe` with `--backend slurm`, requires exit code 2 and a message naming
+/// `recipe:line_col`; the message.
+fn rejected_at(project: &Project, recipe: &Path, line_col: &str) -> String {
+    let out = rsfm_slurm(
+        project,
+        &["run", recipe.to_str().unwrap(), "--backend", "slurm"],
+    )
+    .output()
+    .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let at = format!("{}:{line_col}: Slurm rejects", recipe.display());
+    assert!(stderr.contains(&at), "{stderr}");
+    stderr
 }
 
 #[test]
@@ -394,18 +406,7 @@ fn an_unknown_partition_fails_before_anything_runs_naming_the_recipe_line() {
          argv = [\"true\"]\n\n\
          [slurm]\npartition = \"no-such-partition\"\n",
     );
-    let out = rsfm_slurm(
-        &project,
-        &["run", recipe.to_str().unwrap(), "--backend", "slurm"],
-    )
-    .output()
-    .unwrap();
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains(&format!("{}:9:13", recipe.display())),
-        "{stderr}"
-    );
+    let stderr = rejected_at(&project, &recipe, "9:13");
     assert!(stderr.contains("--partition=no-such-partition"), "{stderr}");
     assert_eq!(project.sql("SELECT count(*) AS n FROM stages")[0]["n"], 0);
     assert!(!project.results().join("work").exists());
@@ -504,17 +505,6 @@ fn a_gpu_request_the_cluster_cannot_meet_is_rejected_naming_the_gpu_flag_line() 
         "[experiment]\nname = \"gpu-site\"\n\n[stage.train]\nkind = \"command\"\n\
          argv = [\"true\"]\ngpus = 1\n\n[slurm]\ngpu_flag = \"gpus\"\n",
     );
-    let out = rsfm_slurm(
-        &project,
-        &["run", recipe.to_str().unwrap(), "--backend", "slurm"],
-    )
-    .output()
-    .unwrap();
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains(&format!("{}:10:12", recipe.display())),
-        "{stderr}"
-    );
+    let stderr = rejected_at(&project, &recipe, "10:12");
     assert!(stderr.contains("`--gpus=1`"), "{stderr}");
 }
