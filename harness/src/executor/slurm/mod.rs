@@ -27,7 +27,7 @@ use tokio::sync::{watch, Mutex};
 use super::local::STDERR_TAIL_LINES;
 use super::{Finished, Invocation, ProcessEnd};
 use crate::plan::PlannedStage;
-pub use commands::Accounting;
+use commands::Accounting;
 use job_record::JobRecord;
 use poll::Poller;
 use settings::SlurmSettings;
