@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use crate::common::Project;
 
-const RECIPE: &str = r#"
+/// One `command` stage running [`COUNT`].
+pub(crate) const RECIPE: &str = r#"
 [experiment]
 name = "interrupts"
 
@@ -17,7 +18,7 @@ deps = ["count.sh"]
 "#;
 
 /// Ten steps of 0.3 s, checkpointing the step in the work dir and resuming from it.
-const COUNT: &str = r#"
+pub(crate) const COUNT: &str = r#"
 step=$(cat "$RSFM_WORK_DIR/step" 2>/dev/null || echo 0)
 echo "start $step" >> "$RSFM_WORK_DIR/history"
 while [ "$step" -lt 10 ]; do
@@ -38,6 +39,15 @@ fn setup() -> (Project, PathBuf, PathBuf) {
     let key = plan["stages"][0]["key"].as_str().unwrap().to_string();
     let work = project.results().join("work").join(&key);
     (project, recipe, work)
+}
+
+/// The step each run of [`COUNT`] started from, in order.
+pub(crate) fn resume_starts(work: &Path) -> Vec<u32> {
+    let history = std::fs::read_to_string(work.join("history")).unwrap();
+    history
+        .lines()
+        .map(|l| l.trim_start_matches("start ").parse().unwrap())
+        .collect()
 }
 
 fn wait_for_step(work: &Path, at_least: u32) {
@@ -87,12 +97,8 @@ fn kill_9_mid_stage_leaves_no_entry_and_the_next_run_resumes() {
     let summary = project.run_json(&recipe, &[]);
     assert_eq!(summary["executed"], 1, "{summary}");
     assert_eq!(cache_entries(&project), 1);
-    let history = std::fs::read_to_string(work.join("history")).unwrap();
-    let starts: Vec<u32> = history
-        .lines()
-        .map(|l| l.trim_start_matches("start ").parse().unwrap())
-        .collect();
-    assert_eq!(starts.len(), 2, "{history}");
+    let starts = resume_starts(&work);
+    assert_eq!(starts.len(), 2, "{starts:?}");
     assert_eq!(starts[0], 0);
     assert!(
         starts[1] >= 3,

@@ -11,4 +11,5 @@ mod gpus_and_locks;
 mod incremental;
 mod interrupts;
 mod report;
+mod slurm;
 mod smoke;

@@ -1,4 +1,4 @@
-//! `rsfm run RECIPE... [--gpus auto|none|0,1] [--jobs N] [--keep-going] [--force STAGE] [--dry-run] [--json]`.
+//! `rsfm run RECIPE... [--gpus auto|none|0,1] [--jobs N] [--backend local|slurm] [--keep-going] [--force STAGE] [--dry-run] [--json]`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,6 +8,8 @@ use super::session::{RecipeInputs, Session};
 use super::BadInput;
 use crate::dataset_roots;
 use crate::executor::command_line::find_worker;
+use crate::executor::slurm::{preflight, settings::SlurmSettings, SlurmExecutor};
+use crate::executor::Executor;
 use crate::plan::Plan;
 use crate::recipe::Override;
 use crate::scheduler::{self, gpus, is_forced, RunContext, RunOptions};
@@ -25,11 +27,11 @@ pub struct RunArgs {
     /// GPUs to use: `auto` (nvidia-smi), `none`, or device ids like `0,1`.
     #[arg(long, default_value = "auto")]
     gpus: String,
-    /// Stages running at once, at most.
-    #[arg(long, short = 'j', default_value_t = 1)]
-    jobs: usize,
-    /// Executor backend.
-    #[arg(long, default_value = "local", value_parser = ["local"])]
+    /// Stages running at once, at most (default: 1 locally, no limit with `--backend slurm`).
+    #[arg(long, short = 'j')]
+    jobs: Option<usize>,
+    /// Where stages run: `local` (this machine) or `slurm` (one `sbatch` job per stage).
+    #[arg(long, default_value = "local", value_parser = ["local", "slurm"])]
     backend: String,
     /// Show what would run, run nothing.
     #[arg(long)]
@@ -48,7 +50,15 @@ pub struct RunArgs {
 
 /// Runs the recipes' pending stages.
 pub async fn run(args: RunArgs, results: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let gpus = gpus::resolve(&args.gpus).map_err(|e| BadInput(e.to_string()))?;
+    let slurm = args.backend == "slurm";
+    let gpus = if slurm {
+        Vec::new()
+    } else {
+        gpus::resolve(&args.gpus).map_err(|e| BadInput(e.to_string()))?
+    };
+    if slurm && !args.dry_run {
+        preflight::check_controller().await?;
+    }
     let inputs = RecipeInputs {
         paths: &args.recipes,
         overrides: &args.set,
@@ -79,9 +89,28 @@ pub async fn run(args: RunArgs, results: &Path, json: bool) -> anyhow::Result<Ex
         return Ok(ExitCode::SUCCESS);
     }
     refuse_missing_data(&session, &plan)?;
+    let slurm_settings = if slurm {
+        let settings = SlurmSettings::load(&session.results_dir, &session.recipes)?;
+        let pending = plan
+            .stages
+            .iter()
+            .filter(|s| !s.cached || is_forced(s, &args.force));
+        preflight::check_submissions(&settings, pending)
+            .await
+            .map_err(|e| BadInput(e.to_string()))?;
+        Some(settings)
+    } else {
+        None
+    };
     let argv: Vec<String> = std::env::args().collect();
     let invocation_id = session.store.begin_invocation(&argv).await?;
-    if gpus.is_empty() && !json {
+    let executor = match slurm_settings {
+        Some(settings) => Executor::Slurm(Arc::new(
+            SlurmExecutor::start(settings, invocation_id).await?,
+        )),
+        None => Executor::Local,
+    };
+    if gpus.is_empty() && !json && !slurm {
         eprintln!(
             "rsfm: no GPUs in use (--gpus {}): stages run on CPU",
             args.gpus
@@ -93,9 +122,12 @@ pub async fn run(args: RunArgs, results: &Path, json: bool) -> anyhow::Result<Ex
         store: session.store.clone(),
         invocation_id,
         worker: find_worker(),
+        executor: executor.clone(),
     });
     let options = RunOptions {
-        jobs: args.jobs,
+        jobs: args
+            .jobs
+            .unwrap_or(if slurm { plan.stages.len().max(1) } else { 1 }),
         gpus,
         keep_going: args.keep_going,
         force: args.force.clone(),
@@ -114,6 +146,9 @@ pub async fn run(args: RunArgs, results: &Path, json: bool) -> anyhow::Result<Ex
         .finish_invocation(invocation_id, status, &serde_json::to_value(&summary)?)
         .await?;
     eprintln!("{}", summary.line());
+    if let Executor::Slurm(slurm) = &executor {
+        eprintln!("{}", slurm.load_report());
+    }
     if json {
         println!(
             "{}",

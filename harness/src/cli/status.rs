@@ -4,8 +4,9 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use crate::executor::slurm::{job_record::JobRecord, states_now};
 use crate::scheduler::{last_lines, FAILURE_TAIL_LINES};
-use crate::store::{StageFilter, StageStatus, Store};
+use crate::store::{StageFilter, StageRow, StageStatus, Store};
 
 /// Arguments of `rsfm status`.
 #[derive(Debug, clap::Args)]
@@ -43,7 +44,10 @@ pub async fn run(args: StatusArgs, results: &Path, json: bool) -> anyhow::Result
         println!("no running, failed or interrupted stages");
         return Ok(ExitCode::SUCCESS);
     }
-    for row in &rows {
+    let jobs: Vec<Option<JobRecord>> = rows.iter().map(slurm_job).collect();
+    let ids: Vec<u64> = jobs.iter().flatten().map(|j| j.job_id).collect();
+    let states = states_now(&ids).await;
+    for (row, job) in rows.iter().zip(&jobs) {
         println!(
             "{:<12} {}/{}  {}  {}",
             row.status.as_str(),
@@ -70,6 +74,18 @@ pub async fn run(args: StatusArgs, results: &Path, json: bool) -> anyhow::Result
         if let Some(log) = &row.log_path {
             println!("             log:   {log}");
         }
+        if let Some(job) = job {
+            let state = states
+                .get(&job.job_id)
+                .map_or("state unknown", |info| info.state.name());
+            println!("             slurm: job {} ({state})", job.job_id);
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The Slurm job that ran the row's latest attempt, if the Slurm backend ran it.
+fn slurm_job(row: &StageRow) -> Option<JobRecord> {
+    let record = JobRecord::read(std::path::Path::new(row.work_dir.as_deref()?))?;
+    (Some(record.invocation_id) == row.invocation_id).then_some(record)
 }

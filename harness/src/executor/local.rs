@@ -10,7 +10,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::watch;
 
-use super::{Invocation, ProcessEnd};
+use super::{own_process_group, Finished, Invocation, ProcessEnd};
 
 /// Lines of stderr kept for the database when a stage fails.
 pub const STDERR_TAIL_LINES: usize = 40;
@@ -24,15 +24,6 @@ fn kill_grace() -> Duration {
         .unwrap_or(Duration::from_secs(10))
 }
 
-/// What a finished process left behind.
-#[derive(Debug, Clone)]
-pub struct Finished {
-    /// How it ended.
-    pub end: ProcessEnd,
-    /// The last lines of its stderr.
-    pub stderr_tail: String,
-}
-
 /// Runs `invocation`, calling `on_event` for every protocol event on stdout, until it exits,
 /// times out, or `cancel` turns true.
 pub async fn run(
@@ -40,10 +31,7 @@ pub async fn run(
     mut on_event: impl FnMut(Event),
     mut cancel: watch::Receiver<bool>,
 ) -> Finished {
-    let fail = |msg: String| Finished {
-        end: ProcessEnd::Failure(msg),
-        stderr_tail: String::new(),
-    };
+    let fail = Finished::failure;
     let Some((program, args)) = invocation.argv.split_first() else {
         return fail("empty argv".into());
     };
@@ -70,15 +58,7 @@ pub async fn run(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        command.pre_exec(|| {
-            // Own process group, so signals reach the whole stage; die with the harness.
-            libc::setpgid(0, 0);
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
+    own_process_group(&mut command, true);
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => return fail(format!("cannot start `{program}`: {e}")),

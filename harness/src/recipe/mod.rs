@@ -26,6 +26,7 @@ mod overrides;
 mod provenance;
 mod read;
 mod resources;
+pub mod slurm;
 mod stage;
 mod template;
 
@@ -39,6 +40,7 @@ pub use overrides::{is_cli_origin, Override};
 pub use provenance::{is_valid_source, SOURCE_PREFIXES};
 pub use resources::Resources;
 pub use rsfm_model::params::Field;
+pub use slurm::SlurmTable;
 pub use stage::{Stage, COMMON_KEYS};
 pub use template::{substitute, substitute_json};
 
@@ -64,10 +66,19 @@ pub struct Recipe {
     pub stages: Vec<Stage>,
     /// Every leaf value of the merged recipe and the file position it came from.
     pub origins: Vec<Origin>,
+    /// `[slurm]`: settings of the Slurm backend, if the recipe has them.
+    pub slurm: Option<SlurmTable>,
 }
 
 /// Keys allowed at the top level of a recipe.
-const TOP_KEYS: &[&str] = &["extends", "experiment", "matrix", "dataset", "stage"];
+const TOP_KEYS: &[&str] = &[
+    "extends",
+    "experiment",
+    "matrix",
+    "dataset",
+    "stage",
+    "slurm",
+];
 
 /// Loads, merges, expands and checks the recipe at `path`.
 pub fn load(path: &Path) -> Result<Recipe, RecipeError> {
@@ -88,6 +99,7 @@ pub fn load_with(path: &Path, overrides: &[Override]) -> Result<Recipe, RecipeEr
     let top = Table::new(&root, "")?;
     top.check_keys(TOP_KEYS)?;
     let experiment = experiment::parse(&top)?;
+    let slurm = top.get("slurm").map(slurm::parse).transpose()?;
     let axes = matrix::parse(top.get("matrix"))?;
     let datasets = dataset::parse(top.get("dataset"), &axes)?;
     let templates = stage::parse_templates(top.get("stage"), &axes, &datasets)?;
@@ -138,5 +150,6 @@ pub fn load_with(path: &Path, overrides: &[Override]) -> Result<Recipe, RecipeEr
         datasets: datasets.defs,
         stages,
         origins,
+        slurm,
     })
 }

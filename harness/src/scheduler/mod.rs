@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::cache::Cache;
+use crate::executor::Executor;
 use crate::plan::Plan;
 use crate::store::Store;
 use gpus::GpuPool;
@@ -34,6 +35,8 @@ pub struct RunContext {
     pub invocation_id: i64,
     /// The `rsfm-worker` binary for non-`command` stages.
     pub worker: PathBuf,
+    /// Where stages run (`--backend`).
+    pub executor: Executor,
 }
 
 /// Options of `rsfm run`.
@@ -217,7 +220,9 @@ pub async fn run(
                 continue;
             }
             let wanted = planned.stage.resources.gpus as usize;
-            let devices = if pool.total() == 0 {
+            let devices = if !ctx.executor.leases_local_gpus() {
+                Vec::new()
+            } else if pool.total() == 0 {
                 if wanted > 0 && !told_cpu {
                     progress.println("no GPU available: stages that ask for GPUs run on CPU");
                     told_cpu = true;
@@ -295,12 +300,12 @@ pub async fn run(
                 };
             }
             _ = tokio::signal::ctrl_c(), if !*cancel_rx.borrow() => {
-                progress.println("interrupted: stopping running stages (SIGTERM, then SIGKILL)");
+                progress.println(&format!("interrupted: {}", ctx.executor.stopping()));
                 stopping = true;
                 let _ = cancel_tx.send(true);
             }
             _ = sigterm.recv(), if !*cancel_rx.borrow() => {
-                progress.println("terminated: stopping running stages (SIGTERM, then SIGKILL)");
+                progress.println(&format!("terminated: {}", ctx.executor.stopping()));
                 stopping = true;
                 let _ = cancel_tx.send(true);
             }

@@ -15,7 +15,7 @@ use super::progress::Progress;
 use super::RunContext;
 use crate::cache::Entry;
 use crate::executor::command_line::{stage_argv, StagePaths};
-use crate::executor::{local, Invocation, ProcessEnd};
+use crate::executor::{Invocation, Placement, ProcessEnd};
 use crate::plan::PlannedStage;
 use crate::store::{ArtifactRow, MetricRow, StageOutcome, StageRecord, StageStatus};
 
@@ -94,10 +94,10 @@ async fn run_stage_inner(
     let work = ctx.results_dir.join("work").join(&key);
     fs_err::create_dir_all(&work)?;
     let log_path = work.join("stage.log");
-    let device = match job.devices.first() {
-        Some(_) => "cuda:0".to_string(),
-        None => "cpu".to_string(),
-    };
+    let placement = ctx
+        .executor
+        .placement(planned.stage.resources.gpus, &job.devices);
+    let device = placement.device.clone();
     let record = stage_record(ctx, planned, &job.lineage, &device, &work, &log_path);
     let attempts = planned.stage.retries + 1;
     let mut attempt = 1;
@@ -116,7 +116,7 @@ async fn run_stage_inner(
         let invocation = Invocation {
             argv,
             cwd: planned.recipe_dir.clone(),
-            env: stage_env(&job.devices, &device, &work),
+            env: stage_env(&placement, &work),
             log_path: log_path.clone(),
             time_limit: planned.stage.resources.time_limit,
         };
@@ -124,18 +124,20 @@ async fn run_stage_inner(
         let bar = progress.stage_bar(&name);
         let finished = {
             let events = events.clone();
-            local::run(
-                &invocation,
-                move |event| {
-                    bar.update(&event);
-                    events
-                        .lock()
-                        .expect("metric list")
-                        .extend(event_metrics(&event));
-                },
-                cancel.clone(),
-            )
-            .await
+            ctx.executor
+                .run(
+                    planned,
+                    &invocation,
+                    move |event| {
+                        bar.update(&event);
+                        events
+                            .lock()
+                            .expect("metric list")
+                            .extend(event_metrics(&event));
+                    },
+                    cancel.clone(),
+                )
+                .await
         };
         let mut metrics = std::mem::take(&mut *events.lock().expect("metric list"));
         let duration_s = started.elapsed().as_secs_f64();
@@ -332,17 +334,13 @@ fn artifacts(entry: &Entry) -> Vec<ArtifactRow> {
         .collect()
 }
 
-fn stage_env(devices: &[u32], device: &str, work: &Path) -> Vec<(String, String)> {
-    let visible = devices
-        .iter()
-        .map(u32::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
-    let mut env = vec![
-        ("CUDA_VISIBLE_DEVICES".into(), visible),
-        ("RSFM_DEVICE".into(), device.into()),
-        ("RSFM_WORK_DIR".into(), work.display().to_string()),
-    ];
+fn stage_env(placement: &Placement, work: &Path) -> Vec<(String, String)> {
+    let mut env = Vec::new();
+    if let Some(visible) = &placement.visible_devices {
+        env.push(("CUDA_VISIBLE_DEVICES".into(), visible.clone()));
+    }
+    env.push(("RSFM_DEVICE".into(), placement.device.clone()));
+    env.push(("RSFM_WORK_DIR".into(), work.display().to_string()));
     if let Ok(exe) = std::env::current_exe() {
         env.push(("RSFM_BIN".into(), exe.display().to_string()));
     }

@@ -1,0 +1,317 @@
+//! The Slurm backend: each ready stage becomes one `sbatch` job that runs the same command line
+//! as the local executor, its output appended to the stage log. One poller asks for the states
+//! of all the run's jobs per interval; each stage follows its job's state and tails its log for
+//! the worker's events. Ctrl-C cancels the jobs (`scancel`); a job that Slurm requeues runs again
+//! and the worker resumes from its work-dir checkpoint; a job whose worker stopped at a
+//! checkpoint on SIGTERM (exit status 3, e.g. `--signal` before the time limit) is submitted
+//! again. The harness alone ingests results, as with the local executor.
+//!
+//! A multi-rank stage would wrap the command of [`script::batch_script`] in `srun` with the
+//! rendezvous variables; jobs run one process today.
+
+mod commands;
+pub mod job_record;
+mod poll;
+pub mod preflight;
+mod script;
+pub mod settings;
+pub mod states;
+mod tail;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rsfm_model::protocol::Event;
+use tokio::sync::{watch, Mutex};
+
+use super::local::STDERR_TAIL_LINES;
+use super::{Finished, Invocation, ProcessEnd};
+use crate::plan::PlannedStage;
+use commands::Accounting;
+use job_record::JobRecord;
+use poll::Poller;
+use settings::SlurmSettings;
+use states::{JobId, JobInfo, JobState};
+use tail::LogTail;
+
+/// Time between two reads of a running job's log.
+const LOG_TAIL_INTERVAL: Duration = Duration::from_millis(250);
+/// Longest wait for a cancelled job to end before the stage is reported interrupted anyway.
+const CANCEL_WAIT: Duration = Duration::from_secs(60);
+/// Exit status of a worker that stopped at a resume checkpoint on SIGTERM.
+const STOPPED_AT_CHECKPOINT: i32 = 3;
+/// Time without any state of a job before the run says so (it goes on waiting).
+const UNKNOWN_WARNING: Duration = Duration::from_secs(120);
+/// Submissions of one stage after its worker stopped at a checkpoint, at most.
+const MAX_RESUBMISSIONS: u32 = 20;
+/// Attempts of one `sbatch` call that fails for a transient reason.
+const SUBMIT_ATTEMPTS: u32 = 3;
+
+/// Runs stages as Slurm jobs for one `rsfm run`.
+pub struct SlurmExecutor {
+    settings: SlurmSettings,
+    accounting: Accounting,
+    run_id: String,
+    invocation_id: i64,
+    poller: Poller,
+    next_submit: Mutex<tokio::time::Instant>,
+    submitted: std::sync::atomic::AtomicU64,
+    started: Instant,
+}
+
+/// How one job ended, as far as the stage is concerned.
+enum JobEnd {
+    /// Finished: success, failure or interrupted.
+    Finished(ProcessEnd),
+    /// The worker saved a resume checkpoint and exited 3: submit again.
+    StoppedAtCheckpoint,
+}
+
+impl SlurmExecutor {
+    /// Starts the backend for invocation `invocation_id`: reads how the cluster reports states
+    /// and starts the poller.
+    pub async fn start(settings: SlurmSettings, invocation_id: i64) -> anyhow::Result<Self> {
+        let accounting = commands::accounting().await?;
+        let poller = Poller::start(accounting, settings.poll_interval());
+        Ok(SlurmExecutor {
+            settings,
+            accounting,
+            run_id: format!("rsfm{invocation_id}.{}", std::process::id()),
+            invocation_id,
+            poller,
+            next_submit: Mutex::new(tokio::time::Instant::now()),
+            submitted: std::sync::atomic::AtomicU64::new(0),
+            started: Instant::now(),
+        })
+    }
+
+    /// One line on the load this run put on the controller: jobs submitted, state queries.
+    pub fn load_report(&self) -> String {
+        let queries = self.poller.queries();
+        let minutes = self.started.elapsed().as_secs_f64() / 60.0;
+        format!(
+            "slurm: {} jobs submitted; {queries} {} queries in {:.1} s ({:.1} per minute)",
+            self.submitted.load(std::sync::atomic::Ordering::Relaxed),
+            self.accounting.command(),
+            minutes * 60.0,
+            queries as f64 / minutes.max(1e-9)
+        )
+    }
+
+    /// Runs `invocation` for `stage` as Slurm jobs until it ends or `cancel` turns true.
+    pub async fn run(
+        &self,
+        stage: &PlannedStage,
+        invocation: &Invocation,
+        mut on_event: impl FnMut(Event) + Send,
+        mut cancel: watch::Receiver<bool>,
+    ) -> Finished {
+        let work_dir = invocation.log_path.parent().unwrap_or(Path::new("."));
+        let script_path = work_dir.join("slurm-job.sh");
+        let script = script::batch_script(invocation, &stage.display_name());
+        if let Err(err) = fs_err::write(&script_path, script) {
+            return Finished::failure(format!("cannot write the batch script: {err}"));
+        }
+        let mut tail = LogTail::from_end(&invocation.log_path);
+        let mut resubmissions = 0;
+        loop {
+            tokio::select! {
+                _ = self.wait_for_submit_slot() => {}
+                _ = stopped(&mut cancel) => return self.finished(ProcessEnd::Interrupted, invocation),
+            }
+            // Not raced with Ctrl-C: a submission cut short could leave a job nobody follows;
+            // a job submitted after Ctrl-C is cancelled at once by `follow`.
+            let job = match self.submit(stage, invocation, &script_path).await {
+                Ok(job) => job,
+                Err(err) => {
+                    return Finished::failure(format!("cannot submit the Slurm job: {err:#}"))
+                }
+            };
+            let record = JobRecord {
+                job_id: job,
+                invocation_id: self.invocation_id,
+            };
+            if let Err(err) = record.write(work_dir) {
+                tracing::warn!("{err:#}");
+            }
+            self.poller.follow(job);
+            let end = self
+                .follow(job, &mut tail, &mut on_event, &mut cancel)
+                .await;
+            self.poller.forget(job);
+            match end {
+                JobEnd::Finished(end) => return self.finished(end, invocation),
+                JobEnd::StoppedAtCheckpoint if resubmissions < MAX_RESUBMISSIONS => {
+                    resubmissions += 1;
+                    tracing::warn!(
+                        "{}: Slurm job {job} stopped at a checkpoint; submitting it again ({resubmissions}/{MAX_RESUBMISSIONS})",
+                        stage.display_name()
+                    );
+                }
+                JobEnd::StoppedAtCheckpoint => {
+                    return self.finished(
+                        ProcessEnd::Failure(format!(
+                            "stopped at a checkpoint {MAX_RESUBMISSIONS} times in a row: raise the time limit"
+                        )),
+                        invocation,
+                    )
+                }
+            }
+        }
+    }
+
+    fn finished(&self, end: ProcessEnd, invocation: &Invocation) -> Finished {
+        let stderr_tail = match end {
+            ProcessEnd::Success => String::new(),
+            _ => tail::last_lines(&invocation.log_path, STDERR_TAIL_LINES),
+        };
+        Finished { end, stderr_tail }
+    }
+
+    /// `sbatch`, again after a transient failure (each retry waits for a submission slot).
+    async fn submit(
+        &self,
+        stage: &PlannedStage,
+        invocation: &Invocation,
+        script: &Path,
+    ) -> anyhow::Result<JobId> {
+        let mut flags = vec![
+            format!("--job-name={}:{}", self.run_id, stage.display_name()),
+            format!("--output={}", invocation.log_path.display()),
+            "--open-mode=append".to_string(),
+            "--requeue".to_string(),
+        ];
+        flags.extend(self.settings.stage_flags(stage).into_iter().map(|f| f.flag));
+        let mut attempt = 1;
+        loop {
+            match commands::sbatch(&flags, script).await {
+                Ok(job) => {
+                    self.submitted
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return Ok(job);
+                }
+                Err(err) if attempt < SUBMIT_ATTEMPTS && is_transient(&format!("{err:#}")) => {
+                    tracing::warn!("sbatch failed ({err:#}); trying again");
+                    tokio::time::sleep(Duration::from_secs(2 * u64::from(attempt))).await;
+                    self.wait_for_submit_slot().await;
+                    attempt += 1;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// Waits for the next submission slot (`submit_rate`).
+    async fn wait_for_submit_slot(&self) {
+        let slot = {
+            let mut next = self.next_submit.lock().await;
+            let slot = (*next).max(tokio::time::Instant::now());
+            *next = slot + self.settings.submit_interval();
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
+
+    /// Follows `job` to its end: its log's events to `on_event`, `scancel` on cancel.
+    async fn follow(
+        &self,
+        job: JobId,
+        tail: &mut LogTail,
+        on_event: &mut (impl FnMut(Event) + Send),
+        cancel: &mut watch::Receiver<bool>,
+    ) -> JobEnd {
+        let mut states = self.poller.subscribe();
+        let mut ticker = tokio::time::interval(LOG_TAIL_INTERVAL);
+        let mut cancelled: Option<Instant> = None;
+        let submitted = Instant::now();
+        let mut known = false;
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {
+                    tail.read_events().into_iter().for_each(&mut *on_event);
+                    if !known && submitted.elapsed() > UNKNOWN_WARNING {
+                        known = true;
+                        tracing::warn!(
+                            "{} has not reported Slurm job {job} for {UNKNOWN_WARNING:?}; still asking (Ctrl-C cancels it)",
+                            self.accounting.command()
+                        );
+                    }
+                    if cancelled.is_some_and(|at| at.elapsed() > CANCEL_WAIT) {
+                        return JobEnd::Finished(ProcessEnd::Interrupted);
+                    }
+                }
+                changed = states.changed() => {
+                    if changed.is_err() {
+                        return JobEnd::Finished(ProcessEnd::Failure("the Slurm poller stopped".into()));
+                    }
+                    let info = states.borrow_and_update().get(&job).cloned();
+                    known |= info.is_some();
+                    if let Some(info) = info.filter(|i| i.state.is_final()) {
+                        tail.read_events().into_iter().for_each(&mut *on_event);
+                        return self.job_end(job, info, cancelled.is_some()).await;
+                    }
+                }
+                _ = stopped(cancel), if cancelled.is_none() => {
+                    cancelled = Some(Instant::now());
+                    if let Err(err) = commands::scancel(&[job]).await {
+                        tracing::warn!("cannot cancel Slurm job {job}: {err:#}");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn job_end(&self, job: JobId, info: JobInfo, cancelled: bool) -> JobEnd {
+        if cancelled {
+            return JobEnd::Finished(ProcessEnd::Interrupted);
+        }
+        let end = match info.state {
+            JobState::Completed => ProcessEnd::Success,
+            JobState::Cancelled => ProcessEnd::Interrupted,
+            JobState::Failed => {
+                let code = match info.exit_code {
+                    Some(code) => Some(code),
+                    None => commands::exit_code(job).await,
+                };
+                match code {
+                    Some(STOPPED_AT_CHECKPOINT) => return JobEnd::StoppedAtCheckpoint,
+                    Some(code) => {
+                        ProcessEnd::Failure(format!("Slurm job {job} exited with status {code}"))
+                    }
+                    None => ProcessEnd::Failure(format!("Slurm job {job} failed")),
+                }
+            }
+            JobState::Timeout => {
+                ProcessEnd::Failure(format!("Slurm job {job} reached its time limit"))
+            }
+            other => ProcessEnd::Failure(format!("Slurm job {job} ended {}", other.name())),
+        };
+        JobEnd::Finished(end)
+    }
+}
+
+/// Returns once `cancel` turns true (or its sender is gone).
+async fn stopped(cancel: &mut watch::Receiver<bool>) {
+    let _ = cancel.wait_for(|c| *c).await;
+}
+
+/// The states of `jobs` now, for `rsfm status`; jobs Slurm does not answer for are left out.
+pub async fn states_now(jobs: &[JobId]) -> std::collections::BTreeMap<JobId, JobInfo> {
+    if jobs.is_empty() {
+        return Default::default();
+    }
+    let Ok(accounting) = commands::accounting().await else {
+        return Default::default();
+    };
+    commands::job_states(accounting, jobs)
+        .await
+        .unwrap_or_default()
+}
+
+/// Whether an `sbatch` failure is worth another try (a busy controller, not a bad flag).
+fn is_transient(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    ["timed out", "temporarily", "try again", "resource busy"]
+        .iter()
+        .any(|hint| message.contains(hint))
+}
