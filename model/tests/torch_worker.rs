@@ -77,17 +77,51 @@ fn events(output: &Output) -> Vec<Event> {
         .collect()
 }
 
-/// Asserts that the runs in `a` and `b` wrote the same weights, tensor for tensor, and the
-/// same metrics.
-fn assert_same_outputs(a: &Path, b: &Path) {
+/// Runs the stage `stage_for(dir)` straight through, and again stopped after `stop_after`
+/// steps and resumed; asserts that both runs wrote the same weights, tensor for tensor, and
+/// the same metrics.
+fn assert_resume_matches(stage_for: impl Fn(&Path) -> Value, stop_after: u64) {
+    let straight = tempfile::tempdir().unwrap();
+    let out = run_stage(&stage_for(straight.path()), straight.path(), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let resumed = tempfile::tempdir().unwrap();
+    let stage = stage_for(resumed.path());
+    let stop = stop_after.to_string();
+    let stopped = run_stage(&stage, resumed.path(), &["--stop-after", &stop]);
+    assert_eq!(
+        stopped.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&stopped.stderr)
+    );
+    assert!(!resumed.path().join("out/metrics.json").exists());
+    let finished = run_stage(&stage, resumed.path(), &[]);
+    assert!(
+        finished.status.success(),
+        "{}",
+        String::from_utf8_lossy(&finished.stderr)
+    );
+    assert!(logged(
+        &finished,
+        &format!("resuming from step {stop_after}")
+    ));
+
     let weights = |dir: &Path| checkpoint::read_tensors(&dir.join("out/checkpoint.safetensors"));
-    let (a_weights, b_weights) = (weights(a).unwrap(), weights(b).unwrap());
-    assert_eq!(a_weights.len(), b_weights.len());
-    for (name, t) in &a_weights {
-        assert!(t.equal(&b_weights[name]), "{name} differs after resume");
+    let (a, b) = (
+        weights(straight.path()).unwrap(),
+        weights(resumed.path()).unwrap(),
+    );
+    assert_eq!(a.len(), b.len());
+    for (name, t) in &a {
+        assert!(t.equal(&b[name]), "{name} differs after resume");
     }
     let metrics = |dir: &Path| std::fs::read_to_string(dir.join("out/metrics.json")).unwrap();
-    assert_eq!(metrics(a), metrics(b));
+    assert_eq!(metrics(straight.path()), metrics(resumed.path()));
 }
 
 #[test]
@@ -141,35 +175,7 @@ fn mae_loss_falls_by_a_third_on_generated_million_aid_scenes() {
 
 #[test]
 fn a_stopped_and_resumed_run_ends_with_the_same_weights() {
-    let straight = tempfile::tempdir().unwrap();
-    let out = run_stage(&mae_stage(straight.path(), 10, 0.016), straight.path(), &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-
-    let resumed = tempfile::tempdir().unwrap();
-    let stage = mae_stage(resumed.path(), 10, 0.016);
-    let stopped = run_stage(&stage, resumed.path(), &["--stop-after", "6"]);
-    assert_eq!(
-        stopped.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&stopped.stderr)
-    );
-    assert!(!resumed.path().join("out/metrics.json").exists());
-    let finished = run_stage(&stage, resumed.path(), &[]);
-    assert!(
-        finished.status.success(),
-        "{}",
-        String::from_utf8_lossy(&finished.stderr)
-    );
-    assert!(events(&finished)
-        .iter()
-        .any(|e| matches!(e, Event::Log { msg, .. } if msg.contains("resuming from step 6"))));
-
-    assert_same_outputs(straight.path(), resumed.path());
+    assert_resume_matches(|dir| mae_stage(dir, 10, 0.016), 6);
 }
 
 #[test]
@@ -422,31 +428,5 @@ fn init_scratch_trains_from_random_weights_on_purpose() {
 
 #[test]
 fn a_stopped_and_resumed_detector_run_ends_with_the_same_weights() {
-    let straight = tempfile::tempdir().unwrap();
-    let out = run_stage(&det_stage(straight.path(), json!({})), straight.path(), &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-
-    let resumed = tempfile::tempdir().unwrap();
-    let stage = det_stage(resumed.path(), json!({}));
-    let stopped = run_stage(&stage, resumed.path(), &["--stop-after", "3"]);
-    assert_eq!(
-        stopped.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&stopped.stderr)
-    );
-    assert!(!resumed.path().join("out/metrics.json").exists());
-    let finished = run_stage(&stage, resumed.path(), &[]);
-    assert!(
-        finished.status.success(),
-        "{}",
-        String::from_utf8_lossy(&finished.stderr)
-    );
-    assert!(logged(&finished, "resuming from step 3"));
-
-    assert_same_outputs(straight.path(), resumed.path());
+    assert_resume_matches(|dir| det_stage(dir, json!({})), 3);
 }
