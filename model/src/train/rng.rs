@@ -7,7 +7,7 @@ pub use crate::rng::SplitMix64;
 pub mod stream {
     /// Order of samples in an epoch.
     pub const DATA_ORDER: u64 = 1;
-    /// torch's generator at the start of a step (masking, drop path, augmentation).
+    /// torch's generator at the start of a step (masking, drop path, sampling).
     pub const TORCH_STEP: u64 = 2;
     /// Choice of a training subset.
     pub const SUBSET: u64 = 3;
