@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod canonical;
 pub mod cli;
+pub mod error;
 pub mod executor;
 pub mod fingerprint;
 pub mod lock;

@@ -4,6 +4,7 @@ mod bad_recipes;
 mod common;
 mod eval_synth;
 mod example_recipe;
+mod exit_codes;
 mod failures;
 mod gpus_and_locks;
 mod incremental;

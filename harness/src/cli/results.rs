@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use super::BadInput;
 use crate::query::{self, OutputFormat, ResultsQuery, Table, WhereExpr};
 use crate::store::Store;
 
@@ -45,17 +46,11 @@ pub struct ResultsArgs {
 pub async fn run(args: ResultsArgs, results_dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let filter = match args.where_expr.as_deref().map(WhereExpr::parse).transpose() {
         Ok(filter) => filter,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return Ok(ExitCode::from(2));
-        }
+        Err(err) => return Err(BadInput::wrap(err)),
     };
     let store = match Store::open_read_only(&results_dir.join("rsfm.db")).await {
         Ok(store) => store,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            return Ok(ExitCode::from(2));
-        }
+        Err(err) => return Err(BadInput::wrap(err)),
     };
     let query = ResultsQuery {
         experiment: args.experiment,
@@ -162,25 +157,22 @@ mod tests {
             run_with(None, OutputFormat::Json).await.unwrap(),
             ExitCode::SUCCESS
         );
-        assert_eq!(
-            run_with(Some("value >"), OutputFormat::Table)
+        assert!(crate::error::is_bad_input(
+            &run_with(Some("value >"), OutputFormat::Table)
                 .await
-                .unwrap(),
-            ExitCode::from(2)
-        );
-        assert_eq!(
-            run_with(Some("colour = 'red'"), OutputFormat::Table)
+                .unwrap_err()
+        ));
+        assert!(crate::error::is_bad_input(
+            &run_with(Some("colour = 'red'"), OutputFormat::Table)
                 .await
-                .unwrap(),
-            ExitCode::from(2)
-        );
+                .unwrap_err()
+        ));
         let empty = tempfile::tempdir().unwrap();
-        assert_eq!(
-            run(ResultsArgs::default(), empty.path(), false)
+        assert!(crate::error::is_bad_input(
+            &run(ResultsArgs::default(), empty.path(), false)
                 .await
-                .unwrap(),
-            ExitCode::from(2)
-        );
+                .unwrap_err()
+        ));
     }
 
     #[test]

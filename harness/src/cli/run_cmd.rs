@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use super::session::Session;
-use super::BadInput;
+use super::{BadInput, Ended};
 use crate::executor::command_line::find_worker;
 use crate::scheduler::{self, gpus, RunContext, RunOptions};
 
@@ -37,7 +37,7 @@ pub struct RunArgs {
 
 /// Runs the recipes' pending stages.
 pub async fn run(args: RunArgs, results: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let gpus = gpus::resolve(&args.gpus).map_err(|e| BadInput(e.to_string()))?;
+    let gpus = gpus::resolve(&args.gpus).map_err(BadInput::wrap)?;
     let session = Session::open(&args.recipes, results).await?;
     let swept = session.cache.sweep_orphans()?;
     if swept > 0 {
@@ -100,8 +100,9 @@ pub async fn run(args: RunArgs, results: &Path, json: bool) -> anyhow::Result<Ex
         );
     }
     Ok(match status {
-        "interrupted" => ExitCode::from(130),
-        "failed" => ExitCode::FAILURE,
-        _ => ExitCode::SUCCESS,
-    })
+        "interrupted" => Ended::Interrupted,
+        "failed" => Ended::StagesFailed,
+        _ => Ended::Success,
+    }
+    .into())
 }

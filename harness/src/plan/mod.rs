@@ -119,7 +119,8 @@ impl Plan {
                         kind: plan.stages[i].stage.kind,
                     })
                     .collect();
-                let worker_params = worker_params::translate(recipe, stage, &needed)?;
+                let worker_params = worker_params::translate(recipe, stage, &needed)
+                    .map_err(crate::error::BadInput::wrap)?;
                 let inputs = KeyInputs {
                     kind: stage.kind.as_str().to_string(),
                     params: worker_params
