@@ -13,7 +13,7 @@ pub struct BadInput(anyhow::Error);
 
 impl BadInput {
     /// A bad-input error saying `message`.
-    pub fn new(message: impl fmt::Display) -> anyhow::Error {
+    pub fn msg(message: impl fmt::Display) -> anyhow::Error {
         BadInput(anyhow::Error::msg(message.to_string())).into()
     }
 

@@ -232,3 +232,29 @@ fn sigterm_stops_with_a_resume_checkpoint_and_a_rerun_finishes() {
         .iter()
         .any(|e| matches!(e, Event::Log { msg, .. } if msg.contains("resuming"))));
 }
+
+#[test]
+fn help_exits_0_and_version_names_crate_libtorch_and_cuda() {
+    let help = worker().arg("--help").output().unwrap();
+    assert_eq!(help.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(text.contains("run") && text.contains("selftest"), "{text}");
+
+    let version = worker().arg("--version").output().unwrap();
+    assert_eq!(version.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&version.stdout);
+    assert!(
+        text.starts_with(&format!(
+            "rsfm-worker {}, libtorch 2.11.0 (",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("cuda available: {}", tch::Cuda::is_available())),
+        "{text}"
+    );
+
+    let unknown = worker().arg("train").output().unwrap();
+    assert_eq!(unknown.status.code(), Some(2));
+}

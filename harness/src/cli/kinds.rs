@@ -69,7 +69,7 @@ pub fn run(args: &KindsArgs, json: bool) -> anyhow::Result<ExitCode> {
             Some(kind) => vec![kind],
             None => {
                 let known: Vec<&str> = StageKind::ALL.iter().map(|k| k.as_str()).collect();
-                return Err(BadInput::new(format!(
+                return Err(BadInput::msg(format!(
                     "unknown stage kind `{text}`; kinds: {}",
                     known.join(", ")
                 )));
