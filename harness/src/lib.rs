@@ -5,6 +5,7 @@ pub mod cache;
 pub mod canonical;
 pub mod cli;
 pub mod dataset_roots;
+pub mod error;
 pub mod executor;
 pub mod fingerprint;
 pub mod lock;

@@ -308,13 +308,11 @@ fn det_stage(dir: &Path, extra: Value) -> Value {
     }
     let mut params = json!({
         "model": det_vit(),
-        "vitdet": { "window_size": 4 },
-        "detector": {
-            "channels": 16, "fc_dim": 32, "anchor_scale": 4.0,
-            "rpn_pre_nms": 100, "rpn_post_nms": 32, "rpn_batch": 32, "roi_batch": 32,
-            "finest_scale": 28.0
-        },
-        "data": { "name": "dota", "format": "dota", "version": "v2.0" },
+        "window_size": 4,
+        "channels": 16, "fc_dim": 32, "anchor_scale": 4.0,
+        "rpn_pre_nms": 100, "rpn_post_nms": 32, "rpn_batch": 32, "roi_batch": 32,
+        "finest_scale": 28.0,
+        "dataset": "dota", "format": "dota", "version": "v2.0",
         "steps": 6,
         "batch_size": 2,
         "lr": 1e-3,
@@ -429,4 +427,29 @@ fn init_scratch_trains_from_random_weights_on_purpose() {
 #[test]
 fn a_stopped_and_resumed_detector_run_ends_with_the_same_weights() {
     assert_resume_matches(|dir| det_stage(dir, json!({})), 3);
+
+#[test]
+fn help_exits_0_and_version_names_crate_libtorch_and_cuda() {
+    let help = worker().arg("--help").output().unwrap();
+    assert_eq!(help.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(text.contains("run") && text.contains("selftest"), "{text}");
+
+    let version = worker().arg("--version").output().unwrap();
+    assert_eq!(version.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&version.stdout);
+    assert!(
+        text.starts_with(&format!(
+            "rsfm-worker {}, libtorch 2.11.0 (",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("cuda available: {}", tch::Cuda::is_available())),
+        "{text}"
+    );
+
+    let unknown = worker().arg("train").output().unwrap();
+    assert_eq!(unknown.status.code(), Some(2));
 }

@@ -5,6 +5,7 @@ mod code_identity;
 mod common;
 mod eval_synth;
 mod example_recipe;
+mod exit_codes;
 mod failures;
 mod first_hour;
 mod gpus_and_locks;

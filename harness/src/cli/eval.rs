@@ -14,6 +14,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use super::BadInput;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use rsfm_model::data::formats::dota::{read_label, read_task1_dir, ClassCheck};
@@ -130,10 +131,7 @@ pub fn run(args: &EvalArgs, json: bool) -> anyhow::Result<ExitCode> {
             std::io::stdout().lock().write_all(text?.as_bytes())?;
             Ok(ExitCode::SUCCESS)
         }
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            Ok(ExitCode::from(2))
-        }
+        Err(err) => Err(BadInput::wrap(err)),
     }
 }
 
@@ -414,7 +412,7 @@ mod tests {
         let args = EvalArgs {
             target: EvalTarget::Dota(dota_args(&gt, &det)),
         };
-        assert_eq!(run(&args, true).unwrap(), ExitCode::from(2));
+        assert!(crate::error::is_bad_input(&run(&args, true).unwrap_err()));
     }
 
     fn seg_args(gt: &Path, pred: &Path) -> SegEvalArgs {

@@ -63,13 +63,12 @@ pub async fn run(args: ExplainArgs, results: &Path, json: bool) -> anyhow::Resul
         .collect();
     if selected.is_empty() {
         let names: Vec<&str> = plan.stages.iter().map(|s| s.stage.name.as_str()).collect();
-        return Err(BadInput(format!(
+        return Err(BadInput::msg(format!(
             "{}: no stage named `{}` (stages: {})",
             args.recipe.display(),
             args.stage.unwrap_or_default(),
             names.join(", ")
-        ))
-        .into());
+        )));
     }
     let mut explanations = Vec::new();
     for i in selected {

@@ -69,11 +69,10 @@ pub fn run(args: &KindsArgs, json: bool) -> anyhow::Result<ExitCode> {
             Some(kind) => vec![kind],
             None => {
                 let known: Vec<&str> = StageKind::ALL.iter().map(|k| k.as_str()).collect();
-                return Err(BadInput(format!(
+                return Err(BadInput::msg(format!(
                     "unknown stage kind `{text}`; kinds: {}",
                     known.join(", ")
-                ))
-                .into());
+                )));
             }
         },
     };

@@ -1,5 +1,6 @@
 //! The `rsfm` command line (DESIGN.md, *CLI contract*). Exit 0 on success, 1 on a failed run,
-//! 2 on bad input, 130 when interrupted.
+//! 2 on bad input, 130 when interrupted: [`main`] decides the code, from [`Ended`] or from the
+//! error's class ([`crate::error`]), and prints an error once, with its whole chain.
 
 mod cache_cmd;
 mod config;
@@ -22,8 +23,35 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub use crate::error::BadInput;
+
 /// Exit code for bad input (recipes, arguments, data files).
 pub const EXIT_BAD_INPUT: u8 = 2;
+/// Exit code of a run in which a stage failed.
+const EXIT_FAILED: u8 = 1;
+/// Exit code of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT).
+const EXIT_INTERRUPTED: u8 = 130;
+
+/// How a command that did not hit an error ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Everything asked for was done.
+    Success,
+    /// A stage failed (the run itself worked).
+    StagesFailed,
+    /// Stopped by a signal.
+    Interrupted,
+}
+
+impl From<Ended> for ExitCode {
+    fn from(ended: Ended) -> Self {
+        match ended {
+            Ended::Success => ExitCode::SUCCESS,
+            Ended::StagesFailed => ExitCode::from(EXIT_FAILED),
+            Ended::Interrupted => ExitCode::from(EXIT_INTERRUPTED),
+        }
+    }
+}
 
 /// A billion-scale remote-sensing foundation model study, reproducible from recipes.
 #[derive(Debug, Parser)]
@@ -80,6 +108,7 @@ enum Command {
 /// Runs the `rsfm` CLI and returns its exit code.
 pub fn main() -> ExitCode {
     init_tracing();
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -87,8 +116,7 @@ pub fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(err) => {
-            eprintln!("error: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
+            return exit_with(&anyhow::Error::new(err).context("cannot start the async runtime"))
         }
     };
     let results = match session::results_dir(cli.results.clone()) {
@@ -118,34 +146,46 @@ pub fn main() -> ExitCode {
     });
     match outcome {
         Ok(code) => code,
-        Err(err) => {
-            match err.downcast_ref::<crate::recipe::RecipeError>() {
-                // Recipe errors already read `file:line:col: error: …` with a help line.
-                Some(recipe_error) => eprintln!("{recipe_error}"),
-                None => eprintln!("error: {err:#}"),
-            }
-            ExitCode::from(exit_code_for(&err))
-        }
+        Err(err) => exit_with(&err),
     }
+}
+
+/// Prints `err` once (nothing for a closed stdout) and returns its exit code.
+fn exit_with(err: &anyhow::Error) -> ExitCode {
+    if crate::error::is_broken_pipe(err) {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!("{}", crate::error::render(err));
+    ExitCode::from(exit_code_for(err))
 }
 
 /// Bad input exits 2, anything else 1.
-fn exit_code_for(err: &anyhow::Error) -> u8 {
-    let bad_input = err.chain().any(|cause| {
-        cause.downcast_ref::<crate::recipe::RecipeError>().is_some()
-            || cause.downcast_ref::<BadInput>().is_some()
-    });
-    if bad_input {
+pub(crate) fn exit_code_for(err: &anyhow::Error) -> u8 {
+    if crate::error::is_bad_input(err) {
         EXIT_BAD_INPUT
     } else {
-        1
+        EXIT_FAILED
     }
 }
 
-/// An error caused by the user's input (exit code 2), with its message.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct BadInput(pub String);
+/// Makes a `print!` to a closed stdout (`rsfm config show … | head -1`) end the process quietly
+/// with exit 0, as a write error to a pipe means the reader has all it wanted; every other
+/// panic reports as before.
+fn quiet_on_closed_stdout() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default_hook(info);
+    }));
+}
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")

@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use super::BadInput;
 use crate::presets::resolve_preset;
 use std::process::ExitCode;
 
@@ -51,16 +52,13 @@ pub struct ParamsReport {
 }
 
 /// Runs `rsfm params`; `json` is the global `--json` flag (either flag selects JSON).
-/// An unknown model or a bad preset prints the error and returns exit code 2.
+/// An unknown model or a bad preset is bad input.
 pub fn run(args: &ParamsArgs, json: bool) -> anyhow::Result<ExitCode> {
     let report = match resolve_preset(&args.model, &std::env::current_dir()?)
         .and_then(|file| report_for(&file))
     {
         Ok(report) => report,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            return Ok(ExitCode::from(2));
-        }
+        Err(err) => return Err(BadInput::wrap(err)),
     };
     let mut out = std::io::stdout().lock();
     if json || args.json {

@@ -17,7 +17,7 @@ pub fn expand(args: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
         }
         let found = recipes_in(arg)?;
         if found.is_empty() {
-            return Err(BadInput(format!(
+            return Err(BadInput::msg(format!(
                 "{}: no recipe in this folder (a recipe is a .toml file with an [experiment] table)",
                 arg.display()
             ))

@@ -76,19 +76,18 @@ pub async fn run(args: ResultsArgs, results_dir: &Path, json: bool) -> anyhow::R
         .as_deref()
         .map(WhereExpr::parse)
         .transpose()
-        .map_err(|err| BadInput(err.to_string()))?;
+        .map_err(BadInput::wrap)?;
     let (store, current_keys) = if args.recipes.is_empty() {
         let store = Store::open_read_only(&results_dir.join("rsfm.db"))
             .await
-            .map_err(|err| BadInput(format!("{err:#}")))?;
+            .map_err(BadInput::wrap)?;
         (store, None)
     } else {
         if !results_dir.join("rsfm.db").is_file() {
-            return Err(BadInput(format!(
+            return Err(BadInput::msg(format!(
                 "no results yet: {} does not exist (run `rsfm run` first)",
                 results_dir.join("rsfm.db").display()
-            ))
-            .into());
+            )));
         }
         let session = Session::open_read_only(
             &RecipeInputs {
@@ -114,7 +113,7 @@ pub async fn run(args: ResultsArgs, results_dir: &Path, json: bool) -> anyhow::R
     if let Some(stage) = &args.curve {
         let table = query::curve_table(&store, &scope, stage)
             .await
-            .map_err(|err| BadInput(format!("{err:#}")))?;
+            .map_err(BadInput::wrap)?;
         store.close().await;
         print_table(table, format)?;
         return Ok(ExitCode::SUCCESS);
@@ -139,7 +138,7 @@ pub async fn run(args: ResultsArgs, results_dir: &Path, json: bool) -> anyhow::R
         };
         let table = query::wide_table(&store, &rows, &options)
             .await
-            .map_err(|err| BadInput(format!("{err:#}")))?;
+            .map_err(BadInput::wrap)?;
         store.close().await;
         print_table(table, format)?;
         return Ok(ExitCode::SUCCESS);
@@ -285,17 +284,21 @@ mod tests {
             run_with(None, OutputFormat::Json).await.unwrap(),
             ExitCode::SUCCESS
         );
-        let is_bad_input =
-            |result: anyhow::Result<ExitCode>| result.is_err_and(|e| e.is::<BadInput>());
-        assert!(is_bad_input(
-            run_with(Some("value >"), OutputFormat::Table).await
+        assert!(crate::error::is_bad_input(
+            &run_with(Some("value >"), OutputFormat::Table)
+                .await
+                .unwrap_err()
         ));
-        assert!(is_bad_input(
-            run_with(Some("colour = 'red'"), OutputFormat::Table).await
+        assert!(crate::error::is_bad_input(
+            &run_with(Some("colour = 'red'"), OutputFormat::Table)
+                .await
+                .unwrap_err()
         ));
         let empty = tempfile::tempdir().unwrap();
-        assert!(is_bad_input(
-            run(ResultsArgs::default(), empty.path(), false).await
+        assert!(crate::error::is_bad_input(
+            &run(ResultsArgs::default(), empty.path(), false)
+                .await
+                .unwrap_err()
         ));
     }
 

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use super::session::{RecipeInputs, Session};
-use super::BadInput;
+use super::{BadInput, Ended};
 use crate::dataset_roots;
 use crate::executor::command_line::find_worker;
 use crate::executor::slurm::{preflight, settings::SlurmSettings, SlurmExecutor};
@@ -54,7 +54,7 @@ pub async fn run(args: RunArgs, results: &Path, json: bool) -> anyhow::Result<Ex
     let gpus = if slurm {
         Vec::new()
     } else {
-        gpus::resolve(&args.gpus).map_err(|e| BadInput(e.to_string()))?
+        gpus::resolve(&args.gpus).map_err(BadInput::wrap)?
     };
     if slurm && !args.dry_run {
         preflight::check_controller().await?;
@@ -97,7 +97,7 @@ pub async fn run(args: RunArgs, results: &Path, json: bool) -> anyhow::Result<Ex
             .filter(|s| !s.cached || is_forced(s, &args.force));
         preflight::check_submissions(&settings, pending)
             .await
-            .map_err(|e| BadInput(e.to_string()))?;
+            .map_err(BadInput::wrap)?;
         Some(settings)
     } else {
         None
@@ -162,14 +162,15 @@ pub async fn run(args: RunArgs, results: &Path, json: bool) -> anyhow::Result<Ex
         );
     }
     Ok(match status {
-        "interrupted" => ExitCode::from(130),
-        "failed" => ExitCode::FAILURE,
-        _ => ExitCode::SUCCESS,
-    })
+        "interrupted" => Ended::Interrupted,
+        "failed" => Ended::StagesFailed,
+        _ => Ended::Success,
+    }
+    .into())
 }
 
 /// Every `--force` name must name a stage of the plan: a typo is bad input, not a silent no-op.
-fn check_forced(plan: &Plan, force: &[String]) -> Result<(), BadInput> {
+fn check_forced(plan: &Plan, force: &[String]) -> anyhow::Result<()> {
     let unknown: Vec<&String> = force
         .iter()
         .filter(|f| {
@@ -188,7 +189,7 @@ fn check_forced(plan: &Plan, force: &[String]) -> Result<(), BadInput> {
             known.push(&stage.stage.base);
         }
     }
-    Err(BadInput(format!(
+    Err(BadInput::msg(format!(
         "--force {}: no such stage (stages: {})",
         unknown
             .iter()
@@ -212,6 +213,6 @@ fn refuse_missing_data(session: &Session, plan: &Plan) -> anyhow::Result<()> {
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(BadInput(dataset_roots::describe_missing(&missing)).into())
+        Err(BadInput::msg(dataset_roots::describe_missing(&missing)).into())
     }
 }

@@ -88,7 +88,7 @@ impl RecipeInputs<'_> {
             .collect::<Result<Vec<_>, _>>()?;
         DataRoots::resolve(&recipes, |name| std::env::var(name).ok(), self.data)
             .and_then(|roots| roots.apply(&mut recipes))
-            .map_err(|err| BadInput(format!("{err:#}")))?;
+            .map_err(BadInput::wrap)?;
         Ok(recipes)
     }
 }

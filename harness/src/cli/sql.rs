@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use super::BadInput;
 use crate::query::{OutputFormat, Table};
 use crate::store::{check_read_only, Store};
 
@@ -19,10 +20,7 @@ pub struct SqlArgs {
 /// Runs the statement on a connection that cannot write (`mode=ro`, `query_only`), after
 /// refusing anything but a single read-only statement. Exit 2 on a refused or invalid statement.
 pub async fn run(args: SqlArgs, results_dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    if let Err(err) = check_read_only(&args.sql) {
-        eprintln!("error: {err}");
-        return Ok(ExitCode::from(2));
-    }
+    check_read_only(&args.sql).map_err(BadInput::wrap)?;
     let outcome = match Store::open_read_only(&results_dir.join("rsfm.db")).await {
         Ok(store) => {
             let outcome = store.query_read_only(&args.sql).await;
@@ -33,10 +31,7 @@ pub async fn run(args: SqlArgs, results_dir: &Path, json: bool) -> anyhow::Resul
     };
     let (columns, rows) = match outcome {
         Ok(result) => result,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            return Ok(ExitCode::from(2));
-        }
+        Err(err) => return Err(BadInput::wrap(err)),
     };
     let table = Table { columns, rows };
     match if json {
@@ -76,18 +71,18 @@ mod tests {
             "DROP TABLE invocations",
             "SELECT 1; DELETE FROM invocations",
         ] {
-            assert_eq!(
-                run(args(statement), dir.path(), false).await.unwrap(),
-                ExitCode::from(2),
+            assert!(
+                crate::error::is_bad_input(
+                    &run(args(statement), dir.path(), false).await.unwrap_err()
+                ),
                 "{statement}"
             );
         }
-        assert_eq!(
-            run(args("SELECT * FROM missing"), dir.path(), false)
+        assert!(crate::error::is_bad_input(
+            &run(args("SELECT * FROM missing"), dir.path(), false)
                 .await
-                .unwrap(),
-            ExitCode::from(2)
-        );
+                .unwrap_err()
+        ));
         let count = "SELECT count(*) FROM invocations";
         assert_eq!(
             run(args(count), dir.path(), true).await.unwrap(),
@@ -102,10 +97,11 @@ mod tests {
         );
 
         let empty = tempfile::tempdir().unwrap();
-        assert_eq!(
-            run(args("SELECT 1"), empty.path(), false).await.unwrap(),
-            ExitCode::from(2)
-        );
+        assert!(crate::error::is_bad_input(
+            &run(args("SELECT 1"), empty.path(), false)
+                .await
+                .unwrap_err()
+        ));
         assert!(!empty.path().join("rsfm.db").exists());
     }
 }

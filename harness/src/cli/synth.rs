@@ -6,6 +6,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use super::BadInput;
 use clap::Args;
 use rsfm_model::data::synth::{generate, SynthDataset, SynthOptions, SynthSummary};
 
@@ -60,10 +61,7 @@ pub fn run(args: &SynthArgs, json: bool) -> anyhow::Result<ExitCode> {
     };
     let summary = match generate(args.dataset, &args.out, &options) {
         Ok(summary) => summary,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return Ok(ExitCode::from(2));
-        }
+        Err(err) => return Err(BadInput::wrap(err)),
     };
     let text = if json || args.json {
         serde_json::to_string_pretty(&summary)? + "\n"
@@ -93,7 +91,7 @@ mod tests {
         assert!(dir.path().join("train/labelTxt/P0000.txt").is_file());
         assert!(dir.path().join("val/images/P0002.png").is_file());
         let zero = SynthArgs { images: 0, ..args };
-        assert_eq!(run(&zero, false).unwrap(), ExitCode::from(2));
+        assert!(crate::error::is_bad_input(&run(&zero, false).unwrap_err()));
     }
 
     #[test]

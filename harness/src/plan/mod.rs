@@ -141,7 +141,8 @@ impl Plan {
                         kind: plan.stages[i].stage.kind,
                     })
                     .collect();
-                let worker_params = worker_params::translate(recipe, stage, &needed)?;
+                let worker_params = worker_params::translate(recipe, stage, &needed)
+                    .map_err(crate::error::BadInput::wrap)?;
                 if stage.kind != StageKind::Command && worker.is_none() {
                     worker = Some(worker_identity(store).await?);
                 }

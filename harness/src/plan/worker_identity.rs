@@ -54,7 +54,7 @@ fn locate(worker: &Path) -> anyhow::Result<PathBuf> {
         })
     };
     found.ok_or_else(|| {
-        BadInput(format!(
+        BadInput::msg(format!(
             "the worker `{}` was not found; worker stages' keys hold its hash\nhelp: build it with `make worker` (or `make build`), or set RSFM_WORKER to its path",
             worker.display()
         ))

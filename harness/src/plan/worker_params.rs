@@ -274,10 +274,11 @@ mod tests {
             .collect()
     }
 
+    /// A stage's parameters as loaded, and their translation.
+    type Translated = (Map<String, Value>, anyhow::Result<Option<WorkerParams>>);
+
     /// Each stage's parameters as loaded, and their translation.
-    fn load_and_translate(
-        text: &str,
-    ) -> Vec<(Map<String, Value>, anyhow::Result<Option<WorkerParams>>)> {
+    fn load_and_translate(text: &str) -> Vec<Translated> {
         let dir = tempfile::tempdir().unwrap();
         let models = dir.path().join("recipes/models");
         std::fs::create_dir_all(&models).unwrap();

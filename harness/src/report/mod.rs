@@ -73,7 +73,7 @@ pub fn locate_paper_dir(recipes: &[Recipe], cwd: &Path) -> anyhow::Result<PathBu
             }
         }
     }
-    Err(BadInput(format!(
+    Err(BadInput::msg(format!(
         "no {REPORTED_FILE} with {TABLES_DIR}/{TABLES_FILE} found above the recipes or {}: pass --paper DIR (e.g. recipes/paper)",
         cwd.display()
     ))
@@ -92,12 +92,11 @@ pub async fn generate(
     store: &Store,
     options: &ReportOptions,
 ) -> anyhow::Result<Vec<PathBuf>> {
-    let reported = ReportedFile::load(&options.paper_dir.join(REPORTED_FILE))
-        .map_err(|e| BadInput(format!("{e:#}")))?;
+    let reported =
+        ReportedFile::load(&options.paper_dir.join(REPORTED_FILE)).map_err(BadInput::wrap)?;
     store.replace_reported(&reported.store_rows()).await?;
     let tables_dir = options.paper_dir.join(TABLES_DIR);
-    let specs = spec::TableSpecs::load(&tables_dir.join(TABLES_FILE))
-        .map_err(|e| BadInput(format!("{e:#}")))?;
+    let specs = spec::TableSpecs::load(&tables_dir.join(TABLES_FILE)).map_err(BadInput::wrap)?;
     let selected: Vec<&spec::TableSpec> = specs
         .tables
         .iter()
@@ -110,7 +109,7 @@ pub async fn generate(
         .collect();
     if selected.is_empty() {
         let names: Vec<&str> = specs.tables.iter().map(|t| t.name.as_str()).collect();
-        return Err(BadInput(format!(
+        return Err(BadInput::msg(format!(
             "--table {}: no such table (tables: {}, or all)",
             options.table.as_deref().unwrap_or(""),
             names.join(", ")

@@ -30,7 +30,7 @@ crate::schema! {
     /// A model preset and the stage's overrides of its `[vit]` table.
     pub struct Backbone includes {} {
         /// Backbone preset: `recipes/models/NAME.toml`, searched from the recipe's folder
-        /// upwards; in `stage.json`, its `[vit]` table with the overrides below applied.
+        /// upwards; in `stage.json`, its `[vit]` table, on which the overrides below apply.
         model: ModelRef,
         /// Input side in pixels (the training crop of fine-tuning stages), overriding the
         /// preset's.

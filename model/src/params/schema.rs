@@ -172,11 +172,8 @@ macro_rules! schema {
             fn fields() -> ::std::vec::Vec<$crate::params::Field> {
                 #[allow(unused_variables)]
                 let defaults = <Self as ::std::default::Default>::default();
-                #[allow(unused_mut)]
-                let mut fields = ::std::vec::Vec::new();
-                $(fields.extend(<$gty as $crate::params::Schema>::fields());)*
-                $(
-                    fields.push($crate::params::Field {
+                let own = ::std::vec![$(
+                    $crate::params::Field {
                         name: stringify!($field),
                         ty: $crate::params::schema::field_type::<$ty>(
                             $crate::schema!(@type $($pty)?)
@@ -186,9 +183,13 @@ macro_rules! schema {
                             @default_json (::serde_json::to_value(&defaults.$field)
                                 .unwrap_or(::serde_json::Value::Null)) $($default)?
                         ),
-                    });
-                )*
-                fields
+                    }
+                ),*];
+                let parts: ::std::vec::Vec<::std::vec::Vec<$crate::params::Field>> = ::std::vec![
+                    $(<$gty as $crate::params::Schema>::fields(),)*
+                    own,
+                ];
+                parts.concat()
             }
 
             #[allow(unused_variables)]
