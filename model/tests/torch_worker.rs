@@ -427,6 +427,7 @@ fn init_scratch_trains_from_random_weights_on_purpose() {
 #[test]
 fn a_stopped_and_resumed_detector_run_ends_with_the_same_weights() {
     assert_resume_matches(|dir| det_stage(dir, json!({})), 3);
+}
 
 #[test]
 fn help_exits_0_and_version_names_crate_libtorch_and_cuda() {
