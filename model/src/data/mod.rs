@@ -4,5 +4,6 @@
 pub mod error;
 pub mod formats;
 pub mod image_io;
+pub mod loader;
 pub mod synth;
 pub mod tiling;
