@@ -119,7 +119,8 @@ mod tests {
             largest = largest.max(fraction);
         }
         assert!(smallest < 0.25 && smallest > 0.18, "{smallest}");
-        assert!(largest > 0.9, "{largest}");
+        // A 3:2 image holds at most a 4:3 crop of 0.89 of its area.
+        assert!(largest > 0.8 && largest <= 0.89, "{largest}");
     }
 
     #[test]
