@@ -124,6 +124,7 @@ impl Translation<'_> {
                 "min_lr",
                 "warmup_steps",
                 "weight_decay",
+                "precision",
                 "checkpoint_every",
                 "log_every",
             ],
@@ -545,6 +546,7 @@ norm_pix_loss = false
 decoder_embed_dim = 16
 decoder_depth = 1
 decoder_num_heads = 2
+precision = "bf16"
 checkpoint_every = 2
 log_every = 1
 
@@ -689,6 +691,7 @@ merge_nms_iou = 0.1
         assert_eq!(pretrain["model"]["in_chans"], json!(3), "from the preset");
         assert_eq!(pretrain["mae"]["mask_ratio"], json!(0.5));
         assert_eq!(pretrain["data"], json!({ "name": "scenes" }));
+        assert_eq!(pretrain["precision"], json!("bf16"));
 
         let seg = &translated[1].params;
         assert_eq!(seg["model"]["image_size"], json!(64), "crop_size");

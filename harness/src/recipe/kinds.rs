@@ -268,6 +268,11 @@ const MAE_PRETRAIN: &[ParamSpec] = with_backbone![
         Count,
         "decoder attention heads (default 16)"
     ),
+    opt(
+        "precision",
+        Str,
+        "fp32 or bf16 (autocast, fp32 master weights); default bf16 on a GPU, fp32 on a CPU"
+    ),
     opt("checkpoint_every", Count, CHECKPOINT_EVERY_DOC),
     opt("log_every", Count, LOG_EVERY_DOC),
 ];

@@ -17,9 +17,11 @@ use super::stage::{parse_device, seed_init, Outcome};
 use super::stage_inputs::dataset_root;
 use super::step_loop::{loss_summary, run_steps, LoopEnd, LoopSettings};
 use crate::arch::VitConfig;
+use crate::autocast::Autocast;
 use crate::data::formats::millionaid;
 use crate::nn::checkpoint;
 use crate::nn::mae::{MaeConfig, MaskedAutoencoder};
+use crate::precision::Precision;
 use crate::protocol::StageSpec;
 
 /// File name of the pretrained weights in the stage's output dir.
@@ -74,6 +76,9 @@ pub struct MaePretrainParams {
     /// Steps between progress events.
     #[serde(default = "default_log_every")]
     pub log_every: u64,
+    /// `fp32` or `bf16` (autocast over fp32 master weights); default bf16 on cuda, fp32 on cpu.
+    #[serde(default)]
+    pub precision: Option<Precision>,
 }
 
 fn default_log_every() -> u64 {
@@ -145,9 +150,12 @@ pub fn run(
         stop_after,
     };
     let size = params.model.image_size as i64;
+    let precision = Precision::resolve(params.precision, &spec.device);
     let end = run_steps(spec, &vs, &mut opt, &settings, events, |step| {
         let indices = batch_indices(spec.seed, images.paths.len(), params.batch_size, step);
         let batch = images.batch(&indices, size)?.to_device(device);
+        // Autocast covers the forward pass only; the guard ends before backward.
+        let _autocast = Autocast::for_precision(precision, device)?;
         Ok(model.forward(&batch, true).loss)
     })?;
     let losses = match end {
