@@ -19,15 +19,9 @@ use rsfm_model::train::params::decay_groups;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .map(|v| {
-            v.parse()
-                .unwrap_or_else(|_| panic!("{name}={v:?} is not a number"))
-        })
-        .unwrap_or(default)
-}
+#[path = "../bench_env.rs"]
+mod bench_env;
+use bench_env::env_number;
 
 /// ViT-B/16 with its loss: the mean squared token output, as benches/models/train_step.rs.
 fn vit_b(vs: &VarStore) -> VisionTransformer {

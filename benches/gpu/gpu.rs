@@ -33,6 +33,10 @@ use serde_json::{json, Value};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
+#[path = "../bench_env.rs"]
+mod bench_env;
+use bench_env::env_number;
+
 /// Keys a model config might use for per-block activation checkpointing.
 const CHECKPOINT_KEYS: [&str; 4] = [
     "activation_checkpointing",
@@ -40,15 +44,6 @@ const CHECKPOINT_KEYS: [&str; 4] = [
     "grad_checkpointing",
     "checkpoint",
 ];
-
-fn env_number(name: &str, default: usize) -> anyhow::Result<usize> {
-    match std::env::var(name) {
-        Ok(v) => v
-            .parse()
-            .with_context(|| format!("{name}={v:?} is not a number")),
-        Err(_) => Ok(default),
-    }
-}
 
 /// The `[vit]` table of `recipes/models/NAME.toml` (`vit-b` is ViT-B/16) as JSON, plus `extra`.
 fn model_json(name: &str, image_size: usize, extra: &[(&str, Value)]) -> anyhow::Result<Value> {
@@ -75,8 +70,8 @@ fn model_json(name: &str, image_size: usize, extra: &[(&str, Value)]) -> anyhow:
 
 /// Seconds per call of `step` after warm-up, with the device synchronised around each.
 fn time_steps(device: Device, mut step: impl FnMut()) -> anyhow::Result<f64> {
-    let warmup = env_number("RSFM_BENCH_WARMUP", 2)?;
-    let timed = env_number("RSFM_BENCH_STEPS", 5)?.max(1);
+    let warmup = env_number("RSFM_BENCH_WARMUP", 2);
+    let timed = env_number("RSFM_BENCH_STEPS", 5).max(1);
     let sync = || {
         if let Device::Cuda(i) = device {
             tch::Cuda::synchronize(i as i64);
@@ -169,7 +164,7 @@ fn mae(device: Device, args: &[String]) -> anyhow::Result<Value> {
         return Err(err);
     }
     let flops = mae_flops(&vit, &mae_config) * batch as f64;
-    let peak: f64 = env_number("RSFM_GPU_PEAK_TFLOPS", 989)? as f64 * 1e12;
+    let peak: f64 = env_number("RSFM_GPU_PEAK_TFLOPS", 989) as f64 * 1e12;
     Ok(json!({
         "bench": "mae", "model": name, "params": vit.param_count(), "precision": precision,
         "batch": batch, "data_parallel": with_dp, "nccl": ProcessGroup::has_nccl(),

@@ -18,17 +18,11 @@ use rsfm_model::data::loader::{BatchPlan, Loader, LoaderConfig, MaeAugment, Samp
 use rsfm_model::data::synth::{generate, SynthDataset, SynthOptions};
 use rsfm_model::rng::SplitMix64;
 
-const BATCH: usize = 64;
+#[path = "../bench_env.rs"]
+mod bench_env;
+use bench_env::env_number;
 
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .map(|v| {
-            v.parse()
-                .unwrap_or_else(|_| panic!("{name}={v:?} is not a number"))
-        })
-        .unwrap_or(default)
-}
+const BATCH: usize = 64;
 
 /// The JPEGs under `dir`, generating them first when there are none.
 fn files(dir: &Path) -> Vec<PathBuf> {
