@@ -19,6 +19,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-env-changed=RSFM_CUDA_INCLUDE");
     println!("cargo:rerun-if-env-changed=CUDA_HOME");
+    println!("cargo:rerun-if-env-changed=GLOO_INCLUDE");
     if env::var_os("CARGO_FEATURE_TORCH").is_none() {
         return;
     }

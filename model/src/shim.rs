@@ -13,8 +13,11 @@ pub struct RsfmProcessGroup {
 }
 
 extern "C" {
+    /// Frees an error string the shim returned.
     pub fn rsfm_free_error(error: *mut c_char);
+    /// 1 when NCCL was compiled into the shim.
     pub fn rsfm_has_nccl() -> c_int;
+    /// Rendezvous through a TCPStore and create the Gloo (and NCCL) backends.
     pub fn rsfm_pg_new(
         host: *const c_char,
         port: c_int,
@@ -24,25 +27,31 @@ extern "C" {
         with_nccl: c_int,
         out: *mut *mut RsfmProcessGroup,
     ) -> *mut c_char;
+    /// Destroys a process group.
     pub fn rsfm_pg_free(pg: *mut RsfmProcessGroup);
+    /// Sums tensors in place over all ranks.
     pub fn rsfm_pg_allreduce_sum(
         pg: *mut RsfmProcessGroup,
         tensors: *const *const C_tensor,
         n: usize,
     ) -> *mut c_char;
+    /// Overwrites tensors with the root rank's values.
     pub fn rsfm_pg_broadcast(
         pg: *mut RsfmProcessGroup,
         tensors: *const *const C_tensor,
         n: usize,
         root: c_int,
     ) -> *mut c_char;
+    /// Waits for every rank.
     pub fn rsfm_pg_barrier(pg: *mut RsfmProcessGroup) -> *mut c_char;
+    /// Enables autocast for a device type, reporting the previous state.
     pub fn rsfm_autocast_enter(
         device_type: c_int,
         dtype: c_int,
         prev_enabled: *mut c_int,
         prev_dtype: *mut c_int,
     ) -> *mut c_char;
+    /// Restores the autocast state saved by `rsfm_autocast_enter`.
     pub fn rsfm_autocast_exit(
         device_type: c_int,
         prev_enabled: c_int,
