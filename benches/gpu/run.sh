@@ -19,6 +19,10 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 python="${RSFM_GPU_PYTHON:-/opt/torch/.venv/bin/python}"
+[[ -x "$python" ]] || {
+    echo "no python at $python: set RSFM_GPU_PYTHON to the interpreter of a CUDA PyTorch 2.11" >&2
+    exit 1
+}
 torch_dir="$("$python" -c 'import os, torch; print(os.path.dirname(torch.__file__))')"
 torch_version="$("$python" -c 'import torch; print(torch.__version__)')"
 [[ -e "$torch_dir/lib/libtorch_cuda.so" ]] || {
