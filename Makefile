@@ -16,17 +16,22 @@ CARGO ?= cargo
 RSFM := target/release/rsfm
 DEMO_RESULTS ?= $(CURDIR)/results/demo
 
-.PHONY: libtorch build worker demo test lint bench clean
+.PHONY: libtorch gloo build worker demo test lint bench clean
 
 libtorch:
 	$(SETUP_LIBTORCH)
 
+## gloo: Gloo's headers (Debian's libgloo-dev), which rsfm-model's c10d shim compiles against
+gloo:
+	@test -e /usr/include/gloo/config.h || apt-get install -y libgloo-dev >/dev/null \
+		|| { apt-get update >/dev/null && apt-get install -y libgloo-dev >/dev/null; }
+
 ## build: the rsfm CLI (no libtorch) and the rsfm-worker (libtorch), release mode
-build: libtorch
+build: libtorch gloo
 	$(CARGO) build --release -p rsfm
 	$(CARGO) build --release -p rsfm-model --features torch --bin rsfm-worker
 
-worker: libtorch
+worker: libtorch gloo
 	$(CARGO) build -p rsfm-model --features torch --bin rsfm-worker
 
 ## demo: run the smoke studies (MAE → fine-tuning → evaluation on synthetic data) and print their results
@@ -37,7 +42,7 @@ demo: build
 	$(RSFM) --results $(DEMO_RESULTS) params vit-2.4b
 
 ## test: unit, reference-vector, format and end-to-end tests
-test: libtorch worker
+test: libtorch gloo worker
 	$(CARGO) test -p rsfm -p rsfm-harness
 	$(CARGO) test -p rsfm-model --features torch
 

@@ -3,7 +3,10 @@
 //! training loops and the worker live behind the `torch` feature.
 
 pub mod arch;
+#[cfg(feature = "torch")]
+pub mod autocast;
 pub mod data;
+pub mod dist;
 pub mod geometry;
 pub mod metrics;
 #[cfg(feature = "torch")]
@@ -11,6 +14,8 @@ pub mod nn;
 pub mod params;
 pub mod protocol;
 pub mod rng;
+#[cfg(feature = "torch")]
+mod shim;
 #[cfg(feature = "torch")]
 pub mod train;
 #[cfg(feature = "torch")]

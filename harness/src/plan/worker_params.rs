@@ -348,6 +348,7 @@ norm_pix_loss = false
 decoder_embed_dim = 16
 decoder_depth = 1
 decoder_num_heads = 2
+precision = "bf16"
 checkpoint_every = 2
 log_every = 1
 
@@ -498,6 +499,7 @@ merge_iou = 0.1
         );
         assert_eq!(pretrain["mask_ratio"], json!(0.5));
         assert_eq!(pretrain["dataset"], json!("scenes"));
+        assert_eq!(pretrain["precision"], json!("bf16"));
 
         let seg = &translated[1].params;
         assert_eq!(seg["image_size"], json!(64));

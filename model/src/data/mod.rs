@@ -5,6 +5,7 @@
 pub mod error;
 pub mod formats;
 pub mod image_io;
+pub mod loader;
 pub mod synth;
 pub mod tiling;
 pub mod transforms;

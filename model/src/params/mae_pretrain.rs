@@ -3,6 +3,7 @@
 use super::backbone::Backbone;
 use super::data::resolved_dataset;
 use super::mae::MaeConfig;
+use super::precision::Precision;
 
 crate::schema! {
     /// Parameters of a `mae-pretrain` stage.
@@ -35,6 +36,9 @@ crate::schema! {
         /// Recompute each transformer block's activations in the backward pass instead of
         /// keeping them: less memory, about one more forward pass of time, the same numbers.
         activation_checkpointing: bool = false,
+        /// `fp32`, or `bf16` autocast over fp32 master weights and optimiser state (unset: bf16
+        /// on a GPU, fp32 on a CPU; the device is not in the key).
+        precision: Option<Precision> = None,
     }
 }
 

@@ -15,6 +15,7 @@ pub mod finetune_seg;
 pub mod init;
 pub mod mae;
 pub mod mae_pretrain;
+pub mod precision;
 pub mod schema;
 pub mod types;
 pub mod vitdet;

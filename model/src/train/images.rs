@@ -8,10 +8,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::data::image_io::{read_image, Image};
 
-/// ImageNet channel means, as MAE normalises inputs.
-pub const IMAGENET_MEAN: [f64; 3] = [0.485, 0.456, 0.406];
-/// ImageNet channel standard deviations.
-pub const IMAGENET_STD: [f64; 3] = [0.229, 0.224, 0.225];
+pub use crate::data::loader::{IMAGENET_MEAN, IMAGENET_STD};
 
 /// Image files, read and resized on demand.
 #[derive(Debug, Clone)]

@@ -11,10 +11,12 @@ use super::setup::TrainingSetup;
 use super::stage::Outcome;
 use super::stage_inputs::dataset_root;
 use super::step_loop::{loss_summary, run_steps, LoopEnd, LoopSettings};
+use crate::autocast::Autocast;
 use crate::data::formats::millionaid;
 use crate::nn::checkpoint;
 use crate::nn::mae::MaskedAutoencoder;
 use crate::params::data::resolved_dataset;
+use crate::params::precision::Precision;
 use crate::params::MaePretrainParams;
 use crate::protocol::StageSpec;
 
@@ -72,9 +74,12 @@ pub fn run(
         stop_after,
     };
     let size = vit.image_size as i64;
+    let precision = Precision::resolve(params.precision, &spec.device);
     let end = run_steps(spec, &setup, &mut opt, &settings, events, |step| {
         let indices = batch_indices(spec.seed, images.paths.len(), params.batch_size, step.index);
         let batch = images.batch(&indices, size)?.to_device(setup.device);
+        // Autocast covers the forward pass only; the guard ends before backward.
+        let _autocast = Autocast::for_precision(precision, setup.device)?;
         Ok(model.forward(&batch, true).loss)
     })?;
     let losses = match end {
