@@ -20,8 +20,7 @@ pub fn expand(args: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
             return Err(BadInput::msg(format!(
                 "{}: no recipe in this folder (a recipe is a .toml file with an [experiment] table)",
                 arg.display()
-            ))
-            .into());
+            )));
         }
         files.extend(found);
     }

@@ -213,6 +213,6 @@ fn refuse_missing_data(session: &Session, plan: &Plan) -> anyhow::Result<()> {
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(BadInput::msg(dataset_roots::describe_missing(&missing)).into())
+        Err(BadInput::msg(dataset_roots::describe_missing(&missing)))
     }
 }

@@ -58,7 +58,6 @@ fn locate(worker: &Path) -> anyhow::Result<PathBuf> {
             "the worker `{}` was not found; worker stages' keys hold its hash\nhelp: build it with `make worker` (or `make build`), or set RSFM_WORKER to its path",
             worker.display()
         ))
-        .into()
     })
 }
 

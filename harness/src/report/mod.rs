@@ -76,8 +76,7 @@ pub fn locate_paper_dir(recipes: &[Recipe], cwd: &Path) -> anyhow::Result<PathBu
     Err(BadInput::msg(format!(
         "no {REPORTED_FILE} with {TABLES_DIR}/{TABLES_FILE} found above the recipes or {}: pass --paper DIR (e.g. recipes/paper)",
         cwd.display()
-    ))
-    .into())
+    )))
 }
 
 fn is_paper_dir(dir: &Path) -> bool {
@@ -113,8 +112,7 @@ pub async fn generate(
             "--table {}: no such table (tables: {}, or all)",
             options.table.as_deref().unwrap_or(""),
             names.join(", ")
-        ))
-        .into());
+        )));
     }
     let mut observations = lineage::observations(plan);
     measured::attach(store, &mut observations).await?;
