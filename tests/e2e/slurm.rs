@@ -144,9 +144,10 @@ fn job_id(project: &Project, key: &str) -> u64 {
 }
 
 fn metrics(project: &Project) -> Vec<serde_json::Value> {
+    // Final metrics only: curves carry throughput (items/s), which no two runs share.
     project.sql(
-        "SELECT s.key, m.name, m.value, m.step FROM metrics m JOIN stages s ON s.key = m.stage_key \
-         ORDER BY s.key, m.name, m.step",
+        "SELECT s.key, m.name, m.value FROM metrics m JOIN stages s ON s.key = m.stage_key \
+         WHERE m.step IS NULL ORDER BY s.key, m.name",
     )
 }
 
