@@ -392,8 +392,10 @@ mod tests {
             assert_eq!(fused_grads.len(), explicit_grads.len());
             for (a, b) in fused_grads.iter().zip(&explicit_grads) {
                 assert!(a.abs().max().double_value(&[]) > 0.0, "a gradient is zero");
-                let diff = (a - b).abs().max().double_value(&[]);
-                assert!(diff < 1e-5, "{mixing:?}: gradients differ by {diff}");
+                // fp32 sums of many terms: the error is relative to the gradient's scale.
+                let scale = b.abs().max().double_value(&[]).max(1.0);
+                let diff = (a - b).abs().max().double_value(&[]) / scale;
+                assert!(diff < 1e-5, "{mixing:?}: gradients differ by {diff} (relative)");
             }
         }
     }
