@@ -1,6 +1,7 @@
 //! The `rsfm` command line (DESIGN.md, *CLI contract*). Exit 0 on success, 1 on a failed run,
 //! 2 on bad input, 130 when interrupted.
 
+mod audit;
 mod cache_cmd;
 mod config;
 mod eval;
@@ -70,6 +71,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Render the paper's tables (reproduced beside reported) and plots from current results.
     Report(report::ReportArgs),
+    /// Rerun cached stages in a scratch dir: identical, within tolerance, or not reproducible.
+    Audit(audit::AuditArgs),
     /// Inspect, verify and clean the stage cache.
     Cache {
         #[command(subcommand)]
@@ -113,6 +116,7 @@ pub fn main() -> ExitCode {
             Command::Synth(args) => synth::run(&args, json),
             Command::Eval(args) => eval::run(&args, json),
             Command::Report(args) => report::run(args, &results, json).await,
+            Command::Audit(args) => audit::run(args, &results, json).await,
             Command::Cache { command } => cache_cmd::run(command, &results, json).await,
         }
     });

@@ -4,7 +4,7 @@
 pub mod gpus;
 pub mod lineage;
 pub mod progress;
-mod stage_task;
+pub(crate) mod stage_task;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -154,6 +154,35 @@ pub fn last_lines(text: &str, n: usize) -> Vec<&str> {
     lines[lines.len().saturating_sub(n)..].to_vec()
 }
 
+/// The needed stages (indices into `plan`) taken from the cache whose entries no longer match
+/// their manifests: each is moved out of the cache, with a message, so that it runs again
+/// instead of feeding bad data to the stage that needs it.
+fn damaged_inputs(
+    ctx: &RunContext,
+    plan: &Plan,
+    needs: &[usize],
+    state: &[State],
+    progress: &Progress,
+) -> anyhow::Result<Vec<usize>> {
+    let mut damaged = Vec::new();
+    for &j in needs.iter().filter(|&&j| state[j] == State::Cached) {
+        let need = &plan.stages[j];
+        let problems = ctx.cache.check_entry(&need.key.key);
+        if problems.is_empty() {
+            continue;
+        }
+        let moved = ctx.cache.quarantine(&need.key.key)?;
+        progress.println(&format!(
+            "{}: its cache entry does not match its manifest ({}); moved to {} and running it again",
+            need.display_name(),
+            problems.join("; "),
+            moved.display()
+        ));
+        damaged.push(j);
+    }
+    Ok(damaged)
+}
+
 /// Runs `plan`; returns when every stage has ended, been skipped, or the run was interrupted.
 pub async fn run(
     plan: &Plan,
@@ -172,8 +201,11 @@ pub async fn run(
     let mut told_cpu = false;
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let forced = |i: usize| is_forced(&plan.stages[i], &options.force);
+    // Cached entries found damaged before use: their stages run again.
+    let mut damaged = vec![false; n];
 
     loop {
+        let mut rescan = false;
         for i in 0..n {
             if state[i] != State::Waiting {
                 continue;
@@ -200,7 +232,7 @@ pub async fn run(
             }
             // The plan looked in the cache; a key another run finishes later is caught by the
             // stage task after it takes the key's lock.
-            if !forced(i) && planned.cached {
+            if !forced(i) && planned.cached && !damaged[i] {
                 state[i] = State::Cached;
                 summary.cached += 1;
                 progress.stage_done();
@@ -211,9 +243,23 @@ pub async fn run(
                         &Lineage::of(plan, i),
                     ))
                     .await?;
+                let entry = ctx.cache.entry_dir(&planned.key.key);
+                ctx.store
+                    .restore_final_metrics(&planned.key.key, &stage_task::cached_metrics(&entry)?)
+                    .await?;
                 continue;
             }
             if running.len() >= options.jobs.max(1) {
+                continue;
+            }
+            let bad_inputs = damaged_inputs(&ctx, plan, needs, &state, &progress)?;
+            if !bad_inputs.is_empty() {
+                for j in bad_inputs {
+                    damaged[j] = true;
+                    state[j] = State::Waiting;
+                    summary.cached -= 1;
+                }
+                rescan = true;
                 continue;
             }
             let wanted = planned.stage.resources.gpus as usize;
@@ -272,6 +318,9 @@ pub async fn run(
                 let result = run_stage(ctx, job, progress, cancel).await;
                 (i, devices, result)
             });
+        }
+        if rescan {
+            continue;
         }
         if running.is_empty() {
             break;

@@ -171,6 +171,10 @@ async fn run_stage_inner(
                 return Ok(StageResult::Interrupted);
             }
         };
+        let failure = match crate::disk::full_note(&ctx.results_dir) {
+            Some(note) => format!("{failure}; {note}"),
+            None => failure,
+        };
         let _ = fs_err::remove_dir_all(&out);
         let outcome = ended(
             StageStatus::Failed,
@@ -239,6 +243,19 @@ fn commit(
     });
     ctx.cache
         .commit(out, &planned.key, &stage_json, &planned.stage.name)
+}
+
+/// The final metrics in the `metrics.json` of the cache entry `entry_dir` (none when it has
+/// none).
+pub fn cached_metrics(entry_dir: &Path) -> anyhow::Result<Vec<MetricRow>> {
+    let path = entry_dir.join(METRICS_FILE);
+    let mut metrics = Vec::new();
+    if path.is_file() {
+        let value: serde_json::Value = serde_json::from_slice(&fs_err::read(&path)?)
+            .with_context(|| format!("{} is not valid JSON", path.display()))?;
+        flatten_metrics("", &value, &mut metrics);
+    }
+    Ok(metrics)
 }
 
 /// The metric rows a worker event stands for: a metric event as it is, a progress event as its
@@ -332,7 +349,8 @@ fn artifacts(entry: &Entry) -> Vec<ArtifactRow> {
         .collect()
 }
 
-fn stage_env(devices: &[u32], device: &str, work: &Path) -> Vec<(String, String)> {
+/// The environment of a stage process: its devices, its work dir and the `rsfm` binary.
+pub(crate) fn stage_env(devices: &[u32], device: &str, work: &Path) -> Vec<(String, String)> {
     let visible = devices
         .iter()
         .map(u32::to_string)
