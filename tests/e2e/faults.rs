@@ -445,3 +445,133 @@ fn a_full_disk_fails_the_stage_naming_it_and_the_rerun_completes_after_freeing_s
     assert_eq!(bytes[0]["value"].as_f64(), Some(3145728.0));
     assert!(project.rsfm(&["cache", "verify"]).status.success());
 }
+
+#[test]
+fn values_reach_commands_as_single_arguments_never_through_a_shell() {
+    let project = Project::new();
+    let data = project.path("data $(touch pwned); touch pwned2");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("f.txt"), "x").unwrap();
+    let recipe = project.write(
+        "inject.toml",
+        r#"
+[experiment]
+name = "inject"
+
+[dataset.d]
+root = "data $(touch pwned); touch pwned2"
+
+[stage.a]
+kind = "command"
+datasets = ["d"]
+argv = ["sh", "list.sh", "{dataset.d}", "{out}"]
+deps = ["list.sh"]
+"#,
+    );
+    project.write(
+        "list.sh",
+        "ls \"$1\" > \"$2/listing.txt\"\necho '{\"args\": '$#'}' > \"$2/metrics.json\"\n",
+    );
+    assert_eq!(project.run_json(&recipe, &[])["executed"], 1);
+    assert!(!project.path("pwned").exists() && !project.path("pwned2").exists());
+    let args = project.sql("SELECT value FROM metrics WHERE name = 'args'");
+    assert_eq!(args[0]["value"].as_f64(), Some(2.0), "the root was split");
+}
+
+const SLOW_STAGE: &str = r#"
+[stage.slow]
+kind = "command"
+argv = ["sh", "slow.sh", "{out}"]
+deps = ["slow.sh"]
+"#;
+
+/// Marks its start, runs 2 s, logs its end time in the project folder.
+const SLOW: &str = r#"touch ../slow.started
+sleep 2
+echo run >> ../slow.runs
+date +%s%N > ../slow.ended
+echo '{"slow": 1}' > "$1/metrics.json"
+"#;
+
+#[test]
+fn a_second_run_runs_other_keys_while_the_first_holds_a_shared_one_and_readers_work() {
+    let project = Project::new();
+    project.write("work/slow.sh", SLOW);
+    project.write(
+        "work/quick.sh",
+        "date +%s%N > ../quick.ended\necho '{\"quick\": 1}' > \"$1/metrics.json\"\n",
+    );
+    let first = project.write(
+        "work/first.toml",
+        &format!("[experiment]\nname = \"first\"\n{SLOW_STAGE}"),
+    );
+    let second = project.write(
+        "work/second.toml",
+        &format!(
+            "[experiment]\nname = \"second\"\n{SLOW_STAGE}\n[stage.quick]\nkind = \"command\"\nargv = [\"sh\", \"quick.sh\", \"{{out}}\"]\ndeps = [\"quick.sh\"]\n"
+        ),
+    );
+    let mut run = project
+        .command(&[
+            "run",
+            first.to_str().unwrap(),
+            "--gpus",
+            "none",
+            "--jobs",
+            "1",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let waited = Instant::now();
+    while !project.path("slow.started").exists() {
+        assert!(
+            waited.elapsed() < Duration::from_secs(30),
+            "the first run never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Readers work while a run writes.
+    project.ok(&["status"]);
+    project.ok(&["results"]);
+
+    let out = project
+        .command(&[
+            "run",
+            second.to_str().unwrap(),
+            "--gpus",
+            "none",
+            "--jobs",
+            "1",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(run.wait().unwrap().success());
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let summary = crate::common::last_json_line(&text(&out.stdout));
+    assert_eq!(
+        (summary["executed"].as_u64(), summary["cached"].as_u64()),
+        (Some(1), Some(1)),
+        "{summary}"
+    );
+    assert!(
+        stderr.contains("running other stages meanwhile"),
+        "{stderr}"
+    );
+    let runs = std::fs::read_to_string(project.path("slow.runs")).unwrap();
+    assert_eq!(runs.lines().count(), 1, "the shared key ran twice");
+    let when = |file: &str| -> u128 {
+        std::fs::read_to_string(project.path(file))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert!(
+        when("quick.ended") < when("slow.ended"),
+        "the second run only waited instead of running its other key"
+    );
+}

@@ -9,6 +9,7 @@ pub(crate) mod stage_task;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::sync::watch;
@@ -133,6 +134,9 @@ pub fn is_forced(planned: &crate::plan::PlannedStage, force: &[String]) -> bool 
         .any(|f| f == &planned.stage.name || f == &planned.stage.base)
 }
 
+/// How often a stage whose key another process runs tries the key's lock again.
+const LOCK_RETRY: Duration = Duration::from_millis(200);
+
 /// Lines of a failed stage's stderr shown under `failed:` (the database keeps more).
 pub const FAILURE_TAIL_LINES: usize = 5;
 
@@ -203,6 +207,8 @@ pub async fn run(
     let forced = |i: usize| is_forced(&plan.stages[i], &options.force);
     // Cached entries found damaged before use: their stages run again.
     let mut damaged = vec![false; n];
+    // Stages whose key another process is running: when to try their lock again.
+    let mut retry_at: Vec<Option<Instant>> = vec![None; n];
 
     loop {
         let mut rescan = false;
@@ -249,7 +255,9 @@ pub async fn run(
                     .await?;
                 continue;
             }
-            if running.len() >= options.jobs.max(1) {
+            if running.len() >= options.jobs.max(1)
+                || retry_at[i].is_some_and(|t| Instant::now() < t)
+            {
                 continue;
             }
             let bad_inputs = damaged_inputs(&ctx, plan, needs, &state, &progress)?;
@@ -322,18 +330,32 @@ pub async fn run(
         if rescan {
             continue;
         }
-        if running.is_empty() {
+        let deferred =
+            !stopping && (0..n).any(|i| state[i] == State::Waiting && retry_at[i].is_some());
+        if running.is_empty() && !deferred {
             break;
         }
         tokio::select! {
-            joined = running.join_next() => {
+            joined = running.join_next(), if !running.is_empty() => {
                 let (i, devices, result) = joined.expect("set is not empty")?;
                 pool.release(&devices);
+                if let StageResult::Busy(holder) = &result {
+                    if retry_at[i].is_none() {
+                        progress.println(&format!(
+                            "{}: waiting for {holder}, which is running the same key; running other stages meanwhile",
+                            plan.stages[i].display_name()
+                        ));
+                    }
+                    retry_at[i] = Some(Instant::now() + LOCK_RETRY);
+                    state[i] = State::Waiting;
+                    continue;
+                }
                 progress.stage_done();
                 state[i] = match result {
                     StageResult::Ran => { summary.executed += 1; State::Ran }
                     StageResult::Cached => { summary.cached += 1; State::Cached }
                     StageResult::Interrupted => { summary.interrupted += 1; State::Interrupted }
+                    StageResult::Busy(_) => State::Waiting,
                     StageResult::Failed { reason, stderr_tail, log } => {
                         progress.println(&failure_report(&reason, &stderr_tail, &log));
                         summary.failed += 1;
@@ -343,6 +365,7 @@ pub async fn run(
                     }
                 };
             }
+            _ = tokio::time::sleep(LOCK_RETRY), if deferred => {}
             _ = tokio::signal::ctrl_c(), if !*cancel_rx.borrow() => {
                 progress.println("interrupted: stopping running stages (SIGTERM, then SIGKILL)");
                 stopping = true;

@@ -16,6 +16,7 @@ use super::RunContext;
 use crate::cache::Entry;
 use crate::executor::command_line::{stage_argv, StagePaths};
 use crate::executor::{local, Invocation, ProcessEnd};
+use crate::lock::TryLock;
 use crate::plan::PlannedStage;
 use crate::store::{ArtifactRow, MetricRow, StageOutcome, StageRecord, StageStatus};
 
@@ -34,6 +35,8 @@ pub enum StageResult {
     },
     /// The run was interrupted while it ran.
     Interrupted,
+    /// Another process holds the key's lock (it runs the same key): try again later.
+    Busy(String),
 }
 
 /// Everything a stage task needs besides the shared context.
@@ -81,12 +84,15 @@ async fn run_stage_inner(
     let planned = &job.planned;
     let key = planned.key.key.clone();
     let name = planned.display_name();
-    let lock = tokio::select! {
-        lock = crate::lock::lock(&ctx.results_dir, &key, |owner| {
-            let holder = owner.map(|o| format!("pid {} on {}", o.pid, o.host)).unwrap_or_else(|| "another run".into());
-            progress.println(&format!("{name}: waiting for {holder}, which is running the same key"));
-        }) => lock?,
-        _ = cancel.wait_for(|c| *c) => return Ok(StageResult::Interrupted),
+    let lock = match crate::lock::try_lock(&ctx.results_dir, &key)? {
+        TryLock::Acquired(lock) => lock,
+        TryLock::Held(owner) => {
+            return Ok(StageResult::Busy(
+                owner
+                    .map(|o| format!("pid {} on {}", o.pid, o.host))
+                    .unwrap_or_else(|| "another run".into()),
+            ))
+        }
     };
     if ctx.cache.lookup(&key).is_some() && !job.forced {
         return Ok(StageResult::Cached);
