@@ -16,7 +16,7 @@ CARGO ?= cargo
 RSFM := target/release/rsfm
 DEMO_RESULTS ?= $(CURDIR)/results/demo
 
-.PHONY: libtorch gloo build worker demo test lint bench clean
+.PHONY: libtorch gloo build worker demo test fuzz lint bench clean
 
 libtorch:
 	$(SETUP_LIBTORCH)
@@ -45,6 +45,11 @@ demo: build
 test: libtorch gloo worker
 	$(CARGO) test -p rsfm -p rsfm-harness
 	$(CARGO) test -p rsfm-model --features torch
+
+## fuzz: random and mutated recipes, DOTA/DIOR-R/label files into their readers; no panic allowed
+FUZZ_CASES ?= 20000
+fuzz:
+	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test -p rsfm-harness --test fuzz
 
 lint:
 	$(CARGO) fmt --all --check

@@ -1,5 +1,7 @@
 //! End-to-end tests: the built `rsfm` binary on recipes in temp folders.
 
+mod audit;
+mod bad_corpus;
 mod bad_recipes;
 mod code_identity;
 mod common;
@@ -7,6 +9,7 @@ mod eval_synth;
 mod example_recipe;
 mod exit_codes;
 mod failures;
+mod faults;
 mod first_hour;
 mod gpus_and_locks;
 mod incremental;

@@ -107,8 +107,14 @@ fn collect_files(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> a
     for item in fs::read_dir(dir)? {
         let item = item?;
         let path = item.path();
-        if item.file_type()?.is_dir() {
+        let kind = item.file_type()?;
+        if kind.is_dir() {
             collect_files(root, &path, out)?;
+        } else if !kind.is_file() {
+            anyhow::bail!(
+                "{} is not a regular file (a symbolic link, socket or pipe): a cache entry holds regular files only,                  so that it cannot point outside the results directory; write a copy of the file instead",
+                path.display()
+            );
         } else {
             let rel = path.strip_prefix(root).expect("walk stays under root");
             let rel = rel
@@ -156,4 +162,21 @@ pub fn sync_tree(dir: &Path) -> anyhow::Result<()> {
 pub fn sync_dir(dir: &Path) -> anyhow::Result<()> {
     fs::File::open(dir)?.sync_all()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_symbolic_link_in_an_entry_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("metrics.json"), "{}").unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", dir.path().join("leak")).unwrap();
+        let message = format!("{:#}", Manifest::build(dir.path(), "k", "s").unwrap_err());
+        assert!(
+            message.contains("leak") && message.contains("not a regular file"),
+            "{message}"
+        );
+    }
 }

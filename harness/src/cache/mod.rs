@@ -15,7 +15,7 @@ use serde::Serialize;
 pub use manifest::{FileEntry, Manifest, MANIFEST_FILE};
 
 use crate::plan::key::{KeyManifest, CACHE_LAYOUT};
-use crate::process::pid_is_alive;
+use crate::process::{host_name, pid_is_alive};
 
 /// File in each entry holding the stage description.
 pub const STAGE_FILE: &str = "stage.json";
@@ -83,15 +83,18 @@ impl Cache {
         (manifest.key == key && manifest.layout == CACHE_LAYOUT).then_some(Entry { dir, manifest })
     }
 
-    /// A fresh, empty build directory for `key` under `tmp/`, named after this process.
+    /// A fresh, empty build directory for `key` under `tmp/`, named `KEY.HOST.PID.NANOS` after
+    /// this process, so that a sweep on another host of a shared filesystem leaves it alone.
     pub fn new_build_dir(&self, key: &str) -> anyhow::Result<PathBuf> {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or(0);
-        let dir = self
-            .tmp
-            .join(format!("{key}.{}.{nanos}", std::process::id()));
+        let dir = self.tmp.join(format!(
+            "{key}.{}.{}.{nanos}",
+            host_name(),
+            std::process::id()
+        ));
         fs::create_dir_all(&dir)?;
         Ok(dir)
     }
@@ -131,17 +134,46 @@ impl Cache {
             .with_context(|| format!("cache entry {} vanished after commit", dir.display()))
     }
 
-    /// Removes build directories in `tmp/` left by processes that are gone; returns how many.
+    /// Re-hashes the entry of `key` against its manifest; returns what does not match (a missing
+    /// or invalid manifest is a problem too). Empty: the entry is sound.
+    pub fn check_entry(&self, key: &str) -> Vec<String> {
+        let dir = self.entry_dir(key);
+        match Manifest::read(&dir) {
+            Err(err) => vec![format!("no valid manifest: {err:#}")],
+            Ok(manifest) => manifest.check(&dir),
+        }
+    }
+
+    /// Moves the entry of `key` out of the cache into `damaged/` beside it (kept for a look, never
+    /// used again); returns where it went.
+    pub fn quarantine(&self, key: &str) -> anyhow::Result<PathBuf> {
+        let results_dir = self.root.parent().expect("the cache root has a parent");
+        let dest = results_dir.join("damaged").join(format!(
+            "{key}.{}",
+            crate::time::now_rfc3339().replace(':', "")
+        ));
+        fs::create_dir_all(dest.parent().expect("has a parent"))?;
+        fs::rename(self.entry_dir(key), &dest)?;
+        Ok(dest)
+    }
+
+    /// Removes build directories in `tmp/` left by processes of this host that are gone (and
+    /// anything not named like a build directory); returns how many. Build directories of other
+    /// hosts are left alone: their processes cannot be checked from here.
     pub fn sweep_orphans(&self) -> anyhow::Result<usize> {
+        let host = host_name();
         let mut swept = 0;
         for item in fs::read_dir(&self.tmp)? {
             let path = item?.path();
             let owner = path
                 .file_name()
                 .and_then(|n| n.to_str())
-                .and_then(|n| n.split('.').nth(1))
-                .and_then(|pid| pid.parse::<i32>().ok());
-            if owner.is_none_or(|pid| !pid_is_alive(pid)) {
+                .and_then(build_dir_owner);
+            let orphan = match owner {
+                None => true,
+                Some((owner_host, pid)) => owner_host == host && !pid_is_alive(pid),
+            };
+            if orphan {
                 remove_any(&path)?;
                 swept += 1;
             }
@@ -213,10 +245,43 @@ impl Cache {
     }
 }
 
+/// The host and pid in a build directory name `KEY.HOST.PID.NANOS` (the host may hold dots).
+fn build_dir_owner(name: &str) -> Option<(&str, i32)> {
+    let (_, rest) = name.split_once('.')?;
+    let (rest, _nanos) = rest.rsplit_once('.')?;
+    let (host, pid) = rest.rsplit_once('.')?;
+    Some((host, pid.parse().ok()?))
+}
+
 fn remove_any(path: &Path) -> std::io::Result<()> {
     if path.is_dir() {
         fs::remove_dir_all(path)
     } else {
         fs::remove_file(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sweep_removes_dead_local_builds_only() {
+        let results = tempfile::tempdir().unwrap();
+        let cache = Cache::open(results.path()).unwrap();
+        let live = cache.new_build_dir("abc").unwrap();
+        let tmp = results.path().join("tmp");
+        // pid 0 is never a live build's owner.
+        let dead = tmp.join(format!("abc.{}.0.1", host_name()));
+        let other_host = tmp.join("abc.node-7.cluster.example.0.1");
+        let stray = tmp.join("not-a-build-dir");
+        for dir in [&dead, &other_host, &stray] {
+            fs::create_dir_all(dir).unwrap();
+        }
+        assert_eq!(cache.sweep_orphans().unwrap(), 2);
+        assert!(live.exists(), "a live build was swept");
+        assert!(other_host.exists(), "another host's build was swept");
+        assert!(!dead.exists() && !stray.exists());
+        assert_eq!(build_dir_owner("k.node.a.b.42.7"), Some(("node.a.b", 42)));
     }
 }

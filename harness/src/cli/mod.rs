@@ -2,6 +2,7 @@
 //! 2 on bad input, 130 when interrupted: [`main`] decides the code, from [`Ended`] or from the
 //! error's class ([`crate::error`]), and prints an error once, with its whole chain.
 
+mod audit;
 mod cache_cmd;
 mod config;
 mod eval;
@@ -98,6 +99,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Render the paper's tables (reproduced beside reported) and plots from current results.
     Report(report::ReportArgs),
+    /// Rerun cached stages in a scratch dir: identical, within tolerance, or not reproducible.
+    Audit(audit::AuditArgs),
     /// Inspect, verify and clean the stage cache.
     Cache {
         #[command(subcommand)]
@@ -141,6 +144,7 @@ pub fn main() -> ExitCode {
             Command::Synth(args) => synth::run(&args, json),
             Command::Eval(args) => eval::run(&args, json),
             Command::Report(args) => report::run(args, &results, json).await,
+            Command::Audit(args) => audit::run(args, &results, json).await,
             Command::Cache { command } => cache_cmd::run(command, &results, json).await,
         }
     });

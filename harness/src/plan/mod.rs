@@ -15,6 +15,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::cache::Cache;
+use crate::cli::BadInput;
 use crate::fingerprint::fingerprint_tree;
 use crate::recipe::{Recipe, Stage, StageKind};
 use crate::store::Store;
@@ -117,8 +118,11 @@ impl Plan {
                     let hash = match dep_hashes.get(&path) {
                         Some(hash) => hash.clone(),
                         None => {
-                            let hash = hash_dep(&recipe.dir, &dep).with_context(|| {
-                                format!("stage `{}` lists `{dep}` in deps", stage.name)
+                            let hash = hash_dep(&recipe.dir, &dep).map_err(|err| {
+                                BadInput::msg(format!(
+                                    "{}: stage `{}` lists `{dep}` in deps: {err:#}\n  help: deps are files whose content enters the key, relative to the recipe's folder; create it or fix the path",
+                                    stage.location, stage.name
+                                ))
                             })?;
                             dep_hashes.insert(path, hash.clone());
                             hash

@@ -4,11 +4,12 @@
 pub mod gpus;
 pub mod lineage;
 pub mod progress;
-mod stage_task;
+pub(crate) mod stage_task;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::sync::watch;
@@ -136,6 +137,9 @@ pub fn is_forced(planned: &crate::plan::PlannedStage, force: &[String]) -> bool 
         .any(|f| f == &planned.stage.name || f == &planned.stage.base)
 }
 
+/// How often a stage whose key another process runs tries the key's lock again.
+const LOCK_RETRY: Duration = Duration::from_millis(200);
+
 /// Lines of a failed stage's stderr shown under `failed:` (the database keeps more).
 pub const FAILURE_TAIL_LINES: usize = 5;
 
@@ -157,6 +161,35 @@ pub fn last_lines(text: &str, n: usize) -> Vec<&str> {
     lines[lines.len().saturating_sub(n)..].to_vec()
 }
 
+/// The needed stages (indices into `plan`) taken from the cache whose entries no longer match
+/// their manifests: each is moved out of the cache, with a message, so that it runs again
+/// instead of feeding bad data to the stage that needs it.
+fn damaged_inputs(
+    ctx: &RunContext,
+    plan: &Plan,
+    needs: &[usize],
+    state: &[State],
+    progress: &Progress,
+) -> anyhow::Result<Vec<usize>> {
+    let mut damaged = Vec::new();
+    for &j in needs.iter().filter(|&&j| state[j] == State::Cached) {
+        let need = &plan.stages[j];
+        let problems = ctx.cache.check_entry(&need.key.key);
+        if problems.is_empty() {
+            continue;
+        }
+        let moved = ctx.cache.quarantine(&need.key.key)?;
+        progress.println(&format!(
+            "{}: its cache entry does not match its manifest ({}); moved to {} and running it again",
+            need.display_name(),
+            problems.join("; "),
+            moved.display()
+        ));
+        damaged.push(j);
+    }
+    Ok(damaged)
+}
+
 /// Runs `plan`; returns when every stage has ended, been skipped, or the run was interrupted.
 pub async fn run(
     plan: &Plan,
@@ -175,8 +208,13 @@ pub async fn run(
     let mut told_cpu = false;
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let forced = |i: usize| is_forced(&plan.stages[i], &options.force);
+    // Cached entries found damaged before use: their stages run again.
+    let mut damaged = vec![false; n];
+    // Stages whose key another process is running: when to try their lock again.
+    let mut retry_at: Vec<Option<Instant>> = vec![None; n];
 
     loop {
+        let mut rescan = false;
         for i in 0..n {
             if state[i] != State::Waiting {
                 continue;
@@ -203,7 +241,7 @@ pub async fn run(
             }
             // The plan looked in the cache; a key another run finishes later is caught by the
             // stage task after it takes the key's lock.
-            if !forced(i) && planned.cached {
+            if !forced(i) && planned.cached && !damaged[i] {
                 state[i] = State::Cached;
                 summary.cached += 1;
                 progress.stage_done();
@@ -214,9 +252,25 @@ pub async fn run(
                         &Lineage::of(plan, i),
                     ))
                     .await?;
+                let entry = ctx.cache.entry_dir(&planned.key.key);
+                ctx.store
+                    .restore_final_metrics(&planned.key.key, &stage_task::cached_metrics(&entry)?)
+                    .await?;
                 continue;
             }
-            if running.len() >= options.jobs.max(1) {
+            if running.len() >= options.jobs.max(1)
+                || retry_at[i].is_some_and(|t| Instant::now() < t)
+            {
+                continue;
+            }
+            let bad_inputs = damaged_inputs(&ctx, plan, needs, &state, &progress)?;
+            if !bad_inputs.is_empty() {
+                for j in bad_inputs {
+                    damaged[j] = true;
+                    state[j] = State::Waiting;
+                    summary.cached -= 1;
+                }
+                rescan = true;
                 continue;
             }
             let wanted = planned.stage.resources.gpus as usize;
@@ -278,18 +332,35 @@ pub async fn run(
                 (i, devices, result)
             });
         }
-        if running.is_empty() {
+        if rescan {
+            continue;
+        }
+        let deferred =
+            !stopping && (0..n).any(|i| state[i] == State::Waiting && retry_at[i].is_some());
+        if running.is_empty() && !deferred {
             break;
         }
         tokio::select! {
-            joined = running.join_next() => {
+            joined = running.join_next(), if !running.is_empty() => {
                 let (i, devices, result) = joined.expect("set is not empty")?;
                 pool.release(&devices);
+                if let StageResult::Busy(holder) = &result {
+                    if retry_at[i].is_none() {
+                        progress.println(&format!(
+                            "{}: waiting for {holder}, which is running the same key; running other stages meanwhile",
+                            plan.stages[i].display_name()
+                        ));
+                    }
+                    retry_at[i] = Some(Instant::now() + LOCK_RETRY);
+                    state[i] = State::Waiting;
+                    continue;
+                }
                 progress.stage_done();
                 state[i] = match result {
                     StageResult::Ran => { summary.executed += 1; State::Ran }
                     StageResult::Cached => { summary.cached += 1; State::Cached }
                     StageResult::Interrupted => { summary.interrupted += 1; State::Interrupted }
+                    StageResult::Busy(_) => State::Waiting,
                     StageResult::Failed { reason, stderr_tail, log } => {
                         progress.println(&failure_report(&reason, &stderr_tail, &log));
                         summary.failed += 1;
@@ -299,6 +370,7 @@ pub async fn run(
                     }
                 };
             }
+            _ = tokio::time::sleep(LOCK_RETRY), if deferred => {}
             _ = tokio::signal::ctrl_c(), if !*cancel_rx.borrow() => {
                 progress.println(&format!("interrupted: {}", ctx.executor.stopping()));
                 stopping = true;

@@ -16,6 +16,7 @@ use super::RunContext;
 use crate::cache::Entry;
 use crate::executor::command_line::{stage_argv, StagePaths};
 use crate::executor::{Invocation, Placement, ProcessEnd};
+use crate::lock::TryLock;
 use crate::plan::PlannedStage;
 use crate::store::{ArtifactRow, MetricRow, StageOutcome, StageRecord, StageStatus};
 
@@ -34,6 +35,8 @@ pub enum StageResult {
     },
     /// The run was interrupted while it ran.
     Interrupted,
+    /// Another process holds the key's lock (it runs the same key): try again later.
+    Busy(String),
 }
 
 /// Everything a stage task needs besides the shared context.
@@ -81,12 +84,15 @@ async fn run_stage_inner(
     let planned = &job.planned;
     let key = planned.key.key.clone();
     let name = planned.display_name();
-    let lock = tokio::select! {
-        lock = crate::lock::lock(&ctx.results_dir, &key, |owner| {
-            let holder = owner.map(|o| format!("pid {} on {}", o.pid, o.host)).unwrap_or_else(|| "another run".into());
-            progress.println(&format!("{name}: waiting for {holder}, which is running the same key"));
-        }) => lock?,
-        _ = cancel.wait_for(|c| *c) => return Ok(StageResult::Interrupted),
+    let lock = match crate::lock::try_lock(&ctx.results_dir, &key)? {
+        TryLock::Acquired(lock) => lock,
+        TryLock::Held(owner) => {
+            return Ok(StageResult::Busy(
+                owner
+                    .map(|o| format!("pid {} on {}", o.pid, o.host))
+                    .unwrap_or_else(|| "another run".into()),
+            ))
+        }
     };
     if ctx.cache.lookup(&key).is_some() && !job.forced {
         return Ok(StageResult::Cached);
@@ -173,6 +179,10 @@ async fn run_stage_inner(
                 return Ok(StageResult::Interrupted);
             }
         };
+        let failure = match crate::disk::full_note(&ctx.results_dir) {
+            Some(note) => format!("{failure}; {note}"),
+            None => failure,
+        };
         let _ = fs_err::remove_dir_all(&out);
         let outcome = ended(
             StageStatus::Failed,
@@ -241,6 +251,19 @@ fn commit(
     });
     ctx.cache
         .commit(out, &planned.key, &stage_json, &planned.stage.name)
+}
+
+/// The final metrics in the `metrics.json` of the cache entry `entry_dir` (none when it has
+/// none).
+pub fn cached_metrics(entry_dir: &Path) -> anyhow::Result<Vec<MetricRow>> {
+    let path = entry_dir.join(METRICS_FILE);
+    let mut metrics = Vec::new();
+    if path.is_file() {
+        let value: serde_json::Value = serde_json::from_slice(&fs_err::read(&path)?)
+            .with_context(|| format!("{} is not valid JSON", path.display()))?;
+        flatten_metrics("", &value, &mut metrics);
+    }
+    Ok(metrics)
 }
 
 /// The metric rows a worker event stands for: a metric event as it is, a progress event as its
@@ -334,7 +357,8 @@ fn artifacts(entry: &Entry) -> Vec<ArtifactRow> {
         .collect()
 }
 
-fn stage_env(placement: &Placement, work: &Path) -> Vec<(String, String)> {
+/// The environment of a stage process: its devices, its work dir and the `rsfm` binary.
+pub(crate) fn stage_env(placement: &Placement, work: &Path) -> Vec<(String, String)> {
     let mut env = Vec::new();
     if let Some(visible) = &placement.visible_devices {
         env.push(("CUDA_VISIBLE_DEVICES".into(), visible.clone()));

@@ -6,6 +6,7 @@
 //! timeout. The schema lives in `harness/migrations/`, embedded and applied by [`Store::open`].
 
 mod current;
+mod damage;
 mod file_hashes;
 mod read_only_sql;
 mod records;
@@ -67,7 +68,8 @@ impl Store {
             .max_connections(1)
             .connect_with(options)
             .await
-            .with_context(|| format!("opening the results database {}", db_path.display()))?;
+            .map_err(|err| damage::explain(err, db_path, "opening the results database"))?;
+        damage::probe(&writer, db_path).await?;
         MIGRATOR
             .run(&writer)
             .await
@@ -89,6 +91,7 @@ impl Store {
             );
         }
         let reader = read_only_pool(db_path).await?;
+        let reader = damage::probe_recovering(reader, db_path, || read_only_pool(db_path)).await?;
         Ok(Store {
             path: db_path.to_path_buf(),
             writer: None,
@@ -250,7 +253,7 @@ async fn read_only_pool(db_path: &Path) -> anyhow::Result<SqlitePool> {
         .max_connections(READERS)
         .connect_with(options)
         .await
-        .with_context(|| format!("opening {} read-only", db_path.display()))
+        .map_err(|err| damage::explain(err, db_path, "opening read-only"))
 }
 
 /// The cells of `row` as JSON: integers, reals (non-finite → null), text, blobs as hex.

@@ -26,6 +26,11 @@ pub enum ReadOnlySqlError {
          index_list(T), user_version, ...) are"
     )]
     Pragma(String),
+    /// A call of `load_extension`, which would run native code.
+    #[error(
+        "`load_extension` is not allowed: `rsfm sql` cannot load SQLite extensions (the connection refuses them too)"
+    )]
+    LoadExtension,
     /// A string, quoted identifier or comment that never ends.
     #[error("unterminated {0} in the SQL text")]
     Unterminated(&'static str),
@@ -40,6 +45,9 @@ pub fn check_read_only(sql: &str) -> Result<(), ReadOnlySqlError> {
         .collect();
     match statements.as_slice() {
         [] => Err(ReadOnlySqlError::Empty),
+        [statement] if statement.contains(&Token::Word("LOAD_EXTENSION".into())) => {
+            Err(ReadOnlySqlError::LoadExtension)
+        }
         [statement] => check_statement(statement),
         many => Err(ReadOnlySqlError::MultipleStatements(many.len())),
     }
@@ -331,6 +339,14 @@ mod tests {
             (
                 "PRAGMA writable_schema",
                 ReadOnlySqlError::Pragma("writable_schema".into()),
+            ),
+            (
+                "SELECT load_extension('/tmp/x.so')",
+                ReadOnlySqlError::LoadExtension,
+            ),
+            (
+                "WITH t AS (SELECT Load_Extension('x')) SELECT * FROM t",
+                ReadOnlySqlError::LoadExtension,
             ),
             ("  ; -- nothing", ReadOnlySqlError::Empty),
             ("SELECT 'open", ReadOnlySqlError::Unterminated("string")),

@@ -5,7 +5,7 @@ use sqlx::query::Query;
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{QueryBuilder, Row, Sqlite};
 
-use super::{StageFilter, StageOutcome, StageRecord, StageRow, StageStatus, Store};
+use super::{MetricRow, StageFilter, StageOutcome, StageRecord, StageRow, StageStatus, Store};
 
 impl Store {
     /// Records that a stage starts an attempt: inserts or updates its row with status `running`,
@@ -123,6 +123,30 @@ impl Store {
         tx.commit()
             .await
             .with_context(|| self.context(&format!("recording the end of stage {key}")))?;
+        Ok(())
+    }
+
+    /// Adds the final metrics (`step` NULL) of a cached stage that the store lacks, e.g. after a
+    /// run was killed between committing the entry and recording it; rows it has are kept.
+    pub async fn restore_final_metrics(
+        &self,
+        key: &str,
+        metrics: &[MetricRow],
+    ) -> anyhow::Result<()> {
+        let mut tx = self.writer()?.begin().await?;
+        for metric in metrics.iter().filter(|m| m.step.is_none()) {
+            sqlx::query(
+                "INSERT OR IGNORE INTO metrics (stage_key, name, value, step) VALUES (?, ?, ?, NULL)",
+            )
+            .bind(key)
+            .bind(&metric.name)
+            .bind(metric.value)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit()
+            .await
+            .with_context(|| self.context(&format!("restoring the metrics of stage {key}")))?;
         Ok(())
     }
 

@@ -187,8 +187,15 @@ fn parse_object_row(row: &str, classes: &ClassCheck<'_>) -> Result<DotaObject, S
         } else {
             format!("{} coordinates", coords.len())
         };
+        let stop = match rest.first() {
+            Some(token) if coords.len() < 8 => format!(
+                " (field {} `{token}` is not a finite number)",
+                coords.len() + 1
+            ),
+            _ => String::new(),
+        };
         return Err(format!(
-            "expected `x1 y1 x2 y2 x3 y3 x4 y4 class [difficult]` (4 points), found {points}"
+            "expected `x1 y1 x2 y2 x3 y3 x4 y4 class [difficult]` (4 points), found {points}{stop}"
         ));
     }
     let (class, difficult) = match rest {

@@ -1,0 +1,1 @@
+echo "{ broken" > "$1/metrics.json"
