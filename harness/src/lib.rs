@@ -1,9 +1,16 @@
 //! rsfm-harness: recipes → plan → content-addressed cache → scheduler → store, and the CLI.
 //! Builds and tests without libtorch.
 
+#![warn(clippy::unwrap_used, clippy::print_stdout, clippy::print_stderr)]
+
 pub mod audit;
 pub mod cache;
 pub mod canonical;
+#[allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "the command line: its output is what it prints"
+)]
 pub mod cli;
 pub mod dataset_roots;
 pub mod disk;

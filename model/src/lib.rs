@@ -2,6 +2,8 @@
 //! formats, synthetic data, the worker protocol) builds without libtorch; the tch models,
 //! training loops and the worker live behind the `torch` feature.
 
+#![warn(clippy::unwrap_used, clippy::print_stdout, clippy::print_stderr)]
+
 pub mod arch;
 #[cfg(feature = "torch")]
 pub mod autocast;
@@ -19,4 +21,9 @@ mod shim;
 #[cfg(feature = "torch")]
 pub mod train;
 #[cfg(feature = "torch")]
+#[allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "the worker protocol: events are JSON lines on stdout"
+)]
 pub mod worker;

@@ -40,22 +40,34 @@ pub struct StageSpec {
 pub enum Event {
     /// Training or evaluation progress.
     Progress {
+        /// Steps done.
         step: u64,
+        /// Steps in all.
         total: u64,
+        /// Loss of the last step, when it trains.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         loss: Option<f64>,
+        /// Throughput since the last progress event.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         items_per_s: Option<f64>,
     },
     /// One metric value, optionally at a training step.
     Metric {
+        /// Metric name.
         name: String,
+        /// Its value.
         value: f64,
+        /// The training step it belongs to; none for a final metric.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         step: Option<u64>,
     },
     /// A log message.
-    Log { level: String, msg: String },
+    Log {
+        /// `info`, `warn` or `error`.
+        level: String,
+        /// The message.
+        msg: String,
+    },
 }
 
 impl Event {

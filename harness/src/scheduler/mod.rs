@@ -3,6 +3,11 @@
 
 pub mod gpus;
 pub mod lineage;
+#[allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "progress lines are the run's output when no terminal shows bars"
+)]
 pub mod progress;
 pub(crate) mod stage_task;
 

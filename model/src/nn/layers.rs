@@ -395,7 +395,10 @@ mod tests {
                 // fp32 sums of many terms: the error is relative to the gradient's scale.
                 let scale = b.abs().max().double_value(&[]).max(1.0);
                 let diff = (a - b).abs().max().double_value(&[]) / scale;
-                assert!(diff < 1e-5, "{mixing:?}: gradients differ by {diff} (relative)");
+                assert!(
+                    diff < 1e-5,
+                    "{mixing:?}: gradients differ by {diff} (relative)"
+                );
             }
         }
     }
