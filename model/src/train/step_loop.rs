@@ -101,6 +101,15 @@ pub fn run_steps(
         },
     };
     let data_parallel = replicas.data_parallel(vs)?;
+    if data_parallel.is_some() {
+        events.log(
+            "info",
+            format!(
+                "data parallel over {} processes, {} samples each per step",
+                shard.world_size, shard.per_rank
+            ),
+        );
+    }
     let started = Instant::now();
     let first_step = state.step;
     while state.step < total {
