@@ -133,7 +133,7 @@ impl Shard {
         batch_size: usize,
     ) -> anyhow::Result<Shard> {
         anyhow::ensure!(
-            batch_size % world_size == 0,
+            batch_size.is_multiple_of(world_size),
             "`batch_size` = {batch_size} cannot be split evenly over {world_size} data-parallel processes: make it a multiple of {world_size}"
         );
         Ok(Shard {
