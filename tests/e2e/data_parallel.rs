@@ -1,6 +1,7 @@
 //! Data parallel through the local executor: a tiny MAE stage with `processes = 2` runs as two
 //! Gloo ranks through `rsfm run`, writes its metrics once, is cached on the second run, and
-//! ends at the loss of the same stage run as one process (the key ignores `processes`).
+//! ends at the loss of the same stage run as one process (the key ignores `processes`); a
+//! batch the ranks cannot split and a failing rank fail the stage.
 
 use std::path::PathBuf;
 
@@ -174,4 +175,35 @@ fn a_batch_the_ranks_cannot_split_fails_the_stage_naming_the_fix() {
     let output = crate::common::text(&out.stderr) + &crate::common::text(&out.stdout);
     assert!(output.contains("multiple of 3"), "{output}");
     assert!(metric_rows(&project, "loss_final").is_empty());
+}
+
+#[test]
+fn a_failing_rank_stops_the_others_and_fails_the_stage() {
+    let project = Project::new();
+    let marker = project.path("rank0-finished");
+    // Rank 1 fails at once; rank 0 would write the marker after 20 s unless it is stopped.
+    let recipe = project.write(
+        "ranks.toml",
+        &format!(
+            r#"
+[experiment]
+name = "ranks"
+
+[stage.ranks]
+kind = "command"
+processes = 2
+argv = ["sh", "-c", "test \"$WORLD_SIZE\" = 2 && test -n \"$MASTER_PORT\" || exit 9; if [ \"$RANK\" = 1 ]; then echo rank one gives up >&2; exit 7; fi; sleep 20; touch {}", "sh"]
+"#,
+            marker.display()
+        ),
+    );
+    let out = run(&project, &recipe);
+    assert!(!out.status.success());
+    let output = crate::common::text(&out.stderr) + &crate::common::text(&out.stdout);
+    assert!(output.contains("rank 1 exited with status 7"), "{output}");
+    assert!(output.contains("[rank 1] rank one gives up"), "{output}");
+    assert!(
+        !marker.exists(),
+        "rank 0 ran to its end instead of being stopped"
+    );
 }
