@@ -207,3 +207,76 @@ argv = ["sh", "-c", "test \"$WORLD_SIZE\" = 2 && test -n \"$MASTER_PORT\" || exi
         "rank 0 ran to its end instead of being stopped"
     );
 }
+
+/// Runs the worker on `stage` as two local ranks; the exit codes in rank order and rank 0's
+/// stdout.
+fn two_worker_ranks(
+    stage: &std::path::Path,
+    out: &std::path::Path,
+    extra: &[&str],
+) -> (Vec<i32>, String) {
+    let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let children: Vec<std::process::Child> = (0..2)
+        .map(|rank| {
+            std::process::Command::new(worker())
+                .args([
+                    "run",
+                    "--stage",
+                    stage.to_str().unwrap(),
+                    "--out",
+                    out.to_str().unwrap(),
+                ])
+                .args(extra)
+                .env("RANK", rank.to_string())
+                .env("LOCAL_RANK", rank.to_string())
+                .env("WORLD_SIZE", "2")
+                .env("MASTER_ADDR", "127.0.0.1")
+                .env("MASTER_PORT", port.to_string())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<std::process::Output> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let codes = outputs
+        .iter()
+        .map(|o| o.status.code().unwrap_or(-1))
+        .collect();
+    (codes, crate::common::text(&outputs[0].stdout))
+}
+
+#[test]
+fn two_ranks_stopped_and_resumed_end_where_an_uninterrupted_run_ends() {
+    let (project, recipe) = project(2, 4);
+    let first = run(&project, &recipe);
+    assert!(
+        first.status.success(),
+        "{}",
+        crate::common::text(&first.stderr)
+    );
+    let uninterrupted = metric_rows(&project, "loss_final")[0].1;
+    let key = plan_key(&project, &recipe);
+    let stage = project.results().join("work").join(&key).join("stage.json");
+    let out = project.path("resumed");
+
+    // Both ranks stop together after 3 steps; rank 0 alone saves the resume checkpoint.
+    let (codes, _) = two_worker_ranks(&stage, &out, &["--stop-after", "3"]);
+    assert_eq!(codes, [3, 3]);
+    assert!(!out.join("metrics.json").exists());
+    let (codes, log) = two_worker_ranks(&stage, &out, &[]);
+    assert_eq!(codes, [0, 0], "{log}");
+    assert!(log.contains("resuming from step 3"), "{log}");
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+    let resumed = metrics["loss_final"].as_f64().unwrap();
+    assert!(
+        ((resumed - uninterrupted) / uninterrupted).abs() < 1e-5,
+        "resumed {resumed} vs uninterrupted {uninterrupted}"
+    );
+}
