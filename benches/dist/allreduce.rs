@@ -53,7 +53,7 @@ fn run_rank(env: RankEnv, repeats: usize) {
     )
     .backward();
     let group = ProcessGroup::join(&env, Duration::from_secs(120)).expect("join");
-    let dp = DataParallel::new(group, &vs, DEFAULT_BUCKET_BYTES);
+    let dp = DataParallel::new(&group, &vs, DEFAULT_BUCKET_BYTES);
     dp.all_reduce_gradients().expect("warm-up all-reduce");
     let times: Vec<f64> = (0..repeats)
         .map(|_| {

@@ -131,7 +131,7 @@ fn mae(device: Device, args: &[String]) -> anyhow::Result<Value> {
     let vs = VarStore::new(device);
     let model = MaskedAutoencoder::new(&vs.root(), &vit, &mae_config);
     let mut opt = AdamW::new(decay_groups(&vs, 0.05), AdamWConfig::default());
-    let dp = if with_dp {
+    let group = if with_dp {
         let env = RankEnv {
             rank: 0,
             world_size: 1,
@@ -139,11 +139,13 @@ fn mae(device: Device, args: &[String]) -> anyhow::Result<Value> {
             master_addr: "127.0.0.1".into(),
             master_port: free_port()?,
         };
-        let group = ProcessGroup::join(&env, Duration::from_secs(60))?;
-        Some(DataParallel::new(group, &vs, DEFAULT_BUCKET_BYTES))
+        Some(ProcessGroup::join(&env, Duration::from_secs(60))?)
     } else {
         None
     };
+    let dp = group
+        .as_ref()
+        .map(|group| DataParallel::new(group, &vs, DEFAULT_BUCKET_BYTES));
     let images = Tensor::randn([batch, 3, 224, 224], (Kind::Float, device));
     let mut failure = None;
     let step_s = time_steps(device, || {

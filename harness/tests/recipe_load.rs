@@ -289,6 +289,7 @@ time_limit = "90m"
     );
     let big = &recipe.stages[0];
     assert_eq!(big.resources.gpus, 8);
+    assert_eq!(big.resources.ranks(), 8);
     assert_eq!(big.resources.gpu_mem_gb, Some(80.0));
     assert_eq!(
         big.resources.time_limit,
@@ -301,6 +302,7 @@ time_limit = "90m"
     let small = &recipe.stages[1];
     assert_eq!(small.resources.time_limit, Some(Duration::from_secs(5400)));
     assert_eq!(small.resources.gpu_mem_gb, None);
+    assert_eq!(small.resources.ranks(), 1);
 }
 
 #[test]
@@ -346,6 +348,8 @@ fn out_of_range_and_unknown_values_are_errors() {
         ("version = \"v3\"", "use one of `v1.0`, `v1.5`, `v2.0`"),
         ("lr = nan", "finite number"),
         ("time_limit = \"soon\"", "`HH:MM:SS`"),
+        ("processes = 0", "one process per GPU"),
+        ("processes = 3\ngpus = 2", "processes` = 3 with `gpus` = 2"),
     ];
     for (line, expected) in cases {
         let text = format!(

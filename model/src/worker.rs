@@ -12,6 +12,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tch::{Device, Kind, Tensor};
 
+use crate::dist::RankEnv;
 use crate::params::data::EvalTask;
 use crate::params::{EvaluateParams, FinetuneDetParams, FinetuneSegParams, MaePretrainParams};
 use crate::protocol::{StageSpec, METRICS_FILE};
@@ -205,7 +206,23 @@ fn run(args: &RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut events = Events::stdout();
+    // Under a data-parallel launch every rank runs this; rank 0 alone reports and writes.
+    let leader = match RankEnv::from_env() {
+        Ok(env) => env.is_none_or(|env| env.is_leader()),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return ExitCode::from(2);
+        }
+    };
+    if !leader && matches!(stage, Stage::Evaluate(_)) {
+        // Evaluation is not data parallel: rank 0 evaluates alone.
+        return ExitCode::SUCCESS;
+    }
+    let mut events = if leader {
+        Events::stdout()
+    } else {
+        Events::discard()
+    };
     if let Err(err) = install_stop_signals() {
         events.log("warn", format!("cannot catch SIGTERM/SIGINT, a stop will lose progress since the last checkpoint: {err}"));
     }
@@ -225,7 +242,11 @@ fn run(args: &RunArgs) -> ExitCode {
         }
         .map(Outcome::Finished),
     };
-    match result.and_then(|outcome| finish(outcome, &args.out)) {
+    let finished = match result {
+        Ok(Outcome::Finished(_)) if !leader => Ok(ExitCode::SUCCESS),
+        result => result.and_then(|outcome| finish(outcome, &args.out)),
+    };
+    match finished {
         Ok(code) => code,
         Err(err) => {
             events.log("error", format!("{err:#}"));

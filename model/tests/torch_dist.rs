@@ -99,7 +99,7 @@ fn run_rank(env: RankEnv, out: PathBuf) {
     // Each rank starts from different weights: the broadcast must make them rank 0's.
     let model = Model::new(100 + env.rank as i64);
     let group = ProcessGroup::join(&env, Duration::from_secs(60)).expect("join");
-    let dp = DataParallel::new(group, &model.vs, 2048);
+    let dp = DataParallel::new(&group, &model.vs, 2048);
     assert!(
         dp.bucket_count() > 1,
         "the test must exercise several buckets"

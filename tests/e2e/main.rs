@@ -5,6 +5,7 @@ mod bad_corpus;
 mod bad_recipes;
 mod code_identity;
 mod common;
+mod data_parallel;
 mod eval_synth;
 mod example_recipe;
 mod exit_codes;

@@ -28,6 +28,9 @@ pub struct Invocation {
     pub log_path: PathBuf,
     /// Wall-clock limit, if the recipe sets one.
     pub time_limit: Option<Duration>,
+    /// Copies of the process to start as data-parallel ranks (the stage's `processes`, else
+    /// its `gpus`; at least 1). The local executor starts them all; Slurm starts one.
+    pub ranks: u32,
 }
 
 /// How a stage's process ended.

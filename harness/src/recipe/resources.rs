@@ -1,4 +1,5 @@
-//! What a stage asks of the machine: GPUs, GPU memory and a time limit (not in the key).
+//! What a stage asks of the machine: GPUs, data-parallel processes, GPU memory and a time
+//! limit (not in the key).
 
 use serde::Serialize;
 use std::time::Duration;
@@ -8,10 +9,20 @@ use std::time::Duration;
 pub struct Resources {
     /// Number of GPUs (0: runs on CPU).
     pub gpus: u32,
+    /// Data-parallel worker processes (`processes`; unset: one per GPU, at least one). Set
+    /// it to run several ranks on the CPU.
+    pub processes: Option<u32>,
     /// GPU memory the stage needs, in GiB, for packing small stages.
     pub gpu_mem_gb: Option<f64>,
     /// Wall-clock limit.
     pub time_limit: Option<Duration>,
+}
+
+impl Resources {
+    /// How many worker processes (data-parallel ranks) the stage runs as.
+    pub fn ranks(&self) -> u32 {
+        self.processes.unwrap_or(self.gpus).max(1)
+    }
 }
 
 /// The accepted spellings of a time limit, for messages.

@@ -59,6 +59,7 @@ pub const COMMON_KEYS: &[&str] = &[
     "datasets",
     "description",
     "gpus",
+    "processes",
     "gpu_mem_gb",
     "time_limit",
     "retries",
@@ -340,8 +341,14 @@ pub(crate) fn expand(
         ))
     })?;
     let gpus = fields.scalar("gpus", ParamType::Count)?;
+    let gpus = gpus.map_or(Ok(0), |(value, node)| to_u32(&value, node, "gpus"))?;
+    let processes = fields
+        .scalar("processes", ParamType::Count)?
+        .map(|(value, node)| data_parallel_processes(&value, node, gpus, &fields.key("processes")))
+        .transpose()?;
     let resources = Resources {
-        gpus: gpus.map_or(Ok(0), |(value, node)| to_u32(&value, node, "gpus"))?,
+        gpus,
+        processes,
         gpu_mem_gb: fields
             .scalar("gpu_mem_gb", ParamType::Float)?
             .map(|(value, node)| positive(&value, node, &fields.key("gpu_mem_gb")))
@@ -570,6 +577,25 @@ fn to_u32(value: &Value, node: &Node, key: &str) -> Result<u32, RecipeError> {
             )
             .help("use an integer below 2^32")
         })
+}
+
+/// `processes`: at least one, and one per GPU when the stage asks for GPUs.
+fn data_parallel_processes(
+    value: &Value,
+    node: &Node,
+    gpus: u32,
+    key: &str,
+) -> Result<u32, RecipeError> {
+    let processes = to_u32(value, node, key)?;
+    if processes == 0 || (gpus > 0 && processes != gpus) {
+        return Err(RecipeError::at(
+            ErrorKind::InvalidValue,
+            &node.at,
+            format!("`{key}` = {processes} with `gpus` = {gpus}"),
+        )
+        .help("data-parallel stages run one process per GPU: leave `processes` out when `gpus` is set, or give at least 1 for CPU stages"));
+    }
+    Ok(processes)
 }
 
 fn positive(value: &Value, node: &Node, key: &str) -> Result<f64, RecipeError> {

@@ -125,6 +125,7 @@ async fn run_stage_inner(
             env: stage_env(&placement, &work),
             log_path: log_path.clone(),
             time_limit: planned.stage.resources.time_limit,
+            ranks: planned.stage.resources.ranks(),
         };
         let events = Arc::new(Mutex::new(Vec::new()));
         let bar = progress.stage_bar(&name);

@@ -16,16 +16,16 @@ pub const DEFAULT_BUCKET_BYTES: usize = 25 << 20;
 /// A model's trainable parameters split into all-reduce buckets, and the group that reduces
 /// them.
 #[derive(Debug)]
-pub struct DataParallel {
-    group: ProcessGroup,
+pub struct DataParallel<'g> {
+    group: &'g ProcessGroup,
     buckets: Vec<Vec<Tensor>>,
 }
 
-impl DataParallel {
+impl<'g> DataParallel<'g> {
     /// Buckets the trainable variables of `vs` (in name order, the same on every rank) into
     /// groups of one device and dtype of at most `bucket_bytes` each (a larger tensor gets a
     /// bucket of its own).
-    pub fn new(group: ProcessGroup, vs: &VarStore, bucket_bytes: usize) -> Self {
+    pub fn new(group: &'g ProcessGroup, vs: &VarStore, bucket_bytes: usize) -> Self {
         let mut named: Vec<(String, Tensor)> = vs
             .variables()
             .into_iter()
@@ -55,7 +55,7 @@ impl DataParallel {
 
     /// The process group.
     pub fn group(&self) -> &ProcessGroup {
-        &self.group
+        self.group
     }
 
     /// Number of all-reduce buckets.

@@ -23,6 +23,13 @@ impl Events {
         }
     }
 
+    /// Events that go nowhere: a data-parallel rank other than 0, which reports nothing.
+    pub fn discard() -> Self {
+        Events {
+            out: Box::new(std::io::sink()),
+        }
+    }
+
     /// Events to any writer (tests).
     pub fn to_writer(out: Box<dyn Write + Send>) -> Self {
         Events { out }

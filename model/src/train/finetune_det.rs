@@ -14,7 +14,7 @@ use super::det_data::{list_samples, training_crop, CropSettings, Part};
 use super::events::Events;
 use super::mae_pretrain::CHECKPOINT_FILE;
 use super::pretrained::init_backbone;
-use super::rng::{batch_indices, subset_of};
+use super::rng::subset_of;
 use super::schedule::{Schedule, StepDecaySchedule};
 use super::setup::TrainingSetup;
 use super::stage::Outcome;
@@ -130,8 +130,9 @@ pub fn run(
     let end = run_steps(spec, &setup, &mut opt, &settings, events, |step| {
         let mut images = Vec::new();
         let mut targets = Vec::new();
-        for i in batch_indices(spec.seed, samples.len(), params.batch_size, step.index) {
-            let (image, target) = training_crop(&samples[i], &crop, &mut step.augment)?;
+        for mut sample in step.samples(samples.len()) {
+            let (image, target) =
+                training_crop(&samples[sample.index], &crop, &mut sample.augment)?;
             images.push(image);
             targets.push(target);
         }
@@ -143,12 +144,14 @@ pub fn run(
         LoopEnd::Stopped(step) => return Ok(Outcome::Stopped(step)),
     };
 
-    fs_err::create_dir_all(out_dir)?;
-    checkpoint::save(&setup.vs, &out_dir.join(CHECKPOINT_FILE))?;
-    fs_err::write(
-        out_dir.join(DETECTOR_FILE),
-        serde_json::to_vec_pretty(&model_spec)?,
-    )?;
+    if setup.replicas.is_leader() {
+        fs_err::create_dir_all(out_dir)?;
+        checkpoint::save(&setup.vs, &out_dir.join(CHECKPOINT_FILE))?;
+        fs_err::write(
+            out_dir.join(DETECTOR_FILE),
+            serde_json::to_vec_pretty(&model_spec)?,
+        )?;
+    }
     let mut metrics = loss_summary(&losses);
     // The detector stage reports the smoothed first and last losses only.
     metrics.remove("loss_final");

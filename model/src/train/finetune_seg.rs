@@ -11,7 +11,7 @@ use tch::Tensor;
 use super::events::Events;
 use super::mae_pretrain::CHECKPOINT_FILE;
 use super::pretrained::init_backbone;
-use super::rng::{batch_indices, subset_of};
+use super::rng::subset_of;
 use super::schedule::{CosineSchedule, Schedule};
 use super::seg_data::{list_samples, random_crop, Part, IGNORE_INDEX};
 use super::setup::TrainingSetup;
@@ -122,9 +122,9 @@ pub fn run(
     let end = run_steps(spec, &setup, &mut opt, &settings, events, |step| {
         let mut images = Vec::new();
         let mut labels = Vec::new();
-        for i in batch_indices(spec.seed, samples.len(), params.batch_size, step.index) {
-            let (image, label) = samples[i].load()?;
-            let (img, lab) = random_crop(&image, &label, crop, &mut step.augment);
+        for mut sample in step.samples(samples.len()) {
+            let (image, label) = samples[sample.index].load()?;
+            let (img, lab) = random_crop(&image, &label, crop, &mut sample.augment);
             images.push(img);
             labels.push(lab);
         }
@@ -141,12 +141,14 @@ pub fn run(
         LoopEnd::Stopped(step) => return Ok(Outcome::Stopped(step)),
     };
 
-    fs_err::create_dir_all(out_dir)?;
-    checkpoint::save(&setup.vs, &out_dir.join(CHECKPOINT_FILE))?;
-    fs_err::write(
-        out_dir.join(MODEL_FILE),
-        serde_json::to_vec_pretty(&model_spec)?,
-    )?;
+    if setup.replicas.is_leader() {
+        fs_err::create_dir_all(out_dir)?;
+        checkpoint::save(&setup.vs, &out_dir.join(CHECKPOINT_FILE))?;
+        fs_err::write(
+            out_dir.join(MODEL_FILE),
+            serde_json::to_vec_pretty(&model_spec)?,
+        )?;
+    }
     let mut metrics = loss_summary(&losses);
     metrics.insert("train_images".to_string(), samples.len() as f64);
     metrics.insert("params".to_string(), model_spec.model.param_count() as f64);

@@ -5,7 +5,6 @@ use std::path::Path;
 
 use super::events::Events;
 use super::images::ImageFolder;
-use super::rng::batch_indices;
 use super::schedule::{scaled_lr, CosineSchedule, Schedule};
 use super::setup::TrainingSetup;
 use super::stage::Outcome;
@@ -19,6 +18,7 @@ use crate::params::data::resolved_dataset;
 use crate::params::precision::Precision;
 use crate::params::MaePretrainParams;
 use crate::protocol::StageSpec;
+use tch::{Kind, Tensor};
 
 /// File name of the pretrained weights in the stage's output dir.
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
@@ -74,21 +74,35 @@ pub fn run(
         stop_after,
     };
     let size = vit.image_size as i64;
+    let patches = vit.num_patches() as i64;
     let precision = Precision::resolve(params.precision, &spec.device);
     let end = run_steps(spec, &setup, &mut opt, &settings, events, |step| {
-        let indices = batch_indices(spec.seed, images.paths.len(), params.batch_size, step.index);
+        let indices: Vec<usize> = step
+            .samples(images.paths.len())
+            .into_iter()
+            .map(|sample| sample.index)
+            .collect();
         let batch = images.batch(&indices, size)?.to_device(setup.device);
+        // The masking noise is drawn for the global batch and this rank keeps its rows, so
+        // N ranks mask each image as one process with the whole batch does.
+        let noise = Tensor::rand(
+            [params.batch_size as i64, patches],
+            (Kind::Float, setup.device),
+        );
+        let noise = step.shard.local_rows(&noise);
         // Autocast covers the forward pass only; the guard ends before backward.
         let _autocast = Autocast::for_precision(precision, setup.device)?;
-        Ok(model.forward(&batch, true).loss)
+        Ok(model.forward_with_noise(&batch, &noise, true).loss)
     })?;
     let losses = match end {
         LoopEnd::Finished(losses) => losses,
         LoopEnd::Stopped(step) => return Ok(Outcome::Stopped(step)),
     };
 
-    fs_err::create_dir_all(out_dir)?;
-    checkpoint::save(&setup.vs, &out_dir.join(CHECKPOINT_FILE))?;
+    if setup.replicas.is_leader() {
+        fs_err::create_dir_all(out_dir)?;
+        checkpoint::save(&setup.vs, &out_dir.join(CHECKPOINT_FILE))?;
+    }
     let mut metrics = loss_summary(&losses);
     metrics.insert("steps".into(), losses.len() as f64);
     metrics.insert("params".into(), vit.param_count() as f64);

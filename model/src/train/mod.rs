@@ -14,6 +14,7 @@ pub mod mae_pretrain;
 pub mod optim;
 pub mod params;
 pub mod pretrained;
+pub mod replicas;
 pub mod resume;
 pub mod rng;
 pub mod schedule;

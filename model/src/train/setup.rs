@@ -1,19 +1,24 @@
-//! What every training stage builds before its first step: the device, the variable store
-//! (torch seeded for initialisation), the activation-checkpointing tape, and AdamW over the
-//! stage's parameter groups.
+//! What every training stage builds before its first step: the data-parallel ranks it joins
+//! (when launched as several processes), the device, the variable store (torch seeded for
+//! initialisation), the activation-checkpointing tape, and AdamW over the stage's parameter
+//! groups.
 
 use tch::nn::VarStore;
 use tch::Device;
 
 use super::optim::{AdamW, AdamWConfig};
 use super::params::{decay_groups, layer_decay_groups};
+use super::replicas::Replicas;
 use super::stage::{parse_device, seed_init};
 use crate::nn::checkpointing::Tape;
 use crate::protocol::StageSpec;
 
-/// A stage's device, variables and checkpointing tape.
+/// A stage's ranks, device, variables and checkpointing tape.
 #[derive(Debug)]
 pub struct TrainingSetup {
+    /// The data-parallel ranks (one when the stage runs as a single process): the step loop
+    /// averages gradients over them, and only the leader writes outputs.
+    pub replicas: Replicas,
     /// Where the model runs.
     pub device: Device,
     /// The model's variables (empty until the model is built under `vs.root()`).
@@ -24,12 +29,15 @@ pub struct TrainingSetup {
 }
 
 impl TrainingSetup {
-    /// Parses the stage's device and seeds torch for initialisation from the run seed, so
-    /// the model built next starts from the same weights in every run of the stage.
+    /// Joins the data-parallel ranks the environment describes, parses the stage's device
+    /// (moved by the local rank on CUDA) and seeds torch for initialisation from the run
+    /// seed, so the model built next starts from the same weights in every run of the stage.
     pub fn new(spec: &StageSpec) -> anyhow::Result<Self> {
-        let device = parse_device(&spec.device)?;
+        let replicas = Replicas::from_env()?;
+        let device = replicas.device(parse_device(&spec.device)?);
         seed_init(spec.seed);
         Ok(TrainingSetup {
+            replicas,
             device,
             vs: VarStore::new(device),
             tape: Tape::default(),

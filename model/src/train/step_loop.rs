@@ -1,7 +1,8 @@
 //! The step loop every training stage shares (MAE, segmentation, detection): resume from the
-//! work dir, seed torch and the augmentation stream of each step, backward (through the
-//! checkpointed blocks too) and AdamW update on the scheduled lr, fail on a non-finite loss, report progress, checkpoint periodically
-//! and on a stop request.
+//! work dir, seed torch for each step and hand the loss this rank's share of the global batch,
+//! backward (through the checkpointed blocks too), average the gradients over the
+//! data-parallel ranks, AdamW update on the scheduled lr, fail on a non-finite loss, report
+//! progress, checkpoint periodically and on a stop request (rank 0 alone writes).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -10,8 +11,9 @@ use tch::Tensor;
 
 use super::events::Events;
 use super::optim::AdamW;
+use super::replicas::{Shard, ShardSample};
 use super::resume::{self, ResumeState};
-use super::rng::{seed_torch_for_step, stream, SplitMix64};
+use super::rng::seed_torch_for_step;
 use super::schedule::Schedule;
 use super::setup::TrainingSetup;
 use super::stage::{run_digest, stop_requested};
@@ -23,7 +25,8 @@ use crate::protocol::{Event, StageSpec};
 pub struct LoopSettings {
     /// Learning rate per step (its total is the number of steps).
     pub schedule: Schedule,
-    /// Items per step, for the throughput in progress events.
+    /// Items per step over all ranks (the global batch, split evenly among them); also the
+    /// throughput in progress events.
     pub batch_size: usize,
     /// Steps between resume checkpoints (0: only when stopping).
     pub checkpoint_every: u64,
@@ -47,14 +50,24 @@ pub enum LoopEnd {
 pub struct Step {
     /// 0-based step number (the batch to load).
     pub index: u64,
-    /// The step's augmentation stream: crops, flips and turns draw from it, never from
-    /// torch's generator, so the data of a step depends only on the run seed and the step.
-    pub augment: SplitMix64,
+    /// This rank's share of the step's global batch.
+    pub shard: Shard,
+}
+
+impl Step {
+    /// This rank's samples of the step over a dataset of `len` samples, each with its own
+    /// augmentation stream (crops, flips and turns draw from it, never from torch's
+    /// generator, so the data of a step depends only on the run seed and the step).
+    pub fn samples(&self, len: usize) -> Vec<ShardSample> {
+        self.shard.samples(self.index, len)
+    }
 }
 
 /// Runs the remaining steps of the stage `spec` on the model in `setup`. `loss_at(step)`
-/// computes the loss of a step (torch's generator is already seeded for it: masking, drop
-/// path, sampling); everything else happens here.
+/// computes the loss of this rank's share of a step (torch's generator is already seeded for
+/// it, the same on every rank: masking, drop path, sampling); everything else happens here.
+/// With several ranks, all start from rank 0's weights, gradients and the logged loss are
+/// averaged over them, and rank 0 alone writes resume checkpoints.
 pub fn run_steps(
     spec: &StageSpec,
     setup: &TrainingSetup,
@@ -64,6 +77,8 @@ pub fn run_steps(
     mut loss_at: impl FnMut(&mut Step) -> anyhow::Result<Tensor>,
 ) -> anyhow::Result<LoopEnd> {
     let vs = &setup.vs;
+    let replicas = &setup.replicas;
+    let shard = replicas.shard(spec.seed, settings.batch_size)?;
     let total = settings.schedule.total_steps();
     fs_err::create_dir_all(&spec.work_dir)?;
     let digest = run_digest(spec);
@@ -85,6 +100,16 @@ pub fn run_steps(
             losses: Vec::new(),
         },
     };
+    let data_parallel = replicas.data_parallel(vs)?;
+    if data_parallel.is_some() {
+        events.log(
+            "info",
+            format!(
+                "data parallel over {} processes, {} samples each per step",
+                shard.world_size, shard.per_rank
+            ),
+        );
+    }
     let started = Instant::now();
     let first_step = state.step;
     while state.step < total {
@@ -92,11 +117,8 @@ pub fn run_steps(
         seed_torch_for_step(spec.seed, step);
         opt.zero_grad();
         setup.tape.clear();
-        let loss = loss_at(&mut Step {
-            index: step,
-            augment: SplitMix64::new(spec.seed, stream::AUGMENT, step),
-        })?;
-        let value = scalar(&loss);
+        let loss = loss_at(&mut Step { index: step, shard })?;
+        let (value, stop_signal) = replicas.agree(scalar(&loss), stop_requested())?;
         anyhow::ensure!(
             value.is_finite(),
             "loss is {value} at step {}: training diverged",
@@ -104,6 +126,9 @@ pub fn run_steps(
         );
         loss.backward();
         setup.tape.backward();
+        if let Some(dp) = &data_parallel {
+            dp.all_reduce_gradients()?;
+        }
         opt.step(settings.schedule.lr(step));
         state.step += 1;
         state.losses.push(value);
@@ -122,12 +147,13 @@ pub fn run_steps(
         let asked = settings
             .stop_after
             .is_some_and(|n| state.step - first_step >= n)
-            || stop_requested();
+            || stop_signal;
         let stopping = asked && state.step < total;
-        if periodic || stopping {
+        if (periodic || stopping) && replicas.is_leader() {
             resume::save(&spec.work_dir, vs, opt, &state)?;
         }
         if stopping {
+            replicas.barrier()?;
             events.log(
                 "info",
                 format!(
@@ -138,6 +164,7 @@ pub fn run_steps(
             return Ok(LoopEnd::Stopped(state.step));
         }
     }
+    replicas.barrier()?;
     Ok(LoopEnd::Finished(state.losses))
 }
 

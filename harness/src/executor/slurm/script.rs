@@ -39,6 +39,7 @@ mod tests {
             env: vec![("RSFM_DEVICE".into(), "cpu".into())],
             log_path: PathBuf::from("/r/work/k/stage.log"),
             time_limit: None,
+            ranks: 1,
         };
         let script = batch_script(&invocation, "example/generate@1");
         let dir = tempfile::tempdir().unwrap();

@@ -1,0 +1,282 @@
+//! Data parallel through the local executor: a tiny MAE stage with `processes = 2` runs as two
+//! Gloo ranks through `rsfm run`, writes its metrics once, is cached on the second run, and
+//! ends at the loss of the same stage run as one process (the key ignores `processes`); a
+//! batch the ranks cannot split and a failing rank fail the stage.
+
+use std::path::PathBuf;
+
+use crate::common::{repo_root, worker, Project};
+
+const STEPS: u64 = 8;
+
+/// The recipe with `processes = N` and its global `batch_size`.
+fn recipe(processes: u32, batch_size: u32) -> String {
+    format!(
+        r#"
+[experiment]
+name = "ddp"
+
+[stage.millionaid]
+kind = "command"
+argv = ["sh", "-c", "exec \"$RSFM_BIN\" synth millionaid --out \"$1\" --images 16 --size 32 --seed 1", "sh", "{{out}}"]
+
+[stage.pretrain]
+kind = "mae-pretrain"
+needs = ["millionaid"]
+processes = {processes}
+dataset = "millionaid"
+model = "vit-tiny"
+steps = {STEPS}
+batch_size = {batch_size}
+base_lr = 1.5e-3
+warmup_steps = 2
+decoder_embed_dim = 32
+decoder_depth = 1
+decoder_num_heads = 2
+"#
+    )
+}
+
+/// A project holding the recipe and the `vit-tiny` preset it names.
+fn project(processes: u32, batch_size: u32) -> (Project, PathBuf) {
+    let project = Project::new();
+    let preset = std::fs::read_to_string(repo_root().join("recipes/models/vit-tiny.toml")).unwrap();
+    project.write("recipes/models/vit-tiny.toml", &preset);
+    let recipe = project.write("mae.toml", &recipe(processes, batch_size));
+    (project, recipe)
+}
+
+fn run(project: &Project, recipe: &std::path::Path) -> std::process::Output {
+    project
+        .command(&["run", recipe.to_str().unwrap(), "--json", "--gpus", "none"])
+        .env("RSFM_WORKER", worker())
+        .output()
+        .expect("rsfm runs")
+}
+
+fn summary(out: &std::process::Output) -> serde_json::Value {
+    crate::common::last_json_line(&crate::common::text(&out.stdout))
+}
+
+/// Values of metric `name` of the pretrain stage, by step (None: the final metric).
+fn metric_rows(project: &Project, name: &str) -> Vec<(Option<i64>, f64)> {
+    project
+        .sql(&format!(
+            "SELECT m.step, m.value FROM metrics m JOIN stages s ON s.key = m.stage_key \
+             WHERE s.name = 'pretrain' AND m.name = '{name}' ORDER BY m.step"
+        ))
+        .iter()
+        .map(|row| (row["step"].as_i64(), row["value"].as_f64().unwrap()))
+        .collect()
+}
+
+/// Metric names with their row counts, and output file names, of the pretrain stage.
+fn outputs(project: &Project) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+    let metrics = project.sql(
+        "SELECT m.name, count(*) AS n FROM metrics m JOIN stages s ON s.key = m.stage_key \
+         WHERE s.name = 'pretrain' GROUP BY m.name ORDER BY m.name",
+    );
+    let files = project.sql(
+        "SELECT a.path FROM artifacts a JOIN stages s ON s.key = a.stage_key \
+         WHERE s.name = 'pretrain' ORDER BY a.path",
+    );
+    (metrics, files)
+}
+
+fn plan_key(project: &Project, recipe: &std::path::Path) -> String {
+    let plan: serde_json::Value =
+        serde_json::from_str(&project.ok(&["plan", recipe.to_str().unwrap(), "--json"])).unwrap();
+    plan["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "pretrain")
+        .map(|s| s["key"].as_str().unwrap().to_string())
+        .unwrap()
+}
+
+#[test]
+fn two_processes_train_like_one_write_once_and_are_cached() {
+    let (two, two_recipe) = project(2, 4);
+    let first = run(&two, &two_recipe);
+    assert!(
+        first.status.success(),
+        "{}",
+        crate::common::text(&first.stderr)
+    );
+    let first = summary(&first);
+    assert_eq!(
+        (first["executed"].as_u64(), first["failed"].as_u64()),
+        (Some(2), Some(0)),
+        "{first}"
+    );
+
+    let key = plan_key(&two, &two_recipe);
+    let log =
+        std::fs::read_to_string(two.results().join("work").join(&key).join("stage.log")).unwrap();
+    assert!(
+        log.contains("data parallel over 2 processes, 2 samples each per step"),
+        "{log}"
+    );
+
+    // Rank 0 alone reports: one progress loss per step, the final value once as an event
+    // (at the last step) and once from metrics.json.
+    let losses = metric_rows(&two, "loss");
+    assert_eq!(losses.len() as u64, STEPS, "{losses:?}");
+    let finals = metric_rows(&two, "loss_final");
+    assert_eq!(
+        finals.iter().map(|(step, _)| *step).collect::<Vec<_>>(),
+        [None, Some(STEPS as i64)],
+        "{finals:?}"
+    );
+
+    let again = summary(&run(&two, &two_recipe));
+    assert_eq!(
+        (again["executed"].as_u64(), again["cached"].as_u64()),
+        (Some(0), Some(2)),
+        "{again}"
+    );
+
+    let (one, one_recipe) = project(1, 4);
+    assert_eq!(
+        plan_key(&one, &one_recipe),
+        key,
+        "`processes` is not in the key"
+    );
+    let single = run(&one, &one_recipe);
+    assert!(
+        single.status.success(),
+        "{}",
+        crate::common::text(&single.stderr)
+    );
+    // The same metric rows and output files as one process writes.
+    assert_eq!(outputs(&two), outputs(&one));
+    let single_losses = metric_rows(&one, "loss");
+    assert_eq!(single_losses.len(), losses.len());
+    let worst = losses
+        .iter()
+        .zip(&single_losses)
+        .map(|((_, a), (_, b))| ((a - b) / b).abs())
+        .fold(0.0, f64::max);
+    println!("2 processes × batch 2 vs 1 process × batch 4: largest relative loss difference {worst:e} over {STEPS} steps");
+    assert!(
+        worst < 1e-4,
+        "2 × 2 vs 1 × 4 losses: {losses:?} vs {single_losses:?}"
+    );
+}
+
+#[test]
+fn a_batch_the_ranks_cannot_split_fails_the_stage_naming_the_fix() {
+    let (project, recipe) = project(3, 4);
+    let out = run(&project, &recipe);
+    assert!(!out.status.success());
+    let summary = summary(&out);
+    assert_eq!(summary["failed"].as_u64(), Some(1), "{summary}");
+    let output = crate::common::text(&out.stderr) + &crate::common::text(&out.stdout);
+    assert!(output.contains("multiple of 3"), "{output}");
+    assert!(metric_rows(&project, "loss_final").is_empty());
+}
+
+#[test]
+fn a_failing_rank_stops_the_others_and_fails_the_stage() {
+    let project = Project::new();
+    let marker = project.path("rank0-finished");
+    // Rank 1 fails at once; rank 0 would write the marker after 20 s unless it is stopped.
+    let recipe = project.write(
+        "ranks.toml",
+        &format!(
+            r#"
+[experiment]
+name = "ranks"
+
+[stage.ranks]
+kind = "command"
+processes = 2
+argv = ["sh", "-c", "test \"$WORLD_SIZE\" = 2 && test -n \"$MASTER_PORT\" || exit 9; if [ \"$RANK\" = 1 ]; then echo rank one gives up >&2; exit 7; fi; sleep 20; touch {}", "sh"]
+"#,
+            marker.display()
+        ),
+    );
+    let out = run(&project, &recipe);
+    assert!(!out.status.success());
+    let output = crate::common::text(&out.stderr) + &crate::common::text(&out.stdout);
+    assert!(output.contains("rank 1 exited with status 7"), "{output}");
+    assert!(output.contains("[rank 1] rank one gives up"), "{output}");
+    assert!(
+        !marker.exists(),
+        "rank 0 ran to its end instead of being stopped"
+    );
+}
+
+/// Runs the worker on `stage` as two local ranks; the exit codes in rank order and rank 0's
+/// stdout.
+fn two_worker_ranks(
+    stage: &std::path::Path,
+    out: &std::path::Path,
+    extra: &[&str],
+) -> (Vec<i32>, String) {
+    let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let children: Vec<std::process::Child> = (0..2)
+        .map(|rank| {
+            std::process::Command::new(worker())
+                .args([
+                    "run",
+                    "--stage",
+                    stage.to_str().unwrap(),
+                    "--out",
+                    out.to_str().unwrap(),
+                ])
+                .args(extra)
+                .env("RANK", rank.to_string())
+                .env("LOCAL_RANK", rank.to_string())
+                .env("WORLD_SIZE", "2")
+                .env("MASTER_ADDR", "127.0.0.1")
+                .env("MASTER_PORT", port.to_string())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<std::process::Output> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let codes = outputs
+        .iter()
+        .map(|o| o.status.code().unwrap_or(-1))
+        .collect();
+    (codes, crate::common::text(&outputs[0].stdout))
+}
+
+#[test]
+fn two_ranks_stopped_and_resumed_end_where_an_uninterrupted_run_ends() {
+    let (project, recipe) = project(2, 4);
+    let first = run(&project, &recipe);
+    assert!(
+        first.status.success(),
+        "{}",
+        crate::common::text(&first.stderr)
+    );
+    let uninterrupted = metric_rows(&project, "loss_final")[0].1;
+    let key = plan_key(&project, &recipe);
+    let stage = project.results().join("work").join(&key).join("stage.json");
+    let out = project.path("resumed");
+
+    // Both ranks stop together after 3 steps; rank 0 alone saves the resume checkpoint.
+    let (codes, _) = two_worker_ranks(&stage, &out, &["--stop-after", "3"]);
+    assert_eq!(codes, [3, 3]);
+    assert!(!out.join("metrics.json").exists());
+    let (codes, log) = two_worker_ranks(&stage, &out, &[]);
+    assert_eq!(codes, [0, 0], "{log}");
+    assert!(log.contains("resuming from step 3"), "{log}");
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+    let resumed = metrics["loss_final"].as_f64().unwrap();
+    assert!(
+        ((resumed - uninterrupted) / uninterrupted).abs() < 1e-5,
+        "resumed {resumed} vs uninterrupted {uninterrupted}"
+    );
+}
