@@ -188,6 +188,32 @@ const TOTAL: &str = r#"total=$(cat "$1/numbers.txt" "$2/numbers.txt" "$3/numbers
 echo "{\"total\": $total}" > "$4/metrics.json"
 "#;
 
+/// A project holding the crash recipe and its scripts.
+fn crash_project() -> (Project, PathBuf) {
+    let project = Project::new();
+    project.write("make.sh", MAKE);
+    project.write("total.sh", TOTAL);
+    let recipe = project.write("crashes.toml", CRASH_RECIPE);
+    (project, recipe)
+}
+
+/// `rsfm run RECIPE --gpus none --jobs JOBS` started in the background, its output discarded.
+fn spawn_quiet_run(project: &Project, recipe: &Path, jobs: &str) -> std::process::Child {
+    project
+        .command(&[
+            "run",
+            recipe.to_str().unwrap(),
+            "--gpus",
+            "none",
+            "--jobs",
+            jobs,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// The final metrics of every stage, by stage and metric name.
 fn final_metrics(project: &Project) -> Vec<(String, String, f64)> {
     project
@@ -273,10 +299,7 @@ fn check_after_crash(project: &Project) -> Vec<String> {
 #[test]
 fn fifty_seeded_kill_9s_lose_nothing_and_reruns_match_an_undisturbed_run() {
     const TRIALS: u64 = 50;
-    let clean = Project::new();
-    clean.write("make.sh", MAKE);
-    clean.write("total.sh", TOTAL);
-    let recipe = clean.write("crashes.toml", CRASH_RECIPE);
+    let (clean, recipe) = crash_project();
     let started = Instant::now();
     assert_eq!(clean.run_json(&recipe, &["--jobs", "2"])["executed"], 4);
     let clean_run = started.elapsed();
@@ -287,23 +310,8 @@ fn fifty_seeded_kill_9s_lose_nothing_and_reruns_match_an_undisturbed_run() {
     let (mut harness_kills, mut stage_kills, mut lost) = (0, 0, 0);
     let mut recover = Duration::ZERO;
     for trial in 0..TRIALS {
-        let project = Project::new();
-        project.write("make.sh", MAKE);
-        project.write("total.sh", TOTAL);
-        let recipe = project.write("crashes.toml", CRASH_RECIPE);
-        let mut run = project
-            .command(&[
-                "run",
-                recipe.to_str().unwrap(),
-                "--gpus",
-                "none",
-                "--jobs",
-                "2",
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let (project, recipe) = crash_project();
+        let mut run = spawn_quiet_run(&project, &recipe, "2");
         let kill_stage = rng.below(3) == 0;
         let delay = Duration::from_micros(rng.below(clean_run.as_micros() as u64 + 1));
         std::thread::sleep(delay);
@@ -511,19 +519,7 @@ fn a_second_run_runs_other_keys_while_the_first_holds_a_shared_one_and_readers_w
             "[experiment]\nname = \"second\"\n{SLOW_STAGE}\n[stage.quick]\nkind = \"command\"\nargv = [\"sh\", \"quick.sh\", \"{{out}}\"]\ndeps = [\"quick.sh\"]\n"
         ),
     );
-    let mut run = project
-        .command(&[
-            "run",
-            first.to_str().unwrap(),
-            "--gpus",
-            "none",
-            "--jobs",
-            "1",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut run = spawn_quiet_run(&project, &first, "1");
     let waited = Instant::now();
     while !project.path("slow.started").exists() {
         assert!(
