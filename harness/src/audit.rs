@@ -141,6 +141,7 @@ async fn rerun(
         ),
         log_path: scratch.join("stage.log"),
         time_limit: planned.stage.resources.time_limit,
+        ranks: planned.stage.resources.ranks(),
     };
     let (_keep, cancel) = watch::channel(false);
     let finished = local::run(&invocation, |_| {}, cancel).await;

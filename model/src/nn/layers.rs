@@ -144,7 +144,14 @@ pub enum TokenMixing {
     Global,
     /// Tokens of a `height × width` patch grid (no class token) attend within
     /// non-overlapping `size × size` windows; the grid is zero-padded to a multiple of `size`.
-    Window { height: i64, width: i64, size: i64 },
+    Window {
+        /// Rows of the patch grid.
+        height: i64,
+        /// Columns of the patch grid.
+        width: i64,
+        /// Window side in tokens.
+        size: i64,
+    },
 }
 
 /// Width and sub-layer sizes of one block.
