@@ -72,6 +72,10 @@ async fn paper_cells_show_reported_delta_and_verdict_from_current_keys_only() {
         .unwrap();
     let store = Store::open(&dir.path().join("rsfm.db")).await.unwrap();
     let cache = Cache::open(dir.path()).unwrap();
+    // Worker stages' keys hold the worker's hash: any executable stands in for it here.
+    if std::env::var_os("RSFM_WORKER").is_none() {
+        std::env::set_var("RSFM_WORKER", std::env::current_exe().unwrap());
+    }
     let plan = Plan::build(&recipes, &store, &cache).await.unwrap();
     let key = |name: &str| {
         plan.stages
