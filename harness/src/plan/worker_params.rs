@@ -351,6 +351,7 @@ decoder_num_heads = 2
 precision = "bf16"
 checkpoint_every = 2
 log_every = 1
+activation_checkpointing = true
 
 [stage.seg]
 kind = "finetune-seg"
@@ -374,6 +375,7 @@ format = "potsdam"
 val_tiles = ["2_13"]
 fraction = 0.5
 pretrained = "pretrain"
+init = "pretrained"
 steps = 3
 batch_size = 2
 lr = 1e-3
@@ -383,6 +385,7 @@ weight_decay = 0.01
 layer_decay = 0.9
 checkpoint_every = 0
 log_every = 1
+activation_checkpointing = true
 
 [stage.det]
 kind = "finetune-det"
@@ -404,6 +407,7 @@ format = "dota"
 version = "v2.0"
 fraction = 1.0
 pretrained = "pretrain"
+init = "pretrained"
 epochs = 1
 steps = 3
 batch_size = 2
@@ -427,6 +431,7 @@ nms_iou = 0.1
 max_detections = 100
 checkpoint_every = 0
 log_every = 10
+activation_checkpointing = true
 
 [stage.score_seg]
 kind = "evaluate"
