@@ -51,7 +51,7 @@ FUZZ_CASES ?= 20000
 fuzz:
 	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test -p rsfm-harness --test fuzz
 
-lint:
+lint: libtorch gloo
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy -p rsfm -p rsfm-harness --all-targets -- -D warnings
 	$(CARGO) clippy -p rsfm-model --features torch --all-targets -- -D warnings
