@@ -116,7 +116,7 @@ pub fn put_value<T: serde::Serialize>(map: &mut Map<String, Value>, name: &str, 
 /// and an optional explicit [`ParamType`] constant (`as RATIO`) where the Rust type says too
 /// little.
 ///
-/// ```ignore
+/// ```text
 /// schema! {
 ///     /// Parameters of a `finetune-seg` stage.
 ///     pub struct FinetuneSegParams includes {
