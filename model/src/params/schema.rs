@@ -170,7 +170,7 @@ macro_rules! schema {
 
         impl $crate::params::Schema for $name {
             fn fields() -> ::std::vec::Vec<$crate::params::Field> {
-                #[allow(unused_variables)]
+                #[allow(unused_variables, reason = "read only by the fields that have a default")]
                 let defaults = <Self as ::std::default::Default>::default();
                 let own = ::std::vec![$(
                     $crate::params::Field {
@@ -192,7 +192,7 @@ macro_rules! schema {
                 parts.concat()
             }
 
-            #[allow(unused_variables)]
+            #[allow(unused_variables, reason = "a schema with no keys reads nothing from the map")]
             fn take(
                 map: &mut ::serde_json::Map<::std::string::String, ::serde_json::Value>,
             ) -> ::std::result::Result<Self, ::std::string::String> {
@@ -210,7 +210,7 @@ macro_rules! schema {
                 })
             }
 
-            #[allow(unused_variables)]
+            #[allow(unused_variables, reason = "a schema with no keys writes nothing into the map")]
             fn put(&self, map: &mut ::serde_json::Map<::std::string::String, ::serde_json::Value>) {
                 $($crate::params::Schema::put(&self.$group, map);)*
                 $($crate::params::schema::put_value(map, stringify!($field), &self.$field);)*
