@@ -2,6 +2,7 @@
 
 use super::data::{DetFormat, EvalTask, SegFormat};
 use super::init::BackboneInit;
+use super::prepare::PrepareOp;
 
 /// The type of a parameter as a recipe writes it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -90,6 +91,7 @@ param_values! {
     DetFormat => ParamType::Choice(DetFormat::SPELLINGS),
     EvalTask => ParamType::Choice(EvalTask::SPELLINGS),
     BackboneInit => ParamType::Choice(BackboneInit::SPELLINGS),
+    PrepareOp => ParamType::Choice(PrepareOp::SPELLINGS),
 }
 
 impl<T: ParamValue> ParamValue for Option<T> {
