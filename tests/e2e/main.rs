@@ -10,5 +10,6 @@ mod first_hour;
 mod gpus_and_locks;
 mod incremental;
 mod interrupts;
+mod prepare;
 mod report;
 mod smoke;
