@@ -113,16 +113,22 @@ fn the_smoke_study_runs_every_stage_once_scores_and_reports() {
 
     let out = project.path("report");
     let paper = repo_root().join("recipes/paper");
-    let written = project.ok(&[
-        "report",
-        recipe.to_str().unwrap(),
-        "--paper",
-        paper.to_str().unwrap(),
-        "--format",
-        "html",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let report = project
+        .command(&[
+            "report",
+            recipe.to_str().unwrap(),
+            "--paper",
+            paper.to_str().unwrap(),
+            "--format",
+            "html",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .env("RSFM_MODELS", repo_root().join("recipes/models"))
+        .output()
+        .expect("rsfm runs");
+    assert!(report.status.success(), "{}", text(&report.stderr));
+    let written = text(&report.stdout);
     assert!(written.contains("index.html"), "{written}");
     let html = std::fs::read_to_string(out.join("index.html")).unwrap();
     assert!(html.contains("Smoke scale"), "the banner says smoke scale");
