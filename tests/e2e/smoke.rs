@@ -6,11 +6,17 @@
 
 use crate::common::{last_json_line, repo_root, text, worker, Project};
 
-/// The study with one size, small data and few steps (the shipped recipe's values otherwise).
+/// The study with one size, small data and few steps (the shipped recipe's values otherwise),
+/// beside a copy of the size's preset.
 fn cut_down(project: &Project) -> std::path::PathBuf {
     let study = repo_root().join("recipes/smoke/study.toml");
+    let preset = repo_root().join("recipes/models/vit-tiny.toml");
     project.write(
-        "smoke.toml",
+        "recipes/models/vit-tiny.toml",
+        &std::fs::read_to_string(preset).unwrap(),
+    );
+    project.write(
+        "recipes/smoke.toml",
         &format!(
             r#"extends = ["{}"]
 
@@ -52,7 +58,6 @@ fn run(project: &Project, recipe: &std::path::Path) -> serde_json::Value {
     let out = project
         .command(&["run", recipe.to_str().unwrap(), "--json", "--gpus", "none"])
         .env("RSFM_WORKER", worker())
-        .env("RSFM_MODELS", repo_root().join("recipes/models"))
         .output()
         .expect("rsfm runs");
     let stdout = text(&out.stdout);
@@ -124,7 +129,6 @@ fn the_smoke_study_runs_every_stage_once_scores_and_reports() {
             "--out",
             out.to_str().unwrap(),
         ])
-        .env("RSFM_MODELS", repo_root().join("recipes/models"))
         .output()
         .expect("rsfm runs");
     assert!(report.status.success(), "{}", text(&report.stderr));
