@@ -34,12 +34,13 @@ build: libtorch gloo
 worker: libtorch gloo
 	$(CARGO) build -p rsfm-model --features torch --bin rsfm-worker
 
-## demo: run the smoke studies (MAE → fine-tuning → evaluation on synthetic data) and print their results
+## demo: the study at toy scale (recipes/smoke: synthetic data from prepare stages, three tiny
+## ViTs, MAE, detection and segmentation fine-tuning, a fraction ladder), then its report
 demo: build
-	$(RSFM) --results $(DEMO_RESULTS) run recipes/smoke/seg.toml recipes/smoke/det.toml --jobs 2
-	$(RSFM) --results $(DEMO_RESULTS) results --experiment smoke-seg
-	$(RSFM) --results $(DEMO_RESULTS) results --experiment smoke-det --where "metric in ('map', 'loss_first', 'loss_last')"
-	$(RSFM) --results $(DEMO_RESULTS) params vit-2.4b
+	$(RSFM) --results $(DEMO_RESULTS) run recipes/smoke --jobs 2
+	$(RSFM) --results $(DEMO_RESULTS) results --where "name like 'eval%' and metric in ('map', 'miou')"
+	$(RSFM) --results $(DEMO_RESULTS) report recipes/smoke --out $(DEMO_RESULTS)/reports
+	@echo "report: $(DEMO_RESULTS)/reports/index.html"
 
 ## test: unit, reference-vector, format and end-to-end tests
 test: libtorch gloo worker

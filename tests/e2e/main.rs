@@ -15,6 +15,7 @@ mod first_hour;
 mod gpus_and_locks;
 mod incremental;
 mod interrupts;
+mod prepare;
 mod report;
 mod slurm;
 mod smoke;

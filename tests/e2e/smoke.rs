@@ -1,12 +1,60 @@
-//! The smoke studies run end to end through `rsfm-worker`: synthetic data, MAE pretraining,
-//! fine-tuning from the pretrained weights and evaluation (segmentation), synthetic DOTA,
-//! detector fine-tuning and tiled evaluation (detection); a second run executes nothing.
+//! The smoke study (`recipes/smoke/study.toml`) end to end through `rsfm prepare` and
+//! `rsfm-worker`, cut down to the smallest size and a few steps by a recipe that extends it:
+//! synthetic data from `prepare` stages, MAE pretraining, detection and segmentation fine-tuning
+//! from the pretrained weights, evaluation, the smoke-scale report; a second run executes
+//! nothing.
 
 use crate::common::{last_json_line, repo_root, text, worker, Project};
 
+/// The study with one size, small data and few steps (the shipped recipe's values otherwise),
+/// beside a copy of the size's preset.
+fn cut_down(project: &Project) -> std::path::PathBuf {
+    let study = repo_root().join("recipes/smoke/study.toml");
+    let preset = repo_root().join("recipes/models/vit-tiny.toml");
+    project.write(
+        "recipes/models/vit-tiny.toml",
+        &std::fs::read_to_string(preset).unwrap(),
+    );
+    project.write(
+        "recipes/smoke.toml",
+        &format!(
+            r#"extends = ["{}"]
+
+[experiment]
+name = "smoke-cut"
+
+[matrix]
+model = ["vit-tiny"]
+
+[stage.millionaid]
+images = 16
+
+[stage.dota]
+images = 10
+
+[stage.loveda]
+images = 10
+
+[stage.pretrain]
+steps = 20
+warmup_steps = 2
+
+[stage.det-dota]
+steps = 10
+warmup_steps = 2
+lr_steps = [9]
+
+[stage.seg-loveda]
+steps = 20
+warmup_steps = 2
+"#,
+            study.display()
+        ),
+    )
+}
+
 /// `rsfm run RECIPE --json --gpus none` with the built worker; the summary line.
-fn run(project: &Project, recipe: &str) -> serde_json::Value {
-    let recipe = repo_root().join(recipe);
+fn run(project: &Project, recipe: &std::path::Path) -> serde_json::Value {
     let out = project
         .command(&["run", recipe.to_str().unwrap(), "--json", "--gpus", "none"])
         .env("RSFM_WORKER", worker())
@@ -33,15 +81,21 @@ fn metric(project: &Project, stage: &str, name: &str) -> f64 {
 }
 
 #[test]
-fn the_smoke_study_runs_every_stage_once_and_scores_in_range() {
+fn the_smoke_study_runs_every_stage_once_scores_and_reports() {
     let project = Project::new();
-    let recipe = "recipes/smoke/seg.toml";
-    let first = run(&project, recipe);
-    assert_eq!(first["executed"], 5, "{first}");
+    let recipe = cut_down(&project);
+    let first = run(&project, &recipe);
+    // 3 prepare, pretrain, det + eval, seg + eval.
+    assert_eq!(first["executed"], 8, "{first}");
     assert_eq!(first["failed"], 0, "{first}");
 
     let metric = |stage: &str, name: &str| metric(&project, stage, name);
-    for stage in ["pretrain", "finetune"] {
+    assert_eq!(metric("dota", "train_images"), 8.0);
+    for stage in [
+        "pretrain@vit-tiny",
+        "det-dota@vit-tiny-1.0",
+        "seg-loveda@vit-tiny-1.0",
+    ] {
         let (first_loss, last_loss) = (metric(stage, "loss_first"), metric(stage, "loss_last"));
         assert!(first_loss.is_finite() && last_loss.is_finite(), "{stage}");
         assert!(
@@ -49,43 +103,38 @@ fn the_smoke_study_runs_every_stage_once_and_scores_in_range() {
             "{stage}: loss {first_loss} → {last_loss}"
         );
     }
-    assert_eq!(metric("pretrain", "steps"), 20.0);
-    for name in ["miou", "oa", "mf1"] {
-        let value = metric("evaluate", name);
-        assert!((0.0..=1.0).contains(&value), "{name} = {value}");
+    for (stage, name) in [
+        ("eval-dota@vit-tiny-1.0", "map"),
+        ("eval-loveda@vit-tiny-1.0", "miou"),
+    ] {
+        let value = metric(stage, name);
+        assert!((0.0..=1.0).contains(&value), "{stage}: {name} = {value}");
+        assert!(metric(stage, "images") > 0.0, "{stage} scored images");
     }
-    assert!(metric("evaluate", "images") > 0.0);
 
-    let results: serde_json::Value =
-        serde_json::from_str(&project.ok(&["results", "--experiment", "smoke-seg", "--json"]))
-            .expect("results --json is JSON");
-    assert!(
-        results.to_string().contains("miou"),
-        "results list the scores: {results}"
-    );
-
-    let second = run(&project, recipe);
+    let second = run(&project, &recipe);
     assert_eq!(second["executed"], 0, "{second}");
-    assert_eq!(second["cached"], 5, "{second}");
-}
+    assert_eq!(second["cached"], 8, "{second}");
 
-#[test]
-fn the_detection_smoke_study_trains_predicts_and_scores() {
-    let project = Project::new();
-    let recipe = "recipes/smoke/det.toml";
-    let first = run(&project, recipe);
-    assert_eq!(first["executed"], 3, "{first}");
-    assert_eq!(first["failed"], 0, "{first}");
-    let metric = |stage: &str, name: &str| metric(&project, stage, name);
-    let (first_loss, last_loss) = (
-        metric("finetune", "loss_first"),
-        metric("finetune", "loss_last"),
-    );
-    assert!(last_loss < first_loss, "loss {first_loss} → {last_loss}");
-    let map = metric("evaluate", "map");
-    assert!((0.0..=1.0).contains(&map), "map = {map}");
-    assert!(metric("evaluate", "images") > 0.0);
-    let second = run(&project, recipe);
-    assert_eq!(second["executed"], 0, "{second}");
-    assert_eq!(second["cached"], 3, "{second}");
+    let out = project.path("report");
+    let paper = repo_root().join("recipes/paper");
+    let report = project
+        .command(&[
+            "report",
+            recipe.to_str().unwrap(),
+            "--paper",
+            paper.to_str().unwrap(),
+            "--format",
+            "html",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .expect("rsfm runs");
+    assert!(report.status.success(), "{}", text(&report.stderr));
+    let written = text(&report.stdout);
+    assert!(written.contains("index.html"), "{written}");
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(html.contains("Smoke scale"), "the banner says smoke scale");
+    assert!(html.contains("vit-tiny"), "the size's cells are filled");
 }

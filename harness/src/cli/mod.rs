@@ -10,6 +10,7 @@ mod explain;
 mod kinds;
 pub(crate) mod params;
 mod plan_cmd;
+mod prepare;
 mod recipe_paths;
 mod report;
 mod results;
@@ -95,6 +96,8 @@ enum Command {
     Kinds(kinds::KindsArgs),
     /// Write synthetic data in a dataset's real on-disk format.
     Synth(synth::SynthArgs),
+    /// Run one `prepare` stage from its `stage.json` (what `rsfm run` starts for that kind).
+    Prepare(prepare::PrepareArgs),
     /// Score detection or segmentation outputs against ground truth.
     Eval(eval::EvalArgs),
     /// Render the paper's tables (reproduced beside reported) and plots from current results.
@@ -143,6 +146,7 @@ pub fn main() -> ExitCode {
             Command::Kinds(args) => kinds::run(&args, json),
             Command::Synth(args) => synth::run(&args, json),
             Command::Eval(args) => eval::run(&args, json),
+            Command::Prepare(args) => prepare::run(&args),
             Command::Report(args) => report::run(args, &results, json).await,
             Command::Audit(args) => audit::run(args, &results, json).await,
             Command::Cache { command } => cache_cmd::run(command, &results, json).await,

@@ -1,5 +1,6 @@
 //! Turns a planned stage into the command line that runs it: the recipe's argv for `command`
-//! stages, `rsfm-worker run --stage stage.json --out DIR` for the others.
+//! stages, `rsfm prepare --stage stage.json --out DIR` (this very `rsfm`) for `prepare` stages,
+//! `rsfm-worker run --stage stage.json --out DIR` for the others.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -98,14 +99,26 @@ pub fn stage_argv(
     };
     let spec_path = paths.work.join("stage.json");
     fs_err::write(&spec_path, serde_json::to_vec_pretty(&spec)?)?;
-    Ok(vec![
-        worker.display().to_string(),
-        "run".into(),
-        "--stage".into(),
-        spec_path.display().to_string(),
-        "--out".into(),
-        paths.out.display().to_string(),
-    ])
+    let program = if stage.kind == StageKind::Prepare {
+        [
+            std::env::current_exe()
+                .context("locating the running rsfm executable, which runs prepare stages")?
+                .display()
+                .to_string(),
+            "prepare".into(),
+        ]
+    } else {
+        [worker.display().to_string(), "run".into()]
+    };
+    Ok(program
+        .into_iter()
+        .chain([
+            "--stage".into(),
+            spec_path.display().to_string(),
+            "--out".into(),
+            paths.out.display().to_string(),
+        ])
+        .collect())
 }
 
 /// Finds `rsfm-worker`: `$RSFM_WORKER`, else beside the running `rsfm`, else on `PATH`.

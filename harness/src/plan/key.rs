@@ -31,7 +31,8 @@ pub struct KeyInputs {
     pub datasets: Vec<(String, String)>,
     /// `deps` files as (path relative to the recipe folder, sha256 of content).
     pub deps: Vec<(String, String)>,
-    /// Worker identity for worker-run kinds; `None` for `command` stages.
+    /// Identity of the code that runs the stage: the worker's for worker-run kinds, `rsfm`'s
+    /// for `prepare`; `None` for `command` stages.
     pub worker: Option<Value>,
     /// The stage's seed.
     pub seed: u64,

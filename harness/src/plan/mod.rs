@@ -20,7 +20,7 @@ use crate::fingerprint::fingerprint_tree;
 use crate::recipe::{Recipe, Stage, StageKind};
 use crate::store::Store;
 use key::{hash_dep, KeyInputs, KeyManifest};
-pub use worker_identity::worker_identity;
+pub use worker_identity::{rsfm_identity, worker_identity};
 use worker_params::{Needed, WorkerParams};
 
 /// The fingerprint that stands in the key of a stage whose dataset root does not exist.
@@ -86,6 +86,7 @@ impl Plan {
         let mut fingerprints: HashMap<PathBuf, String> = HashMap::new();
         let mut dep_hashes: HashMap<PathBuf, String> = HashMap::new();
         let mut worker: Option<serde_json::Value> = None;
+        let mut rsfm: Option<serde_json::Value> = None;
         let mut plan = Plan::default();
         for recipe in recipes {
             let ordered = order::topological(&recipe.stages)?;
@@ -147,9 +148,21 @@ impl Plan {
                     .collect();
                 let worker_params = worker_params::translate(recipe, stage, &needed)
                     .map_err(crate::error::BadInput::wrap)?;
-                if stage.kind != StageKind::Command && worker.is_none() {
-                    worker = Some(worker_identity(store).await?);
-                }
+                let code = match stage.kind {
+                    StageKind::Command => None,
+                    StageKind::Prepare => {
+                        if rsfm.is_none() {
+                            rsfm = Some(rsfm_identity(store).await?);
+                        }
+                        rsfm.clone()
+                    }
+                    _ => {
+                        if worker.is_none() {
+                            worker = Some(worker_identity(store).await?);
+                        }
+                        worker.clone()
+                    }
+                };
                 let inputs = KeyInputs {
                     kind: stage.kind.as_str().to_string(),
                     params: worker_params
@@ -166,7 +179,7 @@ impl Plan {
                         .collect(),
                     datasets: dataset_fps,
                     deps,
-                    worker: worker.clone().filter(|_| stage.kind != StageKind::Command),
+                    worker: code,
                     seed: stage.seed,
                 };
                 let key = inputs.manifest();

@@ -1,6 +1,7 @@
 //! The identity of the code that runs worker stages, part of their keys: the sha256 of the
 //! `rsfm-worker` executable in use and the version and sha256 of the libtorch libraries it
-//! loads, resolved as the dynamic loader resolves them at run time (rpath, `LD_LIBRARY_PATH`).
+//! loads, resolved as the dynamic loader resolves them at run time (rpath, `LD_LIBRARY_PATH`);
+//! for `prepare` stages, which `rsfm prepare` runs, the sha256 of the `rsfm` executable.
 //!
 //! Not the git commit the harness was built from: that misses uncommitted edits, a worker
 //! rebuilt from other sources and `RSFM_WORKER` pointing elsewhere. Hashes go through the
@@ -40,6 +41,16 @@ pub async fn worker_identity(store: &Store) -> anyhow::Result<Value> {
         libtorch.insert(name, json!(sha256));
     }
     Ok(json!({ "executable": executable, "libtorch": libtorch }))
+}
+
+/// The identity of the code that runs `prepare` stages, which `rsfm prepare` runs: `{"rsfm":
+/// sha256}` of the running `rsfm` executable (the one the executor starts).
+pub async fn rsfm_identity(store: &Store) -> anyhow::Result<Value> {
+    let rsfm = std::env::current_exe().context("locating the running rsfm executable")?;
+    let sha256 = sha256_file_cached(&rsfm, store)
+        .await
+        .with_context(|| format!("hashing {}", rsfm.display()))?;
+    Ok(json!({ "rsfm": sha256 }))
 }
 
 /// The worker's absolute path: as given when it has a folder, else found on `PATH`.

@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use rsfm_model::params::data::EvalTask;
 use rsfm_model::params::{
     Backbone, EvaluateParams, FinetuneDetParams, FinetuneSegParams, MaePretrainParams, ModelRef,
-    Schema,
+    PrepareOp, PrepareParams, Schema,
 };
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -49,12 +49,7 @@ pub fn translate(
     };
     let params = match stage.kind {
         StageKind::Command => return Ok(None),
-        StageKind::Prepare => bail!(
-            "{}: stage `{}`: no worker runs kind `prepare`; make the data with a `command` stage, e.g. argv = [\"rsfm\", \"synth\", \"loveda\", \"--out\", \"{{out}}\"], and read it with `dataset = \"{}\"` in the stages that need it",
-            stage.location,
-            stage.name,
-            stage.base
-        ),
+        StageKind::Prepare => inputs.prepare(),
         StageKind::MaePretrain => inputs.mae_pretrain(),
         StageKind::FinetuneSeg => inputs.finetune_seg(),
         StageKind::FinetuneDet => inputs.finetune_det(),
@@ -76,6 +71,15 @@ struct Inputs<'a> {
 }
 
 impl Inputs<'_> {
+    fn prepare(&mut self) -> anyhow::Result<Map<String, Value>> {
+        let mut params: PrepareParams = self.parse()?;
+        if params.op == PrepareOp::TileDota {
+            params.dataset = Some(self.dataset(&params.dataset)?.0);
+        }
+        params.validate()?;
+        Ok(params.to_map())
+    }
+
     fn mae_pretrain(&mut self) -> anyhow::Result<Map<String, Value>> {
         let mut params: MaePretrainParams = self.parse()?;
         self.inline_preset(&mut params.backbone)?;
@@ -579,6 +583,37 @@ format = "loveda"
     }
 
     #[test]
+    fn prepare_stages_resolve_the_dataset_they_tile() {
+        let text = r#"
+[experiment]
+name = "tiles"
+
+[stage.dota]
+kind = "prepare"
+op = "synth-dota"
+images = 4
+
+[stage.tiles]
+kind = "prepare"
+needs = ["dota"]
+op = "tile-dota"
+patch_size = 64
+gap = 16
+"#;
+        let results = translate_all(text);
+        let synth = results[0].as_ref().unwrap().as_ref().unwrap();
+        assert_eq!(synth.params["op"], json!("synth-dota"));
+        assert_eq!(synth.params["images"], json!(4));
+        assert!(synth.dataset_inputs.is_empty());
+        let error = format!("{:#}", results[1].as_ref().unwrap_err());
+        assert!(error.contains("no data: set `dataset`"), "{error}");
+        let named = translate_all(&text.replace("gap = 16", "gap = 16\ndataset = \"dota\""));
+        let tiles = named[1].as_ref().unwrap().as_ref().unwrap();
+        assert_eq!(tiles.params["dataset"], json!("dota"));
+        assert_eq!(tiles.dataset_inputs, ["dota"]);
+    }
+
+    #[test]
     fn untranslatable_stages_are_errors_at_their_location() {
         let cases = [
             (
@@ -609,9 +644,9 @@ format = "loveda"
             (
                 (
                     "[stage.data]\nkind = \"command\"\nargv = [\"true\"]",
-                    "[stage.data]\nkind = \"prepare\"",
+                    "[stage.data]\nkind = \"prepare\"\nop = \"synth-loveda\"\ngap = 10",
                 ),
-                "no worker runs kind `prepare`",
+                "`gap` does not apply to `op = \"synth-loveda\"`",
             ),
         ];
         for ((from, to), expected) in cases {

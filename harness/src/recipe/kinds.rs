@@ -3,7 +3,8 @@
 //! docs all come from it.
 
 use rsfm_model::params::{
-    EvaluateParams, Field, FinetuneDetParams, FinetuneSegParams, MaePretrainParams, Schema,
+    EvaluateParams, Field, FinetuneDetParams, FinetuneSegParams, MaePretrainParams, PrepareParams,
+    Schema,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -16,8 +17,7 @@ pub use rsfm_model::params::ParamType;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum StageKind {
-    /// Prepare a dataset: split, tile or synthesise it. No worker runs this kind yet: the plan
-    /// refuses it; a `command` stage running `rsfm synth` (or a preparation script) does the job.
+    /// Prepare a dataset: synthesise or tile it. `rsfm prepare` runs it (no libtorch).
     Prepare,
     /// Masked-autoencoder pretraining of a ViT backbone.
     MaePretrain,
@@ -39,12 +39,6 @@ rsfm_model::schema! {
         /// Files whose content enters the key, relative to the recipe folder.
         deps: Vec<String> = Vec::new(),
     }
-}
-
-rsfm_model::schema! {
-    /// `prepare` has no parameters: no worker runs it, and the plan refuses it with a pointer
-    /// to `command` stages running `rsfm synth` (or any preparation script).
-    pub struct PrepareParams includes {} {}
 }
 
 impl StageKind {

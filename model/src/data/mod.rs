@@ -6,6 +6,7 @@ pub mod error;
 pub mod formats;
 pub mod image_io;
 pub mod loader;
+pub mod prepare;
 pub mod synth;
 pub mod tiling;
 pub mod transforms;

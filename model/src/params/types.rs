@@ -3,6 +3,7 @@
 use super::data::{DetFormat, EvalTask, SegFormat};
 use super::init::BackboneInit;
 use super::precision::Precision;
+use super::prepare::PrepareOp;
 
 /// The type of a parameter as a recipe writes it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -92,6 +93,7 @@ param_values! {
     EvalTask => ParamType::Choice(EvalTask::SPELLINGS),
     BackboneInit => ParamType::Choice(BackboneInit::SPELLINGS),
     Precision => ParamType::Choice(Precision::SPELLINGS),
+    PrepareOp => ParamType::Choice(PrepareOp::SPELLINGS),
 }
 
 impl<T: ParamValue> ParamValue for Option<T> {
