@@ -138,6 +138,7 @@ async fn rerun(
                 visible_devices: Some(String::new()),
             },
             &paths.work,
+            crate::scheduler::cpu_share(1, planned.stage.resources.ranks()),
         ),
         log_path: scratch.join("stage.log"),
         time_limit: planned.stage.resources.time_limit,

@@ -124,3 +124,37 @@ fn two_runs_never_run_one_key_twice_and_a_dead_runs_lock_is_broken() {
         "the second run waited for the first's lock"
     );
 }
+
+#[test]
+fn cpu_stages_get_their_share_of_the_cores_as_omp_num_threads() {
+    let project = Project::new();
+    let recipe = project.write(
+        "threads.toml",
+        r#"
+[experiment]
+name = "threads"
+
+[stage.threads]
+kind = "command"
+argv = ["sh", "-c", "echo $OMP_NUM_THREADS > \"$0/threads\"", "{out}"]
+"#,
+    );
+    let recipe_arg = recipe.to_str().unwrap();
+    let out = project
+        .command(&["run", recipe_arg, "--gpus", "none", "--jobs", "2", "--json"])
+        .env_remove("OMP_NUM_THREADS")
+        .output()
+        .expect("rsfm runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: serde_json::Value =
+        serde_json::from_str(&project.ok(&["plan", recipe_arg, "--json"])).unwrap();
+    let key = plan["stages"][0]["key"].as_str().unwrap();
+    let entry = project.results().join("cache").join(&key[..2]).join(key);
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let expected = (cores / 2).max(1);
+    assert_eq!(read(entry.join("threads")).trim(), expected.to_string());
+}

@@ -123,7 +123,10 @@ pub async fn run(
                     // Every line goes to the log, protocol events included; ranks other than 0
                     // are marked.
                     let shown = if rank == 0 { text.clone() } else { format!("[rank {rank}] {text}") };
+                    // Flushed line by line: the log shows a running stage's progress and keeps
+                    // every line a crash would otherwise lose.
                     let _ = log.write_all(format!("{shown}\n").as_bytes()).await;
+                    let _ = log.flush().await;
                     if stderr {
                         if tail.len() == STDERR_TAIL_LINES { tail.pop_front(); }
                         tail.push_back(shown);

@@ -329,6 +329,7 @@ pub async fn run(
                 devices: devices.clone(),
                 forced: forced(i),
                 lineage: Lineage::of(plan, i),
+                cpu_threads: cpu_share(options.jobs, planned.stage.resources.ranks()),
             };
             state[i] = State::Running;
             let (ctx, progress, cancel) = (ctx.clone(), progress.clone(), cancel_rx.clone());
@@ -390,4 +391,31 @@ pub async fn run(
     }
     summary.skipped += state.iter().filter(|s| **s == State::Waiting).count();
     Ok(summary)
+}
+
+/// The CPU threads of one process of a stage that runs beside up to `jobs - 1` others, as one
+/// of `ranks` processes: this machine's cores split evenly, at least one.
+pub(crate) fn cpu_share(jobs: usize, ranks: u32) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    split_cores(cores, jobs, ranks)
+}
+
+fn split_cores(cores: usize, jobs: usize, ranks: u32) -> usize {
+    (cores / (jobs.max(1) * ranks.max(1) as usize)).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_cores;
+
+    #[test]
+    fn cores_are_split_between_concurrent_stages_and_their_ranks() {
+        assert_eq!(split_cores(16, 1, 1), 16);
+        assert_eq!(split_cores(16, 2, 1), 8);
+        assert_eq!(split_cores(16, 2, 4), 2);
+        assert_eq!(split_cores(2, 2, 1), 1);
+        // More stages than cores: one thread each, never zero.
+        assert_eq!(split_cores(2, 8, 2), 1);
+        assert_eq!(split_cores(4, 0, 0), 4);
+    }
 }

@@ -51,6 +51,8 @@ pub struct StageJob {
     pub forced: bool,
     /// Its study coordinates, own or inherited.
     pub lineage: Lineage,
+    /// CPU threads each of its processes may use (its share of this machine's cores).
+    pub cpu_threads: usize,
 }
 
 /// Runs `job` to its end.
@@ -122,7 +124,7 @@ async fn run_stage_inner(
         let invocation = Invocation {
             argv,
             cwd: planned.recipe_dir.clone(),
-            env: stage_env(&placement, &work),
+            env: stage_env(&placement, &work, job.cpu_threads),
             log_path: log_path.clone(),
             time_limit: planned.stage.resources.time_limit,
             ranks: planned.stage.resources.ranks(),
@@ -223,7 +225,8 @@ fn ended(status: StageStatus, error: String, stderr_tail: String, duration_s: f6
     }
 }
 
-/// Reads `metrics.json` (if any) into `metrics` and commits the build dir to the cache.
+/// Reads `metrics.json` (if any) into `metrics`, in place of the final metrics that events
+/// already reported, and commits the build dir to the cache.
 fn commit(
     ctx: &RunContext,
     planned: &PlannedStage,
@@ -239,7 +242,11 @@ fn commit(
                 metrics_path.display()
             )
         })?;
-        flatten_metrics("", &value, metrics);
+        let mut finals = Vec::new();
+        flatten_metrics("", &value, &mut finals);
+        // A final metric the worker also sent as an event is one row, its metrics.json value.
+        metrics.retain(|m| m.step.is_some() || !finals.iter().any(|f| f.name == m.name));
+        metrics.extend(finals);
     }
     let stage_json = serde_json::json!({
         "experiment": planned.experiment,
@@ -358,9 +365,19 @@ fn artifacts(entry: &Entry) -> Vec<ArtifactRow> {
         .collect()
 }
 
-/// The environment of a stage process: its devices, its work dir and the `rsfm` binary.
-pub(crate) fn stage_env(placement: &Placement, work: &Path) -> Vec<(String, String)> {
+/// The environment of a stage process: its devices, its CPU threads, its work dir and the
+/// `rsfm` binary. `OMP_NUM_THREADS` (which libtorch's CPU kernels follow) is the stage's share of
+/// the cores unless the user set it: stages that each spin one OpenMP thread per core on a shared
+/// machine run many times slower than with their share.
+pub(crate) fn stage_env(
+    placement: &Placement,
+    work: &Path,
+    cpu_threads: usize,
+) -> Vec<(String, String)> {
     let mut env = Vec::new();
+    if std::env::var_os("OMP_NUM_THREADS").is_none() {
+        env.push(("OMP_NUM_THREADS".into(), cpu_threads.max(1).to_string()));
+    }
     if let Some(visible) = &placement.visible_devices {
         env.push(("CUDA_VISIBLE_DEVICES".into(), visible.clone()));
     }
