@@ -78,7 +78,8 @@ impl SlurmSettings {
         Duration::from_secs_f64(1.0 / rate)
     }
 
-    /// The flags that place `stage`: partition, account, QoS, time limit, GPUs, extra flags.
+    /// The flags that place `stage`: partition, account, QoS, time limit, tasks (one per
+    /// data-parallel rank), GPUs, extra flags.
     pub fn stage_flags(&self, stage: &PlannedStage) -> Vec<SbatchFlag> {
         let table = &self.table;
         let mut flags = Vec::new();
@@ -111,6 +112,13 @@ impl SlurmSettings {
                 format!("--signal=B:TERM@{}", grace.as_secs().max(1)),
                 self.table.signal_grace.as_ref().map_or(at, |s| &s.at),
             );
+        }
+        let ranks = resources.ranks();
+        if ranks > 1 {
+            // One task per data-parallel rank, all on one node: the GPU flag below counts the
+            // GPUs of that node, and every rank sees them all (it takes `cuda:LOCAL_RANK`).
+            push(format!("--ntasks={ranks}"), &stage.stage.location);
+            push("--nodes=1".to_string(), &stage.stage.location);
         }
         if resources.gpus > 0 {
             let (style, at) = match &table.gpu_flag {
