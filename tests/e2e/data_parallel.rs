@@ -10,7 +10,7 @@ use crate::common::{repo_root, worker, Project};
 const STEPS: u64 = 8;
 
 /// The recipe with `processes = N` and its global `batch_size`.
-fn recipe(processes: u32, batch_size: u32) -> String {
+pub(crate) fn recipe(processes: u32, batch_size: u32) -> String {
     format!(
         r#"
 [experiment]
@@ -59,7 +59,7 @@ fn summary(out: &std::process::Output) -> serde_json::Value {
 }
 
 /// Values of metric `name` of the pretrain stage, by step (None: the final metric).
-fn metric_rows(project: &Project, name: &str) -> Vec<(Option<i64>, f64)> {
+pub(crate) fn metric_rows(project: &Project, name: &str) -> Vec<(Option<i64>, f64)> {
     project
         .sql(&format!(
             "SELECT m.step, m.value FROM metrics m JOIN stages s ON s.key = m.stage_key \
@@ -83,7 +83,7 @@ fn outputs(project: &Project) -> (Vec<serde_json::Value>, Vec<serde_json::Value>
     (metrics, files)
 }
 
-fn plan_key(project: &Project, recipe: &std::path::Path) -> String {
+pub(crate) fn plan_key(project: &Project, recipe: &std::path::Path) -> String {
     let plan: serde_json::Value =
         serde_json::from_str(&project.ok(&["plan", recipe.to_str().unwrap(), "--json"])).unwrap();
     plan["stages"]
