@@ -595,3 +595,33 @@ fn a_two_process_mae_stage_runs_as_two_srun_ranks_like_it_runs_locally() {
         }
     }
 }
+
+#[test]
+fn ranks_stopped_at_a_checkpoint_are_submitted_again_as_one_job() {
+    let project = project();
+    // Both ranks exit 3 (stopped at a checkpoint) on the first run and finish on the next;
+    // rank 0 writes the metrics.
+    let recipe = project.write(
+        "resume2.toml",
+        "[experiment]\nname = \"slurm-resume-ranks\"\n\n[stage.twice]\nkind = \"command\"\n\
+         processes = 2\n\
+         argv = [\"sh\", \"-c\", \"c=\\\"$RSFM_WORK_DIR/ckpt-$RANK\\\"; if [ -e \\\"$c\\\" ]; then [ \\\"$RANK\\\" = 1 ] || echo '{{\\\"world\\\": '$WORLD_SIZE'}}' > \\\"$1/metrics.json\\\"; else touch \\\"$c\\\"; exit 3; fi\", \"sh\", \"{out}\"]\n",
+    );
+    let summary = run_slurm(&project, &recipe);
+    assert_eq!(summary["executed"], 1, "{summary}");
+    let listed = slurm_client("squeue", &["-h", "-t", "all", "-o", "%i|%T|%C|%j"]);
+    let mut jobs: Vec<(u64, &str)> = listed
+        .lines()
+        .filter(|l| l.ends_with(":slurm-resume-ranks/twice"))
+        .map(|l| {
+            let (id, rest) = l.split_once('|').unwrap();
+            (id.parse().unwrap(), rest)
+        })
+        .collect();
+    jobs.sort();
+    assert_eq!(jobs.len(), 2, "{listed}");
+    assert!(jobs[0].1.starts_with("FAILED|2|"), "{listed}");
+    assert!(jobs[1].1.starts_with("COMPLETED|2|"), "{listed}");
+    let world = project.sql("SELECT value FROM metrics WHERE name = 'world'");
+    assert_eq!(world[0]["value"].as_f64(), Some(2.0));
+}

@@ -59,12 +59,14 @@ fn rank_setup(ranks: u32) -> String {
 /// `WORLD_SIZE` and `LOCAL_RANK` from `SLURM_PROCID`, `SLURM_NTASKS` and `SLURM_LOCALID` (a
 /// `sh -c` wrapper sets them, then `exec`s the command).
 ///
-/// `--kill-on-bad-exit=1` stops the other ranks when one fails (they would otherwise wait in
-/// their next collective); `srun` forwards the job's SIGTERM to every task and exits with the
-/// highest exit status among them.
+/// `srun` exits with the highest exit status of its tasks, so ranks that all stop at a
+/// checkpoint (status 3) make the job end with 3. It is not given `--kill-on-bad-exit`, which
+/// would kill the other ranks as soon as the first one exits 3 and turn that status into a
+/// signal's; a rank that fails ends the others through their next collective instead (the
+/// peer's connection closes, or the collective times out).
 fn rank_launcher(ranks: u32) -> String {
     format!(
-        "srun --ntasks={ranks} --kill-on-bad-exit=1 sh -c \
+        "srun --ntasks={ranks} sh -c \
          'RANK=$SLURM_PROCID WORLD_SIZE=$SLURM_NTASKS LOCAL_RANK=$SLURM_LOCALID; \
          export RANK WORLD_SIZE LOCAL_RANK; exec \"$@\"' rsfm-rank "
     )
@@ -137,7 +139,7 @@ mod tests {
         tool(
             &bin,
             "srun",
-            "n=${1#--ntasks=}; shift 2; i=0; while [ $i -lt $n ]; do SLURM_PROCID=$i SLURM_NTASKS=$n SLURM_LOCALID=$i \"$@\" || exit; i=$((i + 1)); done\n",
+            "n=${1#--ntasks=}; shift; i=0; while [ $i -lt $n ]; do SLURM_PROCID=$i SLURM_NTASKS=$n SLURM_LOCALID=$i \"$@\" || exit; i=$((i + 1)); done\n",
         );
         let argv = [
             "sh",
@@ -147,10 +149,7 @@ mod tests {
             "it's",
         ];
         let script = batch_script(&invocation(&argv, dir.path(), 2), "ddp/pretrain");
-        assert!(
-            script.contains("exec srun --ntasks=2 --kill-on-bad-exit=1 "),
-            "{script}"
-        );
+        assert!(script.contains("exec srun --ntasks=2 sh -c "), "{script}");
         let path = dir.path().join("job.sh");
         std::fs::write(&path, &script).unwrap();
         let out = std::process::Command::new("sh")
