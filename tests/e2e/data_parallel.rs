@@ -1,6 +1,6 @@
 //! Data parallel through the local executor: a tiny MAE stage with `processes = 2` runs as two
 //! Gloo ranks through `rsfm run`, writes its metrics once, is cached on the second run, and
-//! ends at the loss of the same stage run as one process (the key ignores `processes`); a
+//! ends at the loss of the same stage run as one process (the key ignores `processes` and `loader_threads`); a
 //! batch the ranks cannot split and a failing rank fail the stage.
 
 use std::path::PathBuf;
@@ -137,11 +137,12 @@ fn two_processes_train_like_one_write_once_and_are_cached() {
         "{again}"
     );
 
-    let (one, one_recipe) = project(1, 4);
+    let (one, _) = project(1, 4);
+    let one_recipe = one.write("mae.toml", &(recipe(1, 4) + "loader_threads = 1\n"));
     assert_eq!(
         plan_key(&one, &one_recipe),
         key,
-        "`processes` is not in the key"
+        "`processes` and `loader_threads` are not in the key"
     );
     let single = run(&one, &one_recipe);
     assert!(
