@@ -151,6 +151,25 @@ fn metrics(project: &Project) -> Vec<serde_json::Value> {
     )
 }
 
+/// The jobs of stage `experiment/stage` in id order, each with its `squeue` fields `format`
+/// (`|`-separated); and the whole listing, for messages.
+fn jobs_of(stage: &str, format: &str) -> (Vec<(u64, String)>, String) {
+    let listed = slurm_client(
+        "squeue",
+        &["-h", "-t", "all", "-o", &format!("%i|{format}|%j")],
+    );
+    let mut jobs: Vec<(u64, String)> = listed
+        .lines()
+        .filter(|l| l.ends_with(&format!(":{stage}")))
+        .map(|l| {
+            let (id, rest) = l.split_once('|').unwrap();
+            (id.parse().unwrap(), rest.to_string())
+        })
+        .collect();
+    jobs.sort();
+    (jobs, listed)
+}
+
 /// Waits for `child` to exit (at most 5 minutes).
 fn wait(mut child: Child) -> Output {
     let start = Instant::now();
@@ -479,16 +498,7 @@ fn a_job_stopped_at_a_checkpoint_is_submitted_again_with_the_kinds_time_limit() 
     let summary = run_slurm(&project, &recipe);
     assert_eq!(summary["executed"], 1, "{summary}");
     // Two jobs ran the stage: the first exited 3, the second (the one recorded) completed.
-    let listed = slurm_client("squeue", &["-h", "-t", "all", "-o", "%i|%T|%l|%j"]);
-    let mut jobs: Vec<(u64, &str)> = listed
-        .lines()
-        .filter(|l| l.ends_with(":slurm-resume/twice"))
-        .map(|l| {
-            let (id, rest) = l.split_once('|').unwrap();
-            (id.parse().unwrap(), rest)
-        })
-        .collect();
-    jobs.sort();
+    let (jobs, listed) = jobs_of("slurm-resume/twice", "%T|%l");
     assert_eq!(jobs.len(), 2, "{listed}");
     assert!(jobs[0].1.starts_with("FAILED|5:00|"), "{listed}");
     assert!(jobs[1].1.starts_with("COMPLETED|5:00|"), "{listed}");
@@ -609,16 +619,7 @@ fn ranks_stopped_at_a_checkpoint_are_submitted_again_as_one_job() {
     );
     let summary = run_slurm(&project, &recipe);
     assert_eq!(summary["executed"], 1, "{summary}");
-    let listed = slurm_client("squeue", &["-h", "-t", "all", "-o", "%i|%T|%C|%j"]);
-    let mut jobs: Vec<(u64, &str)> = listed
-        .lines()
-        .filter(|l| l.ends_with(":slurm-resume-ranks/twice"))
-        .map(|l| {
-            let (id, rest) = l.split_once('|').unwrap();
-            (id.parse().unwrap(), rest)
-        })
-        .collect();
-    jobs.sort();
+    let (jobs, listed) = jobs_of("slurm-resume-ranks/twice", "%T|%C");
     assert_eq!(jobs.len(), 2, "{listed}");
     assert!(jobs[0].1.starts_with("FAILED|2|"), "{listed}");
     assert!(jobs[1].1.starts_with("COMPLETED|2|"), "{listed}");
