@@ -1,5 +1,6 @@
 //! The segmentation path end to end through `rsfm-worker`: MAE pretraining, `finetune-seg`
-//! from its checkpoint on a fraction of a generated LoveDA dataset, and `evaluate`.
+//! from its checkpoint on a fraction of a generated LoveDA dataset, and `evaluate`; bf16
+//! fine-tuning against fp32.
 #![cfg(feature = "torch")]
 
 use std::path::Path;
@@ -136,4 +137,68 @@ fn pretrain_finetune_and_evaluate_on_generated_loveda() {
         scores["images"].as_f64().unwrap(),
         summary.splits.val.len() as f64
     );
+}
+
+/// Largest relative difference of a step's bf16 fine-tuning loss from its fp32 loss.
+const BF16_TOLERANCE: f64 = 0.02;
+
+#[test]
+fn bf16_fine_tuning_follows_the_fp32_loss_within_tolerance() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("loveda");
+    generate(
+        SynthDataset::Loveda,
+        &data,
+        &SynthOptions {
+            images: 6,
+            seed: 3,
+            size: Some(64),
+        },
+    )
+    .unwrap();
+    let losses = |precision: &str| {
+        let stage = json!({
+            "kind": "finetune-seg",
+            "params": {
+                "model": { "patch_size": 8, "image_size": 32, "embed_dim": 32, "depth": 2, "num_heads": 2 },
+                "window_size": 2,
+                "head_channels": 16,
+                "dataset": "loveda", "format": "loveda",
+                "init": "scratch",
+                "steps": 20, "batch_size": 4, "lr": 2e-3, "warmup_steps": 3,
+                "precision": precision,
+            },
+            "datasets": { "loveda": data },
+            "device": "cpu",
+            "seed": 11,
+            "work_dir": dir.path().join(format!("work-{precision}")),
+        });
+        let out = run_stage(&stage, dir.path(), precision);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(rsfm_model::protocol::Event::parse_line)
+            .filter_map(|e| match e {
+                rsfm_model::protocol::Event::Progress { loss, .. } => loss,
+                _ => None,
+            })
+            .collect::<Vec<f64>>()
+    };
+    let (fp32, bf16) = (losses("fp32"), losses("bf16"));
+    assert_eq!((fp32.len(), bf16.len()), (20, 20));
+    let worst = fp32
+        .iter()
+        .zip(&bf16)
+        .map(|(a, b)| (a - b).abs() / a.abs())
+        .fold(0.0, f64::max);
+    println!(
+        "finetune-seg fp32 loss {:.4} -> {:.4}, bf16 {:.4} -> {:.4}, largest relative difference {worst:.4} over 20 steps",
+        fp32[0], fp32[19], bf16[0], bf16[19]
+    );
+    assert!(worst > 0.0, "bf16 autocast must change the arithmetic");
+    assert!(worst < BF16_TOLERANCE, "bf16 loss left fp32's by {worst}");
 }

@@ -211,6 +211,77 @@ fn activation_checkpointing_trains_to_the_same_weights() {
     }
 }
 
+/// The loss of every step of a run's progress events.
+fn loss_curve(output: &Output) -> Vec<f64> {
+    events(output)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Progress { loss, .. } => loss,
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn one_and_two_loader_threads_give_the_same_loss_curve() {
+    let curve = |threads: usize| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut stage = mae_stage(dir.path(), 6, 0.016);
+        stage["params"]["loader_threads"] = json!(threads);
+        let out = run_stage(&stage, dir.path(), &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(logged(&out, &format!("({threads} loader threads)")));
+        loss_curve(&out)
+    };
+    let one = curve(1);
+    assert_eq!(one.len(), 6, "{one:?}");
+    assert_eq!(
+        one,
+        curve(2),
+        "the loss curve depends on the loader's threads"
+    );
+}
+
+#[test]
+fn a_damaged_training_image_fails_the_stage_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    // 4 steps of 16 read all 64 scenes.
+    let stage = mae_stage(dir.path(), 4, 0.016);
+    let victim = walk_files(&dir.path().join("millionaid"))
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "jpg"))
+        .expect("the generated tree holds JPEG scenes");
+    std::fs::write(&victim, b"not a jpeg").unwrap();
+    let out = run_stage(&stage, dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&victim.display().to_string()), "{stderr}");
+    assert!(!dir.path().join("out/metrics.json").exists());
+    assert!(!dir.path().join("out/checkpoint.safetensors").exists());
+}
+
+/// Every file under `dir`, recursively, in a fixed order.
+fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            files.extend(walk_files(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
 #[test]
 fn a_diverging_loss_fails_naming_the_step() {
     let dir = tempfile::tempdir().unwrap();
@@ -422,6 +493,35 @@ fn init_scratch_trains_from_random_weights_on_purpose() {
         assert_eq!(out.status.code(), Some(2), "{stderr}");
         assert!(stderr.contains(named), "{stderr}");
     }
+}
+
+#[test]
+fn a_bf16_detector_run_trains_close_to_fp32() {
+    let losses = |precision: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let stage = det_stage(
+            dir.path(),
+            json!({ "init": "scratch", "precision": precision }),
+        );
+        let out = run_stage(&stage, dir.path(), &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        loss_curve(&out)
+    };
+    let (fp32, bf16) = (losses("fp32"), losses("bf16"));
+    assert_eq!((fp32.len(), bf16.len()), (6, 6));
+    // The first step's loss: the same weights and batch, only the backbone's arithmetic
+    // differs. Later steps also differ in the proposals the RPN samples.
+    let first = (fp32[0] - bf16[0]).abs() / fp32[0];
+    println!(
+        "finetune-det first-step loss: fp32 {} bf16 {} (relative difference {first:.4})",
+        fp32[0], bf16[0]
+    );
+    assert!(first > 0.0, "bf16 autocast must change the arithmetic");
+    assert!(first < 0.02, "bf16 first loss left fp32's by {first}");
 }
 
 #[test]

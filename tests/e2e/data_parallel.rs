@@ -1,6 +1,6 @@
 //! Data parallel through the local executor: a tiny MAE stage with `processes = 2` runs as two
 //! Gloo ranks through `rsfm run`, writes its metrics once, is cached on the second run, and
-//! ends at the loss of the same stage run as one process (the key ignores `processes`); a
+//! ends at the loss of the same stage run as one process (the key ignores `processes` and `loader_threads`); a
 //! batch the ranks cannot split and a failing rank fail the stage.
 
 use std::path::PathBuf;
@@ -10,7 +10,7 @@ use crate::common::{repo_root, worker, Project};
 const STEPS: u64 = 8;
 
 /// The recipe with `processes = N` and its global `batch_size`.
-fn recipe(processes: u32, batch_size: u32) -> String {
+pub(crate) fn recipe(processes: u32, batch_size: u32) -> String {
     format!(
         r#"
 [experiment]
@@ -59,7 +59,7 @@ fn summary(out: &std::process::Output) -> serde_json::Value {
 }
 
 /// Values of metric `name` of the pretrain stage, by step (None: the final metric).
-fn metric_rows(project: &Project, name: &str) -> Vec<(Option<i64>, f64)> {
+pub(crate) fn metric_rows(project: &Project, name: &str) -> Vec<(Option<i64>, f64)> {
     project
         .sql(&format!(
             "SELECT m.step, m.value FROM metrics m JOIN stages s ON s.key = m.stage_key \
@@ -83,7 +83,7 @@ fn outputs(project: &Project) -> (Vec<serde_json::Value>, Vec<serde_json::Value>
     (metrics, files)
 }
 
-fn plan_key(project: &Project, recipe: &std::path::Path) -> String {
+pub(crate) fn plan_key(project: &Project, recipe: &std::path::Path) -> String {
     let plan: serde_json::Value =
         serde_json::from_str(&project.ok(&["plan", recipe.to_str().unwrap(), "--json"])).unwrap();
     plan["stages"]
@@ -137,11 +137,12 @@ fn two_processes_train_like_one_write_once_and_are_cached() {
         "{again}"
     );
 
-    let (one, one_recipe) = project(1, 4);
+    let (one, _) = project(1, 4);
+    let one_recipe = one.write("mae.toml", &(recipe(1, 4) + "loader_threads = 1\n"));
     assert_eq!(
         plan_key(&one, &one_recipe),
         key,
-        "`processes` is not in the key"
+        "`processes` and `loader_threads` are not in the key"
     );
     let single = run(&one, &one_recipe);
     assert!(

@@ -151,6 +151,25 @@ fn metrics(project: &Project) -> Vec<serde_json::Value> {
     )
 }
 
+/// The jobs of stage `experiment/stage` in id order, each with its `squeue` fields `format`
+/// (`|`-separated); and the whole listing, for messages.
+fn jobs_of(stage: &str, format: &str) -> (Vec<(u64, String)>, String) {
+    let listed = slurm_client(
+        "squeue",
+        &["-h", "-t", "all", "-o", &format!("%i|{format}|%j")],
+    );
+    let mut jobs: Vec<(u64, String)> = listed
+        .lines()
+        .filter(|l| l.ends_with(&format!(":{stage}")))
+        .map(|l| {
+            let (id, rest) = l.split_once('|').unwrap();
+            (id.parse().unwrap(), rest.to_string())
+        })
+        .collect();
+    jobs.sort();
+    (jobs, listed)
+}
+
 /// Waits for `child` to exit (at most 5 minutes).
 fn wait(mut child: Child) -> Output {
     let start = Instant::now();
@@ -479,16 +498,7 @@ fn a_job_stopped_at_a_checkpoint_is_submitted_again_with_the_kinds_time_limit() 
     let summary = run_slurm(&project, &recipe);
     assert_eq!(summary["executed"], 1, "{summary}");
     // Two jobs ran the stage: the first exited 3, the second (the one recorded) completed.
-    let listed = slurm_client("squeue", &["-h", "-t", "all", "-o", "%i|%T|%l|%j"]);
-    let mut jobs: Vec<(u64, &str)> = listed
-        .lines()
-        .filter(|l| l.ends_with(":slurm-resume/twice"))
-        .map(|l| {
-            let (id, rest) = l.split_once('|').unwrap();
-            (id.parse().unwrap(), rest)
-        })
-        .collect();
-    jobs.sort();
+    let (jobs, listed) = jobs_of("slurm-resume/twice", "%T|%l");
     assert_eq!(jobs.len(), 2, "{listed}");
     assert!(jobs[0].1.starts_with("FAILED|5:00|"), "{listed}");
     assert!(jobs[1].1.starts_with("COMPLETED|5:00|"), "{listed}");
@@ -508,4 +518,111 @@ fn a_gpu_request_the_cluster_cannot_meet_is_rejected_naming_the_gpu_flag_line() 
     );
     let stderr = rejected_at(&project, &recipe, "10:12");
     assert!(stderr.contains("`--gpus=1`"), "{stderr}");
+}
+
+#[test]
+fn a_two_process_mae_stage_runs_as_two_srun_ranks_like_it_runs_locally() {
+    use crate::data_parallel::{metric_rows, plan_key, recipe};
+    let slurm = project();
+    let preset = std::fs::read_to_string(repo_root().join("recipes/models/vit-tiny.toml")).unwrap();
+    slurm.write("recipes/models/vit-tiny.toml", &preset);
+    let mae = slurm.write("mae.toml", &recipe(2, 4));
+    let worker = crate::common::worker();
+    let run = |project: &Project, backend: &str| {
+        let mut command = rsfm_slurm(
+            project,
+            &[
+                "run",
+                mae.to_str().unwrap(),
+                "--backend",
+                backend,
+                "--gpus",
+                "none",
+                "--json",
+            ],
+        );
+        let out = command.env("RSFM_WORKER", &worker).output().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        last_json_line(&text(&out.stdout))
+    };
+    let first = run(&slurm, "slurm");
+    assert_eq!(first["executed"], 2, "{first}");
+
+    // One job of two tasks: its script starts the ranks with srun, and both joined one group.
+    let key = plan_key(&slurm, &mae);
+    let work = slurm.results().join("work").join(&key);
+    let script = std::fs::read_to_string(work.join("slurm-job.sh")).unwrap();
+    assert!(script.contains("exec srun --ntasks=2 "), "{script}");
+    let job = job_id(&slurm, &key).to_string();
+    let listed = slurm_client("squeue", &["-h", "-t", "all", "-o", "%T|%D|%C", "-j", &job]);
+    assert_eq!(
+        listed.trim(),
+        "COMPLETED|1|2",
+        "state|nodes|CPUs of job {job}"
+    );
+    let log = std::fs::read_to_string(work.join("stage.log")).unwrap();
+    assert!(
+        log.contains("data parallel over 2 processes, 2 samples each per step"),
+        "{log}"
+    );
+
+    let again = run(&slurm, "slurm");
+    assert_eq!(
+        (again["executed"].as_u64(), again["cached"].as_u64()),
+        (Some(0), Some(2)),
+        "{again}"
+    );
+
+    // The same stage through the local executor: the same curve, written once per step.
+    let local = Project::new();
+    local.write("recipes/models/vit-tiny.toml", &preset);
+    let local_mae = local.write("mae.toml", &recipe(2, 4));
+    assert_eq!(plan_key(&local, &local_mae), key);
+    let out = local
+        .command(&[
+            "run",
+            local_mae.to_str().unwrap(),
+            "--gpus",
+            "none",
+            "--json",
+        ])
+        .env("RSFM_WORKER", &worker)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for name in ["loss", "loss_final"] {
+        let (under_slurm, locally) = (metric_rows(&slurm, name), metric_rows(&local, name));
+        assert_eq!(
+            under_slurm.len(),
+            locally.len(),
+            "{name}: {under_slurm:?} vs {locally:?}"
+        );
+        for ((step, a), (_, b)) in under_slurm.iter().zip(&locally) {
+            assert!(
+                ((a - b) / b).abs() < 1e-5,
+                "{name} at step {step:?}: {a} under Slurm, {b} locally"
+            );
+        }
+    }
+}
+
+#[test]
+fn ranks_stopped_at_a_checkpoint_are_submitted_again_as_one_job() {
+    let project = project();
+    // Both ranks exit 3 (stopped at a checkpoint) on the first run and finish on the next;
+    // rank 0 writes the metrics.
+    let recipe = project.write(
+        "resume2.toml",
+        "[experiment]\nname = \"slurm-resume-ranks\"\n\n[stage.twice]\nkind = \"command\"\n\
+         processes = 2\n\
+         argv = [\"sh\", \"-c\", \"c=\\\"$RSFM_WORK_DIR/ckpt-$RANK\\\"; if [ -e \\\"$c\\\" ]; then [ \\\"$RANK\\\" = 1 ] || echo '{{\\\"world\\\": '$WORLD_SIZE'}}' > \\\"$1/metrics.json\\\"; else touch \\\"$c\\\"; exit 3; fi\", \"sh\", \"{out}\"]\n",
+    );
+    let summary = run_slurm(&project, &recipe);
+    assert_eq!(summary["executed"], 1, "{summary}");
+    let (jobs, listed) = jobs_of("slurm-resume-ranks/twice", "%T|%C");
+    assert_eq!(jobs.len(), 2, "{listed}");
+    assert!(jobs[0].1.starts_with("FAILED|2|"), "{listed}");
+    assert!(jobs[1].1.starts_with("COMPLETED|2|"), "{listed}");
+    let world = project.sql("SELECT value FROM metrics WHERE name = 'world'");
+    assert_eq!(world[0]["value"].as_f64(), Some(2.0));
 }

@@ -29,7 +29,7 @@ pub struct Invocation {
     /// Wall-clock limit, if the recipe sets one.
     pub time_limit: Option<Duration>,
     /// Copies of the process to start as data-parallel ranks (the stage's `processes`, else
-    /// its `gpus`; at least 1). The local executor starts them all; Slurm starts one.
+    /// its `gpus`; at least 1): processes on this machine, or `srun` tasks of one Slurm job.
     pub ranks: u32,
 }
 

@@ -165,9 +165,16 @@ impl Plan {
                 };
                 let inputs = KeyInputs {
                     kind: stage.kind.as_str().to_string(),
-                    params: worker_params
-                        .as_ref()
-                        .map_or_else(|| stage.params.clone(), |w| w.params.clone()),
+                    params: worker_params.as_ref().map_or_else(
+                        || stage.params.clone(),
+                        |w| {
+                            let mut params = w.params.clone();
+                            params.retain(|name, _| {
+                                !rsfm_model::params::NOT_IN_KEY.contains(&name.as_str())
+                            });
+                            params
+                        },
+                    ),
                     needs: needs
                         .iter()
                         .map(|&i| {

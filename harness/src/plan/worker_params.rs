@@ -356,6 +356,7 @@ precision = "bf16"
 checkpoint_every = 2
 log_every = 1
 activation_checkpointing = true
+loader_threads = 2
 
 [stage.seg]
 kind = "finetune-seg"
@@ -390,6 +391,7 @@ layer_decay = 0.9
 checkpoint_every = 0
 log_every = 1
 activation_checkpointing = true
+precision = "fp32"
 
 [stage.det]
 kind = "finetune-det"
@@ -436,6 +438,7 @@ max_detections = 100
 checkpoint_every = 0
 log_every = 10
 activation_checkpointing = true
+precision = "bf16"
 
 [stage.score_seg]
 kind = "evaluate"

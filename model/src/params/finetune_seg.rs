@@ -3,6 +3,7 @@
 use super::backbone::Backbone;
 use super::data::{resolved_dataset, SegDataParams, SegFormat};
 use super::init::BackboneInit;
+use super::precision::Precision;
 use super::types::RATIO;
 use super::vitdet::VitDetConfig;
 
@@ -54,6 +55,9 @@ crate::schema! {
         /// Recompute each transformer block's activations in the backward pass instead of
         /// keeping them: less memory, about one more forward pass of time, the same numbers.
         activation_checkpointing: bool = false,
+        /// `fp32`, or `bf16` autocast over fp32 master weights and optimiser state (unset: bf16
+        /// on a GPU, fp32 on a CPU; the device is not in the key).
+        precision: Option<Precision> = None,
     }
 }
 

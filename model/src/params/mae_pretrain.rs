@@ -39,6 +39,10 @@ crate::schema! {
         /// `fp32`, or `bf16` autocast over fp32 master weights and optimiser state (unset: bf16
         /// on a GPU, fp32 on a CPU; the device is not in the key).
         precision: Option<Precision> = None,
+        /// Threads that decode and augment images ahead of the step loop (unset: the
+        /// machine's cores shared among its ranks, 1 to 8). The batches are the same for any
+        /// count, so it is not in the key.
+        loader_threads: Option<usize> = None,
     }
 }
 
@@ -52,6 +56,10 @@ impl MaePretrainParams {
         anyhow::ensure!(self.batch_size > 0, "`batch_size` must be positive");
         anyhow::ensure!(self.base_lr > 0.0, "`base_lr` must be positive");
         anyhow::ensure!(self.log_every > 0, "`log_every` must be positive");
+        anyhow::ensure!(
+            self.loader_threads != Some(0),
+            "`loader_threads` must be positive (or unset for one per core)"
+        );
         Ok(())
     }
 }

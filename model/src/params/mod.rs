@@ -29,3 +29,7 @@ pub use mae_pretrain::MaePretrainParams;
 pub use prepare::{PrepareOp, PrepareParams};
 pub use schema::{Field, Schema};
 pub use types::{ParamType, ParamValue};
+
+/// Parameters that change how fast a stage runs but never what it computes: the plan leaves
+/// them out of the stage key (they still reach the worker in `stage.json`).
+pub const NOT_IN_KEY: &[&str] = &["loader_threads"];

@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
 use super::det_data::{list_samples, training_crop, CropSettings, Part};
 use super::events::Events;
@@ -21,9 +21,11 @@ use super::stage::Outcome;
 use super::stage_inputs::dataset_root;
 use super::step_loop::{loss_summary, run_steps, LoopEnd, LoopSettings};
 use crate::arch::VitConfig;
+use crate::autocast::Autocast;
 use crate::nn::checkpoint;
 use crate::nn::oriented_rcnn::{OrientedRcnn, OrientedRcnnConfig};
 use crate::nn::vitdet::VitDetConfig;
+use crate::params::precision::Precision;
 use crate::params::FinetuneDetParams;
 use crate::protocol::StageSpec;
 
@@ -127,6 +129,7 @@ pub fn run(
         flips: params.flips,
         rotate: params.rotate90,
     };
+    let precision = Precision::resolve(params.precision, &spec.device);
     let end = run_steps(spec, &setup, &mut opt, &settings, events, |step| {
         let mut images = Vec::new();
         let mut targets = Vec::new();
@@ -137,7 +140,13 @@ pub fn run(
             targets.push(target);
         }
         let images = Tensor::stack(&images, 0).to_device(setup.device);
-        Ok(model.losses(&images, &targets).total())
+        // Autocast covers the backbone and neck; the heads, box coding and losses stay fp32.
+        let features = {
+            let _autocast = Autocast::for_precision(precision, setup.device)?;
+            model.features(&images, true)
+        };
+        let features: Vec<Tensor> = features.iter().map(|f| f.to_kind(Kind::Float)).collect();
+        Ok(model.losses_from_features(&features, &targets).total())
     })?;
     let losses = match end {
         LoopEnd::Finished(losses) => losses,

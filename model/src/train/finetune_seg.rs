@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
 use super::events::Events;
 use super::mae_pretrain::CHECKPOINT_FILE;
@@ -19,9 +19,11 @@ use super::stage::Outcome;
 use super::stage_inputs::dataset_root;
 use super::step_loop::{loss_summary, run_steps, LoopEnd, LoopSettings};
 use crate::arch::VitConfig;
+use crate::autocast::Autocast;
 use crate::nn::checkpoint;
 use crate::nn::segmenter::Segmenter;
 use crate::nn::vitdet::VitDetConfig;
+use crate::params::precision::Precision;
 use crate::params::FinetuneSegParams;
 use crate::protocol::StageSpec;
 
@@ -119,6 +121,7 @@ pub fn run(
         stop_after,
     };
     let crop = model_spec.model.image_size as u32;
+    let precision = Precision::resolve(params.precision, &spec.device);
     let end = run_steps(spec, &setup, &mut opt, &settings, events, |step| {
         let mut images = Vec::new();
         let mut labels = Vec::new();
@@ -130,8 +133,13 @@ pub fn run(
         }
         let images = Tensor::stack(&images, 0).to_device(setup.device);
         let labels = Tensor::stack(&labels, 0).to_device(setup.device);
+        // Autocast covers the forward pass only; the loss is taken in fp32.
+        let logits = {
+            let _autocast = Autocast::for_precision(precision, setup.device)?;
+            model.forward_t(&images, true)
+        };
         Ok(model.loss(
-            &model.forward_t(&images, true),
+            &logits.to_kind(Kind::Float),
             &labels,
             i64::from(IGNORE_INDEX),
         ))

@@ -1,40 +1,11 @@
-//! Training images as normalised tensors `[3, size, size]`: a folder of image files, the
-//! conversion of 8-bit images and the ImageNet normalisation.
+//! Training images as normalised tensors `[3, size, size]`: the conversion of 8-bit images
+//! and the ImageNet normalisation.
 
-use std::path::PathBuf;
-
-use anyhow::Context;
 use tch::{Device, Kind, Tensor};
 
-use crate::data::image_io::{read_image, Image};
+use crate::data::image_io::Image;
 
 pub use crate::data::loader::{IMAGENET_MEAN, IMAGENET_STD};
-
-/// Image files, read and resized on demand.
-#[derive(Debug, Clone)]
-pub struct ImageFolder {
-    /// The files, in a fixed order.
-    pub paths: Vec<PathBuf>,
-}
-
-impl ImageFolder {
-    /// Image `index` as a normalised `[3, size, size]` float tensor.
-    pub fn get(&self, index: usize, size: i64) -> anyhow::Result<Tensor> {
-        let path = &self.paths[index];
-        let image = read_image(path)
-            .with_context(|| format!("cannot read training image {}", path.display()))?;
-        Ok(normalize(&to_tensor(&image), size))
-    }
-
-    /// A batch `[n, 3, size, size]` of the given images.
-    pub fn batch(&self, indices: &[usize], size: i64) -> anyhow::Result<Tensor> {
-        let images = indices
-            .iter()
-            .map(|&i| self.get(i, size))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        Ok(Tensor::stack(&images, 0))
-    }
-}
 
 /// An 8-bit image as a `[3, H, W]` float tensor in `[0, 1]` (gray is repeated, extra bands
 /// are dropped).

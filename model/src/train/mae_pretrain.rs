@@ -1,35 +1,96 @@
 //! The `mae-pretrain` stage: MAE on a folder of images (or generated scenes), AdamW with a
-//! warmup + cosine schedule, resumable from the work dir.
+//! warmup + cosine schedule, resumable from the work dir. Images are decoded and augmented
+//! (MAE's random resized crop and flip) by the threaded [`Loader`] ahead of the step loop.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::events::Events;
-use super::images::ImageFolder;
 use super::schedule::{scaled_lr, CosineSchedule, Schedule};
 use super::setup::TrainingSetup;
 use super::stage::Outcome;
 use super::stage_inputs::dataset_root;
-use super::step_loop::{loss_summary, run_steps, LoopEnd, LoopSettings};
+use super::step_loop::{loss_summary, run_steps, LoopEnd, LoopSettings, Step};
 use crate::autocast::Autocast;
 use crate::data::formats::millionaid;
+use crate::data::loader::{Loader, LoaderConfig, MaeAugment};
+use crate::dist::DistributedSampler;
 use crate::nn::checkpoint;
 use crate::nn::mae::MaskedAutoencoder;
 use crate::params::data::resolved_dataset;
 use crate::params::precision::Precision;
 use crate::params::MaePretrainParams;
 use crate::protocol::StageSpec;
+use anyhow::Context;
 use tch::{Kind, Tensor};
 
 /// File name of the pretrained weights in the stage's output dir.
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 
-fn image_folder(spec: &StageSpec, params: &MaePretrainParams) -> anyhow::Result<ImageFolder> {
+/// Batches decoded ahead of the step loop.
+const PREFETCH_BATCHES: usize = 2;
+/// Most loader threads a rank takes when the recipe sets none.
+const MAX_DEFAULT_LOADER_THREADS: usize = 8;
+
+fn image_paths(spec: &StageSpec, params: &MaePretrainParams) -> anyhow::Result<Arc<[PathBuf]>> {
     let root = dataset_root(spec, &resolved_dataset(&params.dataset)?)?;
-    let paths = millionaid::list_images(root)?
+    let paths: Vec<PathBuf> = millionaid::list_images(root)?
         .into_iter()
         .map(|s| s.path)
         .collect();
-    Ok(ImageFolder { paths })
+    anyhow::ensure!(
+        !paths.is_empty(),
+        "{} holds no images to pretrain on",
+        root.display()
+    );
+    Ok(paths.into())
+}
+
+/// `loader_threads`, or the machine's cores shared among the `ranks` on it (1 to 8).
+fn loader_threads(requested: Option<usize>, ranks: usize) -> usize {
+    requested.unwrap_or_else(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        (cores / ranks.max(1)).clamp(1, MAX_DEFAULT_LOADER_THREADS)
+    })
+}
+
+/// This rank's batches from the first step the loop asks for (0, or the step it resumes
+/// from) to the end: started on that first request, so the loader's position comes from the
+/// resume checkpoint's step.
+struct RankBatches {
+    paths: Arc<[PathBuf]>,
+    augment: MaeAugment,
+    config: LoaderConfig,
+    total_steps: u64,
+    loader: Option<Loader>,
+}
+
+impl RankBatches {
+    /// This rank's `[per_rank, 3, size, size]` images of `step`.
+    fn next(&mut self, step: &Step) -> anyhow::Result<Tensor> {
+        let loader = self.loader.get_or_insert_with(|| {
+            let sampler = DistributedSampler {
+                seed: step.shard.seed,
+                len: self.paths.len(),
+                rank: step.shard.rank,
+                world_size: step.shard.world_size,
+            };
+            let per_rank = step.shard.per_rank;
+            let plans = (step.index..self.total_steps).map(move |s| sampler.plan(s, per_rank));
+            Loader::start(Arc::clone(&self.paths), self.augment, plans, self.config)
+        });
+        let batch = loader
+            .next_batch()
+            .with_context(|| format!("the image loader ended before step {}", step.index + 1))?
+            .context("cannot load a training image")?;
+        anyhow::ensure!(
+            batch.step == step.index,
+            "the image loader gave step {} for step {}",
+            batch.step,
+            step.index
+        );
+        Ok(batch.to_tensor())
+    }
 }
 
 /// Runs (or resumes) the stage. `stop_after` ends the call after that many completed steps
@@ -41,7 +102,7 @@ pub fn run(
     events: &mut Events,
     stop_after: Option<u64>,
 ) -> anyhow::Result<Outcome> {
-    let images = image_folder(spec, params)?;
+    let paths = image_paths(spec, params)?;
     let vit = params.backbone.vit()?;
     let setup = TrainingSetup::new(spec)?;
     let mut model = MaskedAutoencoder::new(&setup.vs.root(), &vit, &params.mae);
@@ -57,11 +118,12 @@ pub fn run(
         total_steps: params.steps,
     });
 
+    let threads = loader_threads(params.loader_threads, setup.replicas.world_size());
     events.log(
         "info",
         format!(
-            "MAE on {} images, {} params, peak lr {peak_lr:.3e}, device {}",
-            images.paths.len(),
+            "MAE on {} images ({threads} loader threads), {} params, peak lr {peak_lr:.3e}, device {}",
+            paths.len(),
             vit.param_count(),
             spec.device
         ),
@@ -73,16 +135,21 @@ pub fn run(
         log_every: params.log_every,
         stop_after,
     };
-    let size = vit.image_size as i64;
     let patches = vit.num_patches() as i64;
     let precision = Precision::resolve(params.precision, &spec.device);
+    let mut batches = RankBatches {
+        paths,
+        augment: MaeAugment::new(vit.image_size as u32),
+        config: LoaderConfig {
+            threads,
+            prefetch: PREFETCH_BATCHES,
+            seed: spec.seed,
+        },
+        total_steps: params.steps,
+        loader: None,
+    };
     let end = run_steps(spec, &setup, &mut opt, &settings, events, |step| {
-        let indices: Vec<usize> = step
-            .samples(images.paths.len())
-            .into_iter()
-            .map(|sample| sample.index)
-            .collect();
-        let batch = images.batch(&indices, size)?.to_device(setup.device);
+        let batch = batches.next(step)?.to_device(setup.device);
         // The masking noise is drawn for the global batch and this rank keeps its rows, so
         // N ranks mask each image as one process with the whole batch does.
         let noise = Tensor::rand(

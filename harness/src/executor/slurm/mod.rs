@@ -6,8 +6,9 @@
 //! checkpoint on SIGTERM (exit status 3, e.g. `--signal` before the time limit) is submitted
 //! again. The harness alone ingests results, as with the local executor.
 //!
-//! A multi-rank stage would wrap the command of [`script::batch_script`] in `srun` with the
-//! rendezvous variables; jobs run one process today.
+//! A data-parallel stage (`processes = N` or `gpus = N`) is one job of N tasks on one node:
+//! its batch script starts the ranks with `srun`, each with PyTorch's rendezvous variables
+//! derived from Slurm's ([`script`]).
 
 mod commands;
 pub mod job_record;

@@ -78,7 +78,8 @@ impl SlurmSettings {
         Duration::from_secs_f64(1.0 / rate)
     }
 
-    /// The flags that place `stage`: partition, account, QoS, time limit, GPUs, extra flags.
+    /// The flags that place `stage`: partition, account, QoS, time limit, tasks (one per
+    /// data-parallel rank), GPUs, extra flags.
     pub fn stage_flags(&self, stage: &PlannedStage) -> Vec<SbatchFlag> {
         let table = &self.table;
         let mut flags = Vec::new();
@@ -98,6 +99,7 @@ impl SlurmSettings {
             }
         }
         let resources = &stage.stage.resources;
+        let ranks = resources.ranks();
         let time_limit = match resources.time_limit {
             Some(limit) => Some((limit, stage.stage.location.clone())),
             None => table
@@ -107,10 +109,20 @@ impl SlurmSettings {
         if let Some((limit, at)) = &time_limit {
             push(format!("--time={}", slurm_duration(*limit)), at);
             let grace = self.signal_grace().min(*limit / 2);
+            // One process is the batch shell itself (`exec`): signal it alone. Ranks are the
+            // tasks of an `srun` step: signal the steps, since `srun` answers a SIGTERM of its
+            // own by killing its tasks.
+            let target = if ranks > 1 { "" } else { "B:" };
             push(
-                format!("--signal=B:TERM@{}", grace.as_secs().max(1)),
+                format!("--signal={target}TERM@{}", grace.as_secs().max(1)),
                 self.table.signal_grace.as_ref().map_or(at, |s| &s.at),
             );
+        }
+        if ranks > 1 {
+            // One task per data-parallel rank, all on one node: the GPU flag below counts the
+            // GPUs of that node, and every rank sees them all (it takes `cuda:LOCAL_RANK`).
+            push(format!("--ntasks={ranks}"), &stage.stage.location);
+            push("--nodes=1".to_string(), &stage.stage.location);
         }
         if resources.gpus > 0 {
             let (style, at) = match &table.gpu_flag {

@@ -286,9 +286,14 @@ impl OrientedRcnn {
 
     /// Training losses of a batch `[B, 3, S, S]` with one [`ImageTargets`] per image.
     pub fn losses(&self, images: &Tensor, targets: &[ImageTargets]) -> DetLosses {
-        let features = self.features(images, true);
-        let levels: Vec<RpnLevel> = self.rpn.forward(&features);
-        let anchors = self.anchors(&features);
+        self.losses_from_features(&self.features(images, true), targets)
+    }
+
+    /// Training losses from the neck outputs of [`OrientedRcnn::features`] (fp32), with one
+    /// [`ImageTargets`] per image; lets a caller run the backbone under autocast.
+    pub fn losses_from_features(&self, features: &[Tensor], targets: &[ImageTargets]) -> DetLosses {
+        let levels: Vec<RpnLevel> = self.rpn.forward(features);
+        let anchors = self.anchors(features);
         let rpn_cfg = RpnTraining {
             batch: self.config.rpn_batch as i64,
             positive_fraction: 0.5,
@@ -302,7 +307,7 @@ impl OrientedRcnn {
             batch: self.config.roi_batch,
             positive_fraction: self.config.roi_positive_fraction,
         };
-        let device = images.device();
+        let device = features[0].device();
         let mut rois = Vec::new();
         let mut labels = Vec::new();
         let mut pos_rois = Vec::new();
@@ -338,7 +343,7 @@ impl OrientedRcnn {
                 }
             }
         }
-        let pooled = rotated_roi_align(&features, &self.strides, &rois, &self.roi_align());
+        let pooled = rotated_roi_align(features, &self.strides, &rois, &self.roi_align());
         let (logits, deltas) = self.head.forward(&pooled);
         let sampled = labels.len().max(1) as f64;
         let labels = Tensor::from_slice(&labels).to_device(device);
