@@ -54,7 +54,7 @@ pub fn run(args: &PrepareArgs) -> anyhow::Result<ExitCode> {
     };
     fs_err::create_dir_all(&args.out)?;
     let metrics = run_prepare(&params, source.map(PathBuf::as_path), spec.seed, &args.out)
-        .map_err(|e| BadInput::msg(e))?;
+        .map_err(BadInput::msg)?;
     fs_err::write(
         args.out.join(METRICS_FILE),
         serde_json::to_vec_pretty(&metrics)?,
