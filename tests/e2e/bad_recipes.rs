@@ -113,14 +113,7 @@ fn a_recipe_with_several_mistakes_reports_them_all_at_their_keys_and_exits_2() {
         ),
     ];
     for (error, help) in expected {
-        let at = stderr
-            .find(error)
-            .unwrap_or_else(|| panic!("no `{error}` in:\n{stderr}"));
-        let next = stderr[at..].lines().nth(1).unwrap_or_default();
-        assert!(
-            next.trim_start().starts_with("help: ") && next.contains(help),
-            "`{error}` is not followed by `{help}`:\n{stderr}"
-        );
+        assert_error_then_help(&stderr, error, help);
     }
     assert!(stderr.contains("6 errors found"), "{stderr}");
     assert!(!project.results().exists(), "the results dir was touched");
@@ -156,13 +149,18 @@ fn a_recipe_with_several_mistakes_reports_them_all_at_their_keys_and_exits_2() {
             "help: add `dataset = \"NAME\"`",
         ),
     ] {
-        let at = stderr
-            .find(error)
-            .unwrap_or_else(|| panic!("no `{error}` in:\n{stderr}"));
-        let next = stderr[at..].lines().nth(1).unwrap_or_default();
-        assert!(
-            next.contains(help),
-            "`{error}` is not followed by `{help}`:\n{stderr}"
-        );
+        assert_error_then_help(&stderr, error, help);
     }
+}
+
+/// Checks that `stderr` shows `error` with a `help:` line containing `help` right under it.
+fn assert_error_then_help(stderr: &str, error: &str, help: &str) {
+    let at = stderr
+        .find(error)
+        .unwrap_or_else(|| panic!("no `{error}` in:\n{stderr}"));
+    let next = stderr[at..].lines().nth(1).unwrap_or_default();
+    assert!(
+        next.trim_start().starts_with("help: ") && next.contains(help),
+        "`{error}` is not followed by `{help}`:\n{stderr}"
+    );
 }
