@@ -4,7 +4,7 @@
 use std::error::Error;
 use std::fmt;
 
-use crate::recipe::RecipeError;
+use crate::recipe::{RecipeError, RecipeErrors};
 
 /// An error caused by the user's input (a recipe, an argument, a data file): `rsfm` exits 2.
 /// It wraps the error it marks and keeps that error's chain of causes.
@@ -35,12 +35,12 @@ impl Error for BadInput {
     }
 }
 
-/// Whether `error` comes from the user's input: a [`BadInput`] or a [`RecipeError`] anywhere in
-/// its chain.
+/// Whether `error` comes from the user's input: a [`BadInput`], a [`RecipeError`] or
+/// [`RecipeErrors`] anywhere in its chain.
 pub fn is_bad_input(error: &anyhow::Error) -> bool {
-    error
-        .chain()
-        .any(|cause| cause.is::<BadInput>() || cause.is::<RecipeError>())
+    error.chain().any(|cause| {
+        cause.is::<BadInput>() || cause.is::<RecipeError>() || cause.is::<RecipeErrors>()
+    })
 }
 
 /// Whether `error` is a write to a closed pipe (`rsfm … | head -1`): not a failure.
@@ -52,12 +52,15 @@ pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
     })
 }
 
-/// The whole message of `error`, once: a recipe error already reads
+/// The whole message of `error`, once: recipe errors already read
 /// `file:line:col: error: … help: …`; anything else gets an `error: ` prefix and its causes.
 pub fn render(error: &anyhow::Error) -> String {
     let top = error
         .downcast_ref::<BadInput>()
         .map_or(error, |marked| &marked.0);
+    if let Some(recipe_errors) = top.downcast_ref::<RecipeErrors>() {
+        return recipe_errors.to_string();
+    }
     match top.downcast_ref::<RecipeError>() {
         Some(recipe_error) => recipe_error.to_string(),
         None => format!("error: {error:#}"),

@@ -20,7 +20,8 @@ fn error_in(
     line: usize,
     col: usize,
 ) -> (RecipeError, String) {
-    let error = recipe::load(&bad(recipe)).expect_err("the recipe should not load");
+    let errors = recipe::load(&bad(recipe)).expect_err("the recipe should not load");
+    let error = errors.first().clone();
     let shown = error.to_string();
     assert_eq!(error.kind, kind, "{shown}");
     let location = error.location.clone().expect("a location");
@@ -163,7 +164,8 @@ fn invalid_stage_name_is_rejected() {
 
 #[test]
 fn a_missing_recipe_file_names_the_path() {
-    let error = recipe::load(&bad("no-such-recipe.toml")).unwrap_err();
+    let errors = recipe::load(&bad("no-such-recipe.toml")).unwrap_err();
+    let error = errors.first();
     assert_eq!(error.kind, ErrorKind::Io);
     assert!(error.to_string().contains("no-such-recipe.toml"), "{error}");
 }

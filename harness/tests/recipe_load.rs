@@ -17,7 +17,7 @@ fn design_example() -> String {
 }
 
 /// Writes `text` as `recipe.toml` in a fresh folder and loads it.
-fn load_text(text: &str) -> (tempfile::TempDir, Result<Recipe, recipe::RecipeError>) {
+fn load_text(text: &str) -> (tempfile::TempDir, Result<Recipe, recipe::RecipeErrors>) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("recipe.toml");
     std::fs::write(&path, text).unwrap();

@@ -225,6 +225,44 @@ pub struct ModelPreset {
     pub reported_params: Option<Sourced<f64>>,
     /// The architecture.
     pub vit: VitConfig,
+    /// Stage parameters that fit this model's size, used where a stage leaves them out.
+    #[serde(default)]
+    pub defaults: SizeDefaults,
+}
+
+/// Stage parameters whose right value depends on the model's size (`[defaults]` in a preset):
+/// a stage that leaves one out gets the preset's value rather than a paper-scale default.
+/// Each accepts a `{ value, source }` table.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SizeDefaults {
+    /// ViTDet window side in tokens, for fine-tuning stages.
+    #[serde(default)]
+    pub window_size: Option<Sourced<usize>>,
+    /// UperNet width, for `finetune-seg`.
+    #[serde(default)]
+    pub head_channels: Option<Sourced<usize>>,
+    /// Pyramid and RPN width, for `finetune-det`.
+    #[serde(default)]
+    pub channels: Option<Sourced<usize>>,
+    /// Width of the box head's hidden layers, for `finetune-det`.
+    #[serde(default)]
+    pub fc_dim: Option<Sourced<usize>>,
+}
+
+impl SizeDefaults {
+    /// The parameters it sets, by stage key, with their provenance.
+    pub fn entries(&self) -> Vec<(&'static str, &Sourced<usize>)> {
+        [
+            ("window_size", &self.window_size),
+            ("head_channels", &self.head_channels),
+            ("channels", &self.channels),
+            ("fc_dim", &self.fc_dim),
+        ]
+        .into_iter()
+        .filter_map(|(key, value)| value.as_ref().map(|value| (key, value)))
+        .collect()
+    }
 }
 
 impl ModelPreset {

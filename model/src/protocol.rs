@@ -50,6 +50,10 @@ pub enum Event {
         /// Throughput since the last progress event.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         items_per_s: Option<f64>,
+        /// Learning rate of the last step (the peak group's, before layer-wise decay), when it
+        /// trains; absent in events of workers that predate it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lr: Option<f64>,
     },
     /// One metric value, optionally at a training step.
     Metric {
@@ -100,10 +104,15 @@ mod tests {
                 step: 3,
                 total: 10,
                 loss: Some(0.5),
-                items_per_s: Some(12.0)
+                items_per_s: Some(12.0),
+                lr: None,
             }
         );
         assert_eq!(event.to_line(), line);
+        let with_lr = r#"{"event":"progress","step":3,"total":10,"loss":0.5,"lr":0.001}"#;
+        let event = Event::parse_line(with_lr).unwrap();
+        assert!(matches!(event, Event::Progress { lr: Some(lr), .. } if lr == 1e-3));
+        assert_eq!(event.to_line(), with_lr);
         let metric = Event::parse_line(r#"{"event":"metric","name":"mIoU","value":0.9}"#).unwrap();
         assert_eq!(
             metric,

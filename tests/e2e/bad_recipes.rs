@@ -56,3 +56,111 @@ fn bad_recipes_exit_2_with_file_line_col_and_run_nothing() {
         }
     }
 }
+
+/// A base recipe with one mistake and a recipe extending it with more: each at its key.
+const BASE_WITH_A_TYPO: &str = "[stage.seg]\nkind = \"finetune-seg\"\nsteps = 3\nlrr = 1e-3\n";
+
+const SEVERAL_MISTAKES: &str = r#"extends = ["base.toml"]
+
+[experiment]
+name = "mistakes"
+
+[stage.data]
+kind = "command"
+argv = ["sh", "make.sh", "{out}"]
+deps = ["make.sh"]
+
+[stage.pretrain]
+kind = "mae-pretrain"
+model = "vit-tiny"
+batch_size = 2
+mask_ratio = 1.5
+
+[stage.seg]
+model = "vit-tiny"
+batch_size = 2
+format = "potsdamm"
+
+[stage.pretrain_more]
+kind = "mae-pretrain"
+model = "vit-tiny"
+steps = 2
+batch_size = 2
+"#;
+
+#[test]
+fn a_recipe_with_several_mistakes_reports_them_all_at_their_keys_and_exits_2() {
+    let project = Project::new();
+    project.write("base.toml", BASE_WITH_A_TYPO);
+    let path = project.write("bad.toml", SEVERAL_MISTAKES);
+    let out = project.rsfm(&[
+        "plan",
+        path.to_str().unwrap(),
+        "--set",
+        "stage.pretrain_more.log_every=\"often\"",
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let expected = [
+        ("base.toml:4:1: error: unknown key `lrr`", "help: did you mean `lr`?"),
+        ("bad.toml:11:8: error: missing key `steps` in [stage.pretrain]", "help: add `steps = ...`"),
+        ("bad.toml:15:14: error: `stage.pretrain.mask_ratio` must be between 0 and 1", "help: use a fraction"),
+        ("bad.toml:20:10: error: invalid value \"potsdamm\" for `stage.seg.format`", "help: use one of `loveda`, `potsdam`"),
+        ("bad.toml:9:1: error: stage `data` lists `make.sh` in `deps`", "create it or fix the path"),
+        (
+            "cli (--set stage.pretrain_more.log_every=\"often\"): error: wrong type for `stage.pretrain_more.log_every`",
+            "help: give `log_every` a value of type",
+        ),
+    ];
+    for (error, help) in expected {
+        assert_error_then_help(&stderr, error, help);
+    }
+    assert!(stderr.contains("6 errors found"), "{stderr}");
+    assert!(!project.results().exists(), "the results dir was touched");
+
+    // Once the recipe loads, the stages' inputs are checked: each error at its key, or at the
+    // stage's header with the key to add.
+    let fixed = SEVERAL_MISTAKES
+        .replace("mask_ratio = 1.5", "steps = 2")
+        .replace("potsdamm", "loveda")
+        .replace("deps = [\"make.sh\"]\n", "");
+    project.write("base.toml", &BASE_WITH_A_TYPO.replace("lrr", "lr"));
+    project.write(
+        "bad.toml",
+        &fixed.replace(
+            "model = \"vit-tiny\"\nbatch_size = 2\nformat",
+            "model = \"vit-tiyn\"\nbatch_size = 2\nformat",
+        ),
+    );
+    let out = project.rsfm(&["plan", path.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for (error, help) in [
+        (
+            "bad.toml:10:8: error: stage `pretrain`: no data",
+            "help: add `dataset = \"NAME\"`",
+        ),
+        (
+            "bad.toml:17:1: error: stage `seg`: no model preset `vit-tiyn`",
+            "help: name one of the presets",
+        ),
+        (
+            "bad.toml:21:8: error: stage `pretrain_more`: no data",
+            "help: add `dataset = \"NAME\"`",
+        ),
+    ] {
+        assert_error_then_help(&stderr, error, help);
+    }
+}
+
+/// Checks that `stderr` shows `error` with a `help:` line containing `help` right under it.
+fn assert_error_then_help(stderr: &str, error: &str, help: &str) {
+    let at = stderr
+        .find(error)
+        .unwrap_or_else(|| panic!("no `{error}` in:\n{stderr}"));
+    let next = stderr[at..].lines().nth(1).unwrap_or_default();
+    assert!(
+        next.trim_start().starts_with("help: ") && next.contains(help),
+        "`{error}` is not followed by `{help}`:\n{stderr}"
+    );
+}

@@ -22,6 +22,7 @@ needs = ["data"]
 dataset = "data"
 format = "loveda"
 model = "vit-tiny"
+window_size = 14
 steps = 1
 batch_size = 1
 "#;
@@ -71,7 +72,7 @@ fn bad_input_of_every_subcommand_exits_2_with_one_message() {
         ),
         (
             vec!["plan", tiny],
-            "`window_size` = 14 is larger than the 4×4 token grid",
+            "tiny.toml:14:1: error: stage `seg`: `window_size` = 14 is larger than the 4×4 token grid",
         ),
     ];
     for (args, fragment) in cases {

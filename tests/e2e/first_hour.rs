@@ -180,13 +180,18 @@ fn a_tiny_training_stage_keeps_its_curve_and_its_evaluation_names_what_it_scored
         .collect();
     assert_eq!(
         columns,
-        ["experiment", "name", "step", "items_per_s", "loss"]
+        ["experiment", "name", "step", "items_per_s", "loss", "lr"]
     );
     let points = curve["rows"].as_array().unwrap();
     assert!(points.len() >= 5, "{curve}");
     assert!(points
         .iter()
         .all(|p| p[4].as_f64().is_some_and(f64::is_finite)));
+    // The learning rate follows the schedule: warmup to the recipe's `lr`, then the cosine down.
+    let lrs: Vec<f64> = points.iter().map(|p| p[5].as_f64().unwrap()).collect();
+    let peak = lrs.iter().copied().fold(0.0, f64::max);
+    assert!((peak - 2e-3).abs() < 1e-12, "{lrs:?}");
+    assert!(*lrs.last().unwrap() < peak, "{lrs:?}");
 
     let scored = results(&project, &["--model", "vit-tiny", "--metric", "miou"]);
     assert_eq!(scored.len(), 1, "{scored:?}");

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use super::{recipe_paths, BadInput};
 use crate::cache::Cache;
 use crate::dataset_roots::DataRoots;
+use crate::plan::check;
 use crate::plan::Plan;
-use crate::recipe::{self, Override, Recipe};
+use crate::recipe::{self, Override, Recipe, RecipeErrors};
 use crate::store::Store;
 
 /// The results directory opened for planning or running.
@@ -80,12 +81,22 @@ pub struct RecipeInputs<'a> {
 }
 
 impl RecipeInputs<'_> {
-    /// Loads every recipe, overrides and dataset roots applied.
+    /// Loads every recipe, overrides and dataset roots applied, and checks its stages as the
+    /// plan will; fails with every error of every recipe.
     fn load(&self) -> anyhow::Result<Vec<Recipe>> {
-        let mut recipes = recipe_paths::expand(self.paths)?
-            .iter()
-            .map(|p| recipe::load_with(p, self.overrides))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut errors = RecipeErrors::default();
+        let mut recipes = Vec::new();
+        for path in recipe_paths::expand(self.paths)? {
+            match recipe::load_partial(&path, self.overrides) {
+                Ok((recipe, load_errors)) => {
+                    errors.extend(load_errors);
+                    errors.extend(check::recipe_errors(&recipe));
+                    recipes.push(recipe);
+                }
+                Err(load_errors) => errors.extend(load_errors),
+            }
+        }
+        let mut recipes = errors.or_value(recipes)?;
         DataRoots::resolve(&recipes, |name| std::env::var(name).ok(), self.data)
             .and_then(|roots| roots.apply(&mut recipes))
             .map_err(BadInput::wrap)?;

@@ -1,8 +1,10 @@
 //! The plan: recipes expanded into a DAG of stages, each with its content key and whether the
 //! cache already holds it.
 
+pub mod check;
 pub mod estimate;
 pub mod key;
+pub mod key_error;
 mod order;
 pub mod stage_params;
 mod worker_identity;
@@ -114,16 +116,13 @@ impl Plan {
                     dataset_fps.push((name.clone(), fp));
                 }
                 let mut deps = Vec::new();
-                for dep in stage_deps(stage) {
+                for dep in check::stage_deps(stage) {
                     let path = recipe.dir.join(&dep);
                     let hash = match dep_hashes.get(&path) {
                         Some(hash) => hash.clone(),
                         None => {
                             let hash = hash_dep(&recipe.dir, &dep).map_err(|err| {
-                                BadInput::msg(format!(
-                                    "{}: stage `{}` lists `{dep}` in deps: {err:#}\n  help: deps are files whose content enters the key, relative to the recipe's folder; create it or fix the path",
-                                    stage.location, stage.name
-                                ))
+                                BadInput::wrap(check::missing_dep(stage, &recipe.dir, &dep, &err))
                             })?;
                             dep_hashes.insert(path, hash.clone());
                             hash
@@ -266,19 +265,4 @@ fn resolve_datasets(recipe: &Recipe, stage: &Stage) -> anyhow::Result<Vec<(Strin
             Ok((name.clone(), def.root.clone()))
         })
         .collect()
-}
-
-/// The `deps` files of a command stage, relative to the recipe folder.
-fn stage_deps(stage: &Stage) -> Vec<String> {
-    stage
-        .params
-        .get("deps")
-        .and_then(|d| d.as_array())
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|d| d.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
 }

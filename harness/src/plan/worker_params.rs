@@ -1,9 +1,11 @@
 //! A worker stage's parameters as `rsfm-worker` reads them: the recipe's values in the kind's
-//! schema struct (`rsfm_model::params`), with the model preset inlined and the inputs
+//! schema struct (`rsfm_model::params`), with the model preset inlined (its `[defaults]` fill
+//! the size-dependent keys the stage leaves out) and the inputs
 //! resolved (`dataset`, `format`, `pretrained`, `model_from`, `task`), then checked as the
 //! worker will check them. Names do not change on the way.
 
-use anyhow::{bail, Context};
+use anyhow::Context;
+use rsfm_model::arch::ModelPreset;
 use rsfm_model::params::data::EvalTask;
 use rsfm_model::params::{
     Backbone, EvaluateParams, FinetuneDetParams, FinetuneSegParams, MaePretrainParams, ModelRef,
@@ -12,8 +14,9 @@ use rsfm_model::params::{
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use super::key_error::{self, KeyProblem};
 use crate::presets::load_preset;
-use crate::recipe::{Recipe, Stage, StageKind};
+use crate::recipe::{Recipe, RecipeError, Stage, StageKind};
 
 /// What the worker gets for one stage.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,13 +37,14 @@ pub struct Needed<'a> {
     pub kind: StageKind,
 }
 
-/// The worker parameters of `stage` (of `recipe`), or `None` for a `command` stage. Errors
-/// start with the stage's `file:line:col` and say what to change.
+/// The worker parameters of `stage` (of `recipe`), or `None` for a `command` stage. An error
+/// points at the key it is about as the user wrote it (the stage's header for a key left out)
+/// and says what to change.
 pub fn translate(
     recipe: &Recipe,
     stage: &Stage,
     needed: &[Needed],
-) -> anyhow::Result<Option<WorkerParams>> {
+) -> Result<Option<WorkerParams>, RecipeError> {
     let mut inputs = Inputs {
         recipe,
         stage,
@@ -55,7 +59,7 @@ pub fn translate(
         StageKind::FinetuneDet => inputs.finetune_det(),
         StageKind::Evaluate => inputs.evaluate(),
     }
-    .with_context(|| format!("{}: stage `{}`", stage.location, stage.name))?;
+    .map_err(|error| key_error::locate(stage, &error))?;
     Ok(Some(WorkerParams {
         params,
         dataset_inputs: inputs.dataset_inputs,
@@ -89,7 +93,7 @@ impl Inputs<'_> {
     }
 
     fn finetune_seg(&mut self) -> anyhow::Result<Map<String, Value>> {
-        let mut params: FinetuneSegParams = self.parse()?;
+        let mut params: FinetuneSegParams = self.parse_with_size_defaults()?;
         self.inline_preset(&mut params.backbone)?;
         let (name, format) = self.dataset(&params.dataset)?;
         params.dataset = Some(name);
@@ -100,7 +104,7 @@ impl Inputs<'_> {
     }
 
     fn finetune_det(&mut self) -> anyhow::Result<Map<String, Value>> {
-        let mut params: FinetuneDetParams = self.parse()?;
+        let mut params: FinetuneDetParams = self.parse_with_size_defaults()?;
         self.inline_preset(&mut params.backbone)?;
         let (name, format) = self.dataset(&params.dataset)?;
         params.dataset = Some(name);
@@ -126,7 +130,11 @@ impl Inputs<'_> {
         };
         if let Some(written) = params.task.filter(|written| *written != task) {
             let spelling = serde_json::to_value(written)?;
-            bail!("`task = {spelling}` but `{model_from}` is a `{from_kind}` stage");
+            return Err(KeyProblem::error(
+                "task",
+                format!("`task = {spelling}` but `{model_from}` is a `{from_kind}` stage"),
+                "remove `task`: it follows from the stage in `model_from`",
+            ));
         }
         let (name, format) = self.dataset(&params.dataset)?;
         params.task = Some(task);
@@ -142,16 +150,49 @@ impl Inputs<'_> {
         T::from_map(self.stage.params.clone()).map_err(anyhow::Error::msg)
     }
 
+    /// [`Self::parse`], with the model preset's size defaults (`[defaults]`) for the keys of
+    /// `T` that the stage leaves out.
+    fn parse_with_size_defaults<T: Schema>(&self) -> anyhow::Result<T> {
+        let mut map = self.stage.params.clone();
+        if let Some(Value::String(name)) = map.get("model").cloned() {
+            let (_, preset) = self.preset(&name)?;
+            let fields = T::fields();
+            for (key, value) in preset.defaults.entries() {
+                if fields.iter().any(|f| f.name == key) && !map.contains_key(key) {
+                    map.insert(key.to_string(), Value::from(value.value()));
+                }
+            }
+        }
+        T::from_map(map).map_err(anyhow::Error::msg)
+    }
+
+    /// The model preset `name` and where it was found.
+    fn preset(&self, name: &str) -> anyhow::Result<(String, ModelPreset)> {
+        load_preset(name, &self.recipe.dir).map_err(|error| {
+            KeyProblem::error(
+                "model",
+                format!("{error:#}"),
+                "name one of the presets listed, or add recipes/models/NAME.toml",
+            )
+        })
+    }
+
     /// Replaces the preset name in `backbone.model` by the preset's `[vit]` table, and checks
     /// the architecture with the stage's overrides.
     fn inline_preset(&self, backbone: &mut Backbone) -> anyhow::Result<()> {
         let ModelRef::Preset(name) = &backbone.model else {
-            bail!("`model` must be a preset name from recipes/models");
+            return Err(KeyProblem::error(
+                "model",
+                "`model` must be a preset name",
+                "name a preset of recipes/models, e.g. `model = \"vit-tiny\"`",
+            ));
         };
-        let (file, preset) = load_preset(name, &self.recipe.dir)?;
-        let context = format!("model `{name}` ({file}) with the stage's overrides");
+        let (file, preset) = self.preset(name)?;
+        let name = name.clone();
         backbone.model = ModelRef::Config(preset.vit);
-        backbone.vit().context(context)?;
+        backbone.vit().map_err(|error| {
+            anyhow::anyhow!("{error:#} (model `{name}` from {file} with the stage's overrides)")
+        })?;
         Ok(())
     }
 
@@ -163,8 +204,16 @@ impl Inputs<'_> {
             Some(name) => name.clone(),
             None => match stage.datasets.as_slice() {
                 [only] => only.clone(),
-                [] => bail!("no data: set `dataset` to a needed stage that writes it, or list the dataset in `datasets`"),
-                _ => bail!("several datasets: set `dataset` to the one this stage reads"),
+                [] => return Err(KeyProblem::error(
+                    "dataset",
+                    "no data: the stage reads no dataset",
+                    "add `dataset = \"NAME\"` naming a needed stage that writes it, or list a `[dataset.NAME]` in `datasets`",
+                )),
+                _ => return Err(KeyProblem::error(
+                    "dataset",
+                    format!("several datasets ({}) and no `dataset`", stage.datasets.join(", ")),
+                    "add `dataset = \"NAME\"` naming the one this stage reads",
+                )),
             },
         };
         let listed = stage
@@ -183,7 +232,11 @@ impl Inputs<'_> {
             self.dataset_inputs.push(name.clone());
             return Ok((name, None));
         }
-        bail!("`dataset = \"{name}\"` is neither in the stage's `datasets` nor in its `needs`")
+        Err(KeyProblem::error(
+            "dataset",
+            format!("`dataset = \"{name}\"` is neither in the stage's `datasets` nor in its `needs`"),
+            format!("add `{name}` to `datasets` (a `[dataset.{name}]` table) or to `needs` (a stage that writes it)"),
+        ))
     }
 
     /// `pretrained`: a needed `mae-pretrain` stage, by default the only one.
@@ -191,17 +244,22 @@ impl Inputs<'_> {
         let pretrains = self.needed_of(&[StageKind::MaePretrain]);
         match written {
             Some(name) if pretrains.contains(&name.as_str()) => Ok(Some(name.clone())),
-            Some(name) => bail!(
-                "`pretrained = \"{name}\"` must name a needed mae-pretrain stage (needed: {})",
-                list_or_none(&pretrains)
-            ),
+            Some(name) => Err(KeyProblem::error(
+                "pretrained",
+                format!(
+                    "`pretrained = \"{name}\"` must name a needed mae-pretrain stage (needed: {})",
+                    list_or_none(&pretrains)
+                ),
+                format!("add `{name}` to `needs`, or name a needed mae-pretrain stage"),
+            )),
             None => match pretrains.as_slice() {
                 [] => Ok(None),
                 [only] => Ok(Some(only.to_string())),
-                _ => bail!(
-                    "several needed mae-pretrain stages: set `pretrained` to one of {}",
-                    pretrains.join(", ")
-                ),
+                _ => Err(KeyProblem::error(
+                    "pretrained",
+                    "several needed mae-pretrain stages and no `pretrained`",
+                    format!("set `pretrained` to one of {}", pretrains.join(", ")),
+                )),
             },
         }
     }
@@ -211,17 +269,26 @@ impl Inputs<'_> {
         let finetunes = self.needed_of(&[StageKind::FinetuneSeg, StageKind::FinetuneDet]);
         match written {
             Some(name) if finetunes.contains(&name.as_str()) => Ok(name.clone()),
-            Some(name) => bail!(
-                "`model_from = \"{name}\"` must name a needed finetune-seg or finetune-det stage (needed: {})",
-                list_or_none(&finetunes)
-            ),
+            Some(name) => Err(KeyProblem::error(
+                "model_from",
+                format!(
+                    "`model_from = \"{name}\"` must name a needed finetune-seg or finetune-det stage (needed: {})",
+                    list_or_none(&finetunes)
+                ),
+                format!("add `{name}` to `needs`, or name a needed fine-tuning stage"),
+            )),
             None => match finetunes.as_slice() {
                 [only] => Ok(only.to_string()),
-                [] => bail!("an evaluate stage scores a model: add the finetune-seg or finetune-det stage to `needs`"),
-                _ => bail!(
-                    "several needed fine-tuning stages: set `model_from` to one of {}",
-                    finetunes.join(", ")
-                ),
+                [] => Err(KeyProblem::error(
+                    "needs",
+                    "an evaluate stage scores a model, and it needs no fine-tuning stage",
+                    "add the finetune-seg or finetune-det stage it scores to `needs`",
+                )),
+                _ => Err(KeyProblem::error(
+                    "model_from",
+                    "several needed fine-tuning stages and no `model_from`",
+                    format!("set `model_from` to one of {}", finetunes.join(", ")),
+                )),
             },
         }
     }
@@ -245,12 +312,18 @@ fn pick_format<T: DeserializeOwned>(
         (Some(format), _) => Ok(format),
         (None, Some(format)) => {
             serde_json::from_value(Value::String(format.clone())).map_err(|_| {
-                anyhow::anyhow!(
-                    "the dataset's format `{format}` does not fit this stage: set `format`"
+                KeyProblem::error(
+                    "format",
+                    format!("the dataset's format `{format}` does not fit this stage"),
+                    "set `format` to a layout this stage reads (`rsfm kinds` lists them)",
                 )
             })
         }
-        (None, None) => bail!("no dataset format: set `format`"),
+        (None, None) => Err(KeyProblem::error(
+            "format",
+            "no dataset format",
+            "set `format` here or in the dataset's `[dataset.NAME]` table",
+        )),
     }
 }
 
@@ -271,7 +344,7 @@ mod tests {
     use std::path::Path;
 
     /// Loads `text` as a recipe beside a copy of the vit-tiny preset and translates each stage.
-    fn translate_all(text: &str) -> Vec<anyhow::Result<Option<WorkerParams>>> {
+    fn translate_all(text: &str) -> Vec<Result<Option<WorkerParams>, RecipeError>> {
         load_and_translate(text)
             .into_iter()
             .map(|(_, r)| r)
@@ -279,7 +352,10 @@ mod tests {
     }
 
     /// A stage's parameters as loaded, and their translation.
-    type Translated = (Map<String, Value>, anyhow::Result<Option<WorkerParams>>);
+    type Translated = (
+        Map<String, Value>,
+        Result<Option<WorkerParams>, RecipeError>,
+    );
 
     /// Each stage's parameters as loaded, and their translation.
     fn load_and_translate(text: &str) -> Vec<Translated> {
@@ -609,7 +685,11 @@ gap = 16
         assert_eq!(synth.params["images"], json!(4));
         assert!(synth.dataset_inputs.is_empty());
         let error = format!("{:#}", results[1].as_ref().unwrap_err());
-        assert!(error.contains("no data: set `dataset`"), "{error}");
+        assert!(
+            error.contains("study.toml:10:8: error: stage `tiles`: no data"),
+            "{error}"
+        );
+        assert!(error.contains("help: add `dataset = \"NAME\"`"), "{error}");
         let named = translate_all(&text.replace("gap = 16", "gap = 16\ndataset = \"dota\""));
         let tiles = named[1].as_ref().unwrap().as_ref().unwrap();
         assert_eq!(tiles.params["dataset"], json!("dota"));
@@ -663,6 +743,44 @@ gap = 16
             assert!(errors[0].contains(expected), "{}", errors[0]);
             assert!(errors[0].contains("study.toml:"), "{}", errors[0]);
         }
+    }
+
+    #[test]
+    fn size_dependent_keys_the_stage_leaves_out_come_from_the_model_preset() {
+        let text = SMALL.replacen("window_size = 2\n", "", 1);
+        let results = translate_all(&text);
+        let seg = results[2].as_ref().unwrap().as_ref().unwrap();
+        assert_eq!(seg.params["window_size"], json!(2), "vit-tiny's [defaults]");
+        assert_eq!(
+            seg.params["head_channels"],
+            json!(32),
+            "vit-tiny's [defaults]"
+        );
+        let written = translate_all(&SMALL.replacen(
+            "window_size = 2\n",
+            "window_size = 4\nhead_channels = 8\n",
+            1,
+        ));
+        let seg = written[2].as_ref().unwrap().as_ref().unwrap();
+        assert_eq!(
+            (&seg.params["window_size"], &seg.params["head_channels"]),
+            (&json!(4), &json!(8)),
+            "the stage's own values win"
+        );
+        // A preset default is still checked against the stage's grid: 8 px / patch 8 = 1.
+        let small_image = SMALL.replacen("window_size = 2\n", "image_size = 8\n", 1);
+        let error = translate_all(&small_image)[2]
+            .as_ref()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("`window_size` = 2 is larger than the 1×1 token grid"),
+            "{error}"
+        );
+        assert!(
+            error.contains("help: set `window_size` to at most 1"),
+            "{error}"
+        );
     }
 
     #[test]

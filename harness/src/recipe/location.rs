@@ -27,7 +27,11 @@ impl Location {
 }
 
 impl fmt::Display for Location {
+    /// `file:line:col`; a value set on the command line reads `cli (--set KEY=VALUE)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if super::overrides::is_cli_origin(self) {
+            return write!(f, "{}", self.file.display());
+        }
         write!(f, "{}:{}:{}", self.file.display(), self.line, self.col)
     }
 }

@@ -31,7 +31,7 @@ mod stage;
 mod template;
 
 pub use dataset::DatasetDef;
-pub use error::{ErrorKind, RecipeError};
+pub use error::{ErrorKind, RecipeError, RecipeErrors};
 pub use experiment::Experiment;
 pub use kinds::{CommandParams, ParamType, StageKind};
 pub use location::Location;
@@ -48,7 +48,7 @@ use graph::GraphNode;
 use indexmap::IndexMap;
 use read::Table;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 /// A loaded recipe: merged, expanded over its matrix and checked.
@@ -81,12 +81,23 @@ const TOP_KEYS: &[&str] = &[
 ];
 
 /// Loads, merges, expands and checks the recipe at `path`.
-pub fn load(path: &Path) -> Result<Recipe, RecipeError> {
+pub fn load(path: &Path) -> Result<Recipe, RecipeErrors> {
     load_with(path, &[])
 }
 
 /// [`load`] with `--set` overrides applied to the merged recipe before it is checked.
-pub fn load_with(path: &Path, overrides: &[Override]) -> Result<Recipe, RecipeError> {
+pub fn load_with(path: &Path, overrides: &[Override]) -> Result<Recipe, RecipeErrors> {
+    let (recipe, errors) = load_partial(path, overrides)?;
+    errors.or_value(recipe)
+}
+
+/// [`load_with`] that goes on past the errors of single stages: the recipe without the stages
+/// that have errors (and those that need them), and every error found. Fails outright when the
+/// recipe's structure is broken (syntax, top-level tables, the `needs` graph).
+pub fn load_partial(
+    path: &Path,
+    overrides: &[Override],
+) -> Result<(Recipe, RecipeErrors), RecipeErrors> {
     let path = path.canonicalize().map_err(|error| RecipeError {
         kind: ErrorKind::Io,
         location: None,
@@ -97,12 +108,36 @@ pub fn load_with(path: &Path, overrides: &[Override]) -> Result<Recipe, RecipeEr
     overrides::apply(&mut root, overrides)?;
     let origins = origins::collect(&root)?;
     let top = Table::new(&root, "")?;
-    top.check_keys(TOP_KEYS)?;
-    let experiment = experiment::parse(&top)?;
-    let slurm = top.get("slurm").map(slurm::parse).transpose()?;
-    let axes = matrix::parse(top.get("matrix"))?;
-    let datasets = dataset::parse(top.get("dataset"), &axes)?;
-    let templates = stage::parse_templates(top.get("stage"), &axes, &datasets)?;
+    let mut errors = RecipeErrors::default();
+    errors.keep(top.check_keys(TOP_KEYS));
+    let experiment = errors.keep(experiment::parse(&top));
+    let slurm = errors.keep(top.get("slurm").map(slurm::parse).transpose());
+    let axes = matrix::parse(top.get("matrix")).map_err(|error| with(&errors, error))?;
+    let datasets =
+        dataset::parse(top.get("dataset"), &axes).map_err(|error| with(&errors, error))?;
+    let (experiment, slurm) = match (experiment, slurm) {
+        (Some(experiment), Some(slurm)) => (experiment, slurm),
+        _ => return Err(errors),
+    };
+    let mut templates = Vec::new();
+    let mut failed: HashSet<String> = HashSet::new();
+    for parsed in stage::parse_templates(top.get("stage"), &axes, &datasets)? {
+        match parsed {
+            Ok((template, stage_errors)) => {
+                if !stage_errors.is_empty() {
+                    failed.insert(template.name.clone());
+                    errors.extend(stage_errors);
+                }
+                templates.push(template);
+            }
+            Err((name, stage_errors)) => {
+                failed.insert(name);
+                errors.extend(stage_errors);
+            }
+        }
+    }
+    let unreadable = unreadable(&failed, &templates);
+    let templates = without_unreadable_needs(templates, &unreadable);
     let graph_nodes: Vec<GraphNode<'_>> = templates
         .iter()
         .map(|template| GraphNode {
@@ -110,8 +145,8 @@ pub fn load_with(path: &Path, overrides: &[Override]) -> Result<Recipe, RecipeEr
             needs: &template.needs,
         })
         .collect();
-    let order = graph::order(&graph_nodes)?;
-    stage::check_needed_axes(&templates)?;
+    let order = graph::order(&graph_nodes).map_err(|error| with(&errors, error))?;
+    stage::check_needed_axes(&templates).map_err(|error| with(&errors, error))?;
     let stage_axes: IndexMap<String, Vec<String>> = templates
         .iter()
         .map(|template| (template.name.clone(), template.axes.clone()))
@@ -122,14 +157,24 @@ pub fn load_with(path: &Path, overrides: &[Override]) -> Result<Recipe, RecipeEr
         datasets: &datasets,
         experiment_seed: experiment.seed,
     };
-    let mut stages = Vec::new();
+    let mut stages: Vec<Stage> = Vec::new();
     let mut seen: HashMap<String, Location> = HashMap::new();
     for index in order {
         let template = &templates[index];
+        if template.needs.iter().any(|(need, _)| failed.contains(need)) {
+            failed.insert(template.name.clone());
+        }
         for combination in matrix::combinations(&axes, &template.axes) {
-            let stage = stage::expand(template, &combination, &context)?;
+            let stage = match stage::expand(template, &combination, &context) {
+                Ok(stage) => stage,
+                Err(stage_errors) => {
+                    failed.insert(template.name.clone());
+                    errors.extend(stage_errors);
+                    continue;
+                }
+            };
             if let Some(first) = seen.insert(stage.name.clone(), stage.location.clone()) {
-                return Err(RecipeError::at(
+                errors.push(RecipeError::at(
                     ErrorKind::BadName,
                     &stage.location,
                     format!(
@@ -138,12 +183,14 @@ pub fn load_with(path: &Path, overrides: &[Override]) -> Result<Recipe, RecipeEr
                     ),
                 )
                 .help("matrix values joined by `-` collide: avoid `-` in matrix values or rename the stage"));
+                continue;
             }
             stages.push(stage);
         }
     }
+    stages.retain(|stage| !failed.contains(&stage.base));
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    Ok(Recipe {
+    let recipe = Recipe {
         path,
         dir,
         experiment,
@@ -151,5 +198,47 @@ pub fn load_with(path: &Path, overrides: &[Override]) -> Result<Recipe, RecipeEr
         stages,
         origins,
         slurm,
-    })
+    };
+    Ok((recipe, errors))
+}
+
+/// `errors` and then `error`: the errors found before a fatal one are reported with it.
+fn with(errors: &RecipeErrors, error: RecipeError) -> RecipeErrors {
+    let mut all = errors.clone();
+    all.push(error);
+    all
+}
+
+/// The stages in `failed` that have no template (their table could not be read at all).
+fn unreadable(failed: &HashSet<String>, templates: &[stage::StageTemplate<'_>]) -> HashSet<String> {
+    failed
+        .iter()
+        .filter(|name| !templates.iter().any(|template| &template.name == *name))
+        .cloned()
+        .collect()
+}
+
+/// The templates without those that need an `unreadable` stage, directly or through others:
+/// their errors are those of the stages they need.
+fn without_unreadable_needs<'a>(
+    mut templates: Vec<stage::StageTemplate<'a>>,
+    unreadable: &HashSet<String>,
+) -> Vec<stage::StageTemplate<'a>> {
+    let mut blocked = unreadable.clone();
+    loop {
+        let before = templates.len();
+        templates.retain(|template| {
+            let needs_blocked = template
+                .needs
+                .iter()
+                .any(|(need, _)| blocked.contains(need));
+            if needs_blocked {
+                blocked.insert(template.name.clone());
+            }
+            !needs_blocked
+        });
+        if templates.len() == before {
+            return templates;
+        }
+    }
 }

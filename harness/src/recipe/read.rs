@@ -51,14 +51,19 @@ impl<'a> Table<'a> {
 
     /// Fails on the first key not in `allowed`, listing the allowed keys.
     pub(crate) fn check_keys(&self, allowed: &[&str]) -> Result<(), RecipeError> {
-        match self
-            .entries
-            .iter()
-            .find(|(key, _)| !allowed.contains(&key.as_str()))
-        {
+        match self.unknown_keys(allowed).into_iter().next() {
             None => Ok(()),
-            Some((key, node)) => Err(unknown_key(key, &node.key_at, &self.header(), allowed)),
+            Some(error) => Err(error),
         }
+    }
+
+    /// An error for each key not in `allowed`, in file order, each listing the allowed keys.
+    pub(crate) fn unknown_keys(&self, allowed: &[&str]) -> Vec<RecipeError> {
+        self.entries
+            .iter()
+            .filter(|(key, _)| !allowed.contains(&key.as_str()))
+            .map(|(key, node)| unknown_key(key, &node.key_at, &self.header(), allowed))
+            .collect()
     }
 
     /// The value of `key`, if present.

@@ -3,7 +3,7 @@
 
 use super::dataset::Datasets;
 use super::document::{Node, NodeValue};
-use super::error::{ErrorKind, RecipeError};
+use super::error::{ErrorKind, RecipeError, RecipeErrors};
 use super::kinds::{ParamType, StageKind};
 use super::location::Location;
 use super::matrix::{self, Axes, Combination, MatrixValue};
@@ -35,6 +35,10 @@ pub struct Stage {
     pub params: Map<String, Value>,
     /// Parameter (or stage key) → provenance source, for values that carry one.
     pub sources: BTreeMap<String, String>,
+    /// Every key written in the stage's table → where it is written (the recipe, a base it
+    /// extends, or `--set`), so that later checks point at the key.
+    #[serde(skip)]
+    pub key_locations: BTreeMap<String, Location>,
     /// Names (keys of `Recipe::datasets`) of the datasets it reads.
     pub datasets: Vec<String>,
     /// What it asks of the machine.
@@ -49,6 +53,14 @@ pub struct Stage {
     pub description: Option<String>,
     /// Where its table starts.
     pub location: Location,
+}
+
+impl Stage {
+    /// Where `key` is written in the stage's table, else the table's header (for a key the
+    /// stage leaves out).
+    pub fn location_of(&self, key: &str) -> &Location {
+        self.key_locations.get(key).unwrap_or(&self.location)
+    }
 }
 
 /// Keys every stage accepts besides its kind's parameters.
@@ -81,20 +93,30 @@ pub(crate) struct StageTemplate<'a> {
     description: Option<String>,
 }
 
-/// Reads and checks every `[stage.*]` table, in file order.
+/// A stage as written with the errors found in its table (its values are checked on expansion
+/// all the same), or, when it cannot be read at all, its name and why.
+pub(crate) type ParsedTemplate<'a> =
+    Result<(StageTemplate<'a>, RecipeErrors), (String, RecipeErrors)>;
+
+/// Reads and checks every `[stage.*]` table, in file order; a stage with errors does not stop
+/// the others from being checked.
 pub(crate) fn parse_templates<'a>(
     node: Option<&'a Node>,
     axes: &Axes,
     datasets: &Datasets,
-) -> Result<Vec<StageTemplate<'a>>, RecipeError> {
+) -> Result<Vec<ParsedTemplate<'a>>, RecipeError> {
     let Some(node) = node else {
         return Ok(Vec::new());
     };
     let all = Table::new(node, "stage")?;
-    all.entries
+    Ok(all
+        .entries
         .iter()
-        .map(|(name, stage_node)| parse_template(&all, name, stage_node, axes, datasets))
-        .collect()
+        .map(|(name, stage_node)| {
+            parse_template(&all, name, stage_node, axes, datasets)
+                .map_err(|errors| (name.clone(), errors))
+        })
+        .collect())
 }
 
 fn parse_template<'a>(
@@ -103,7 +125,7 @@ fn parse_template<'a>(
     node: &'a Node,
     axes: &Axes,
     datasets: &Datasets,
-) -> Result<StageTemplate<'a>, RecipeError> {
+) -> ParsedTemplateOf<'a> {
     let declared_datasets: Vec<&String> = datasets.axes.keys().collect();
     if !read::is_valid_name(name) {
         return Err(RecipeError::at(
@@ -111,7 +133,8 @@ fn parse_template<'a>(
             &node.key_at,
             format!("invalid stage name `{name}`"),
         )
-        .help("use letters, digits, `_` and `-` (`@` is reserved for matrix suffixes)"));
+        .help("use letters, digits, `_` and `-` (`@` is reserved for matrix suffixes)")
+        .into());
     }
     let table = Table::new(node, all.key(name))?;
     let kinds: Vec<&str> = StageKind::ALL.iter().map(|kind| kind.as_str()).collect();
@@ -134,64 +157,87 @@ fn parse_template<'a>(
         .copied()
         .chain(kind.params().iter().map(|spec| spec.name))
         .collect();
-    table.check_keys(&allowed)?;
+    let mut errors = RecipeErrors::default();
+    for error in table.unknown_keys(&allowed) {
+        errors.push(error);
+    }
     for spec in kind.params().iter().filter(|spec| spec.required()) {
-        table.require(
+        errors.keep(table.require(
             spec.name,
             &format!(
-                "`{}` stages need `{}` ({}: {})",
-                kind,
+                "add `{} = ...` to {}: `{}` stages need it ({}: {})",
                 spec.name,
+                table.header(),
+                kind,
                 spec.ty.describe(),
                 spec.doc
             ),
-        )?;
+        ));
     }
-    let needs = string_list(&table, "needs")?;
-    let stage_axes = selected_axes(&table, axes)?;
-    let read = string_list(&table, "datasets")?;
+    let needs = errors
+        .keep(string_list(&table, "needs"))
+        .unwrap_or_default();
+    let stage_axes = errors.keep(selected_axes(&table, axes)).unwrap_or_default();
+    let read = errors
+        .keep(string_list(&table, "datasets"))
+        .unwrap_or_default();
     for (dataset, at) in &read {
         if !datasets.axes.contains_key(dataset) {
-            return Err(RecipeError::at(
-                ErrorKind::UnknownDataset,
-                at,
-                format!("stage `{name}` reads dataset `{dataset}`, which is not defined"),
-            )
-            .help(if declared_datasets.is_empty() {
-                format!("define it: `[dataset.{dataset}]` with `root = \"...\"`")
-            } else {
-                format!(
-                    "define `[dataset.{dataset}]`, or use one of {}",
-                    quoted_list(&declared_datasets)
+            errors.push(
+                RecipeError::at(
+                    ErrorKind::UnknownDataset,
+                    at,
+                    format!("stage `{name}` reads dataset `{dataset}`, which is not defined"),
                 )
-            }));
+                .help(if declared_datasets.is_empty() {
+                    format!("define it: `[dataset.{dataset}]` with `root = \"...\"`")
+                } else {
+                    format!(
+                        "define `[dataset.{dataset}]`, or use one of {}",
+                        quoted_list(&declared_datasets)
+                    )
+                }),
+            );
+            continue;
         }
         let missing: Vec<&String> = datasets.axes[dataset]
             .iter()
             .filter(|axis| !stage_axes.contains(axis))
             .collect();
         if !missing.is_empty() {
-            return Err(axis_mismatch(name, "dataset", dataset, &missing, at));
+            errors.push(axis_mismatch(name, "dataset", dataset, &missing, at));
         }
     }
-    let description = table
-        .get("description")
-        .map(|node| {
-            let key = table.key("description");
-            let (plain, _) = provenance::unwrap(node, &key)?;
-            read::string(plain, &key).map(str::to_string)
-        })
-        .transpose()?;
-    Ok(StageTemplate {
-        name: name.to_string(),
-        table,
-        kind,
-        needs,
-        axes: stage_axes,
-        datasets: read,
-        description,
-    })
+    let description = errors
+        .keep(
+            table
+                .get("description")
+                .map(|node| {
+                    let key = table.key("description");
+                    let (plain, _) = provenance::unwrap(node, &key)?;
+                    read::string(plain, &key).map(str::to_string)
+                })
+                .transpose(),
+        )
+        .flatten();
+    let mut read = read;
+    read.retain(|(dataset, _)| datasets.axes.contains_key(dataset));
+    Ok((
+        StageTemplate {
+            name: name.to_string(),
+            table,
+            kind,
+            needs,
+            axes: stage_axes,
+            datasets: read,
+            description,
+        },
+        errors,
+    ))
 }
+
+/// What reading one stage table gives: the template and its errors, or only errors.
+type ParsedTemplateOf<'a> = Result<(StageTemplate<'a>, RecipeErrors), RecipeErrors>;
 
 /// The axes listed in the stage's `matrix` key (all axes without one), in declaration order.
 fn selected_axes(table: &Table<'_>, axes: &Axes) -> Result<Vec<String>, RecipeError> {
@@ -286,12 +332,13 @@ pub(crate) struct Expansion<'a> {
     pub experiment_seed: u64,
 }
 
-/// The stage `template` at `combination` (of the axes it expands over).
+/// The stage `template` at `combination` (of the axes it expands over), or every error in
+/// its values.
 pub(crate) fn expand(
     template: &StageTemplate<'_>,
     combination: &Combination,
     context: &Expansion<'_>,
-) -> Result<Stage, RecipeError> {
+) -> Result<Stage, RecipeErrors> {
     let needs: Vec<String> = template
         .needs
         .iter()
@@ -323,65 +370,113 @@ pub(crate) fn expand(
         scope: &scope,
         sources: BTreeMap::new(),
     };
+    let mut errors = RecipeErrors::default();
     let mut params = Map::new();
     for spec in template.kind.params() {
-        if let Some(value) = fields.param(spec)? {
+        if let Some(Some(value)) = errors.keep(fields.param(spec)) {
             params.insert(spec.name.to_string(), value);
         }
     }
-    template.kind.check(&params).map_err(|problem| {
-        RecipeError::at(
-            ErrorKind::InvalidValue,
-            &template.table.node.key_at,
-            format!("{}: {problem}", template.table.header()),
+    if errors.is_empty() {
+        errors.keep(template.kind.check(&params).map_err(|problem| {
+            RecipeError::at(
+                ErrorKind::InvalidValue,
+                &template.table.node.key_at,
+                format!("{}: {problem}", template.table.header()),
+            )
+            .help(format!(
+                "`rsfm kinds {}` lists its parameters",
+                template.kind
+            ))
+        }));
+    }
+    let gpus = errors
+        .keep(
+            fields
+                .scalar("gpus", ParamType::Count)
+                .and_then(|gpus| gpus.map_or(Ok(0), |(value, node)| to_u32(&value, node, "gpus"))),
         )
-        .help(format!(
-            "`rsfm kinds {}` lists its parameters",
-            template.kind
-        ))
-    })?;
-    let gpus = fields.scalar("gpus", ParamType::Count)?;
-    let gpus = gpus.map_or(Ok(0), |(value, node)| to_u32(&value, node, "gpus"))?;
-    let processes = fields
-        .scalar("processes", ParamType::Count)?
-        .map(|(value, node)| data_parallel_processes(&value, node, gpus, &fields.key("processes")))
-        .transpose()?;
+        .unwrap_or(0);
+    let processes = errors
+        .keep(
+            fields
+                .scalar("processes", ParamType::Count)
+                .and_then(|processes| {
+                    processes
+                        .map(|(value, node)| {
+                            data_parallel_processes(&value, node, gpus, &fields.key("processes"))
+                        })
+                        .transpose()
+                }),
+        )
+        .flatten();
+    let gpu_mem_gb = errors
+        .keep(
+            fields
+                .scalar("gpu_mem_gb", ParamType::Float)
+                .and_then(|mem| {
+                    mem.map(|(value, node)| positive(&value, node, &fields.key("gpu_mem_gb")))
+                        .transpose()
+                }),
+        )
+        .flatten();
+    let time_limit = errors
+        .keep(
+            fields
+                .scalar("time_limit", ParamType::Str)
+                .and_then(|limit| {
+                    limit
+                        .map(|(value, node)| {
+                            let text = value.as_str().unwrap_or_default();
+                            parse_time_limit(text).ok_or_else(|| {
+                                RecipeError::at(
+                                    ErrorKind::InvalidValue,
+                                    &node.at,
+                                    format!("invalid `{}` \"{text}\"", fields.key("time_limit")),
+                                )
+                                .help(format!("write a positive duration: {TIME_LIMIT_FORMATS}"))
+                            })
+                        })
+                        .transpose()
+                }),
+        )
+        .flatten();
     let resources = Resources {
         gpus,
         processes,
-        gpu_mem_gb: fields
-            .scalar("gpu_mem_gb", ParamType::Float)?
-            .map(|(value, node)| positive(&value, node, &fields.key("gpu_mem_gb")))
-            .transpose()?,
-        time_limit: fields
-            .scalar("time_limit", ParamType::Str)?
-            .map(|(value, node)| {
-                let text = value.as_str().unwrap_or_default();
-                parse_time_limit(text).ok_or_else(|| {
-                    RecipeError::at(
-                        ErrorKind::InvalidValue,
-                        &node.at,
-                        format!("invalid `{}` \"{text}\"", fields.key("time_limit")),
-                    )
-                    .help(format!("write a positive duration: {TIME_LIMIT_FORMATS}"))
-                })
-            })
-            .transpose()?,
+        gpu_mem_gb,
+        time_limit,
     };
-    let retries = fields
-        .scalar("retries", ParamType::Count)?
-        .map_or(Ok(0), |(value, node)| to_u32(&value, node, "retries"))?;
-    let retry_backoff_s = fields
-        .scalar("retry_backoff_s", ParamType::Float)?
-        .map(|(value, node)| non_negative(&value, node, &fields.key("retry_backoff_s")))
-        .transpose()?
+    let retries = errors
+        .keep(
+            fields
+                .scalar("retries", ParamType::Count)
+                .and_then(|retries| {
+                    retries.map_or(Ok(0), |(value, node)| to_u32(&value, node, "retries"))
+                }),
+        )
+        .unwrap_or(0);
+    let retry_backoff_s = errors
+        .keep(
+            fields
+                .scalar("retry_backoff_s", ParamType::Float)
+                .and_then(|backoff| {
+                    backoff
+                        .map(|(value, node)| {
+                            non_negative(&value, node, &fields.key("retry_backoff_s"))
+                        })
+                        .transpose()
+                }),
+        )
+        .flatten()
         .unwrap_or(0.0);
-    let seed = fields
-        .scalar("seed", ParamType::Count)?
+    let seed = errors
+        .keep(fields.scalar("seed", ParamType::Count))
+        .flatten()
         .map_or(context.experiment_seed, |(value, _)| {
             value.as_u64().unwrap_or_default()
         });
-    Ok(Stage {
+    errors.or_value(Stage {
         name: matrix::expanded_name(&template.name, combination),
         base: template.name.clone(),
         matrix: combination
@@ -399,6 +494,12 @@ pub(crate) fn expand(
             .collect(),
         params,
         sources: fields.sources,
+        key_locations: template
+            .table
+            .entries
+            .iter()
+            .map(|(key, node)| (key.clone(), node.key_at.clone()))
+            .collect(),
         datasets: read_datasets.into_values().collect(),
         resources,
         retries,

@@ -116,6 +116,7 @@ impl StageBar {
             total,
             loss,
             items_per_s,
+            ..
         } = event
         {
             self.bar.set_length(*total);

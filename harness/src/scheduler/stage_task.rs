@@ -287,8 +287,9 @@ fn event_metrics(event: &Event) -> Vec<MetricRow> {
             step,
             loss,
             items_per_s,
+            lr,
             ..
-        } => [("loss", loss), ("items_per_s", items_per_s)]
+        } => [("loss", loss), ("lr", lr), ("items_per_s", items_per_s)]
             .into_iter()
             .filter_map(|(name, value)| {
                 value.map(|value| MetricRow {

@@ -98,6 +98,7 @@ pub fn run(
             total: samples.len() as u64,
             loss: None,
             items_per_s: None,
+            lr: None,
         });
     }
     let names: Vec<&str> = classes.iter().map(String::as_str).collect();

@@ -78,6 +78,7 @@ pub fn run(
             total: samples.len() as u64,
             loss: None,
             items_per_s: None,
+            lr: None,
         });
     }
     let scores = confusion.report(&[]);

@@ -129,7 +129,8 @@ pub fn run_steps(
         if let Some(dp) = &data_parallel {
             dp.all_reduce_gradients()?;
         }
-        opt.step(settings.schedule.lr(step));
+        let lr = settings.schedule.lr(step);
+        opt.step(lr);
         state.step += 1;
         state.losses.push(value);
 
@@ -141,6 +142,7 @@ pub fn run_steps(
                 total,
                 loss: Some(value),
                 items_per_s: Some(rate),
+                lr: Some(lr),
             });
         }
         let periodic = settings.checkpoint_every > 0 && state.step % settings.checkpoint_every == 0;
