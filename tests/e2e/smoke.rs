@@ -35,6 +35,9 @@ images = 10
 [stage.loveda]
 images = 10
 
+[stage.potsdam]
+images = 10
+
 [stage.pretrain]
 steps = 20
 warmup_steps = 2
@@ -45,6 +48,10 @@ warmup_steps = 2
 lr_steps = [9]
 
 [stage.seg-loveda]
+steps = 20
+warmup_steps = 2
+
+[stage.seg-potsdam]
 steps = 20
 warmup_steps = 2
 "#,
@@ -85,8 +92,8 @@ fn the_smoke_study_runs_every_stage_once_scores_and_reports() {
     let project = Project::new();
     let recipe = cut_down(&project);
     let first = run(&project, &recipe);
-    // 3 prepare, pretrain, det + eval, seg + eval.
-    assert_eq!(first["executed"], 8, "{first}");
+    // 4 prepare, pretrain, det + eval, 2 × (seg + eval).
+    assert_eq!(first["executed"], 11, "{first}");
     assert_eq!(first["failed"], 0, "{first}");
 
     let metric = |stage: &str, name: &str| metric(&project, stage, name);
@@ -95,6 +102,7 @@ fn the_smoke_study_runs_every_stage_once_scores_and_reports() {
         "pretrain@vit-tiny",
         "det-dota@vit-tiny-1.0",
         "seg-loveda@vit-tiny-1.0",
+        "seg-potsdam@vit-tiny-1.0",
     ] {
         let (first_loss, last_loss) = (metric(stage, "loss_first"), metric(stage, "loss_last"));
         assert!(first_loss.is_finite() && last_loss.is_finite(), "{stage}");
@@ -106,6 +114,7 @@ fn the_smoke_study_runs_every_stage_once_scores_and_reports() {
     for (stage, name) in [
         ("eval-dota@vit-tiny-1.0", "map"),
         ("eval-loveda@vit-tiny-1.0", "miou"),
+        ("eval-potsdam@vit-tiny-1.0", "oa"),
     ] {
         let value = metric(stage, name);
         assert!((0.0..=1.0).contains(&value), "{stage}: {name} = {value}");
@@ -114,7 +123,7 @@ fn the_smoke_study_runs_every_stage_once_scores_and_reports() {
 
     let second = run(&project, &recipe);
     assert_eq!(second["executed"], 0, "{second}");
-    assert_eq!(second["cached"], 8, "{second}");
+    assert_eq!(second["cached"], 11, "{second}");
 
     let out = project.path("report");
     let paper = repo_root().join("recipes/paper");
