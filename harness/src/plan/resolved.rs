@@ -186,40 +186,7 @@ fn preset_locations(recipe: &Recipe, stage: &Stage) -> anyhow::Result<BTreeMap<S
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A pretraining, a fine-tuning and an evaluation stage that leave their inputs to be
-    /// worked out from `needs`.
-    const STUDY: &str = r#"
-[experiment]
-name = "inputs"
-
-[stage.data]
-kind = "command"
-argv = ["true"]
-
-[stage.pretrain]
-kind = "mae-pretrain"
-needs = ["data"]
-dataset = "data"
-model = "vit-tiny"
-steps = 2
-batch_size = 2
-
-[stage.seg]
-kind = "finetune-seg"
-needs = ["pretrain", "data"]
-dataset = "data"
-format = "loveda"
-model = "vit-tiny"
-steps = 2
-batch_size = 2
-
-[stage.score]
-kind = "evaluate"
-needs = ["seg", "data"]
-dataset = "data"
-format = "loveda"
-"#;
+    use crate::plan::worker_params::tests::SMALL;
 
     fn origin_of<'a>(stage: &'a ResolvedStage, key: &str) -> &'a ValueOrigin {
         &stage
@@ -234,7 +201,7 @@ format = "loveda"
     fn inputs_worked_out_from_the_needed_stages_are_inferred() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("study.toml");
-        std::fs::write(&file, STUDY).unwrap();
+        std::fs::write(&file, SMALL).unwrap();
         let recipe = recipe::load(&file).unwrap_or_else(|e| panic!("{e}"));
         let stages = resolve(&recipe).unwrap();
         let names: Vec<&str> = stages.iter().map(|s| s.stage.as_str()).collect();
@@ -246,12 +213,20 @@ format = "loveda"
         assert_eq!(origin_of(&stages[1], "pretrained"), &ValueOrigin::Inferred);
         assert_eq!(origin_of(&stages[2], "model_from"), &ValueOrigin::Inferred);
         assert_eq!(origin_of(&stages[2], "task"), &ValueOrigin::Inferred);
+        // The second `steps` line is the seg stage's.
+        let (seg_steps, _) = SMALL
+            .lines()
+            .enumerate()
+            .filter(|(_, line)| line.starts_with("steps"))
+            .nth(1)
+            .unwrap();
+        let steps_line = seg_steps + 1;
         assert!(matches!(
             origin_of(&stages[1], "steps"),
-            ValueOrigin::Recipe(at) if at.line == 23
+            ValueOrigin::Recipe(at) if at.line == steps_line
         ));
         // No preset file near the recipe: the built-in one, with its lines.
-        let window = origin_of(&stages[1], "window_size").to_string();
-        assert_eq!(window, "preset built-in vit-tiny:20:1");
+        let head = origin_of(&stages[1], "head_channels").to_string();
+        assert_eq!(head, "preset built-in vit-tiny:21:1");
     }
 }

@@ -342,7 +342,7 @@ fn list_or_none(names: &[&str]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::recipe;
     use serde_json::json;
@@ -622,7 +622,9 @@ merge_iou = 0.1
         }
     }
 
-    const SMALL: &str = r#"
+    /// A pretraining, a fine-tuning and an evaluation stage that leave their inputs to be
+    /// worked out from `needs`.
+    pub(in crate::plan) const SMALL: &str = r#"
 [experiment]
 name = "small"
 
