@@ -38,6 +38,22 @@ const BUILT_IN: &[(&str, &str)] = &[
 /// `NAME.toml` in a folder of `RSFM_MODELS`, then the presets built into the binary. Returns
 /// where it came from (a file, or `built-in NAME`) and the preset.
 pub fn load_preset(model: &str, dir: &Path) -> anyhow::Result<(String, ModelPreset)> {
+    let found = find_preset(model, dir)?;
+    let preset = ModelPreset::from_toml(&found.text, &found.origin)?;
+    Ok((found.origin, preset))
+}
+
+/// A preset's text and where it came from.
+#[derive(Debug, Clone)]
+pub struct PresetText {
+    /// Its file, or `built-in NAME`.
+    pub origin: String,
+    /// Its TOML text.
+    pub text: String,
+}
+
+/// Finds the text of the preset `model` through the search path of [`load_preset`].
+pub fn find_preset(model: &str, dir: &Path) -> anyhow::Result<PresetText> {
     let on_disk = resolve_preset(model, dir).ok().or_else(|| {
         std::env::var_os(MODELS_ENV).and_then(|dirs| {
             std::env::split_paths(&dirs)
@@ -46,12 +62,16 @@ pub fn load_preset(model: &str, dir: &Path) -> anyhow::Result<(String, ModelPres
         })
     });
     if let Some(file) = on_disk {
-        return Ok((file.display().to_string(), ModelPreset::load(&file)?));
+        return Ok(PresetText {
+            origin: file.display().to_string(),
+            text: fs_err::read_to_string(&file)?,
+        });
     }
     if let Some((name, text)) = BUILT_IN.iter().find(|(name, _)| *name == model) {
-        let origin = format!("built-in {name}");
-        let preset = ModelPreset::from_toml(text, &origin)?;
-        return Ok((origin, preset));
+        return Ok(PresetText {
+            origin: format!("built-in {name}"),
+            text: text.to_string(),
+        });
     }
     let built_in: Vec<&str> = BUILT_IN.iter().map(|(name, _)| *name).collect();
     anyhow::bail!(

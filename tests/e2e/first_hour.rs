@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::common::{text, worker, Project};
+use crate::common::{repo_root, text, worker, Project};
 
 /// A sweep of command stages: `score` writes `{"score": <its argv value>, "lr": <matrix lr>}`.
 const SWEEP: &str = r#"
@@ -399,4 +399,141 @@ fn config_show_into_a_closed_pipe_exits_0() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
+}
+
+/// A tiny `finetune-seg` stage that leaves its window to the model preset and its weight decay
+/// to the schema.
+const RESOLVED_SEG: &str = r#"
+[experiment]
+name = "resolved"
+
+[stage.loveda]
+kind = "command"
+argv = ["true"]
+
+[stage.finetune]
+kind = "finetune-seg"
+needs = ["loveda"]
+dataset = "loveda"
+format = "loveda"
+model = "vit-tiny"
+steps = 2
+batch_size = 2
+lr = 2e-3
+"#;
+
+/// The 1-based number of the first line of `text` that starts with `KEY =`.
+fn line_of(text: &str, key: &str) -> usize {
+    let start = format!("{key} =");
+    1 + text
+        .lines()
+        .position(|line| line.starts_with(&start))
+        .unwrap_or_else(|| panic!("no `{start}` in {text}"))
+}
+
+#[test]
+fn config_show_resolved_gives_every_value_of_a_stage_with_its_origin() {
+    let project = Project::new();
+    let preset_text =
+        std::fs::read_to_string(repo_root().join("recipes/models/vit-tiny.toml")).unwrap();
+    let preset = project.write("recipes/models/vit-tiny.toml", &preset_text);
+    let recipe = project.write("recipes/seg.toml", RESOLVED_SEG);
+    let recipe_arg = recipe.to_str().unwrap();
+    let set = "stage.finetune.batch_size=4";
+    let args = ["config", "show", recipe_arg, "--resolved", "--set", set];
+    let json = project.ok(&[&args[..], &["--json"]].concat());
+    let stages: serde_json::Value =
+        serde_json::from_str(&json).unwrap_or_else(|e| panic!("not JSON ({e}): {json}"));
+    let stages = stages.as_array().expect("an array of stages");
+    assert_eq!(stages.len(), 1, "worker stages only: {json}");
+    assert_eq!(stages[0]["stage"], "finetune");
+    let values: std::collections::BTreeMap<String, (serde_json::Value, String)> = stages[0]
+        ["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            let origin = v["origin"].as_str().unwrap().to_string();
+            (
+                v["key"].as_str().unwrap().to_string(),
+                (v["value"].clone(), origin),
+            )
+        })
+        .collect();
+    let at = |file: &Path, line: usize| format!("{}:{line}:1", file.display());
+
+    let preset_line = line_of(&preset_text, "window_size");
+    assert_eq!(
+        values["window_size"],
+        (
+            serde_json::json!(2),
+            format!("preset {}", at(&preset, preset_line))
+        )
+    );
+    assert_eq!(
+        values["model.embed_dim"],
+        (
+            serde_json::json!(64),
+            format!("preset {}", at(&preset, line_of(&preset_text, "embed_dim")))
+        )
+    );
+    let recipe_line = line_of(RESOLVED_SEG, "lr");
+    assert_eq!(
+        values["lr"],
+        (
+            serde_json::json!(2e-3),
+            format!("recipe {}", at(&recipe, recipe_line))
+        )
+    );
+    assert_eq!(
+        values["batch_size"],
+        (serde_json::json!(4), format!("cli (--set {set})"))
+    );
+
+    // Every key of the schema appears; the ones nothing sets with the schema's default.
+    let kinds = project.ok(&["kinds", "finetune-seg", "--json"]);
+    let kinds: serde_json::Value = serde_json::from_str(&kinds).unwrap();
+    let schema = kinds
+        .as_array()
+        .map_or(&kinds["params"], |all| &all[0]["params"])
+        .as_array()
+        .unwrap();
+    assert!(schema.len() > 20, "{kinds}");
+    for param in schema {
+        let name = param["name"].as_str().unwrap();
+        assert!(values.contains_key(name), "{name} missing from {json}");
+    }
+    let weight_decay = schema.iter().find(|p| p["name"] == "weight_decay").unwrap();
+    assert_eq!(
+        values["weight_decay"],
+        (weight_decay["default"].clone(), "default".to_string())
+    );
+
+    // The table: one aligned row per key, origins in the last column.
+    let table = project.ok(&args);
+    assert!(
+        table.starts_with("[stage.finetune]  finetune-seg\n"),
+        "{table}"
+    );
+    let row = table
+        .lines()
+        .find(|l| l.trim_start().starts_with("window_size "))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(
+        row.ends_with(&format!("preset {}", at(&preset, preset_line))),
+        "{row}"
+    );
+    let origin_column: Vec<usize> = table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            ["recipe ", "preset ", "default"]
+                .iter()
+                .find_map(|o| l.find(o))
+        })
+        .collect();
+    assert!(
+        origin_column.windows(2).all(|w| w[0] == w[1]),
+        "aligned: {table}"
+    );
 }

@@ -6,6 +6,7 @@ pub mod estimate;
 pub mod key;
 pub mod key_error;
 mod order;
+pub mod resolved;
 pub mod stage_params;
 mod worker_identity;
 pub mod worker_params;

@@ -26,6 +26,8 @@ pub struct WorkerParams {
     /// Needed stages (base names) whose output dir the worker reads as the dataset of the
     /// same name.
     pub dataset_inputs: Vec<String>,
+    /// Keys of `params` that the stage leaves out and the model preset's `[defaults]` fill.
+    pub from_preset: Vec<String>,
 }
 
 /// A stage the translated one needs.
@@ -50,6 +52,7 @@ pub fn translate(
         stage,
         needed,
         dataset_inputs: Vec::new(),
+        from_preset: Vec::new(),
     };
     let params = match stage.kind {
         StageKind::Command => return Ok(None),
@@ -63,6 +66,7 @@ pub fn translate(
     Ok(Some(WorkerParams {
         params,
         dataset_inputs: inputs.dataset_inputs,
+        from_preset: inputs.from_preset,
     }))
 }
 
@@ -72,6 +76,7 @@ struct Inputs<'a> {
     stage: &'a Stage,
     needed: &'a [Needed<'a>],
     dataset_inputs: Vec<String>,
+    from_preset: Vec<String>,
 }
 
 impl Inputs<'_> {
@@ -152,7 +157,7 @@ impl Inputs<'_> {
 
     /// [`Self::parse`], with the model preset's size defaults (`[defaults]`) for the keys of
     /// `T` that the stage leaves out.
-    fn parse_with_size_defaults<T: Schema>(&self) -> anyhow::Result<T> {
+    fn parse_with_size_defaults<T: Schema>(&mut self) -> anyhow::Result<T> {
         let mut map = self.stage.params.clone();
         if let Some(Value::String(name)) = map.get("model").cloned() {
             let (_, preset) = self.preset(&name)?;
@@ -160,6 +165,7 @@ impl Inputs<'_> {
             for (key, value) in preset.defaults.entries() {
                 if fields.iter().any(|f| f.name == key) && !map.contains_key(key) {
                     map.insert(key.to_string(), Value::from(value.value()));
+                    self.from_preset.push(key.to_string());
                 }
             }
         }
@@ -336,7 +342,7 @@ fn list_or_none(names: &[&str]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::recipe;
     use serde_json::json;
@@ -616,7 +622,9 @@ merge_iou = 0.1
         }
     }
 
-    const SMALL: &str = r#"
+    /// A pretraining, a fine-tuning and an evaluation stage that leave their inputs to be
+    /// worked out from `needs`.
+    pub(in crate::plan) const SMALL: &str = r#"
 [experiment]
 name = "small"
 

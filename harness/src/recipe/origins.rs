@@ -20,6 +20,12 @@ pub struct Origin {
     pub location: Location,
 }
 
+/// Every leaf of the TOML `text` (the content of `file`, e.g. a model preset) with the
+/// location of its key.
+pub fn toml_origins(file: &std::path::Path, text: &str) -> Result<Vec<Origin>, RecipeError> {
+    collect(&super::document::parse(file, text)?)
+}
+
 /// Every leaf of the merged `root` table, in file order. Arrays and values with provenance are
 /// leaves; tables are walked.
 pub(crate) fn collect(root: &Node) -> Result<Vec<Origin>, RecipeError> {
