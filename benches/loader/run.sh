@@ -15,20 +15,15 @@ cd "$(dirname "$0")/../.."
 threads="${RSFM_BENCH_THREADS:-$(nproc)}"
 epochs="${RSFM_BENCH_EPOCHS:-2}"
 dir="${RSFM_BENCH_DIR:-$(mktemp -d)}"
-python="${RSFM_BENCH_PYTHON:-.venv-loader/bin/python}"
-if ! "$python" -c "import torch, torchvision, PIL" 2>/dev/null; then
-    if [[ -n "${RSFM_BENCH_PYTHON:-}" ]]; then
-        echo "RSFM_BENCH_PYTHON=$python cannot import torch, torchvision and PIL" >&2
-        exit 1
-    fi
-    echo "creating .venv-loader with torch 2.11.0 (CPU), torchvision 0.26.0 and pillow" >&2
-    python3 -m venv .venv-loader
+# torch 2.11.0 (CPU), torchvision 0.26.0 and pillow into the venv whose pip is $1.
+install_loader_python() {
     # --no-deps: the CPU side of torch only, not its CUDA wheels.
-    .venv-loader/bin/pip install --quiet --no-deps --find-links ~/.cache/rsfm/wheels \
+    "$1" install --quiet --no-deps --find-links ~/.cache/rsfm/wheels \
         torch==2.11.0 torchvision==0.26.0
-    .venv-loader/bin/pip install --quiet pillow numpy filelock typing-extensions sympy \
-        networkx jinja2 fsspec
-fi
+    "$1" install --quiet pillow numpy filelock typing-extensions sympy networkx jinja2 fsspec
+}
+source benches/lib/python.sh
+bench_python .venv-loader "torch, torchvision, PIL" install_loader_python
 
 cargo bench --quiet -p rsfm-model --bench loader --no-run
 echo "# load before the run: $(uptime)"

@@ -18,17 +18,12 @@ warmup="${RSFM_BENCH_WARMUP:-1}"
 steps="${RSFM_BENCH_STEPS:-3}"
 models="${RSFM_BENCH_MODELS:-mae,vit}"
 
-python="${RSFM_BENCH_PYTHON:-.venv-golden/bin/python}"
-if ! "$python" -c "import torch, timm, transformers" 2>/dev/null; then
-    if [[ -n "${RSFM_BENCH_PYTHON:-}" ]]; then
-        echo "RSFM_BENCH_PYTHON=$python cannot import torch, timm and transformers" >&2
-        exit 1
-    fi
-    echo "creating .venv-golden with torch 2.11.0, timm and transformers" >&2
-    python3 -m venv .venv-golden
-    .venv-golden/bin/pip install --quiet --find-links ~/.cache/rsfm/wheels \
-        torch==2.11.0 timm transformers
-fi
+# torch 2.11.0, timm and transformers into the venv whose pip is $1.
+install_golden_python() {
+    "$1" install --quiet --find-links ~/.cache/rsfm/wheels torch==2.11.0 timm transformers
+}
+source benches/lib/python.sh
+bench_python .venv-golden "torch, timm, transformers" install_golden_python
 
 echo "# load before the run: $(uptime)"
 cargo bench --quiet -p rsfm-model --features torch --bench train_step --no-run

@@ -5,13 +5,13 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::outcome;
+use common::{final_metric, record, record_run};
 use rsfm_harness::cache::Cache;
 use rsfm_harness::dataset_roots::DataRoots;
 use rsfm_harness::plan::Plan;
 use rsfm_harness::recipe;
 use rsfm_harness::report::{self, Format, ReportOptions};
-use rsfm_harness::store::{MetricRow, StageRecord, StageStatus, Store};
+use rsfm_harness::store::{StageRecord, StageStatus, Store};
 
 fn paper_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes/paper")
@@ -21,33 +21,12 @@ fn paper_dir() -> PathBuf {
 async fn store_metric(store: &Store, key: &str, name: &str, metric: &str, value: f64) {
     let invocation = store.begin_invocation(&[]).await.unwrap();
     let record = StageRecord {
-        key: key.into(),
-        name: name.into(),
         kind: "evaluate".into(),
         experiment: "paper".into(),
-        model: None,
-        task: None,
-        dataset: None,
-        fraction: None,
-        matrix: serde_json::json!({}),
-        params: serde_json::json!({}),
-        seed: Some(0),
-        host: "h".into(),
-        device: "cpu".into(),
-        invocation_id: invocation,
-        work_dir: String::new(),
-        log_path: String::new(),
+        ..record(key, name, invocation)
     };
-    store.stage_started(&record).await.unwrap();
-    let metrics = vec![MetricRow {
-        name: metric.into(),
-        value,
-        step: None,
-    }];
-    store
-        .stage_finished(key, &outcome(StageStatus::Succeeded, metrics))
-        .await
-        .unwrap();
+    let metrics = vec![final_metric(metric, value)];
+    record_run(store, &record, StageStatus::Succeeded, metrics).await;
 }
 
 fn row(markdown: &str, label: &str) -> String {

@@ -3,31 +3,9 @@
 
 mod common;
 
-use common::outcome;
+use common::{final_metric, record, record_run};
 use rsfm_harness::query::{self, ResultsQuery};
-use rsfm_harness::store::{MetricRow, StageRecord, StageScope, StageStatus, Store};
-use serde_json::json;
-
-fn record(key: &str, name: &str, inv: i64) -> StageRecord {
-    StageRecord {
-        key: key.into(),
-        name: name.into(),
-        kind: "command".into(),
-        experiment: "e".into(),
-        model: None,
-        task: None,
-        dataset: None,
-        fraction: None,
-        matrix: json!({}),
-        params: json!({}),
-        seed: Some(0),
-        host: "h".into(),
-        device: "cpu".into(),
-        invocation_id: inv,
-        work_dir: String::new(),
-        log_path: String::new(),
-    }
-}
+use rsfm_harness::store::{StageScope, StageStatus, Store};
 
 /// Lets the millisecond clock of `last_used_at` move on, so uses are ordered.
 async fn tick() {
@@ -36,16 +14,13 @@ async fn tick() {
 
 async fn ran(store: &Store, key: &str, name: &str, inv: i64, score: f64) {
     tick().await;
-    store.stage_started(&record(key, name, inv)).await.unwrap();
-    let metrics = vec![MetricRow {
-        name: "score".into(),
-        value: score,
-        step: None,
-    }];
-    store
-        .stage_finished(key, &outcome(StageStatus::Succeeded, metrics))
-        .await
-        .unwrap();
+    record_run(
+        store,
+        &record(key, name, inv),
+        StageStatus::Succeeded,
+        vec![final_metric("score", score)],
+    )
+    .await;
 }
 
 /// `(key, state)` of the results `scope` lists.

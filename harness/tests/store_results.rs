@@ -5,7 +5,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use common::outcome;
+use common::{final_metric, record, record_run};
 use rsfm_harness::query::{self, ResultsQuery, WhereExpr};
 use rsfm_harness::store::{MetricRow, StageRecord, StageStatus, Store};
 use serde_json::json;
@@ -34,23 +34,16 @@ async fn fixture(dir: &Path) -> Store {
         for fraction in FRACTIONS {
             for seed in SEEDS {
                 let key = key_of(model, fraction, seed);
-                store
-                    .stage_started(&record(
-                        &key,
-                        "finetune",
-                        model,
-                        fraction,
-                        json!({ "seed": seed.to_string() }),
-                        inv,
-                    ))
-                    .await
-                    .unwrap();
+                let record = det_record(
+                    &key,
+                    "finetune",
+                    model,
+                    fraction,
+                    json!({ "seed": seed.to_string() }),
+                    inv,
+                );
                 let metrics = vec![
-                    MetricRow {
-                        name: "map".into(),
-                        value: map_of(model, fraction, seed),
-                        step: None,
-                    },
+                    final_metric("map", map_of(model, fraction, seed)),
                     MetricRow {
                         name: "loss".into(),
                         value: 2.0,
@@ -62,32 +55,22 @@ async fn fixture(dir: &Path) -> Store {
                         step: Some(200),
                     },
                 ];
-                store
-                    .stage_finished(&key, &outcome(StageStatus::Succeeded, metrics))
-                    .await
-                    .unwrap();
+                record_run(&store, &record, StageStatus::Succeeded, metrics).await;
             }
         }
     }
-    let mut failed = record("broken", "seg", "vit-b", 1.0, json!({}), inv);
+    let mut failed = det_record("broken", "seg", "vit-b", 1.0, json!({}), inv);
     failed.experiment = "other".into();
     failed.task = Some("segmentation".into());
     failed.params = json!({ "seed": 7 });
-    store.stage_started(&failed).await.unwrap();
-    let metrics = vec![MetricRow {
-        name: "miou".into(),
-        value: 12.5,
-        step: None,
-    }];
-    store
-        .stage_finished("broken", &outcome(StageStatus::Failed, metrics))
-        .await
-        .unwrap();
+    let metrics = vec![final_metric("miou", 12.5)];
+    record_run(&store, &failed, StageStatus::Failed, metrics).await;
     store.close().await;
     Store::open_read_only(&dir.join("rsfm.db")).await.unwrap()
 }
 
-fn record(
+/// A finetune-det stage of the `efficiency` experiment on DIOR-R.
+fn det_record(
     key: &str,
     name: &str,
     model: &str,
@@ -96,7 +79,6 @@ fn record(
     inv: i64,
 ) -> StageRecord {
     StageRecord {
-        key: key.into(),
         name: format!("{name}@{key}"),
         kind: "finetune-det".into(),
         experiment: "efficiency".into(),
@@ -105,13 +87,7 @@ fn record(
         dataset: Some("dior-r".into()),
         fraction: Some(fraction),
         matrix,
-        params: json!({}),
-        seed: Some(0),
-        host: "h".into(),
-        device: "cpu".into(),
-        invocation_id: inv,
-        work_dir: String::new(),
-        log_path: String::new(),
+        ..record(key, name, inv)
     }
 }
 

@@ -4,8 +4,8 @@ mod common;
 
 use std::path::Path;
 
-use common::outcome;
-use rsfm_harness::store::{MetricRow, StageRecord, StageStatus, Store};
+use common::{final_metric, record, record_run};
+use rsfm_harness::store::{StageRecord, StageStatus, Store};
 use serde_json::json;
 
 /// A results dir whose database holds two stages with a metric each.
@@ -14,33 +14,12 @@ async fn results_with_rows(dir: &Path) {
     let inv = store.begin_invocation(&[]).await.unwrap();
     for (key, value) in [("k1", 0.5), ("k2", 0.75)] {
         let record = StageRecord {
-            key: key.into(),
             name: format!("stage-{key}"),
-            kind: "command".into(),
             experiment: "example".into(),
-            model: None,
-            task: None,
-            dataset: None,
-            fraction: None,
-            matrix: json!({}),
-            params: json!({}),
-            seed: Some(0),
-            host: "h".into(),
-            device: "cpu".into(),
-            invocation_id: inv,
-            work_dir: String::new(),
-            log_path: String::new(),
+            ..record(key, "", inv)
         };
-        store.stage_started(&record).await.unwrap();
-        let metrics = vec![MetricRow {
-            name: "map".into(),
-            value,
-            step: None,
-        }];
-        store
-            .stage_finished(key, &outcome(StageStatus::Succeeded, metrics))
-            .await
-            .unwrap();
+        let metrics = vec![final_metric("map", value)];
+        record_run(&store, &record, StageStatus::Succeeded, metrics).await;
     }
     store.close().await;
 }

@@ -40,11 +40,15 @@ const NOISY: &str = r#"echo "{\"draw\": $(od -An -N4 -tu4 /dev/urandom)}" > "$1/
 
 #[test]
 fn audit_tells_identical_within_tolerance_and_not_reproducible_apart() {
-    let project = Project::new();
-    project.write("steady.sh", STEADY);
-    project.write("stamped.sh", STAMPED);
-    project.write("noisy.sh", NOISY);
-    let recipe = project.write("audit.toml", RECIPE);
+    let (project, recipe) = Project::with_recipe(
+        "audit.toml",
+        RECIPE,
+        &[
+            ("steady.sh", STEADY),
+            ("stamped.sh", STAMPED),
+            ("noisy.sh", NOISY),
+        ],
+    );
     assert_eq!(project.run_json(&recipe, &[])["executed"], 3);
     let entries_before = project.ok(&["cache", "ls", "--json"]);
 

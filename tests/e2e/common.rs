@@ -15,6 +15,17 @@ impl Project {
         }
     }
 
+    /// A project holding `files` (`(path, text)`, e.g. a recipe's scripts) and the recipe
+    /// `text` at `recipe`; returns the project and the recipe's path.
+    pub fn with_recipe(recipe: &str, text: &str, files: &[(&str, &str)]) -> (Project, PathBuf) {
+        let project = Project::new();
+        for (path, contents) in files {
+            project.write(path, contents);
+        }
+        let recipe = project.write(recipe, text);
+        (project, recipe)
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
@@ -65,6 +76,30 @@ impl Project {
         args.extend_from_slice(extra);
         let stdout = self.ok(&args);
         last_json_line(&stdout)
+    }
+
+    /// `rsfm plan RECIPE --json`: the stages with their names and keys.
+    pub fn plan(&self, recipe: &Path) -> serde_json::Value {
+        let stdout = self.ok(&["plan", recipe.to_str().unwrap(), "--json"]);
+        serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("plan output is not JSON ({e}): {stdout}"))
+    }
+
+    /// The key of the stage `name` in the plan of `recipe`.
+    pub fn stage_key(&self, recipe: &Path, name: &str) -> String {
+        let plan = self.plan(recipe);
+        let stage = plan["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("no stage {name} in {plan}"));
+        stage["key"].as_str().unwrap().to_string()
+    }
+
+    /// The cache entry folder of the stage key `key`.
+    pub fn entry_dir(&self, key: &str) -> PathBuf {
+        self.results().join("cache").join(&key[..2]).join(key)
     }
 
     /// Rows of `rsfm sql QUERY --json` as objects keyed by column.

@@ -83,18 +83,6 @@ fn outputs(project: &Project) -> (Vec<serde_json::Value>, Vec<serde_json::Value>
     (metrics, files)
 }
 
-pub(crate) fn plan_key(project: &Project, recipe: &std::path::Path) -> String {
-    let plan: serde_json::Value =
-        serde_json::from_str(&project.ok(&["plan", recipe.to_str().unwrap(), "--json"])).unwrap();
-    plan["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "pretrain")
-        .map(|s| s["key"].as_str().unwrap().to_string())
-        .unwrap()
-}
-
 #[test]
 fn two_processes_train_like_one_write_once_and_are_cached() {
     let (two, two_recipe) = project(2, 4);
@@ -111,7 +99,7 @@ fn two_processes_train_like_one_write_once_and_are_cached() {
         "{first}"
     );
 
-    let key = plan_key(&two, &two_recipe);
+    let key = two.stage_key(&two_recipe, "pretrain");
     let log =
         std::fs::read_to_string(two.results().join("work").join(&key).join("stage.log")).unwrap();
     assert!(
@@ -140,7 +128,7 @@ fn two_processes_train_like_one_write_once_and_are_cached() {
     let (one, _) = project(1, 4);
     let one_recipe = one.write("mae.toml", &(recipe(1, 4) + "loader_threads = 1\n"));
     assert_eq!(
-        plan_key(&one, &one_recipe),
+        one.stage_key(&one_recipe, "pretrain"),
         key,
         "`processes` and `loader_threads` are not in the key"
     );
@@ -262,7 +250,7 @@ fn two_ranks_stopped_and_resumed_end_where_an_uninterrupted_run_ends() {
         crate::common::text(&first.stderr)
     );
     let uninterrupted = metric_rows(&project, "loss_final")[0].1;
-    let key = plan_key(&project, &recipe);
+    let key = project.stage_key(&recipe, "pretrain");
     let stage = project.results().join("work").join(&key).join("stage.json");
     let out = project.path("resumed");
 

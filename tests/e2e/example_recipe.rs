@@ -6,10 +6,8 @@ use crate::common::{repo_root, Project};
 fn the_design_example_runs_as_written_and_its_json_follows_the_contract() {
     let project = Project::new();
     let recipe = repo_root().join("recipes/examples/design/example.toml");
-    let recipe_arg = recipe.to_str().unwrap();
 
-    let plan: serde_json::Value =
-        serde_json::from_str(&project.ok(&["plan", recipe_arg, "--json"])).unwrap();
+    let plan = project.plan(&recipe);
     let stages = plan["stages"].as_array().unwrap();
     let names: Vec<&str> = stages.iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["generate@1", "generate@2", "square@1", "square@2"]);
@@ -34,8 +32,7 @@ fn the_design_example_runs_as_written_and_its_json_follows_the_contract() {
     assert_eq!(rows[0]["value"].as_f64(), Some(1.0));
     assert_eq!(rows[1]["value"].as_f64(), Some(4.0));
 
-    let plan: serde_json::Value =
-        serde_json::from_str(&project.ok(&["plan", recipe_arg, "--json"])).unwrap();
+    let plan = project.plan(&recipe);
     assert!(plan["stages"]
         .as_array()
         .unwrap()

@@ -32,27 +32,11 @@ echo "{\"total\": $total}" > "$2/metrics.json"
 "#;
 
 fn setup() -> (Project, PathBuf) {
-    let project = Project::new();
-    project.write("generate.sh", GENERATE);
-    project.write("sum.sh", SUM);
-    let recipe = project.write("faults.toml", RECIPE);
-    (project, recipe)
-}
-
-/// The cache entry of the stage `name` of `recipe`.
-fn entry_dir(project: &Project, recipe: &Path, name: &str) -> PathBuf {
-    let plan: serde_json::Value =
-        serde_json::from_str(&project.ok(&["plan", recipe.to_str().unwrap(), "--json"])).unwrap();
-    let key = plan["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap()["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    project.results().join("cache").join(&key[..2]).join(key)
+    Project::with_recipe(
+        "faults.toml",
+        RECIPE,
+        &[("generate.sh", GENERATE), ("sum.sh", SUM)],
+    )
 }
 
 /// Flips one bit of the byte at `offset` in `path`.
@@ -75,7 +59,7 @@ fn a_flipped_byte_is_found_by_verify_and_the_reader_reruns_its_producer() {
     assert_eq!(clean_total, 500500.0);
     assert!(project.rsfm(&["cache", "verify"]).status.success());
 
-    let generate = entry_dir(&project, &recipe, "generate");
+    let generate = project.entry_dir(&project.stage_key(&recipe, "generate"));
     flip_byte(&generate.join("numbers.txt"), 10);
     let verify = project.rsfm(&["cache", "verify"]);
     assert_eq!(verify.status.code(), Some(1));
@@ -115,7 +99,12 @@ fn a_flipped_byte_is_found_by_verify_and_the_reader_reruns_its_producer() {
     assert_eq!(damaged.len(), 1, "the damaged entry is kept aside");
 
     // A flipped byte in a metrics file is found too.
-    flip_byte(&entry_dir(&project, &recipe, "sum").join("metrics.json"), 3);
+    flip_byte(
+        &project
+            .entry_dir(&project.stage_key(&recipe, "sum"))
+            .join("metrics.json"),
+        3,
+    );
     let verify = project.rsfm(&["cache", "verify"]);
     assert_eq!(verify.status.code(), Some(1));
     assert!(text(&verify.stdout).contains("metrics.json: content changed"));
@@ -190,11 +179,11 @@ echo "{\"total\": $total}" > "$4/metrics.json"
 
 /// A project holding the crash recipe and its scripts.
 fn crash_project() -> (Project, PathBuf) {
-    let project = Project::new();
-    project.write("make.sh", MAKE);
-    project.write("total.sh", TOTAL);
-    let recipe = project.write("crashes.toml", CRASH_RECIPE);
-    (project, recipe)
+    Project::with_recipe(
+        "crashes.toml",
+        CRASH_RECIPE,
+        &[("make.sh", MAKE), ("total.sh", TOTAL)],
+    )
 }
 
 /// `rsfm run RECIPE --gpus none --jobs JOBS` started in the background, its output discarded.
@@ -410,9 +399,7 @@ impl Drop for Tmpfs {
 
 #[test]
 fn a_full_disk_fails_the_stage_naming_it_and_the_rerun_completes_after_freeing_space() {
-    let project = Project::new();
-    project.write("fill.sh", FILL);
-    let recipe = project.write("fill.toml", FILL_RECIPE);
+    let (project, recipe) = Project::with_recipe("fill.toml", FILL_RECIPE, &[("fill.sh", FILL)]);
     let _disk = Tmpfs::mount(&project.results(), 8);
     // Leave about 2 MiB free: the stage's 3 MiB do not fit.
     let ballast = project.results().join("ballast");

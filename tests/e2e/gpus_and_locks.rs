@@ -34,15 +34,14 @@ fn parallel_stages_lease_different_devices_and_a_third_waits() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("waiting for a GPU lease"), "{stderr}");
-    let plan: serde_json::Value =
-        serde_json::from_str(&project.ok(&["plan", recipe_arg, "--json"])).unwrap();
+    let plan = project.plan(&recipe);
     let mut runs: Vec<(String, f64, f64)> = plan["stages"]
         .as_array()
         .unwrap()
         .iter()
         .map(|s| {
             let key = s["key"].as_str().unwrap();
-            let entry = project.results().join("cache").join(&key[..2]).join(key);
+            let entry = project.entry_dir(key);
             let start = read(entry.join("start"));
             let (device, at) = start.trim().split_once(' ').unwrap();
             let end: f64 = read(entry.join("end")).trim().parse().unwrap();
@@ -81,8 +80,7 @@ fn two_runs_never_run_one_key_twice_and_a_dead_runs_lock_is_broken() {
     let recipe_arg = recipe.to_str().unwrap();
 
     // A lock file left by a run that is gone does not block.
-    let plan: serde_json::Value =
-        serde_json::from_str(&project.ok(&["plan", recipe_arg, "--json"])).unwrap();
+    let plan = project.plan(&recipe);
     let key = plan["stages"][0]["key"].as_str().unwrap().to_string();
     project.write(
         &format!("results/locks/{key}.lock"),
@@ -150,10 +148,9 @@ argv = ["sh", "-c", "echo $OMP_NUM_THREADS > \"$0/threads\"", "{out}"]
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let plan: serde_json::Value =
-        serde_json::from_str(&project.ok(&["plan", recipe_arg, "--json"])).unwrap();
+    let plan = project.plan(&recipe);
     let key = plan["stages"][0]["key"].as_str().unwrap();
-    let entry = project.results().join("cache").join(&key[..2]).join(key);
+    let entry = project.entry_dir(key);
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let expected = (cores / 2).max(1);
     assert_eq!(read(entry.join("threads")).trim(), expected.to_string());

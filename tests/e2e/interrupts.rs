@@ -31,12 +31,8 @@ echo "{\"steps\": $step}" > "$1/metrics.json"
 "#;
 
 fn setup() -> (Project, PathBuf, PathBuf) {
-    let project = Project::new();
-    project.write("count.sh", COUNT);
-    let recipe = project.write("count.toml", RECIPE);
-    let plan: serde_json::Value =
-        serde_json::from_str(&project.ok(&["plan", recipe.to_str().unwrap(), "--json"])).unwrap();
-    let key = plan["stages"][0]["key"].as_str().unwrap().to_string();
+    let (project, recipe) = Project::with_recipe("count.toml", RECIPE, &[("count.sh", COUNT)]);
+    let key = project.stage_key(&recipe, "count");
     let work = project.results().join("work").join(&key);
     (project, recipe, work)
 }

@@ -113,8 +113,7 @@ fn slurm_client(program: &str, args: &[&str]) -> String {
 }
 
 fn plan_keys(project: &Project, recipe: &Path) -> Vec<(String, String)> {
-    let plan: serde_json::Value =
-        serde_json::from_str(&project.ok(&["plan", recipe.to_str().unwrap(), "--json"])).unwrap();
+    let plan = project.plan(recipe);
     plan["stages"]
         .as_array()
         .unwrap()
@@ -522,7 +521,7 @@ fn a_gpu_request_the_cluster_cannot_meet_is_rejected_naming_the_gpu_flag_line() 
 
 #[test]
 fn a_two_process_mae_stage_runs_as_two_srun_ranks_like_it_runs_locally() {
-    use crate::data_parallel::{metric_rows, plan_key, recipe};
+    use crate::data_parallel::{metric_rows, recipe};
     let slurm = project();
     let preset = std::fs::read_to_string(repo_root().join("recipes/models/vit-tiny.toml")).unwrap();
     slurm.write("recipes/models/vit-tiny.toml", &preset);
@@ -549,7 +548,7 @@ fn a_two_process_mae_stage_runs_as_two_srun_ranks_like_it_runs_locally() {
     assert_eq!(first["executed"], 2, "{first}");
 
     // One job of two tasks: its script starts the ranks with srun, and both joined one group.
-    let key = plan_key(&slurm, &mae);
+    let key = slurm.stage_key(&mae, "pretrain");
     let work = slurm.results().join("work").join(&key);
     let script = std::fs::read_to_string(work.join("slurm-job.sh")).unwrap();
     assert!(script.contains("exec srun --ntasks=2 "), "{script}");
@@ -577,7 +576,7 @@ fn a_two_process_mae_stage_runs_as_two_srun_ranks_like_it_runs_locally() {
     let local = Project::new();
     local.write("recipes/models/vit-tiny.toml", &preset);
     let local_mae = local.write("mae.toml", &recipe(2, 4));
-    assert_eq!(plan_key(&local, &local_mae), key);
+    assert_eq!(local.stage_key(&local_mae, "pretrain"), key);
     let out = local
         .command(&[
             "run",

@@ -15,10 +15,11 @@
 //! `evaluate` and `command` stages are not estimated (their cost depends on the data).
 
 use rsfm_model::arch::VitConfig;
+use rsfm_model::params::mae::MaeConfig;
+use rsfm_model::params::{FinetuneDetParams, FinetuneSegParams, MaePretrainParams};
 use serde::Serialize;
-use serde_json::{Map, Value};
 
-use super::stage_params::{self, field};
+use super::stage_params::parsed;
 use super::{Plan, PlannedStage};
 use crate::recipe::StageKind;
 
@@ -159,16 +160,29 @@ pub fn estimate(plan: &Plan, gpu: Gpu) -> Estimate {
 
 /// The cost of one stage, or `None` when it is not a training stage with a known step count.
 fn stage_cost(planned: &PlannedStage, gpu: Gpu) -> Option<StageCost> {
-    let params = &planned.worker_params.as_ref()?.params;
-    let vit = stage_params::backbone(params)?;
-    let steps = field(params, "steps")?.as_f64()?;
-    let batch = field(params, "batch_size")?.as_f64()?;
+    let (backbone, steps, batch, decoder) = match planned.stage.kind {
+        StageKind::MaePretrain => {
+            let params: MaePretrainParams = parsed(planned)?;
+            let decoder = Some(params.mae);
+            (params.backbone, params.steps, params.batch_size, decoder)
+        }
+        StageKind::FinetuneDet => {
+            let params: FinetuneDetParams = parsed(planned)?;
+            (params.backbone, params.steps?, params.batch_size, None)
+        }
+        StageKind::FinetuneSeg => {
+            let params: FinetuneSegParams = parsed(planned)?;
+            (params.backbone, params.steps, params.batch_size, None)
+        }
+        _ => return None,
+    };
+    let vit = backbone.vit().ok()?;
+    let (steps, batch) = (steps as f64, batch as f64);
     let gpus = planned.stage.resources.gpus.max(1);
     let per_gpu = (batch / f64::from(gpus)).ceil();
-    let work = match planned.stage.kind {
-        StageKind::MaePretrain => mae_work(&vit, &mae_decoder(params)),
-        StageKind::FinetuneDet | StageKind::FinetuneSeg => finetune_work(&vit),
-        _ => return None,
+    let work = match &decoder {
+        Some(decoder) => mae_work(&vit, decoder),
+        None => finetune_work(&vit),
     };
     let flops = work.flops_per_sample * batch * steps;
     let memory = Memory {
@@ -201,26 +215,6 @@ struct SampleWork {
     checkpointed_per_sample: f64,
 }
 
-/// The MAE decoder of a `mae-pretrain` stage (defaults as the worker's: 512 wide, 8 blocks, 16
-/// heads, mask ratio 0.75).
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct MaeDecoder {
-    embed_dim: usize,
-    depth: usize,
-    num_heads: usize,
-    mask_ratio: f64,
-}
-
-fn mae_decoder(params: &Map<String, Value>) -> MaeDecoder {
-    let number = |name: &str| field(params, name).and_then(Value::as_f64);
-    MaeDecoder {
-        embed_dim: number("decoder_embed_dim").map_or(512, |v| v as usize),
-        depth: number("decoder_depth").map_or(8, |v| v as usize),
-        num_heads: number("decoder_num_heads").map_or(16, |v| v as usize),
-        mask_ratio: number("mask_ratio").unwrap_or(0.75),
-    }
-}
-
 /// Per-sample bytes of activations of `blocks` blocks (grouped in `stages` of parallel
 /// branches) at `tokens` × `width`: without and with checkpointing.
 fn activation_bytes(tokens: f64, width: f64, stages: usize, parallel: usize) -> (f64, f64) {
@@ -247,14 +241,14 @@ fn finetune_work(vit: &VitConfig) -> SampleWork {
 
 /// Parameters of the MAE decoder: the projection from the encoder, mask token, position table
 /// (class token included), blocks, final norm and the pixel prediction layer.
-fn decoder_params(vit: &VitConfig, decoder: &MaeDecoder) -> u64 {
+fn decoder_params(vit: &VitConfig, decoder: &MaeConfig) -> u64 {
     let d = vit.embed_dim as u64;
-    let dd = decoder.embed_dim as u64;
+    let dd = decoder.decoder_embed_dim as u64;
     let block = VitConfig {
-        embed_dim: decoder.embed_dim,
-        depth: decoder.depth,
+        embed_dim: decoder.decoder_embed_dim,
+        depth: decoder.decoder_depth,
         parallel: 1,
-        num_heads: decoder.num_heads,
+        num_heads: decoder.decoder_num_heads,
         ..vit.clone()
     }
     .block_param_count();
@@ -264,10 +258,10 @@ fn decoder_params(vit: &VitConfig, decoder: &MaeDecoder) -> u64 {
     let pos_embed = (vit.num_patches() as u64 + 1) * dd;
     let norm = 2 * dd;
     let pred = dd * pixels + pixels;
-    embed + mask_token + pos_embed + block * decoder.depth as u64 + norm + pred
+    embed + mask_token + pos_embed + block * decoder.decoder_depth as u64 + norm + pred
 }
 
-fn mae_work(vit: &VitConfig, decoder: &MaeDecoder) -> SampleWork {
+fn mae_work(vit: &VitConfig, decoder: &MaeConfig) -> SampleWork {
     let encoder = vit.param_count();
     let dec = decoder_params(vit, decoder);
     let all = vit.num_patches() as f64;
@@ -275,7 +269,12 @@ fn mae_work(vit: &VitConfig, decoder: &MaeDecoder) -> SampleWork {
     let visible = (all * (1.0 - decoder.mask_ratio)).floor();
     let (enc_act, enc_ckpt) =
         activation_bytes(visible, vit.embed_dim as f64, vit.depth, vit.parallel);
-    let (dec_act, dec_ckpt) = activation_bytes(all, decoder.embed_dim as f64, decoder.depth, 1);
+    let (dec_act, dec_ckpt) = activation_bytes(
+        all,
+        decoder.decoder_embed_dim as f64,
+        decoder.decoder_depth,
+        1,
+    );
     SampleWork {
         params: encoder + dec,
         tokens_per_sample: visible,
@@ -291,12 +290,14 @@ mod tests {
 
     const VIT_B: u64 = 85_798_656;
 
-    fn mae_default() -> MaeDecoder {
-        MaeDecoder {
-            embed_dim: 512,
-            depth: 8,
-            num_heads: 16,
+    /// MAE's decoder: 512 wide, 8 blocks, 16 heads, mask ratio 0.75.
+    fn mae_default() -> MaeConfig {
+        MaeConfig {
+            decoder_embed_dim: 512,
+            decoder_depth: 8,
+            decoder_num_heads: 16,
             mask_ratio: 0.75,
+            ..MaeConfig::default()
         }
     }
 

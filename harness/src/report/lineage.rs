@@ -4,9 +4,10 @@
 
 use std::collections::BTreeMap;
 
+use rsfm_model::params::{EvaluateParams, FinetuneDetParams, FinetuneSegParams};
 use serde_json::Value;
 
-use crate::plan::stage_params::field;
+use crate::plan::stage_params::parsed;
 use crate::plan::{Plan, PlannedStage};
 use crate::presets::resolve_preset;
 use crate::recipe::StageKind;
@@ -47,21 +48,21 @@ pub fn observations(plan: &Plan) -> Vec<Observation> {
 }
 
 fn observation(plan: &Plan, eval: &PlannedStage) -> Option<Observation> {
-    let params = &eval.worker_params.as_ref()?.params;
-    let dataset = field(params, "format")?.as_str()?.to_string();
-    let model_from = field(params, "model_from")?.as_str()?;
+    let params: EvaluateParams = parsed(eval)?;
+    let dataset = params.format?;
+    let model_from = params.model_from?;
     let finetune = eval
         .needs
         .iter()
         .map(|&i| &plan.stages[i])
         .find(|s| s.stage.base == model_from)?;
     let model = finetune.stage.params.get("model")?.as_str()?.to_string();
-    let fraction = finetune
-        .worker_params
-        .as_ref()
-        .and_then(|w| field(&w.params, "fraction"))
-        .and_then(Value::as_f64)
-        .unwrap_or(1.0);
+    let fraction = match finetune.stage.kind {
+        StageKind::FinetuneDet => parsed(finetune).map(|p: FinetuneDetParams| p.fraction),
+        StageKind::FinetuneSeg => parsed(finetune).map(|p: FinetuneSegParams| p.fraction),
+        _ => None,
+    }
+    .unwrap_or(1.0);
     let code = eval
         .key
         .fields

@@ -9,8 +9,6 @@ use tch::nn::VarStore;
 use tch::{Kind, Tensor};
 
 use super::events::Events;
-use super::mae_pretrain::CHECKPOINT_FILE;
-use super::pretrained::init_backbone;
 use super::rng::subset_of;
 use super::schedule::{CosineSchedule, Schedule};
 use super::seg_data::{list_samples, random_crop, Part, IGNORE_INDEX};
@@ -20,7 +18,6 @@ use super::stage_inputs::dataset_root;
 use super::step_loop::{loss_summary, run_steps, LoopEnd, LoopSettings};
 use crate::arch::VitConfig;
 use crate::autocast::Autocast;
-use crate::nn::checkpoint;
 use crate::nn::segmenter::Segmenter;
 use crate::nn::vitdet::VitDetConfig;
 use crate::params::precision::Precision;
@@ -93,21 +90,7 @@ pub fn run(
     let setup = TrainingSetup::new(spec)?;
     let model_spec = model_spec(params)?;
     let mut model = model_spec.build(&setup.vs);
-    if params.activation_checkpointing {
-        model.backbone.vit.checkpoint_activations(&setup.tape);
-    }
-    init_backbone(
-        spec,
-        params.init,
-        params.pretrained.as_deref(),
-        &setup.vs,
-        events,
-    )?;
-    let mut opt = setup.fine_tuning_optimizer(
-        params.weight_decay,
-        params.layer_decay,
-        model.backbone.depth(),
-    );
+    let mut opt = setup.start_fine_tuning(spec, &mut model.backbone, params.into(), events)?;
     let settings = LoopSettings {
         schedule: Schedule::Cosine(CosineSchedule {
             peak_lr: params.lr,
@@ -149,14 +132,7 @@ pub fn run(
         LoopEnd::Stopped(step) => return Ok(Outcome::Stopped(step)),
     };
 
-    if setup.replicas.is_leader() {
-        fs_err::create_dir_all(out_dir)?;
-        checkpoint::save(&setup.vs, &out_dir.join(CHECKPOINT_FILE))?;
-        fs_err::write(
-            out_dir.join(MODEL_FILE),
-            serde_json::to_vec_pretty(&model_spec)?,
-        )?;
-    }
+    setup.save_trained_model(out_dir, MODEL_FILE, &model_spec)?;
     let mut metrics = loss_summary(&losses);
     metrics.insert("train_images".to_string(), samples.len() as f64);
     metrics.insert("params".to_string(), model_spec.model.param_count() as f64);

@@ -15,7 +15,6 @@ use crate::autocast::Autocast;
 use crate::data::formats::millionaid;
 use crate::data::loader::{Loader, LoaderConfig, MaeAugment};
 use crate::dist::DistributedSampler;
-use crate::nn::checkpoint;
 use crate::nn::mae::MaskedAutoencoder;
 use crate::params::data::resolved_dataset;
 use crate::params::precision::Precision;
@@ -166,10 +165,7 @@ pub fn run(
         LoopEnd::Stopped(step) => return Ok(Outcome::Stopped(step)),
     };
 
-    if setup.replicas.is_leader() {
-        fs_err::create_dir_all(out_dir)?;
-        checkpoint::save(&setup.vs, &out_dir.join(CHECKPOINT_FILE))?;
-    }
+    setup.save_checkpoint(out_dir)?;
     let mut metrics = loss_summary(&losses);
     metrics.insert("steps".into(), losses.len() as f64);
     metrics.insert("params".into(), vit.param_count() as f64);
