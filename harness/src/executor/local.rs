@@ -46,7 +46,7 @@ pub async fn run(
     let Some((program, args)) = invocation.argv.split_first() else {
         return fail("empty argv".into());
     };
-    let log = match tokio::fs::OpenOptions::new()
+    let mut log = match tokio::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&invocation.log_path)
@@ -106,7 +106,6 @@ pub async fn run(
     }
     drop(line_tx);
 
-    let mut log = tokio::io::BufWriter::new(log);
     let mut tail: VecDeque<String> = VecDeque::with_capacity(STDERR_TAIL_LINES);
     let mut lines_open = true;
     let deadline = invocation
@@ -172,7 +171,6 @@ pub async fn run(
             }
         }
     }
-    let _ = log.flush().await;
     let stderr_tail = Vec::from(tail).join("\n");
     let end = match (stop_reason, failure) {
         (Some(reason), _) => reason,
