@@ -9,7 +9,7 @@ use rsfm_model::arch::ModelPreset;
 use rsfm_model::params::data::EvalTask;
 use rsfm_model::params::{
     Backbone, EvaluateParams, FinetuneDetParams, FinetuneSegParams, MaePretrainParams, ModelRef,
-    PrepareOp, PrepareParams, Schema,
+    PrepareParams, Schema,
 };
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -82,11 +82,22 @@ struct Inputs<'a> {
 impl Inputs<'_> {
     fn prepare(&mut self) -> anyhow::Result<Map<String, Value>> {
         let mut params: PrepareParams = self.parse()?;
-        if params.op == PrepareOp::TileDota {
-            params.dataset = Some(self.dataset(&params.dataset)?.0);
-        }
         params.validate()?;
-        Ok(params.to_map())
+        if let Some(wanted) = params.op.source_format() {
+            let (name, format) = self.dataset(&params.dataset)?;
+            if let Some(format) = format.filter(|format| format != wanted) {
+                return Err(KeyProblem::error(
+                    "dataset",
+                    format!(
+                        "`op = \"{}\"` cuts a `{wanted}` dataset, but `{name}` has format `{format}`",
+                        params.op.as_str()
+                    ),
+                    format!("name a `{wanted}` dataset in `dataset`, or pick the op of `{format}`"),
+                ));
+            }
+            params.dataset = Some(name);
+        }
+        Ok(params.resolved().to_map())
     }
 
     fn mae_pretrain(&mut self) -> anyhow::Result<Map<String, Value>> {
@@ -702,6 +713,40 @@ gap = 16
         let tiles = named[1].as_ref().unwrap().as_ref().unwrap();
         assert_eq!(tiles.params["dataset"], json!("dota"));
         assert_eq!(tiles.dataset_inputs, ["dota"]);
+    }
+
+    #[test]
+    fn crop_stages_write_their_defaults_and_refuse_a_dataset_of_another_format() {
+        let text = r#"
+[experiment]
+name = "crops"
+
+[dataset.loveda]
+root = "../data"
+format = "loveda"
+
+[stage.loveda-crops]
+kind = "prepare"
+datasets = ["loveda"]
+op = "crop-loveda"
+
+[stage.potsdam-crops]
+kind = "prepare"
+datasets = ["loveda"]
+op = "crop-potsdam"
+stride = 256
+"#;
+        let results = translate_all(text);
+        let crops = results[0].as_ref().unwrap().as_ref().unwrap();
+        assert_eq!(crops.params["dataset"], json!("loveda"));
+        assert_eq!(crops.params["patch_size"], json!(512));
+        assert_eq!(crops.params["stride"], json!(512));
+        let error = format!("{:#}", results[1].as_ref().unwrap_err());
+        assert!(
+            error.contains("`op = \"crop-potsdam\"` cuts a `potsdam` dataset, but `loveda` has format `loveda`"),
+            "{error}"
+        );
+        assert!(error.contains("help: name a `potsdam` dataset"), "{error}");
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! Datasets: image codecs, the on-disk formats of DOTA, DIOR-R, ISPRS Potsdam/Vaihingen, LoveDA
-//! and Million-AID, tiling of large images, training augmentations, and synthetic data in
-//! those formats.
+//! and Million-AID, tiling of large images, segmentation crops, training augmentations, and
+//! synthetic data in those formats.
 
 pub mod error;
 pub mod formats;
 pub mod image_io;
 pub mod loader;
 pub mod prepare;
+pub mod seg_crops;
 pub mod synth;
 pub mod tiling;
 pub mod transforms;

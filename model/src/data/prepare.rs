@@ -1,5 +1,5 @@
-//! What a `prepare` stage does, one function per op: synthesise a dataset or tile DOTA. Pure
-//! Rust, so `rsfm prepare` runs it without libtorch on any executor.
+//! What a `prepare` stage does, one function per op: synthesise a dataset, tile DOTA, or crop
+//! Potsdam or LoveDA. Pure Rust, so `rsfm prepare` runs it without libtorch on any executor.
 
 use std::path::Path;
 
@@ -7,50 +7,62 @@ use serde_json::{json, Value};
 
 use crate::data::error::{DataError, DataResult};
 use crate::data::formats::dota::ClassCheck;
+use crate::data::seg_crops::{crop_loveda, crop_potsdam, CropGrid};
 use crate::data::synth::{generate, SynthOptions};
 use crate::data::tiling::{split_dataset, SplitOptions};
 use crate::params::{PrepareOp, PrepareParams};
 
 /// Runs `params.op` into `out` and returns its metrics (counts of what it wrote). `source` is
-/// the root of the dataset the op reads (tile-dota); `seed` drives synthetic data.
+/// the root of the dataset the op reads (tile-dota, crop-*); `seed` drives synthetic data.
 pub fn run_prepare(
     params: &PrepareParams,
     source: Option<&Path>,
     seed: u64,
     out: &Path,
 ) -> DataResult<Value> {
-    match params.op.synth_dataset() {
-        Some(dataset) => {
-            let options = SynthOptions {
-                images: params.images,
-                seed,
-                size: params.size,
-            };
-            let summary = generate(dataset, out, &options)?;
-            Ok(json!({
-                "images": summary.images,
-                "train_images": summary.splits.train.len(),
-                "val_images": summary.splits.val.len(),
-                "size": summary.size,
-            }))
-        }
-        None => match params.op {
-            PrepareOp::TileDota => {
-                let source = source.ok_or_else(|| {
-                    DataError::invalid(out, "tile-dota reads a dataset: set `dataset`")
-                })?;
-                tile_dota(params, source, out)
-            }
-            op => unreachable!("{} is a synth op", op.as_str()),
-        },
+    if let Some(dataset) = params.op.synth_dataset() {
+        let options = SynthOptions {
+            images: params.images,
+            seed,
+            size: params.size,
+        };
+        let summary = generate(dataset, out, &options)?;
+        return Ok(json!({
+            "images": summary.images,
+            "train_images": summary.splits.train.len(),
+            "val_images": summary.splits.val.len(),
+            "size": summary.size,
+        }));
     }
+    let source = source.ok_or_else(|| {
+        DataError::invalid(
+            out,
+            format!("{} reads a dataset: set `dataset`", params.op.as_str()),
+        )
+    })?;
+    let crop = match params.op {
+        PrepareOp::CropPotsdam => crop_potsdam,
+        PrepareOp::CropLoveda => crop_loveda,
+        _ => return tile_dota(params, source, out),
+    };
+    let grid = CropGrid {
+        size: params.patch_size(),
+        stride: params.stride(),
+    };
+    let counts = crop(source, out, grid)?;
+    Ok(json!({
+        "images": counts.images,
+        "crops": counts.train_crops + counts.val_crops,
+        "train_crops": counts.train_crops,
+        "val_crops": counts.val_crops,
+    }))
 }
 
 /// Cuts each split of a DOTA root into `patch_size` patches overlapping by `gap` pixels, as the
 /// DOTA devkit does, into `out/<split>/{images,labelTxt}`.
 fn tile_dota(params: &PrepareParams, source: &Path, out: &Path) -> DataResult<Value> {
     let options = SplitOptions {
-        patch_size: params.patch_size,
+        patch_size: params.patch_size(),
         gap: params.gap,
         ..SplitOptions::default()
     };
@@ -85,6 +97,8 @@ fn tile_dota(params: &PrepareParams, source: &Path, out: &Path) -> DataResult<Va
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::formats::{loveda, potsdam};
+    use crate::data::image_io::{read_png, read_tiff};
     use crate::params::Schema;
 
     fn params(value: Value) -> PrepareParams {
@@ -138,5 +152,124 @@ mod tests {
         assert!(err.to_string().contains("train/images"), "{err}");
         let err = run_prepare(&tile, None, 0, &dir.path().join("out")).unwrap_err();
         assert!(err.to_string().contains("`dataset`"), "{err}");
+    }
+
+    /// The `w`×`h` window at (x, y) of a row-major map `width` wide with `channels` samples.
+    fn window(
+        data: &[u8],
+        width: u32,
+        channels: u8,
+        (x, y, w, h): (u32, u32, u32, u32),
+    ) -> Vec<u8> {
+        let c = usize::from(channels);
+        (y..y + h)
+            .flat_map(|row| {
+                let start = (row as usize * width as usize + x as usize) * c;
+                data[start..start + w as usize * c].to_vec()
+            })
+            .collect()
+    }
+
+    /// A synthetic dataset written by `op` with `images` images of side `size` into `dir/name`.
+    fn synth(dir: &Path, name: &str, op: &str, images: usize, size: u32) -> std::path::PathBuf {
+        let source = dir.join(name);
+        let p = params(json!({ "op": op, "images": images, "size": size }));
+        run_prepare(&p, None, 5, &source).unwrap();
+        source
+    }
+
+    #[test]
+    fn crop_potsdam_cuts_tiles_and_labels_alike_and_keeps_the_held_out_tiles() {
+        let dir = tempfile::tempdir().unwrap();
+        // Tiles 2_10 to 2_14; 2_13 and 2_14 are standard test tiles.
+        let source = synth(dir.path(), "potsdam", "synth-potsdam", 5, 80);
+        let crop = params(json!({ "op": "crop-potsdam", "patch_size": 32, "stride": 24 }));
+        let out = dir.path().join("crops");
+        let metrics = run_prepare(&crop, Some(&source), 0, &out).unwrap();
+        // 80 px, 32 px crops every 24 px: starts 0, 24 and 48 (flush with the border), 3 × 3.
+        assert_eq!(metrics["images"], 5);
+        assert_eq!(metrics["crops"], 45);
+        assert_eq!(metrics["val_crops"], 18);
+        assert_eq!(metrics["train_crops"], 27);
+
+        let tiles = potsdam::find_potsdam_tiles(&out, potsdam::PotsdamBands::Rgb).unwrap();
+        assert_eq!(tiles.len(), 45);
+        assert!(tiles.iter().all(|t| t.label.is_some()));
+        let held_out = tiles.iter().filter(|t| potsdam::is_held_out(&t.id, None));
+        assert_eq!(held_out.count(), 18);
+
+        let (label_w, _, labels) =
+            potsdam::read_label(&source.join("5_Labels_all/top_potsdam_2_11_label.tif")).unwrap();
+        let image = read_tiff(&source.join("2_Ortho_RGB/top_potsdam_2_11_RGB.tif")).unwrap();
+        let crop = tiles.iter().find(|t| t.id == "2_11__1__24___48").unwrap();
+        let loaded = potsdam::load_tile(crop).unwrap();
+        assert_eq!((loaded.image.width, loaded.image.height), (32, 32));
+        let at = (24, 48, 32, 32);
+        assert_eq!(loaded.image.data, window(&image.data, image.width, 3, at));
+        assert_eq!(loaded.classes.unwrap(), window(&labels, label_w, 1, at));
+    }
+
+    #[test]
+    fn crop_loveda_cuts_images_and_masks_alike_within_their_split() {
+        let dir = tempfile::tempdir().unwrap();
+        // Images 0 to 4, even Urban, odd Rural; image 4 is in Val.
+        let source = synth(dir.path(), "loveda", "synth-loveda", 5, 70);
+        let crop = params(json!({ "op": "crop-loveda", "patch_size": 40, "stride": 24 }));
+        let out = dir.path().join("crops");
+        let metrics = run_prepare(&crop, Some(&source), 0, &out).unwrap();
+        // 70 px, 40 px crops every 24 px: starts 0, 24 and 30 (flush with the border), 3 × 3.
+        assert_eq!(metrics["images"], 5);
+        assert_eq!(metrics["crops"], 45);
+        assert_eq!(metrics["val_crops"], 9);
+
+        let train = loveda::list_split(&out, loveda::LovedaSplit::Train).unwrap();
+        let val = loveda::list_split(&out, loveda::LovedaSplit::Val).unwrap();
+        assert_eq!((train.len(), val.len()), (36, 9));
+        assert!(val.iter().all(|s| s.id.starts_with("4__1__")));
+        let crop = train.iter().find(|s| s.id == "1__1__30___24").unwrap();
+        assert_eq!(crop.domain, loveda::LovedaDomain::Rural);
+        let (image, labels) = loveda::load_sample(crop).unwrap();
+        let source_image = read_png(&source.join("Train/Rural/images_png/1.png")).unwrap();
+        let source_mask = read_png(&source.join("Train/Rural/masks_png/1.png")).unwrap();
+        let written_mask = read_png(crop.mask.as_ref().unwrap()).unwrap();
+        let at = (30, 24, 40, 40);
+        assert_eq!(image.data, window(&source_image.data, 70, 3, at));
+        assert_eq!(written_mask.data, window(&source_mask.data, 70, 1, at));
+        assert_eq!(labels.unwrap().len(), 40 * 40);
+    }
+
+    #[test]
+    fn crop_ops_name_the_expected_layout_of_a_missing_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty");
+        std::fs::create_dir_all(&empty).unwrap();
+        let out = dir.path().join("out");
+        let loveda = params(json!({ "op": "crop-loveda" }));
+        let err = run_prepare(&loveda, Some(&empty), 0, &out)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("no `Train/Urban/images_png` or `Train/Rural/images_png` folder")
+                && err.contains("{Train,Val}/{Urban,Rural}/{images_png,masks_png}/<id>.png"),
+            "{err}"
+        );
+        let potsdam_op = params(json!({ "op": "crop-potsdam" }));
+        let err = run_prepare(&potsdam_op, Some(&empty), 0, &out)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("top_potsdam_<a>_<b>_RGB.tif with"), "{err}");
+        let source = synth(dir.path(), "potsdam", "synth-potsdam", 2, 40);
+        std::fs::remove_dir_all(source.join("5_Labels_all")).unwrap();
+        let err = run_prepare(&potsdam_op, Some(&source), 0, &out)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("add Potsdam's 5_Labels_all/"), "{err}");
+        let err = run_prepare(&potsdam_op, None, 0, &out)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("crop-potsdam reads a dataset: set `dataset`"),
+            "{err}"
+        );
     }
 }

@@ -464,6 +464,9 @@ mod tests {
         assert_eq!(window_starts(500, 1024, 824), vec![0]);
         assert_eq!(window_starts(3000, 1024, 824), vec![0, 824, 1648, 1976]);
         assert_eq!(window_starts(1200, 512, 512), vec![0, 512, 688]);
+        // A 6000 px Potsdam tile at 512 px every 384 px: 16 crops a side, the last flush.
+        let potsdam = window_starts(6000, 512, 384);
+        assert_eq!((potsdam.len(), potsdam[14], potsdam[15]), (16, 5376, 5488));
     }
 
     #[test]

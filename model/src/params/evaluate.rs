@@ -23,7 +23,7 @@ crate::schema! {
         /// Dataset layout (seg: loveda, potsdam; det: dota, dior-r) (unset: the dataset's
         /// `format`).
         format: Option<String> as DATA_FORMATS = None,
-        /// seg: Potsdam tiles scored (unset: the 14 standard test tiles).
+        /// seg: Potsdam tiles scored, with their crops (unset: the 14 standard test tiles).
         val_tiles: Option<Vec<String>> = None,
         /// seg: sliding-window stride in pixels (unset: two thirds of the crop).
         stride: Option<usize> = None,

@@ -23,7 +23,8 @@ crate::schema! {
         /// Segmentation layout: loveda (7 classes) or potsdam (5 classes, clutter ignored)
         /// (unset: the dataset's `format`).
         format: Option<SegFormat> = None,
-        /// Potsdam tiles held out for evaluation (unset: the 14 standard test tiles).
+        /// Potsdam tiles held out for evaluation, with their crops (unset: the 14 standard test
+        /// tiles).
         val_tiles: Option<Vec<String>> = None,
         /// Fraction of the training images, chosen from the seed.
         fraction: f64 as RATIO = 1.0,

@@ -1,4 +1,5 @@
-//! Parameters of a `prepare` stage: a dataset written by `rsfm prepare` (synthesised or tiled).
+//! Parameters of a `prepare` stage: a dataset written by `rsfm prepare` (synthesised, tiled or
+//! cropped).
 
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +27,12 @@ pub enum PrepareOp {
     /// DOTA's `train/` and `val/` cut into overlapping square patches (DOTA devkit split).
     #[serde(rename = "tile-dota")]
     TileDota,
+    /// ISPRS Potsdam's RGB tiles and labels cut into square crops, in the Potsdam layout.
+    #[serde(rename = "crop-potsdam")]
+    CropPotsdam,
+    /// LoveDA's Train and Val images and masks cut into square crops, in the LoveDA layout.
+    #[serde(rename = "crop-loveda")]
+    CropLoveda,
 }
 
 impl PrepareOp {
@@ -37,6 +44,8 @@ impl PrepareOp {
         "synth-loveda",
         "synth-millionaid",
         "tile-dota",
+        "crop-potsdam",
+        "crop-loveda",
     ];
 
     /// The dataset a `synth-*` op imitates; `None` for ops that read a dataset.
@@ -47,7 +56,31 @@ impl PrepareOp {
             PrepareOp::SynthPotsdam => Some(SynthDataset::Potsdam),
             PrepareOp::SynthLoveda => Some(SynthDataset::Loveda),
             PrepareOp::SynthMillionaid => Some(SynthDataset::MillionAid),
-            PrepareOp::TileDota => None,
+            PrepareOp::TileDota | PrepareOp::CropPotsdam | PrepareOp::CropLoveda => None,
+        }
+    }
+
+    /// The format of the dataset the op reads (`dota`, `potsdam`, `loveda`); `None` for the
+    /// synth ops, which read nothing.
+    pub fn source_format(self) -> Option<&'static str> {
+        match self {
+            PrepareOp::TileDota => Some("dota"),
+            PrepareOp::CropPotsdam => Some("potsdam"),
+            PrepareOp::CropLoveda => Some("loveda"),
+            _ => None,
+        }
+    }
+
+    /// The crop side and stride a `crop-*` op uses when the stage sets none; `None` for the
+    /// other ops.
+    pub fn crop_defaults(self) -> Option<(u32, u32)> {
+        match self {
+            // PAPER.md, protocol of the closest prior work (RVSA): 512×512 crops, stride 384.
+            PrepareOp::CropPotsdam => Some((512, 384)),
+            // LoveDA's 1024×1024 images into four non-overlapping 512×512 crops (512 is the
+            // crop side of RVSA and MMSegmentation's LoveDA configurations).
+            PrepareOp::CropLoveda => Some((512, 512)),
+            _ => None,
         }
     }
 
@@ -60,6 +93,8 @@ impl PrepareOp {
             PrepareOp::SynthLoveda,
             PrepareOp::SynthMillionaid,
             PrepareOp::TileDota,
+            PrepareOp::CropPotsdam,
+            PrepareOp::CropLoveda,
         ]
         .iter()
         .position(|op| *op == self)
@@ -74,17 +109,24 @@ crate::schema! {
     /// data takes the stage's seed.
     pub struct PrepareParams includes {} {
         /// What the stage writes: `synth-<dataset>` a synthetic dataset in that dataset's
-        /// format, `tile-dota` the patches of a DOTA root.
+        /// format, `tile-dota` the patches of a DOTA root, `crop-potsdam` / `crop-loveda` the
+        /// crops of a Potsdam / LoveDA root in that dataset's layout (crop `<id>__1__<x>___<y>`
+        /// of image `<id>`, in the held-out or training part of its source image).
         op: PrepareOp,
         /// synth-*: number of images over both splits (the last fifth is held out).
         images: usize = 10,
         /// synth-*: image side in pixels (unset: the dataset's usual tile size).
         size: Option<u32> = None,
-        /// tile-dota: the dataset to tile, a name in the stage's `datasets` or a needed
+        /// tile-dota, crop-*: the dataset to cut, a name in the stage's `datasets` or a needed
         /// stage (unset: the only entry of `datasets`).
         dataset: Option<String> = None,
-        /// tile-dota: patch side in pixels.
-        patch_size: u32 = 1024,
+        /// tile-dota, crop-*: side of the square patches in pixels (unset: 1024 for tile-dota;
+        /// 512 for crop-potsdam, RVSA's Potsdam crops; 512 for crop-loveda).
+        patch_size: Option<u32> = None,
+        /// crop-*: pixels between the starts of neighbouring crops; the last crop of a row or
+        /// column ends at the image border (unset: 384 for crop-potsdam, RVSA's stride; 512 for
+        /// crop-loveda, non-overlapping).
+        stride: Option<u32> = None,
         /// tile-dota: overlap between neighbouring patches in pixels.
         gap: u32 = 200,
         /// tile-dota: the splits (folders of the DOTA root) to tile.
@@ -93,34 +135,81 @@ crate::schema! {
 }
 
 impl PrepareParams {
+    /// Side of the patches of tile-dota and the crop-* ops: the stage's, else the op's default.
+    pub fn patch_size(&self) -> u32 {
+        let default = self.op.crop_defaults().map_or(1024, |(size, _)| size);
+        self.patch_size.unwrap_or(default)
+    }
+
+    /// Stride of the crop-* ops: the stage's, else the op's default.
+    pub fn stride(&self) -> u32 {
+        let default = self.op.crop_defaults().map_or(0, |(_, stride)| stride);
+        self.stride.unwrap_or(default)
+    }
+
+    /// The parameters with the op's defaults written out (`patch_size`, `stride`), so
+    /// `stage.json` and the results show the values used.
+    pub fn resolved(mut self) -> Self {
+        if self.op.source_format().is_some() {
+            self.patch_size = Some(self.patch_size());
+        }
+        if self.op.crop_defaults().is_some() {
+            self.stride = Some(self.stride());
+        }
+        self
+    }
+
     /// Checks what the types cannot; errors name the key and the fix.
     pub fn validate(&self) -> anyhow::Result<()> {
         let defaults = Self::default();
+        let synth_only = [
+            ("images", self.images != defaults.images),
+            ("size", self.size.is_some()),
+        ];
+        let tile_only = [
+            ("gap", self.gap != defaults.gap),
+            ("splits", self.splits != defaults.splits),
+        ];
         match self.op {
             PrepareOp::TileDota => {
-                let synth_only = [
-                    ("images", self.images != defaults.images),
-                    ("size", self.size.is_some()),
-                ];
                 refuse_keys(self.op, &synth_only)?;
+                refuse_keys(self.op, &[("stride", self.stride.is_some())])?;
                 anyhow::ensure!(
-                    self.gap < self.patch_size,
+                    self.gap < self.patch_size(),
                     "`gap = {}` must be smaller than `patch_size = {}`",
                     self.gap,
-                    self.patch_size
+                    self.patch_size()
                 );
                 anyhow::ensure!(
                     !self.splits.is_empty(),
                     "`splits` is empty: list the DOTA folders to tile, e.g. [\"train\", \"val\"]"
                 );
             }
+            PrepareOp::CropPotsdam | PrepareOp::CropLoveda => {
+                refuse_keys(self.op, &synth_only)?;
+                refuse_keys(self.op, &tile_only)?;
+                let (size, stride) = (self.patch_size(), self.stride());
+                anyhow::ensure!(
+                    size > 0,
+                    "`patch_size = 0`: set the crop side in pixels, e.g. `patch_size = 512`"
+                );
+                anyhow::ensure!(
+                    stride > 0,
+                    "`stride = 0`: set the pixels between crop starts, e.g. `stride = {size}` (no overlap)"
+                );
+                anyhow::ensure!(
+                    stride <= size,
+                    "`stride = {stride}` is larger than `patch_size = {size}`: the crops would skip \
+                     the pixels between them; set `stride` to {size} or less"
+                );
+            }
             _ => {
-                let tile_only = [
+                let reader_only = [
                     ("dataset", self.dataset.is_some()),
-                    ("patch_size", self.patch_size != defaults.patch_size),
-                    ("gap", self.gap != defaults.gap),
-                    ("splits", self.splits != defaults.splits),
+                    ("patch_size", self.patch_size.is_some()),
+                    ("stride", self.stride.is_some()),
                 ];
+                refuse_keys(self.op, &reader_only)?;
                 refuse_keys(self.op, &tile_only)?;
                 anyhow::ensure!(
                     self.images > 0,
@@ -176,5 +265,50 @@ mod tests {
         assert!(synth.validate().unwrap_err().to_string().contains("`gap`"));
         let overlap = parse(json!({ "op": "tile-dota", "patch_size": 64, "gap": 64 })).unwrap();
         assert!(overlap.validate().unwrap_err().to_string().contains("gap"));
+    }
+
+    fn refusal(value: serde_json::Value) -> String {
+        parse(value).unwrap().validate().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn crop_ops_take_their_dataset_defaults_and_refuse_other_keys() {
+        let potsdam = parse(json!({ "op": "crop-potsdam" })).unwrap().resolved();
+        assert_eq!((potsdam.patch_size, potsdam.stride), (Some(512), Some(384)));
+        let loveda = parse(json!({ "op": "crop-loveda" })).unwrap().resolved();
+        assert_eq!((loveda.patch_size, loveda.stride), (Some(512), Some(512)));
+        let tile = parse(json!({ "op": "tile-dota" })).unwrap().resolved();
+        assert_eq!((tile.patch_size, tile.stride), (Some(1024), None));
+        let synth = parse(json!({ "op": "synth-potsdam" })).unwrap().resolved();
+        assert_eq!((synth.patch_size, synth.stride), (None, None));
+        for op in [potsdam, loveda, tile, synth] {
+            op.validate().unwrap();
+        }
+
+        assert!(
+            refusal(json!({ "op": "crop-loveda", "gap": 100 })).contains("`gap` does not apply")
+        );
+        assert!(refusal(json!({ "op": "crop-potsdam", "images": 3 })).contains("`images`"));
+        assert!(refusal(json!({ "op": "crop-potsdam", "splits": ["train"] })).contains("`splits`"));
+        assert!(refusal(json!({ "op": "tile-dota", "stride": 100 })).contains("`stride`"));
+        assert!(refusal(json!({ "op": "synth-loveda", "stride": 100 })).contains("`stride`"));
+        assert!(refusal(json!({ "op": "synth-loveda", "patch_size": 64 })).contains("`patch_size`"));
+    }
+
+    #[test]
+    fn crop_strides_that_skip_pixels_are_refused_with_the_fix() {
+        let gap = refusal(json!({ "op": "crop-potsdam", "patch_size": 256 }));
+        assert!(
+            gap.contains("`stride = 384` is larger than `patch_size = 256`")
+                && gap.contains("set `stride` to 256 or less"),
+            "{gap}"
+        );
+        let zero = refusal(json!({ "op": "crop-loveda", "stride": 0 }));
+        assert!(
+            zero.contains("`stride = 0`") && zero.contains("stride = 512"),
+            "{zero}"
+        );
+        let empty = refusal(json!({ "op": "crop-loveda", "patch_size": 0, "stride": 0 }));
+        assert!(empty.contains("`patch_size = 0`"), "{empty}");
     }
 }

@@ -16,12 +16,6 @@ use crate::params::data::{SegDataParams, SegFormat};
 /// Label of pixels that count neither in the loss nor in the metrics.
 pub const IGNORE_INDEX: u8 = 255;
 
-/// The standard ISPRS Potsdam test tiles; every other labelled tile is for training.
-pub const POTSDAM_TEST_TILES: [&str; 14] = [
-    "2_13", "2_14", "3_13", "3_14", "4_13", "4_14", "4_15", "5_13", "5_14", "5_15", "6_13", "6_14",
-    "6_15", "7_13",
-];
-
 /// Training or evaluation half of a dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Part {
@@ -101,12 +95,10 @@ pub fn list_samples(
                 .collect()
         }
         SegFormat::Potsdam => {
-            let default_val: Vec<String> =
-                POTSDAM_TEST_TILES.iter().map(|s| s.to_string()).collect();
-            let val = params.val_tiles.as_ref().unwrap_or(&default_val);
+            let held_out = params.val_tiles.as_deref();
             potsdam::find_potsdam_tiles(root, potsdam::PotsdamBands::Rgb)?
                 .into_iter()
-                .filter(|t| val.contains(&t.id) == (part == Part::Val))
+                .filter(|t| potsdam::is_held_out(&t.id, held_out) == (part == Part::Val))
                 .filter_map(|t| {
                     let labels = t.label?;
                     Some(SegSample {

@@ -5,12 +5,38 @@
 //! labels of the same name outside `top/`. Labels are RGB colours of the ISPRS palette, mapped
 //! here to class indices 0–5 (clutter = 5). The eroded `_noBoundary` labels paint object
 //! boundaries black; black maps to [`IGNORE_INDEX`].
+//!
+//! The standard split holds out the 14 test tiles of [`POTSDAM_TEST_TILES`]. A crop written by
+//! `rsfm prepare` (`crop-potsdam`) is named `top_potsdam_<tile>__1__<x>___<y>_RGB.tif`: its id
+//! `<tile>__1__<x>___<y>` stays in the part of its tile ([`is_held_out`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::data::error::{sorted_entries, DataError, DataResult};
 use crate::data::image_io::{read_tiff, write_tiff, Image, TiffCompression};
+use crate::data::tiling::parse_patch_name;
+
+/// The standard ISPRS Potsdam test tiles; every other labelled tile is for training.
+pub const POTSDAM_TEST_TILES: [&str; 14] = [
+    "2_13", "2_14", "3_13", "3_14", "4_13", "4_14", "4_15", "5_13", "5_14", "5_15", "6_13", "6_14",
+    "6_15", "7_13",
+];
+
+/// The tile an id names: `<tile>` for a crop `<tile>__1__<x>___<y>`, else the id itself.
+pub fn source_tile(id: &str) -> String {
+    parse_patch_name(id).map_or_else(|| id.to_string(), |(tile, _, _)| tile)
+}
+
+/// Whether tile or crop `id` is held out for evaluation: its tile is in `held_out`, or, when
+/// that is `None`, among the standard [`POTSDAM_TEST_TILES`].
+pub fn is_held_out(id: &str, held_out: Option<&[String]>) -> bool {
+    let tile = source_tile(id);
+    match held_out {
+        Some(tiles) => tiles.contains(&tile),
+        None => POTSDAM_TEST_TILES.contains(&tile.as_str()),
+    }
+}
 
 /// The ISPRS classes in index order.
 pub const ISPRS_CLASSES: [&str; 6] = [
@@ -167,11 +193,12 @@ fn pair_tiles(
     images: BTreeMap<String, PathBuf>,
     mut labels: BTreeMap<String, PathBuf>,
     root: &Path,
+    layout: &str,
 ) -> DataResult<Vec<IsprsTile>> {
     if images.is_empty() {
         return Err(DataError::invalid(
             root,
-            "no ISPRS orthophoto tiles found under this folder",
+            format!("no ISPRS orthophoto tiles found under this folder; expected layout: {layout}"),
         ));
     }
     Ok(images
@@ -200,7 +227,12 @@ pub fn find_potsdam_tiles(root: &Path, bands: PotsdamBands) -> DataResult<Vec<Is
             images.insert(id.to_string(), path.clone());
         }
     }
-    pair_tiles(images, labels, root)
+    let layout = format!(
+        "top_potsdam_<a>_<b>_{}.tif with top_potsdam_<a>_<b>_label.tif anywhere below the root \
+         (Potsdam's 2_Ortho_RGB/ and 5_Labels_all/)",
+        bands.suffix()
+    );
+    pair_tiles(images, labels, root, &layout)
 }
 
 /// Finds the Vaihingen tiles under `root`: images inside a `top/` folder, labels of the same
@@ -224,7 +256,8 @@ pub fn find_vaihingen_tiles(root: &Path) -> DataResult<Vec<IsprsTile>> {
             labels.insert(id.to_string(), path.clone());
         }
     }
-    pair_tiles(images, labels, root)
+    let layout = "top/top_mosaic_09cm_area<N>.tif with top_mosaic_09cm_area<N>.tif outside top/";
+    pair_tiles(images, labels, root, layout)
 }
 
 /// A tile read into memory.
@@ -263,6 +296,17 @@ pub fn load_tile(tile: &IsprsTile) -> DataResult<LoadedTile> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn crops_stay_in_the_part_of_their_tile() {
+        assert!(is_held_out("2_13", None) && !is_held_out("2_10", None));
+        assert!(is_held_out("2_13__1__384___0", None));
+        assert!(!is_held_out("2_10__1__0___768", None));
+        let mine = ["2_10".to_string()];
+        assert!(is_held_out("2_10__1__0___768", Some(&mine)));
+        assert!(!is_held_out("2_13__1__0___0", Some(&mine)));
+        assert_eq!(source_tile("7_8__1__12___3"), "7_8");
+    }
 
     #[test]
     fn palette_maps_both_ways() {
