@@ -176,6 +176,12 @@ fn crop_stages_feed_segmentation_with_the_held_out_tiles_kept_apart() {
         18.0,
         "the held-out crops"
     );
+    let datasets = project.sql("SELECT DISTINCT dataset FROM stages WHERE name IN ('seg', 'eval')");
+    assert_eq!(datasets.len(), 1, "{datasets:?}");
+    assert_eq!(
+        datasets[0]["dataset"], "potsdam",
+        "the crops count as Potsdam"
+    );
     let oa = metric(&project, "eval", "oa");
     assert!((0.0..=1.0).contains(&oa), "oa = {oa}");
     // LoveDA: 64 px into four 32 px crops; image 4 is in Val.

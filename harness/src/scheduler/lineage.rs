@@ -2,6 +2,7 @@
 //! those of the stages it needs, so an evaluation names what it scored.
 
 use crate::plan::{Plan, PlannedStage};
+use crate::recipe::StageKind;
 
 /// Model, task, dataset and data fraction of a stage, own or inherited through `needs`.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -19,9 +20,14 @@ pub struct Lineage {
 impl Lineage {
     /// The coordinates of stage `index` of `plan`: each one the stage does not set comes from
     /// the first stage in its `needs` (searched depth-first, in the order written) that has it.
+    /// A `dataset` naming a needed `prepare` stage that cuts a dataset (tile-dota, crop-*) is
+    /// that dataset, so the stages reading Potsdam's crops count as Potsdam stages.
     pub fn of(plan: &Plan, index: usize) -> Lineage {
         let planned = &plan.stages[index];
         let mut lineage = Lineage::own(planned);
+        if let Some(source) = cut_from(plan, planned, lineage.dataset.as_deref()) {
+            lineage.dataset = Some(source);
+        }
         for &need in &planned.needs {
             if lineage.is_complete() {
                 break;
@@ -64,6 +70,16 @@ impl Lineage {
         self.dataset = self.dataset.take().or(other.dataset);
         self.fraction = self.fraction.or(other.fraction);
     }
+}
+
+/// The dataset that the needed `prepare` stage `name` of `planned` reads, if it reads one.
+fn cut_from(plan: &Plan, planned: &PlannedStage, name: Option<&str>) -> Option<String> {
+    let name = name?;
+    let index = planned.needs.iter().copied().find(|&i| {
+        let needed = &plan.stages[i].stage;
+        needed.base == name && needed.kind == StageKind::Prepare
+    })?;
+    Lineage::of(plan, index).dataset
 }
 
 /// The value of a study coordinate: the stage parameter, else the matrix variable.
