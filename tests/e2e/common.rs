@@ -102,6 +102,16 @@ impl Project {
         self.results().join("cache").join(&key[..2]).join(key)
     }
 
+    /// The final value (no step) of metric `name` of the stage named `stage`; exactly one.
+    pub fn metric(&self, stage: &str, name: &str) -> f64 {
+        let rows = self.sql(&format!(
+            "SELECT m.value FROM metrics m JOIN stages s ON s.key = m.stage_key \
+             WHERE s.name = '{stage}' AND m.name = '{name}' AND m.step IS NULL"
+        ));
+        assert_eq!(rows.len(), 1, "{stage}.{name}: {rows:?}");
+        rows[0]["value"].as_f64().expect("a number")
+    }
+
     /// Rows of `rsfm sql QUERY --json` as objects keyed by column.
     pub fn sql(&self, query: &str) -> Vec<serde_json::Value> {
         let stdout = self.ok(&["sql", query, "--json"]);

@@ -3,35 +3,7 @@
 //! cropped and the Potsdam crops fine-tuned on and scored, the outputs are cached, and a second
 //! run executes nothing.
 
-use std::path::Path;
-
-use crate::common::{repo_root, worker, Project};
-
-/// `rsfm run RECIPE --json --gpus none` with the built worker; requires success.
-fn run(project: &Project, recipe: &Path) -> serde_json::Value {
-    let out = project
-        .command(&["run", recipe.to_str().unwrap(), "--json", "--gpus", "none"])
-        .env("RSFM_WORKER", worker())
-        .output()
-        .expect("rsfm runs");
-    let stdout = crate::common::text(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        crate::common::text(&out.stderr)
-    );
-    crate::common::last_json_line(&stdout)
-}
-
-/// The final value of metric `name` of stage `stage`.
-fn metric(project: &Project, stage: &str, name: &str) -> f64 {
-    let rows = project.sql(&format!(
-        "SELECT m.value FROM metrics m JOIN stages s ON s.key = m.stage_key \
-         WHERE s.name = '{stage}' AND m.name = '{name}' AND m.step IS NULL"
-    ));
-    assert_eq!(rows.len(), 1, "{stage}.{name}: {rows:?}");
-    rows[0]["value"].as_f64().expect("a number")
-}
+use crate::common::{repo_root, Project};
 
 /// Synthetic scenes → two MAE steps of vit-tiny; synthetic DOTA → its 64 px patches.
 fn recipe(project: &Project) -> std::path::PathBuf {
@@ -83,27 +55,26 @@ gap = 32
 fn prepare_stages_run_cache_and_feed_worker_stages() {
     let project = Project::new();
     let recipe = recipe(&project);
-    let first = run(&project, &recipe);
+    let first = project.run_json(&recipe, &[]);
     assert_eq!(first["executed"], 4, "{first}");
-    let metric = |stage: &str, name: &str| metric(&project, stage, name);
-    assert_eq!(metric("scenes", "images"), 5.0);
+    assert_eq!(project.metric("scenes", "images"), 5.0);
     assert_eq!(
-        metric("pretrain", "steps"),
+        project.metric("pretrain", "steps"),
         2.0,
         "the worker read the scenes"
     );
     // 96 px images, 64 px patches every 32 px: 4 patches per image.
-    assert_eq!(metric("tiles", "patches"), 20.0);
+    assert_eq!(project.metric("tiles", "patches"), 20.0);
     let kinds = project.sql("SELECT kind FROM stages WHERE name = 'tiles'");
     assert_eq!(kinds[0]["kind"], "prepare");
 
-    let second = run(&project, &recipe);
+    let second = project.run_json(&recipe, &[]);
     assert_eq!(second["executed"], 0, "{second}");
     assert_eq!(second["cached"], 4, "{second}");
 
     let kinds = project.ok(&["kinds", "prepare"]);
     assert!(
-        kinds.contains("tile-dota") && kinds.contains("gap"),
+        kinds.contains("tile-dota") && kinds.contains("gap") && kinds.contains("crop-potsdam"),
         "{kinds}"
     );
 }
@@ -164,35 +135,31 @@ fn crop_stages_feed_segmentation_with_the_held_out_tiles_kept_apart() {
     let preset = repo_root().join("recipes/models/vit-tiny.toml");
     let text = CROPS.replace("MODEL", preset.to_str().unwrap());
     let recipe = project.write("crops.toml", &text);
-    let first = run(&project, &recipe);
+    let first = project.run_json(&recipe, &[]);
     assert_eq!(first["executed"], 6, "{first}");
     // 64 px, 32 px crops every 24 px: starts 0, 24 and 32 (flush with the border), 9 a tile;
     // tiles 2_13 and 2_14 are standard test tiles.
-    assert_eq!(metric(&project, "potsdam-crops", "crops"), 45.0);
-    assert_eq!(metric(&project, "potsdam-crops", "val_crops"), 18.0);
-    assert_eq!(metric(&project, "seg", "train_images"), 27.0);
-    assert_eq!(
-        metric(&project, "eval", "images"),
-        18.0,
-        "the held-out crops"
-    );
+    assert_eq!(project.metric("potsdam-crops", "crops"), 45.0);
+    assert_eq!(project.metric("potsdam-crops", "val_crops"), 18.0);
+    assert_eq!(project.metric("seg", "train_images"), 27.0);
+    assert_eq!(project.metric("eval", "images"), 18.0, "the held-out crops");
     let datasets = project.sql("SELECT DISTINCT dataset FROM stages WHERE name IN ('seg', 'eval')");
     assert_eq!(datasets.len(), 1, "{datasets:?}");
     assert_eq!(
         datasets[0]["dataset"], "potsdam",
         "the crops count as Potsdam"
     );
-    let oa = metric(&project, "eval", "oa");
+    let oa = project.metric("eval", "oa");
     assert!((0.0..=1.0).contains(&oa), "oa = {oa}");
     // LoveDA: 64 px into four 32 px crops; image 4 is in Val.
-    assert_eq!(metric(&project, "loveda-crops", "train_crops"), 16.0);
-    assert_eq!(metric(&project, "loveda-crops", "val_crops"), 4.0);
+    assert_eq!(project.metric("loveda-crops", "train_crops"), 16.0);
+    assert_eq!(project.metric("loveda-crops", "val_crops"), 4.0);
     let params = project.sql("SELECT params FROM stages WHERE name = 'loveda-crops'");
     let params: serde_json::Value =
         serde_json::from_str(params[0]["params"].as_str().unwrap()).unwrap();
     assert_eq!(params["patch_size"], 32, "{params}");
 
-    let second = run(&project, &recipe);
+    let second = project.run_json(&recipe, &[]);
     assert_eq!(second["executed"], 0, "{second}");
     assert_eq!(second["cached"], 6, "{second}");
 }
