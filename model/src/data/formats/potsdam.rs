@@ -23,9 +23,14 @@ pub const POTSDAM_TEST_TILES: [&str; 14] = [
     "6_15", "7_13",
 ];
 
-/// The tile an id names: `<tile>` for a crop `<tile>__1__<x>___<y>`, else the id itself.
+/// The tile an id names: `<tile>` for a crop `<tile>__1__<x>___<y>` (or a crop of a crop),
+/// else the id itself.
 pub fn source_tile(id: &str) -> String {
-    parse_patch_name(id).map_or_else(|| id.to_string(), |(tile, _, _)| tile)
+    let mut tile = id.to_string();
+    while let Some((parent, _, _)) = parse_patch_name(&tile) {
+        tile = parent;
+    }
+    tile
 }
 
 /// Whether tile or crop `id` is held out for evaluation: its tile is in `held_out`, or, when
@@ -306,6 +311,7 @@ mod tests {
         assert!(is_held_out("2_10__1__0___768", Some(&mine)));
         assert!(!is_held_out("2_13__1__0___0", Some(&mine)));
         assert_eq!(source_tile("7_8__1__12___3"), "7_8");
+        assert_eq!(source_tile("2_13__1__0___384__1__24___0"), "2_13");
     }
 
     #[test]
