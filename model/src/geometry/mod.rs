@@ -9,6 +9,6 @@ mod nms;
 pub(crate) mod polygon;
 mod rotated_box;
 
-pub use nms::{rotated_nms, rotated_nms_per_class};
+pub use nms::{hull_nms_per_class, rotated_nms, rotated_nms_per_class};
 pub use polygon::{box_iou, polygon_area, polygon_intersection_area, polygon_iou, Aabb};
 pub use rotated_box::{Quad, RotatedBox};

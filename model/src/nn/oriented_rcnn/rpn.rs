@@ -7,7 +7,7 @@ use tch::{Kind, Reduction, Tensor};
 use super::anchors::hbox_iou;
 use super::coding::{decode_midpoint, encode_midpoint, midpoint_form, tensor_to_boxes};
 use super::ImageTargets;
-use crate::geometry::rotated_nms;
+use crate::geometry::hull_nms_per_class;
 
 /// Raw RPN outputs of one level for the batch.
 #[derive(Debug)]
@@ -198,13 +198,15 @@ pub struct ProposalSettings {
     pub pre_nms: i64,
     /// Proposals kept after NMS.
     pub post_nms: usize,
-    /// Rotated NMS IoU threshold.
+    /// IoU threshold of the NMS on the proposals' axis-aligned hulls, per level.
     pub nms_iou: f64,
     /// Smallest side kept, in pixels.
     pub min_size: f64,
 }
 
-/// Proposals `[P, 5]` (detached, best first) of image `b`.
+/// Proposals `[P, 5]` (detached, best first) of image `b`: the best `pre_nms` anchors of each
+/// level decoded, small boxes dropped, NMS on their axis-aligned hulls within each level (as
+/// MMRotate's Oriented R-CNN RPN does), the best `post_nms` kept.
 pub fn proposals(
     levels: &[RpnLevel],
     anchors: &[Tensor],
@@ -213,7 +215,8 @@ pub fn proposals(
 ) -> Tensor {
     let mut boxes = Vec::new();
     let mut scores = Vec::new();
-    for (level, level_anchors) in levels.iter().zip(anchors) {
+    let mut level_ids = Vec::new();
+    for (index, (level, level_anchors)) in levels.iter().zip(anchors).enumerate() {
         let logits = level.logits.get(b).detach();
         let k = cfg.pre_nms.min(logits.size()[0]);
         let (top, idx) = logits.topk(k, 0, true, true);
@@ -223,6 +226,7 @@ pub fn proposals(
         );
         boxes.push(decoded);
         scores.push(top.sigmoid());
+        level_ids.extend(std::iter::repeat_n(index, k as usize));
     }
     let boxes = Tensor::cat(&boxes, 0);
     let scores = Tensor::cat(&scores, 0);
@@ -240,7 +244,14 @@ pub fn proposals(
             .into_iter()
             .map(f64::from)
             .collect();
-    let mut keep = rotated_nms(&tensor_to_boxes(&boxes), &score_list, cfg.nms_iou);
+    let big_list = Vec::<i64>::try_from(big.to_device(tch::Device::Cpu)).unwrap_or_default();
+    let levels_kept: Vec<usize> = big_list.iter().map(|&i| level_ids[i as usize]).collect();
+    let mut keep = hull_nms_per_class(
+        &tensor_to_boxes(&boxes),
+        &score_list,
+        &levels_kept,
+        cfg.nms_iou,
+    );
     keep.truncate(cfg.post_nms);
     let keep: Vec<i64> = keep.into_iter().map(|i| i as i64).collect();
     boxes.index_select(0, &Tensor::from_slice(&keep).to_device(boxes.device()))
