@@ -1,6 +1,7 @@
 //! bf16 autocast with fp32 master weights: a tiny MAE trained 50 steps under CPU autocast
 //! follows the fp32 run's loss within 1% at every step, and its weights and optimiser state
 //! stay fp32.
+#![cfg(feature = "torch")]
 
 use rsfm_model::arch::VitConfig;
 use rsfm_model::autocast::Autocast;

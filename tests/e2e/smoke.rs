@@ -32,6 +32,9 @@ images = 16
 [stage.dota]
 images = 10
 
+[stage.dior]
+images = 10
+
 [stage.loveda]
 images = 10
 
@@ -43,6 +46,11 @@ steps = 20
 warmup_steps = 2
 
 [stage.det-dota]
+steps = 10
+warmup_steps = 2
+lr_steps = [9]
+
+[stage.det-dior]
 steps = 10
 warmup_steps = 2
 lr_steps = [9]
@@ -77,26 +85,16 @@ fn run(project: &Project, recipe: &std::path::Path) -> serde_json::Value {
     last_json_line(&stdout)
 }
 
-/// The final value of metric `name` of stage `stage`.
-fn metric(project: &Project, stage: &str, name: &str) -> f64 {
-    let rows = project.sql(&format!(
-        "SELECT m.value FROM metrics m JOIN stages s ON s.key = m.stage_key \
-         WHERE s.name = '{stage}' AND m.name = '{name}' AND m.step IS NULL"
-    ));
-    assert_eq!(rows.len(), 1, "{stage}.{name}: {rows:?}");
-    rows[0]["value"].as_f64().expect("a number")
-}
-
 #[test]
 fn the_smoke_study_runs_every_stage_once_scores_and_reports() {
     let project = Project::new();
     let recipe = cut_down(&project);
     let first = run(&project, &recipe);
-    // 4 prepare, pretrain, det + eval, 2 × (seg + eval).
-    assert_eq!(first["executed"], 11, "{first}");
+    // 5 prepare, pretrain, 2 × (det + eval), 2 × (seg + eval).
+    assert_eq!(first["executed"], 14, "{first}");
     assert_eq!(first["failed"], 0, "{first}");
 
-    let metric = |stage: &str, name: &str| metric(&project, stage, name);
+    let metric = |stage: &str, name: &str| project.metric(stage, name);
     assert_eq!(metric("dota", "train_images"), 8.0);
     for stage in [
         "pretrain@vit-tiny",
@@ -113,6 +111,7 @@ fn the_smoke_study_runs_every_stage_once_scores_and_reports() {
     }
     for (stage, name) in [
         ("eval-dota@vit-tiny-1.0", "map"),
+        ("eval-dior@vit-tiny-1.0", "map"),
         ("eval-loveda@vit-tiny-1.0", "miou"),
         ("eval-potsdam@vit-tiny-1.0", "oa"),
     ] {
@@ -123,7 +122,7 @@ fn the_smoke_study_runs_every_stage_once_scores_and_reports() {
 
     let second = run(&project, &recipe);
     assert_eq!(second["executed"], 0, "{second}");
-    assert_eq!(second["cached"], 11, "{second}");
+    assert_eq!(second["cached"], 14, "{second}");
 
     let out = project.path("report");
     let paper = repo_root().join("recipes/paper");

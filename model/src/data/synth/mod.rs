@@ -116,19 +116,30 @@ pub struct SynthOptions {
 pub struct SplitIds {
     /// Training ids (DIOR-R `trainval`).
     pub train: Vec<String>,
-    /// Held-out ids (DIOR-R `test`, Million-AID `test`).
+    /// Held-out ids (DIOR-R `test`, Million-AID `test`; for Potsdam the standard test tile
+    /// ids, as its readers hold them out; else the last fifth).
     pub val: Vec<String>,
 }
 
 impl SplitIds {
+    /// Records `id` in the held-out or the training split.
+    fn push(&mut self, id: &str, held_out: bool) {
+        let split = if held_out {
+            &mut self.val
+        } else {
+            &mut self.train
+        };
+        split.push(id.to_string());
+    }
+
     /// Records `id` (item `index` of `total`) in its split and returns `"train"` or `"val"`.
     fn assign(&mut self, index: usize, total: usize, id: &str) -> &'static str {
         let held_out = if total >= 2 { (total / 5).max(1) } else { 0 };
-        if index + held_out >= total {
-            self.val.push(id.to_string());
+        let is_val = index + held_out >= total;
+        self.push(id, is_val);
+        if is_val {
             "val"
         } else {
-            self.train.push(id.to_string());
             "train"
         }
     }

@@ -243,7 +243,8 @@ pub fn write_potsdam(out: &Path, options: &SynthOptions, size: u32) -> DataResul
                 .collect(),
         };
         let id = format!("{}_{}", 2 + index / 6, 10 + index % 6);
-        ids.assign(index, options.images, &id);
+        // Held out as the readers hold out real Potsdam: the standard test tile ids.
+        ids.push(&id, potsdam::is_held_out(&id, None));
         let name = |kind: &str| format!("top_potsdam_{id}_{kind}.tif");
         write_tiff(
             &out.join("2_Ortho_RGB").join(name("RGB")),

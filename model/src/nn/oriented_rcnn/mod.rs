@@ -54,7 +54,7 @@ pub struct OrientedRcnnConfig {
     pub rpn_pre_nms: usize,
     /// Proposals kept after NMS.
     pub rpn_post_nms: usize,
-    /// Rotated NMS IoU of the proposals.
+    /// IoU of the per-level NMS on the proposals' axis-aligned hulls.
     pub rpn_nms_iou: f64,
     /// Anchors sampled per image.
     pub rpn_batch: usize,
