@@ -44,6 +44,9 @@ fn main() {
         .pic(true)
         .warnings(false)
         .std("c++17")
+        // -O1: the shim only forwards a few calls into libtorch; -O3 made its compile (mostly
+        // libtorch's headers) a long step of a fresh build.
+        .opt_level(1)
         .file(SHIM)
         .include(&include)
         .include(include.join("torch/csrc/api/include"))
