@@ -2,20 +2,12 @@
 //! real database, cells with reported values, Δ and verdicts; a superseded key fills no cell.
 
 mod common;
-
-use std::path::{Path, PathBuf};
+mod paper_plan;
 
 use common::{final_metric, record, record_run};
-use rsfm_harness::cache::Cache;
-use rsfm_harness::dataset_roots::DataRoots;
-use rsfm_harness::plan::Plan;
-use rsfm_harness::recipe;
+use paper_plan::{paper_dir, paper_plan};
 use rsfm_harness::report::{self, Format, ReportOptions};
 use rsfm_harness::store::{StageRecord, StageStatus, Store};
-
-fn paper_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes/paper")
-}
 
 /// Records a succeeded stage `name` under `key` with one final metric.
 async fn store_metric(store: &Store, key: &str, name: &str, metric: &str, value: f64) {
@@ -40,22 +32,7 @@ fn row(markdown: &str, label: &str) -> String {
 #[tokio::test]
 async fn paper_cells_show_reported_delta_and_verdict_from_current_keys_only() {
     let dir = tempfile::tempdir().unwrap();
-    let mut recipes = vec![recipe::load(&paper_dir().join("study.toml")).unwrap()];
-    let absent: Vec<String> = ["millionaid", "dota", "dior-r", "potsdam", "loveda"]
-        .iter()
-        .map(|name| format!("{name}={}", dir.path().join("absent").display()))
-        .collect();
-    DataRoots::resolve(&recipes, |_| None, &absent)
-        .unwrap()
-        .apply(&mut recipes)
-        .unwrap();
-    let store = Store::open(&dir.path().join("rsfm.db")).await.unwrap();
-    let cache = Cache::open(dir.path()).unwrap();
-    // Worker stages' keys hold the worker's hash: any executable stands in for it here.
-    if std::env::var_os("RSFM_WORKER").is_none() {
-        std::env::set_var("RSFM_WORKER", std::env::current_exe().unwrap());
-    }
-    let plan = Plan::build(&recipes, &store, &cache).await.unwrap();
+    let (recipes, store, plan) = paper_plan(dir.path()).await;
     let key = |name: &str| {
         plan.stages
             .iter()

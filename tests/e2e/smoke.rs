@@ -120,6 +120,13 @@ fn the_smoke_study_runs_every_stage_once_scores_and_reports() {
         assert!(metric(stage, "images") > 0.0, "{stage} scored images");
     }
 
+    // Rows name the dataset a synthetic one imitates, not the prepare stage that wrote it.
+    let rows = project.sql(
+        "SELECT dataset FROM stages WHERE name IN ('eval-dior@vit-tiny-1.0', 'dior') ORDER BY name",
+    );
+    assert_eq!(rows[0]["dataset"], "dior-r", "{rows:?}");
+    assert_eq!(rows[1]["dataset"], "dior-r", "{rows:?}");
+
     let second = run(&project, &recipe);
     assert_eq!(second["executed"], 0, "{second}");
     assert_eq!(second["cached"], 14, "{second}");

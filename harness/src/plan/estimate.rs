@@ -158,6 +158,12 @@ pub fn estimate(plan: &Plan, gpu: Gpu) -> Estimate {
     }
 }
 
+/// Training FLOPs of one stage, or `None` when it is not a training stage with a known step
+/// count (the same figure whatever the GPU).
+pub fn training_flops(planned: &PlannedStage) -> Option<f64> {
+    stage_cost(planned, Gpu::H100).map(|cost| cost.flops)
+}
+
 /// The cost of one stage, or `None` when it is not a training stage with a known step count.
 fn stage_cost(planned: &PlannedStage, gpu: Gpu) -> Option<StageCost> {
     let (backbone, steps, batch, decoder) = match planned.stage.kind {

@@ -21,7 +21,8 @@ impl Lineage {
     /// The coordinates of stage `index` of `plan`: each one the stage does not set comes from
     /// the first stage in its `needs` (searched depth-first, in the order written) that has it.
     /// A `dataset` naming a needed `prepare` stage that cuts a dataset (tile-dota, crop-*) is
-    /// that dataset, so the stages reading Potsdam's crops count as Potsdam stages.
+    /// that dataset, so the stages reading Potsdam's crops count as Potsdam stages; one that
+    /// synthesises a dataset (`synth-dior-r`) is the dataset it imitates (`dior-r`).
     pub fn of(plan: &Plan, index: usize) -> Lineage {
         let planned = &plan.stages[index];
         let mut lineage = Lineage::own(planned);
@@ -52,7 +53,8 @@ impl Lineage {
                 .map(str::to_string)
             }),
             dataset: coordinate(planned, "dataset")
-                .or_else(|| planned.datasets.first().map(|(n, _)| n.clone())),
+                .or_else(|| planned.datasets.first().map(|(n, _)| n.clone()))
+                .or_else(|| synthesised(planned)),
             fraction: coordinate(planned, "fraction").and_then(|f| f.parse().ok()),
         }
     }
@@ -80,6 +82,16 @@ fn cut_from(plan: &Plan, planned: &PlannedStage, name: Option<&str>) -> Option<S
         needed.base == name && needed.kind == StageKind::Prepare
     })?;
     Lineage::of(plan, index).dataset
+}
+
+/// The dataset a `synth-*` prepare stage imitates, named as its op names it.
+fn synthesised(planned: &PlannedStage) -> Option<String> {
+    if planned.stage.kind != StageKind::Prepare {
+        return None;
+    }
+    coordinate(planned, "op")?
+        .strip_prefix("synth-")
+        .map(str::to_string)
 }
 
 /// The value of a study coordinate: the stage parameter, else the matrix variable.

@@ -3,6 +3,7 @@
 
 pub mod gpus;
 pub mod lineage;
+pub mod priority;
 #[allow(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -218,9 +219,11 @@ pub async fn run(
     // Stages whose key another process is running: when to try their lock again.
     let mut retry_at: Vec<Option<Instant>> = vec![None; n];
 
+    let start_order = priority::start_order(plan);
+
     loop {
         let mut rescan = false;
-        for i in 0..n {
+        for &i in &start_order {
             if state[i] != State::Waiting {
                 continue;
             }
