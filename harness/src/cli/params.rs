@@ -2,10 +2,9 @@
 //! one the paper reports.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
 
 use super::BadInput;
-use crate::presets::resolve_preset;
+use crate::presets::{find_preset, PresetText};
 use std::process::ExitCode;
 
 use clap::Args;
@@ -27,8 +26,8 @@ pub struct ParamsArgs {
 pub struct ParamsReport {
     /// Preset name.
     pub model: String,
-    /// The preset file read.
-    pub file: PathBuf,
+    /// The preset file read, or `built-in NAME`.
+    pub file: String,
     /// Parameters computed from the architecture.
     pub computed: u64,
     /// Parameters the paper reports, if it does.
@@ -54,8 +53,8 @@ pub struct ParamsReport {
 /// Runs `rsfm params`; `json` is the global `--json` flag (either flag selects JSON).
 /// An unknown model or a bad preset is bad input.
 pub fn run(args: &ParamsArgs, json: bool) -> anyhow::Result<ExitCode> {
-    let report = match resolve_preset(&args.model, &std::env::current_dir()?)
-        .and_then(|file| report_for(&file))
+    let report = match find_preset(&args.model, &std::env::current_dir()?)
+        .and_then(|found| report_for(&found))
     {
         Ok(report) => report,
         Err(err) => return Err(BadInput::wrap(err)),
@@ -69,14 +68,14 @@ pub fn run(args: &ParamsArgs, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Reads a preset and computes its report.
-pub fn report_for(file: &Path) -> anyhow::Result<ParamsReport> {
-    let preset = ModelPreset::load(file)?;
+/// Computes the report of a preset found by [`find_preset`].
+pub fn report_for(found: &PresetText) -> anyhow::Result<ParamsReport> {
+    let preset = ModelPreset::from_toml(&found.text, &found.origin)?;
     let computed = preset.vit.param_count();
     let reported = preset.reported_params.as_ref().map(|r| r.value());
     Ok(ParamsReport {
         model: preset.name.clone(),
-        file: file.to_path_buf(),
+        file: found.origin.clone(),
         computed,
         reported,
         reported_source: preset
@@ -103,7 +102,7 @@ pub fn render_text(r: &ParamsReport) -> String {
     let mut text = format!(
         "{}  ({})\n  blocks    {topology}, width {}, {} heads of {}, MLP {}\n  computed  {} ({})\n",
         r.model,
-        r.file.display(),
+        r.file,
         r.embed_dim,
         r.num_heads,
         r.head_dim,
@@ -138,6 +137,7 @@ pub(crate) fn human(n: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::{Path, PathBuf};
 
     fn repo_root() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -146,8 +146,8 @@ mod tests {
     #[test]
     fn paper_sizes_are_reconstructed_within_two_percent() {
         for name in ["vit-b", "vit-605m", "vit-1.3b", "vit-2.4b"] {
-            let file = resolve_preset(name, &repo_root().join("harness")).unwrap();
-            let report = report_for(&file).unwrap();
+            let found = find_preset(name, &repo_root().join("harness")).unwrap();
+            let report = report_for(&found).unwrap();
             let gap = report.gap_percent.unwrap();
             assert!(gap.abs() < 2.0, "{name}: gap {gap}%");
             assert!(
@@ -161,16 +161,22 @@ mod tests {
 
     #[test]
     fn vit_b_matches_the_timm_count_exactly() {
-        let report = report_for(&repo_root().join("recipes/models/vit-b.toml")).unwrap();
+        let report = report_for(&find_preset("vit-b", &repo_root()).unwrap()).unwrap();
         assert_eq!(report.computed, 85_798_656);
         assert!(render_text(&report).contains("gap       -0.23%"));
     }
 
     #[test]
     fn unknown_models_name_what_exists() {
-        let err = resolve_preset("vit-x", &repo_root())
-            .unwrap_err()
-            .to_string();
+        let err = find_preset("vit-x", &repo_root()).unwrap_err().to_string();
         assert!(err.contains("vit-x") && err.contains("vit-b"), "{err}");
+    }
+
+    #[test]
+    fn a_preset_outside_any_project_comes_from_the_binary() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = report_for(&find_preset("vit-tiny", dir.path()).unwrap()).unwrap();
+        assert_eq!(report.file, "built-in vit-tiny");
+        assert_eq!(report.computed, 113_600);
     }
 }

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::plan::stage_params::parsed;
 use crate::plan::{Plan, PlannedStage};
-use crate::presets::resolve_preset;
+use crate::presets::find_preset;
 use crate::recipe::StageKind;
 
 /// One `evaluate` stage of the plan and what it measures.
@@ -123,13 +123,10 @@ fn collect_assumptions(plan: &Plan, stage: &PlannedStage, out: &mut Vec<String>)
 /// The assumed or reconstructed fields of the `[vit]` table of preset `model` (none when it
 /// cannot be read: the plan has already resolved it).
 pub fn preset_assumptions(model: &str, recipe_dir: &std::path::Path) -> Vec<String> {
-    let Ok(file) = resolve_preset(model, recipe_dir) else {
+    let Ok(found) = find_preset(model, recipe_dir) else {
         return Vec::new();
     };
-    let Ok(text) = fs_err::read_to_string(&file) else {
-        return Vec::new();
-    };
-    let Ok(table) = text.parse::<toml::Table>() else {
+    let Ok(table) = found.text.parse::<toml::Table>() else {
         return Vec::new();
     };
     let Some(vit) = table.get("vit").and_then(toml::Value::as_table) else {

@@ -2,7 +2,7 @@
 
 use crate::cli::params::{report_for, ParamsReport};
 use crate::plan::Plan;
-use crate::presets::resolve_preset;
+use crate::presets::find_preset;
 
 /// A model preset of the study.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,9 +37,9 @@ pub fn models(plan: &Plan) -> anyhow::Result<Vec<ModelInfo>> {
             continue;
         }
         seen.push(name.to_string());
-        let file = resolve_preset(name, &planned.recipe_dir)?;
+        let found = find_preset(name, &planned.recipe_dir)?;
         models.push(ModelInfo {
-            params: report_for(&file)?,
+            params: report_for(&found)?,
             assumptions: super::lineage::preset_assumptions(name, &planned.recipe_dir),
         });
     }
