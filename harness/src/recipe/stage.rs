@@ -391,55 +391,31 @@ pub(crate) fn expand(
         }));
     }
     let gpus = errors
-        .keep(
-            fields
-                .scalar("gpus", ParamType::Count)
-                .and_then(|gpus| gpus.map_or(Ok(0), |(value, node)| to_u32(&value, node, "gpus"))),
-        )
+        .keep(fields.converted("gpus", ParamType::Count, |v, n, _| to_u32(v, n, "gpus")))
+        .flatten()
         .unwrap_or(0);
     let processes = errors
         .keep(
-            fields
-                .scalar("processes", ParamType::Count)
-                .and_then(|processes| {
-                    processes
-                        .map(|(value, node)| {
-                            data_parallel_processes(&value, node, gpus, &fields.key("processes"))
-                        })
-                        .transpose()
-                }),
+            fields.converted("processes", ParamType::Count, |v, n, key| {
+                data_parallel_processes(v, n, gpus, key)
+            }),
         )
         .flatten();
     let gpu_mem_gb = errors
-        .keep(
-            fields
-                .scalar("gpu_mem_gb", ParamType::Float)
-                .and_then(|mem| {
-                    mem.map(|(value, node)| positive(&value, node, &fields.key("gpu_mem_gb")))
-                        .transpose()
-                }),
-        )
+        .keep(fields.converted("gpu_mem_gb", ParamType::Float, positive))
         .flatten();
     let time_limit = errors
-        .keep(
-            fields
-                .scalar("time_limit", ParamType::Str)
-                .and_then(|limit| {
-                    limit
-                        .map(|(value, node)| {
-                            let text = value.as_str().unwrap_or_default();
-                            parse_time_limit(text).ok_or_else(|| {
-                                RecipeError::at(
-                                    ErrorKind::InvalidValue,
-                                    &node.at,
-                                    format!("invalid `{}` \"{text}\"", fields.key("time_limit")),
-                                )
-                                .help(format!("write a positive duration: {TIME_LIMIT_FORMATS}"))
-                            })
-                        })
-                        .transpose()
-                }),
-        )
+        .keep(fields.converted("time_limit", ParamType::Str, |v, n, key| {
+            let text = v.as_str().unwrap_or_default();
+            parse_time_limit(text).ok_or_else(|| {
+                RecipeError::at(
+                    ErrorKind::InvalidValue,
+                    &n.at,
+                    format!("invalid `{key}` \"{text}\""),
+                )
+                .help(format!("write a positive duration: {TIME_LIMIT_FORMATS}"))
+            })
+        }))
         .flatten();
     let resources = Resources {
         gpus,
@@ -448,26 +424,13 @@ pub(crate) fn expand(
         time_limit,
     };
     let retries = errors
-        .keep(
-            fields
-                .scalar("retries", ParamType::Count)
-                .and_then(|retries| {
-                    retries.map_or(Ok(0), |(value, node)| to_u32(&value, node, "retries"))
-                }),
-        )
+        .keep(fields.converted("retries", ParamType::Count, |v, n, _| {
+            to_u32(v, n, "retries")
+        }))
+        .flatten()
         .unwrap_or(0);
     let retry_backoff_s = errors
-        .keep(
-            fields
-                .scalar("retry_backoff_s", ParamType::Float)
-                .and_then(|backoff| {
-                    backoff
-                        .map(|(value, node)| {
-                            non_negative(&value, node, &fields.key("retry_backoff_s"))
-                        })
-                        .transpose()
-                }),
-        )
+        .keep(fields.converted("retry_backoff_s", ParamType::Float, non_negative))
         .flatten()
         .unwrap_or(0.0);
     let seed = errors
@@ -525,6 +488,20 @@ impl<'t> Fields<'t, '_> {
     /// The value of a kind-specific parameter, if set.
     fn param(&mut self, spec: &Field) -> Result<Option<Value>, RecipeError> {
         Ok(self.scalar(spec.name, spec.ty)?.map(|(value, _)| value))
+    }
+
+    /// The value of `key` checked against `ty`, then converted by `convert`, which gets the
+    /// value, its node and the key as written (`None` when `key` is unset).
+    fn converted<T>(
+        &mut self,
+        key: &str,
+        ty: ParamType,
+        convert: impl FnOnce(&Value, &Node, &str) -> Result<T, RecipeError>,
+    ) -> Result<Option<T>, RecipeError> {
+        let written = self.key(key);
+        self.scalar(key, ty)?
+            .map(|(value, node)| convert(&value, node, &written))
+            .transpose()
     }
 
     /// The value of `key` checked against `ty`, with the node it came from; records its source.

@@ -91,7 +91,7 @@ fn sort_by_score(indices: &mut [usize], scores: &[f64]) {
 
 /// Greedy NMS over `order` (best first): keeps an entry unless `suppresses(kept, candidate)`
 /// (positions in `order`) holds for an entry kept before it. Returns the kept entries.
-fn greedy(order: &[usize], suppresses: impl Fn(usize, usize) -> bool) -> Vec<usize> {
+fn greedy(order: &[usize], mut suppresses: impl FnMut(usize, usize) -> bool) -> Vec<usize> {
     let mut kept: Vec<usize> = Vec::new();
     for pos in 0..order.len() {
         if !kept.iter().any(|&k| suppresses(k, pos)) {
@@ -112,11 +112,11 @@ fn nms_over(
         .iter()
         .map(|&i| PreparedPolygon::new(&boxes[i].corners()))
         .collect();
-    let scratch = std::cell::RefCell::new(ClipScratch::default());
+    let mut scratch = ClipScratch::default();
     greedy(&order, |kept, candidate| {
         // `iou` starts with the bounding-box prefilter; degenerate boxes suppress nothing.
         match (&prepared[kept], &prepared[candidate]) {
-            (Some(kb), Some(cand)) => cand.iou(kb, &mut scratch.borrow_mut()) > iou_thr,
+            (Some(kb), Some(cand)) => cand.iou(kb, &mut scratch) > iou_thr,
             _ => false,
         }
     })
