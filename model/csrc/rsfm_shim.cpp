@@ -7,6 +7,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
+#include <torch/csrc/autograd/custom_function.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -47,6 +48,34 @@ bool is_loopback(const std::string& host) {
 
 }  // namespace
 
+struct RsfmProcessGroup;
+
+namespace {
+
+void allreduce_sum_in_place(RsfmProcessGroup* pg, at::Tensor& tensor);
+
+// A sum over the ranks that autograd differentiates: the gradient of every rank's input is
+// the sum of the ranks' output gradients (what synchronised batch norm's statistics need).
+struct AllReduceSum : public torch::autograd::Function<AllReduceSum> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& input,
+                            int64_t group) {
+    ctx->saved_data["group"] = group;
+    auto out = input.detach().clone();
+    allreduce_sum_in_place(reinterpret_cast<RsfmProcessGroup*>(group), out);
+    return out;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto group = ctx->saved_data["group"].toInt();
+    auto grad = grads[0].contiguous().clone();
+    allreduce_sum_in_place(reinterpret_cast<RsfmProcessGroup*>(group), grad);
+    return {grad, at::Tensor()};
+  }
+};
+
+}  // namespace
+
 // One rank's view of a process group: the store it rendezvoused through and the backends.
 struct RsfmProcessGroup {
   c10::intrusive_ptr<c10d::Store> store;
@@ -62,6 +91,17 @@ struct RsfmProcessGroup {
     return *gloo;
   }
 };
+
+namespace {
+
+void allreduce_sum_in_place(RsfmProcessGroup* pg, at::Tensor& tensor) {
+  std::vector<at::Tensor> one{tensor};
+  c10d::AllreduceOptions opts;
+  opts.reduceOp = c10d::ReduceOp::SUM;
+  pg->backend_for(tensor).allreduce(one, opts)->wait();
+}
+
+}  // namespace
 
 extern "C" {
 
@@ -148,6 +188,16 @@ char* rsfm_pg_broadcast(RsfmProcessGroup* pg, at::Tensor** tensors, size_t n, in
     for (auto& work : works) {
       work->wait();
     }
+  });
+}
+
+// A new tensor holding the sum of `input` over all ranks, recorded for autograd: its
+// backward pass sums the output gradients over the ranks too. Every rank must call it, and
+// run the backward pass, in the same order.
+char* rsfm_pg_allreduce_sum_autograd(RsfmProcessGroup* pg, at::Tensor* input, at::Tensor** out) {
+  return guarded([&] {
+    auto sum = AllReduceSum::apply(*input, reinterpret_cast<int64_t>(pg));
+    *out = new at::Tensor(std::move(sum));
   });
 }
 

@@ -248,19 +248,73 @@ pub struct SizeDefaults {
     /// Width of the box head's hidden layers, for `finetune-det`.
     #[serde(default)]
     pub fc_dim: Option<Sourced<usize>>,
+    /// Layer-wise learning-rate decay (`layer_decay`) of `finetune-det` stages.
+    #[serde(default)]
+    pub det_layer_decay: Option<Sourced<f64>>,
+    /// Stochastic depth (`drop_path`) of `finetune-det` stages.
+    #[serde(default)]
+    pub det_drop_path: Option<Sourced<f64>>,
+    /// Layer-wise learning-rate decay (`layer_decay`) of `finetune-seg` stages.
+    #[serde(default)]
+    pub seg_layer_decay: Option<Sourced<f64>>,
+    /// Stochastic depth (`drop_path`) of `finetune-seg` stages.
+    #[serde(default)]
+    pub seg_drop_path: Option<Sourced<f64>>,
+}
+
+/// The fine-tuning task a size default is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FineTuneTask {
+    /// `finetune-det`.
+    Detection,
+    /// `finetune-seg`.
+    Segmentation,
+}
+
+/// One value of a preset's `[defaults]` for one stage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SizeDefault {
+    /// The stage key it fills.
+    pub key: &'static str,
+    /// Its key in the preset's `[defaults]` table.
+    pub preset_key: &'static str,
+    /// The value.
+    pub value: serde_json::Value,
 }
 
 impl SizeDefaults {
-    /// The parameters it sets, by stage key, with their provenance.
-    pub fn entries(&self) -> Vec<(&'static str, &Sourced<usize>)> {
+    /// The parameters it sets for a stage of `task`: stage key, preset key and value.
+    pub fn entries(&self, task: FineTuneTask) -> Vec<SizeDefault> {
+        let count =
+            |v: &Option<Sourced<usize>>| v.as_ref().map(|v| serde_json::Value::from(v.value()));
+        let float =
+            |v: &Option<Sourced<f64>>| v.as_ref().map(|v| serde_json::Value::from(v.value()));
+        let ((layer_decay_key, layer_decay), (drop_path_key, drop_path)) = match task {
+            FineTuneTask::Detection => (
+                ("det_layer_decay", &self.det_layer_decay),
+                ("det_drop_path", &self.det_drop_path),
+            ),
+            FineTuneTask::Segmentation => (
+                ("seg_layer_decay", &self.seg_layer_decay),
+                ("seg_drop_path", &self.seg_drop_path),
+            ),
+        };
         [
-            ("window_size", &self.window_size),
-            ("head_channels", &self.head_channels),
-            ("channels", &self.channels),
-            ("fc_dim", &self.fc_dim),
+            ("window_size", "window_size", count(&self.window_size)),
+            ("head_channels", "head_channels", count(&self.head_channels)),
+            ("channels", "channels", count(&self.channels)),
+            ("fc_dim", "fc_dim", count(&self.fc_dim)),
+            ("layer_decay", layer_decay_key, float(layer_decay)),
+            ("drop_path", drop_path_key, float(drop_path)),
         ]
         .into_iter()
-        .filter_map(|(key, value)| value.as_ref().map(|value| (key, value)))
+        .filter_map(|(key, preset_key, value)| {
+            value.map(|value| SizeDefault {
+                key,
+                preset_key,
+                value,
+            })
+        })
         .collect()
     }
 }

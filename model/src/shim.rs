@@ -42,6 +42,13 @@ extern "C" {
         n: usize,
         root: c_int,
     ) -> *mut c_char;
+    /// A new tensor with the sum of `input` over all ranks, differentiable (the backward
+    /// pass sums the gradients over the ranks).
+    pub fn rsfm_pg_allreduce_sum_autograd(
+        pg: *mut RsfmProcessGroup,
+        input: *const C_tensor,
+        out: *mut *mut C_tensor,
+    ) -> *mut c_char;
     /// Waits for every rank.
     pub fn rsfm_pg_barrier(pg: *mut RsfmProcessGroup) -> *mut c_char;
     /// Enables autocast for a device type, reporting the previous state.

@@ -5,7 +5,7 @@
 use rsfm_model::arch::VitConfig;
 use rsfm_model::data::synth::{generate, SynthDataset, SynthOptions};
 use rsfm_model::metrics::segmentation::ConfusionMatrix;
-use rsfm_model::nn::segmenter::Segmenter;
+use rsfm_model::nn::segmenter::{SegHeads, Segmenter};
 use rsfm_model::nn::vitdet::VitDetConfig;
 use rsfm_model::params::data::{SegDataParams, SegFormat};
 use rsfm_model::train::images::{standardize, to_tensor};
@@ -37,6 +37,7 @@ fn training_tiles(root: &std::path::Path) -> (Tensor, Tensor) {
 
 fn miou(model: &Segmenter, images: &Tensor, labels: &Tensor, num_classes: usize) -> f64 {
     let pred = tch::no_grad(|| model.forward_t(images, false))
+        .unwrap()
         .argmax(1, false)
         .to_kind(Kind::Uint8)
         .flatten(0, -1);
@@ -85,7 +86,11 @@ fn tiny_segmenter_overfits_a_few_loveda_tiles() {
     };
     let num_classes = SegFormat::Loveda.num_classes();
     let vs = VarStore::new(Device::Cpu);
-    let model = Segmenter::new(&vs.root(), &vit, &vitdet, 32, num_classes as i64);
+    let heads = SegHeads {
+        channels: 32,
+        ..Default::default()
+    };
+    let model = Segmenter::new(&vs.root(), &vit, &vitdet, &heads, num_classes as i64);
     let mut opt = AdamW::new(
         decay_groups(&vs, 0.0),
         AdamWConfig {
@@ -100,7 +105,7 @@ fn tiny_segmenter_overfits_a_few_loveda_tiles() {
     for step in 0..STEPS {
         let lr = 2e-3 * ((step + 1) as f64 / 10.0).min(1.0);
         let loss = model.loss(
-            &model.forward_t(&images, true),
+            &model.forward_t(&images, true).unwrap(),
             &labels,
             i64::from(IGNORE_INDEX),
         );

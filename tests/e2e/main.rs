@@ -19,3 +19,4 @@ mod prepare;
 mod report;
 mod slurm;
 mod smoke;
+mod sync_bn;

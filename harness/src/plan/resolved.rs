@@ -28,6 +28,8 @@ pub enum ValueOrigin {
     /// Worked out from the stages it needs or its dataset's table (`dataset`, `format`,
     /// `pretrained`, `model_from`, `task`).
     Inferred,
+    /// A rule of the stage's kind, for a key the stage leaves out.
+    Rule(&'static str),
     /// The schema's default for a key that nothing sets.
     Default,
 }
@@ -41,6 +43,7 @@ impl fmt::Display for ValueOrigin {
             ValueOrigin::Cli(at) => write!(f, "{at}"),
             ValueOrigin::Preset(at) => write!(f, "preset {at}"),
             ValueOrigin::Inferred => f.write_str("inferred"),
+            ValueOrigin::Rule(rule) => f.write_str(rule),
             ValueOrigin::Default => f.write_str("default"),
         }
     }
@@ -124,8 +127,11 @@ fn trace(
             .and_then(|f| f.default.as_ref());
         let origin = if let Some(at) = stage.key_locations.get(key) {
             written_at(at)
-        } else if translated.from_preset.iter().any(|k| k == key) {
-            preset_origin(&preset, &format!("defaults.{key}"))
+        } else if let Some((_, preset_key)) = translated.from_preset.iter().find(|(k, _)| k == key)
+        {
+            preset_origin(&preset, &format!("defaults.{preset_key}"))
+        } else if let Some((_, rule)) = translated.by_rule.iter().find(|(k, _)| k == key) {
+            ValueOrigin::Rule(rule)
         } else if value.is_null() || Some(&value) == default {
             ValueOrigin::Default
         } else {

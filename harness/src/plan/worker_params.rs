@@ -5,7 +5,7 @@
 //! worker will check them. Names do not change on the way.
 
 use anyhow::Context;
-use rsfm_model::arch::ModelPreset;
+use rsfm_model::arch::{FineTuneTask, ModelPreset};
 use rsfm_model::params::data::EvalTask;
 use rsfm_model::params::{
     Backbone, EvaluateParams, FinetuneDetParams, FinetuneSegParams, MaePretrainParams, ModelRef,
@@ -26,9 +26,16 @@ pub struct WorkerParams {
     /// Needed stages (base names) whose output dir the worker reads as the dataset of the
     /// same name.
     pub dataset_inputs: Vec<String>,
-    /// Keys of `params` that the stage leaves out and the model preset's `[defaults]` fill.
-    pub from_preset: Vec<String>,
+    /// Keys of `params` that the stage leaves out and the model preset's `[defaults]` fill,
+    /// each with its key in that table.
+    pub from_preset: Vec<(String, String)>,
+    /// Keys of `params` that the stage leaves out and a rule of the kind sets, with the rule.
+    pub by_rule: Vec<(String, &'static str)>,
 }
+
+/// Why an `mae-pretrain` stage that sets no `drop_path` runs without stochastic depth.
+pub const MAE_DROP_PATH_RULE: &str =
+    "rule: MAE pretrains without stochastic depth (drop path is a fine-tuning setting; MAE and RVSA pretrain with none)";
 
 /// A stage the translated one needs.
 #[derive(Debug, Clone, Copy)]
@@ -53,6 +60,7 @@ pub fn translate(
         needed,
         dataset_inputs: Vec::new(),
         from_preset: Vec::new(),
+        by_rule: Vec::new(),
     };
     let params = match stage.kind {
         StageKind::Command => return Ok(None),
@@ -67,6 +75,7 @@ pub fn translate(
         params,
         dataset_inputs: inputs.dataset_inputs,
         from_preset: inputs.from_preset,
+        by_rule: inputs.by_rule,
     }))
 }
 
@@ -76,7 +85,8 @@ struct Inputs<'a> {
     stage: &'a Stage,
     needed: &'a [Needed<'a>],
     dataset_inputs: Vec<String>,
-    from_preset: Vec<String>,
+    from_preset: Vec<(String, String)>,
+    by_rule: Vec<(String, &'static str)>,
 }
 
 impl Inputs<'_> {
@@ -103,24 +113,32 @@ impl Inputs<'_> {
     fn mae_pretrain(&mut self) -> anyhow::Result<Map<String, Value>> {
         let mut params: MaePretrainParams = self.parse()?;
         self.inline_preset(&mut params.backbone)?;
+        if params.backbone.drop_path.is_none() {
+            params.backbone.drop_path = Some(0.0);
+            self.by_rule
+                .push(("drop_path".to_string(), MAE_DROP_PATH_RULE));
+        }
         params.dataset = Some(self.dataset(&params.dataset)?.0);
         params.validate()?;
         Ok(params.to_map())
     }
 
     fn finetune_seg(&mut self) -> anyhow::Result<Map<String, Value>> {
-        let mut params: FinetuneSegParams = self.parse_with_size_defaults()?;
+        let mut params: FinetuneSegParams =
+            self.parse_with_size_defaults(FineTuneTask::Segmentation)?;
         self.inline_preset(&mut params.backbone)?;
         let (name, format) = self.dataset(&params.dataset)?;
         params.dataset = Some(name);
         params.format = Some(pick_format(params.format, format)?);
         params.pretrained = self.pretrained(&params.pretrained)?;
         params.validate()?;
+        params.check_layout(self.stage.resources.ranks() as usize)?;
         Ok(params.to_map())
     }
 
     fn finetune_det(&mut self) -> anyhow::Result<Map<String, Value>> {
-        let mut params: FinetuneDetParams = self.parse_with_size_defaults()?;
+        let mut params: FinetuneDetParams =
+            self.parse_with_size_defaults(FineTuneTask::Detection)?;
         self.inline_preset(&mut params.backbone)?;
         let (name, format) = self.dataset(&params.dataset)?;
         params.dataset = Some(name);
@@ -168,15 +186,16 @@ impl Inputs<'_> {
 
     /// [`Self::parse`], with the model preset's size defaults (`[defaults]`) for the keys of
     /// `T` that the stage leaves out.
-    fn parse_with_size_defaults<T: Schema>(&mut self) -> anyhow::Result<T> {
+    fn parse_with_size_defaults<T: Schema>(&mut self, task: FineTuneTask) -> anyhow::Result<T> {
         let mut map = self.stage.params.clone();
         if let Some(Value::String(name)) = map.get("model").cloned() {
             let (_, preset) = self.preset(&name)?;
             let fields = T::fields();
-            for (key, value) in preset.defaults.entries() {
-                if fields.iter().any(|f| f.name == key) && !map.contains_key(key) {
-                    map.insert(key.to_string(), Value::from(value.value()));
-                    self.from_preset.push(key.to_string());
+            for entry in preset.defaults.entries(task) {
+                if fields.iter().any(|f| f.name == entry.key) && !map.contains_key(entry.key) {
+                    map.insert(entry.key.to_string(), entry.value);
+                    self.from_preset
+                        .push((entry.key.to_string(), entry.preset_key.to_string()));
                 }
             }
         }

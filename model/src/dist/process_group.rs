@@ -2,6 +2,7 @@
 //! for CUDA tensors where the shim has it (otherwise Gloo carries them too).
 
 use std::ffi::CString;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -10,16 +11,30 @@ use tch::Tensor;
 use super::env::RankEnv;
 use crate::shim;
 
-/// This rank's membership in a job; collectives block until every rank joins them.
-#[derive(Debug)]
+/// This rank's membership in a job; collectives block until every rank joins them. Clones
+/// share the one group (a model's synchronised batch norms hold one each).
+#[derive(Debug, Clone)]
 pub struct ProcessGroup {
-    raw: *mut shim::RsfmProcessGroup,
+    raw: Arc<RawGroup>,
     rank: usize,
     world_size: usize,
 }
 
-// SAFETY: c10d backends may be used from any thread; this wrapper hands out no aliases.
-unsafe impl Send for ProcessGroup {}
+/// The shim's process group, freed when the last clone of its [`ProcessGroup`] goes.
+#[derive(Debug)]
+struct RawGroup(*mut shim::RsfmProcessGroup);
+
+// SAFETY: c10d backends may be used from any thread; the pointer is only passed to the shim.
+unsafe impl Send for RawGroup {}
+// SAFETY: as above; the shim's calls do not mutate the group object itself.
+unsafe impl Sync for RawGroup {}
+
+impl Drop for RawGroup {
+    fn drop(&mut self) {
+        // SAFETY: the pointer came from rsfm_pg_new and is freed once, here.
+        unsafe { shim::rsfm_pg_free(self.0) }
+    }
+}
 
 impl ProcessGroup {
     /// Joins the job described by `env`: rank 0 serves the store at
@@ -50,7 +65,7 @@ impl ProcessGroup {
             ),
         )?;
         Ok(ProcessGroup {
-            raw,
+            raw: Arc::new(RawGroup(raw)),
             rank: env.rank,
             world_size: env.world_size,
         })
@@ -76,7 +91,7 @@ impl ProcessGroup {
     pub fn all_reduce_sum(&self, tensors: &[Tensor]) -> anyhow::Result<()> {
         let ptrs: Vec<_> = tensors.iter().map(|t| t.as_ptr()).collect();
         // SAFETY: the pointers are live at::Tensor handles owned by `tensors` for the call.
-        let error = unsafe { shim::rsfm_pg_allreduce_sum(self.raw, ptrs.as_ptr(), ptrs.len()) };
+        let error = unsafe { shim::rsfm_pg_allreduce_sum(self.raw.0, ptrs.as_ptr(), ptrs.len()) };
         shim::check(error, "all-reduce failed")
     }
 
@@ -85,21 +100,27 @@ impl ProcessGroup {
         let ptrs: Vec<_> = tensors.iter().map(|t| t.as_ptr()).collect();
         // SAFETY: as in all_reduce_sum.
         let error =
-            unsafe { shim::rsfm_pg_broadcast(self.raw, ptrs.as_ptr(), ptrs.len(), root as i32) };
+            unsafe { shim::rsfm_pg_broadcast(self.raw.0, ptrs.as_ptr(), ptrs.len(), root as i32) };
         shim::check(error, "broadcast failed")
+    }
+
+    /// A new tensor holding the sum of `input` over all ranks, which autograd differentiates:
+    /// the backward pass sums each rank's output gradient over the ranks. Every rank must call
+    /// it, and run its backward pass, in the same order.
+    pub fn all_reduce_sum_differentiable(&self, input: &Tensor) -> anyhow::Result<Tensor> {
+        let mut out = std::ptr::null_mut();
+        // SAFETY: input is a live tensor for the call; out receives a new owned at::Tensor.
+        let error =
+            unsafe { shim::rsfm_pg_allreduce_sum_autograd(self.raw.0, input.as_ptr(), &mut out) };
+        shim::check(error, "differentiable all-reduce failed")?;
+        // SAFETY: on success the shim allocated `out` with `new at::Tensor`, which tch owns now.
+        Ok(unsafe { Tensor::from_ptr(out) })
     }
 
     /// Returns once every rank has reached its barrier.
     pub fn barrier(&self) -> anyhow::Result<()> {
         // SAFETY: raw is a live process group.
-        let error = unsafe { shim::rsfm_pg_barrier(self.raw) };
+        let error = unsafe { shim::rsfm_pg_barrier(self.raw.0) };
         shim::check(error, "barrier failed")
-    }
-}
-
-impl Drop for ProcessGroup {
-    fn drop(&mut self) {
-        // SAFETY: raw came from rsfm_pg_new and is freed once.
-        unsafe { shim::rsfm_pg_free(self.raw) }
     }
 }

@@ -44,7 +44,17 @@ pub fn save(vs: &VarStore, path: &Path) -> anyhow::Result<()> {
 }
 
 /// Writes named tensors to a safetensors file through a temporary file renamed into place.
+/// Refuses, writing nothing, when any floating-point tensor (a weight, a buffer such as a
+/// batch norm's running variance, an optimiser moment) holds a NaN or an infinity, and names
+/// the first such tensor: nothing non-finite is ever saved.
 pub fn save_tensors(named: &BTreeMap<String, Tensor>, path: &Path) -> anyhow::Result<()> {
+    if let Some((name, bad)) = first_non_finite(named) {
+        anyhow::bail!(
+            "not writing {}: `{name}` holds {bad} non-finite value{} (NaN or infinity); the training diverged or a statistic was undefined",
+            path.display(),
+            if bad == 1 { "" } else { "s" }
+        );
+    }
     let tmp = path.with_extension("safetensors.tmp");
     let list: Vec<(&str, Tensor)> = named
         .iter()
@@ -54,6 +64,21 @@ pub fn save_tensors(named: &BTreeMap<String, Tensor>, path: &Path) -> anyhow::Re
         .with_context(|| format!("cannot write checkpoint {}", tmp.display()))?;
     fs_err::rename(&tmp, path)?;
     Ok(())
+}
+
+/// The first tensor (in name order) with NaN or infinite elements, and how many it has.
+pub fn first_non_finite(named: &BTreeMap<String, Tensor>) -> Option<(String, i64)> {
+    named.iter().find_map(|(name, t)| {
+        if !t.is_floating_point() {
+            return None;
+        }
+        let bad = t
+            .isfinite()
+            .logical_not()
+            .sum(tch::Kind::Int64)
+            .int64_value(&[]);
+        (bad > 0).then(|| (name.clone(), bad))
+    })
 }
 
 /// Reads all tensors of a safetensors file.
@@ -94,6 +119,10 @@ pub fn load_from(vs: &VarStore, file: HashMap<String, Tensor>) -> anyhow::Result
         } else {
             src.shallow_clone()
         };
+        anyhow::ensure!(
+            !src.is_floating_point() || src.isfinite().all().int64_value(&[]) == 1,
+            "`{name}` holds NaN or infinite values in the checkpoint: refusing to start from it"
+        );
         anyhow::ensure!(
             src.size() == var.size(),
             "`{name}` has shape {:?} in the checkpoint but {:?} in the model",
@@ -181,6 +210,34 @@ mod tests {
             qkv_bias: true,
             drop_path: 0.0,
         }
+    }
+
+    #[test]
+    fn a_non_finite_buffer_is_never_saved_nor_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("m.safetensors");
+        let vs = VarStore::new(Device::Cpu);
+        let _ = (vs.root() / "a").var("weight", &[3], Init::Const(1.0));
+        let var = (vs.root() / "head" / "bn").ones_no_train("running_var", &[4]);
+        save(&vs, &file).unwrap();
+        let _ = var.get(2).fill_(f64::NAN);
+        let err = save(&vs, &dir.path().join("nan.safetensors"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`head.bn.running_var` holds 1 non-finite value"),
+            "{err}"
+        );
+        assert!(!dir.path().join("nan.safetensors").exists());
+        assert!(!dir.path().join("nan.safetensors.tmp").exists());
+        let mut poisoned = read_tensors(&file).unwrap();
+        let _ = poisoned
+            .get_mut("a.weight")
+            .unwrap()
+            .get(0)
+            .fill_(f64::INFINITY);
+        let err = load_from(&vs, poisoned).unwrap_err().to_string();
+        assert!(err.contains("`a.weight` holds NaN or infinite"), "{err}");
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod checkpointing;
 pub mod layers;
 pub mod mae;
+pub mod norm;
 pub mod oriented_rcnn;
 pub mod pos_embed;
 pub mod segmenter;

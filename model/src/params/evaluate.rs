@@ -27,6 +27,9 @@ crate::schema! {
         val_tiles: Option<Vec<String>> = None,
         /// seg: sliding-window stride in pixels (unset: two thirds of the crop).
         stride: Option<usize> = None,
+        /// seg: also predict the horizontally flipped image and average the two (mmseg's
+        /// `flip=True` test-time augmentation).
+        flip: bool = false,
         /// det: DOTA release whose classes are used.
         version: String as DOTA_RELEASES = "v1.0".to_string(),
         /// det: AP protocol (unset: devkit for DOTA, mmrotate for DIOR-R).
@@ -69,6 +72,7 @@ impl EvaluateParams {
                 let seg_only = [
                     ("val_tiles", self.val_tiles.is_some()),
                     ("stride", self.stride.is_some()),
+                    ("flip", self.flip),
                 ];
                 refuse_set(&seg_only, "seg")?;
                 self.det_data()?.class_names()?;

@@ -59,6 +59,9 @@ crate::schema! {
         checkpoint_every: u64 = 0,
         /// Steps between progress events.
         log_every: u64 = 1,
+        /// Largest L2 norm of all gradients together, larger ones scaled down to it (unset: no
+        /// clipping).
+        grad_clip: Option<f64> = None,
         /// Recompute each transformer block's activations in the backward pass instead of
         /// keeping them: less memory, about one more forward pass of time, the same numbers.
         activation_checkpointing: bool = false,
@@ -89,6 +92,10 @@ impl FinetuneDetParams {
         anyhow::ensure!(self.lr > 0.0, "`lr` must be positive");
         anyhow::ensure!(self.layer_decay > 0.0, "`layer_decay` must be in (0, 1]");
         anyhow::ensure!(self.log_every > 0, "`log_every` must be positive");
+        anyhow::ensure!(
+            self.grad_clip.is_none_or(|c| c > 0.0),
+            "`grad_clip` must be positive"
+        );
         anyhow::ensure!(
             vit.image_size.is_multiple_of(2 * vit.patch_size),
             "`image_size` ({}) must be a multiple of twice the patch size ({})",

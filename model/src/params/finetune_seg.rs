@@ -3,6 +3,8 @@
 use super::backbone::Backbone;
 use super::data::{resolved_dataset, SegDataParams, SegFormat};
 use super::init::BackboneInit;
+use super::lr_decay::LrDecay;
+use super::norm::Norm;
 use super::precision::Precision;
 use super::types::RATIO;
 use super::vitdet::VitDetConfig;
@@ -17,6 +19,17 @@ crate::schema! {
     } {
         /// UperNet width.
         head_channels: usize = 512,
+        /// Normalisation in the UperNet head: `sync_bn` (batch statistics all-reduced over the
+        /// data-parallel ranks), `bn` (each rank's own) or `gn` (group norm).
+        norm: Norm = Norm::SyncBn,
+        /// Probability of dropping a whole channel before each head's classifier in training
+        /// (mmseg's `dropout_ratio`).
+        dropout: f64 as RATIO = 0.1,
+        /// Weight of the auxiliary FCN head's loss (on the third pyramid map); 0: no
+        /// auxiliary head. The head is not used at evaluation.
+        aux_loss_weight: f64 = 0.4,
+        /// Width of the auxiliary FCN head (unset: half of `head_channels`).
+        aux_channels: Option<usize> = None,
         /// The data: a name in the stage's `datasets`, or a needed stage whose output is a
         /// dataset (unset: the only entry of `datasets`).
         dataset: Option<String> = None,
@@ -41,7 +54,11 @@ crate::schema! {
         batch_size: usize,
         /// Peak learning rate.
         lr: f64 = 6e-5,
-        /// Learning rate at the end of the cosine.
+        /// Learning-rate decay after the warmup: `poly` or `cosine`.
+        schedule: LrDecay = LrDecay::Poly,
+        /// Exponent of the poly decay.
+        poly_power: f64 = 1.0,
+        /// Learning rate at the end of the decay.
         min_lr: f64 = 0.0,
         /// Steps of linear warmup.
         warmup_steps: u64 = 0,
@@ -53,6 +70,9 @@ crate::schema! {
         checkpoint_every: u64 = 0,
         /// Steps between progress events.
         log_every: u64 = 1,
+        /// Largest L2 norm of all gradients together, larger ones scaled down to it (unset: no
+        /// clipping).
+        grad_clip: Option<f64> = None,
         /// Recompute each transformer block's activations in the backward pass instead of
         /// keeping them: less memory, about one more forward pass of time, the same numbers.
         activation_checkpointing: bool = false,
@@ -79,7 +99,28 @@ impl FinetuneSegParams {
         anyhow::ensure!(self.lr > 0.0, "`lr` must be positive");
         anyhow::ensure!(self.layer_decay > 0.0, "`layer_decay` must be in (0, 1]");
         anyhow::ensure!(self.log_every > 0, "`log_every` must be positive");
+        anyhow::ensure!(
+            self.grad_clip.is_none_or(|c| c > 0.0),
+            "`grad_clip` must be positive"
+        );
+        anyhow::ensure!(
+            self.aux_loss_weight >= 0.0,
+            "`aux_loss_weight` must not be negative"
+        );
+        anyhow::ensure!(self.poly_power > 0.0, "`poly_power` must be positive");
         Ok(())
+    }
+
+    /// Checks that the head's batch norms see at least two crops per statistic when the
+    /// stage runs as `ranks` data-parallel processes.
+    pub fn check_layout(&self, ranks: usize) -> anyhow::Result<()> {
+        self.norm.check_layout(self.batch_size, ranks)
+    }
+
+    /// Width of the auxiliary head, None when it is off.
+    pub fn aux_head_channels(&self) -> Option<usize> {
+        (self.aux_loss_weight > 0.0)
+            .then(|| self.aux_channels.unwrap_or((self.head_channels / 2).max(1)))
     }
 
     /// The dataset the stage reads.

@@ -33,6 +33,9 @@ crate::schema! {
         checkpoint_every: u64 = 0,
         /// Steps between progress events.
         log_every: u64 = 1,
+        /// Largest L2 norm of all gradients together, larger ones scaled down to it (unset: no
+        /// clipping).
+        grad_clip: Option<f64> = None,
         /// Recompute each transformer block's activations in the backward pass instead of
         /// keeping them: less memory, about one more forward pass of time, the same numbers.
         activation_checkpointing: bool = false,
@@ -56,6 +59,10 @@ impl MaePretrainParams {
         anyhow::ensure!(self.batch_size > 0, "`batch_size` must be positive");
         anyhow::ensure!(self.base_lr > 0.0, "`base_lr` must be positive");
         anyhow::ensure!(self.log_every > 0, "`log_every` must be positive");
+        anyhow::ensure!(
+            self.grad_clip.is_none_or(|c| c > 0.0),
+            "`grad_clip` must be positive"
+        );
         anyhow::ensure!(
             self.loader_threads != Some(0),
             "`loader_threads` must be positive (or unset for one per core)"

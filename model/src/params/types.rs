@@ -2,6 +2,8 @@
 
 use super::data::{DetFormat, EvalTask, SegFormat};
 use super::init::BackboneInit;
+use super::lr_decay::LrDecay;
+use super::norm::Norm;
 use super::precision::Precision;
 use super::prepare::PrepareOp;
 
@@ -93,6 +95,8 @@ param_values! {
     EvalTask => ParamType::Choice(EvalTask::SPELLINGS),
     BackboneInit => ParamType::Choice(BackboneInit::SPELLINGS),
     Precision => ParamType::Choice(Precision::SPELLINGS),
+    Norm => ParamType::Choice(Norm::SPELLINGS),
+    LrDecay => ParamType::Choice(LrDecay::SPELLINGS),
     PrepareOp => ParamType::Choice(PrepareOp::SPELLINGS),
 }
 

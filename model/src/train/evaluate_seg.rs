@@ -40,7 +40,7 @@ pub fn run(
         model_spec.num_classes
     );
     let vs = VarStore::new(device);
-    let model = model_spec.build(&vs);
+    let model = model_spec.build(&vs, None);
     let report = checkpoint::load(&vs, &dir.join(CHECKPOINT_FILE))?;
     anyhow::ensure!(
         report.missing.is_empty(),
@@ -66,8 +66,13 @@ pub fn run(
         let (image, labels) = sample.load()?;
         let input = standardize(&to_tensor(&image));
         let logits = tch::no_grad(|| {
-            model.slide_inference(&input.unsqueeze(0).to_device(device), crop, stride)
-        });
+            model.slide_inference_flip(
+                &input.unsqueeze(0).to_device(device),
+                crop,
+                stride,
+                params.flip,
+            )
+        })?;
         let pred = logits.argmax(1, false).to_kind(Kind::Uint8).flatten(0, -1);
         let pred = Vec::<u8>::try_from(&pred).context("prediction to bytes")?;
         confusion

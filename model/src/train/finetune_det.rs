@@ -106,6 +106,7 @@ pub fn run(
         checkpoint_every: params.checkpoint_every,
         log_every: params.log_every,
         stop_after,
+        grad_clip: params.grad_clip,
     };
     let crop = CropSettings {
         size: model_spec.model.image_size as u32,

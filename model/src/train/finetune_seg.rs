@@ -10,7 +10,7 @@ use tch::{Kind, Tensor};
 
 use super::events::Events;
 use super::rng::subset_of;
-use super::schedule::{CosineSchedule, Schedule};
+use super::schedule::{CosineSchedule, PolySchedule, Schedule};
 use super::seg_data::{list_samples, random_crop, Part, IGNORE_INDEX};
 use super::setup::TrainingSetup;
 use super::stage::Outcome;
@@ -18,8 +18,13 @@ use super::stage_inputs::dataset_root;
 use super::step_loop::{loss_summary, run_steps, LoopEnd, LoopSettings};
 use crate::arch::VitConfig;
 use crate::autocast::Autocast;
-use crate::nn::segmenter::Segmenter;
+use crate::dist::ProcessGroup;
+use crate::nn::norm::NormSpec;
+use crate::nn::segmenter::{SegHeads, Segmenter};
+use crate::nn::upernet::HeadSettings;
 use crate::nn::vitdet::VitDetConfig;
+use crate::params::lr_decay::LrDecay;
+use crate::params::norm::Norm;
 use crate::params::precision::Precision;
 use crate::params::FinetuneSegParams;
 use crate::protocol::StageSpec;
@@ -39,16 +44,37 @@ pub struct SegModelSpec {
     pub head_channels: usize,
     /// Classes predicted.
     pub num_classes: usize,
+    /// Normalisation of the heads' conv modules.
+    #[serde(default)]
+    pub norm: Norm,
+    /// Channel dropout before the classifiers in training.
+    #[serde(default)]
+    pub dropout: f64,
+    /// Width of the auxiliary FCN head (None: none).
+    #[serde(default)]
+    pub aux_channels: Option<usize>,
 }
 
 impl SegModelSpec {
-    /// Builds the segmenter under the root of `vs`.
-    pub fn build(&self, vs: &VarStore) -> Segmenter {
+    /// Builds the segmenter under the root of `vs`; `group` is the data-parallel group that
+    /// synchronised batch norm pools over in training (None for one process or inference).
+    pub fn build(&self, vs: &VarStore, group: Option<ProcessGroup>) -> Segmenter {
+        let heads = SegHeads {
+            channels: self.head_channels as i64,
+            aux_channels: self.aux_channels.map(|c| c as i64),
+            settings: HeadSettings {
+                norm: NormSpec {
+                    kind: self.norm,
+                    group,
+                },
+                dropout: self.dropout,
+            },
+        };
         Segmenter::new(
             &vs.root(),
             &self.model,
             &self.vitdet,
-            self.head_channels as i64,
+            &heads,
             self.num_classes as i64,
         )
     }
@@ -61,7 +87,29 @@ pub fn model_spec(params: &FinetuneSegParams) -> anyhow::Result<SegModelSpec> {
         vitdet: params.vitdet.clone(),
         head_channels: params.head_channels,
         num_classes: params.seg_data()?.format.num_classes(),
+        norm: params.norm,
+        dropout: params.dropout,
+        aux_channels: params.aux_head_channels(),
     })
+}
+
+/// The stage's learning rate per step: linear warmup, then poly or cosine decay.
+fn schedule(params: &FinetuneSegParams) -> Schedule {
+    match params.schedule {
+        LrDecay::Poly => Schedule::Poly(PolySchedule {
+            peak_lr: params.lr,
+            min_lr: params.min_lr,
+            power: params.poly_power,
+            warmup_steps: params.warmup_steps,
+            total_steps: params.steps,
+        }),
+        LrDecay::Cosine => Schedule::Cosine(CosineSchedule {
+            peak_lr: params.lr,
+            min_lr: params.min_lr,
+            warmup_steps: params.warmup_steps,
+            total_steps: params.steps,
+        }),
+    }
 }
 
 /// Runs (or resumes) the stage; `stop_after` ends the call after that many steps with a
@@ -88,20 +136,17 @@ pub fn run(
     );
 
     let setup = TrainingSetup::new(spec)?;
+    params.check_layout(setup.replicas.world_size())?;
     let model_spec = model_spec(params)?;
-    let mut model = model_spec.build(&setup.vs);
+    let mut model = model_spec.build(&setup.vs, setup.replicas.group());
     let mut opt = setup.start_fine_tuning(spec, &mut model.backbone, params.into(), events)?;
     let settings = LoopSettings {
-        schedule: Schedule::Cosine(CosineSchedule {
-            peak_lr: params.lr,
-            min_lr: params.min_lr,
-            warmup_steps: params.warmup_steps,
-            total_steps: params.steps,
-        }),
+        schedule: schedule(params),
         batch_size: params.batch_size,
         checkpoint_every: params.checkpoint_every,
         log_every: params.log_every,
         stop_after,
+        grad_clip: params.grad_clip,
     };
     let crop = model_spec.model.image_size as u32;
     let precision = Precision::resolve(params.precision, &spec.device);
@@ -116,16 +161,23 @@ pub fn run(
         }
         let images = Tensor::stack(&images, 0).to_device(setup.device);
         let labels = Tensor::stack(&labels, 0).to_device(setup.device);
-        // Autocast covers the forward pass only; the loss is taken in fp32.
-        let logits = {
+        // Autocast covers the forward pass only; the losses are taken in fp32.
+        let (logits, aux) = {
             let _autocast = Autocast::for_precision(precision, setup.device)?;
-            model.forward_t(&images, true)
+            model.forward_train(&images)?
         };
-        Ok(model.loss(
-            &logits.to_kind(Kind::Float),
-            &labels,
-            i64::from(IGNORE_INDEX),
-        ))
+        let loss_of = |logits: &Tensor| {
+            model.loss(
+                &logits.to_kind(Kind::Float),
+                &labels,
+                i64::from(IGNORE_INDEX),
+            )
+        };
+        let loss = loss_of(&logits);
+        Ok(match aux {
+            Some(aux) => loss + loss_of(&aux) * params.aux_loss_weight,
+            None => loss,
+        })
     })?;
     let losses = match end {
         LoopEnd::Finished(losses) => losses,

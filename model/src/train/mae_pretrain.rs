@@ -133,6 +133,7 @@ pub fn run(
         checkpoint_every: params.checkpoint_every,
         log_every: params.log_every,
         stop_after,
+        grad_clip: params.grad_clip,
     };
     let patches = vit.num_patches() as i64;
     let precision = Precision::resolve(params.precision, &spec.device);

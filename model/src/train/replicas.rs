@@ -47,6 +47,11 @@ impl Replicas {
         self.joined.as_ref().map_or(1, |(env, _)| env.world_size)
     }
 
+    /// The process group of the ranks (None for a single process).
+    pub fn group(&self) -> Option<ProcessGroup> {
+        self.joined.as_ref().map(|(_, group)| group.clone())
+    }
+
     /// Whether this is rank 0, the one that writes checkpoints, events, metrics and outputs.
     pub fn is_leader(&self) -> bool {
         self.rank() == 0

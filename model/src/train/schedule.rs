@@ -54,6 +54,35 @@ impl StepDecaySchedule {
     }
 }
 
+/// Linear warmup from 0, then mmseg's poly decay `(peak − min)·(1 − step/total)^power + min`
+/// (the warmup scales the decayed value, as mmcv's linear warmup does).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PolySchedule {
+    /// Learning rate at step 0 of the decay.
+    pub peak_lr: f64,
+    /// Final learning rate.
+    pub min_lr: f64,
+    /// Exponent of the decay (1.0: linear).
+    pub power: f64,
+    /// Steps of linear warmup from 0.
+    pub warmup_steps: u64,
+    /// Total steps.
+    pub total_steps: u64,
+}
+
+impl PolySchedule {
+    /// Learning rate at `step` (0-based).
+    pub fn lr(&self, step: u64) -> f64 {
+        let progress = (step as f64 / self.total_steps.max(1) as f64).min(1.0);
+        let decayed =
+            (self.peak_lr - self.min_lr) * (1.0 - progress).powf(self.power) + self.min_lr;
+        if step < self.warmup_steps {
+            return decayed * step as f64 / self.warmup_steps as f64;
+        }
+        decayed
+    }
+}
+
 /// The learning rate of every step of a run.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Schedule {
@@ -61,6 +90,8 @@ pub enum Schedule {
     Cosine(CosineSchedule),
     /// Warmup + step decay.
     StepDecay(StepDecaySchedule),
+    /// Warmup + poly decay.
+    Poly(PolySchedule),
 }
 
 impl Schedule {
@@ -69,6 +100,7 @@ impl Schedule {
         match self {
             Schedule::Cosine(s) => s.lr(step),
             Schedule::StepDecay(s) => s.lr(step),
+            Schedule::Poly(s) => s.lr(step),
         }
     }
 
@@ -77,6 +109,7 @@ impl Schedule {
         match self {
             Schedule::Cosine(s) => s.total_steps,
             Schedule::StepDecay(s) => s.total_steps,
+            Schedule::Poly(s) => s.total_steps,
         }
     }
 }
@@ -106,6 +139,24 @@ mod tests {
         assert!(s.lr(30) > s.lr(40));
         assert_eq!(scaled_lr(1.5e-4, 512), 3e-4);
         assert_eq!(Schedule::Cosine(s).lr(60), s.lr(60));
+    }
+
+    #[test]
+    fn poly_decays_linearly_at_power_one_after_warmup() {
+        let s = PolySchedule {
+            peak_lr: 1.0,
+            min_lr: 0.0,
+            power: 1.0,
+            warmup_steps: 10,
+            total_steps: 100,
+        };
+        assert_eq!(s.lr(0), 0.0);
+        assert!((s.lr(5) - 0.95 * 0.5).abs() < 1e-12);
+        assert!((s.lr(50) - 0.5).abs() < 1e-12);
+        assert!((s.lr(100)).abs() < 1e-12);
+        let squared = PolySchedule { power: 2.0, ..s };
+        assert!((squared.lr(50) - 0.25).abs() < 1e-12);
+        assert_eq!(Schedule::Poly(s).total_steps(), 100);
     }
 
     #[test]

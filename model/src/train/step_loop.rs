@@ -34,6 +34,9 @@ pub struct LoopSettings {
     pub log_every: u64,
     /// End the call after this many steps with a resume checkpoint (as a preemption would).
     pub stop_after: Option<u64>,
+    /// Largest L2 norm of all gradients together; larger ones are scaled down to it after the
+    /// all-reduce (PyTorch's `clip_grad_norm_`). None: no clipping.
+    pub grad_clip: Option<f64>,
 }
 
 /// How the loop ended.
@@ -129,6 +132,9 @@ pub fn run_steps(
         if let Some(dp) = &data_parallel {
             dp.all_reduce_gradients()?;
         }
+        if let Some(max_norm) = settings.grad_clip {
+            clip_grad_norm(vs, max_norm);
+        }
         let lr = settings.schedule.lr(step);
         opt.step(lr);
         state.step += 1;
@@ -170,6 +176,37 @@ pub fn run_steps(
     Ok(LoopEnd::Finished(state.losses))
 }
 
+/// Scales the gradients of the trainable variables of `vs` so that their joint L2 norm is at
+/// most `max_norm` (by `max_norm / (norm + 1e-6)`, as PyTorch's `clip_grad_norm_`); returns
+/// the norm before clipping.
+pub fn clip_grad_norm(vs: &tch::nn::VarStore, max_norm: f64) -> f64 {
+    tch::no_grad(|| {
+        let grads: Vec<Tensor> = vs
+            .trainable_variables()
+            .iter()
+            .map(|v| v.grad())
+            .filter(|g| g.defined())
+            .collect();
+        let squares: f64 = grads
+            .iter()
+            .map(|g| {
+                g.to_kind(tch::Kind::Double)
+                    .square()
+                    .sum(tch::Kind::Double)
+                    .double_value(&[])
+            })
+            .sum();
+        let norm = squares.sqrt();
+        let coef = max_norm / (norm + 1e-6);
+        if coef < 1.0 {
+            for mut g in grads {
+                let _ = g.g_mul_scalar_(coef);
+            }
+        }
+        norm
+    })
+}
+
 /// Mean loss over the first and the last tenth of the steps (`loss_first`, `loss_last`) and
 /// the loss of the final step (`loss_final`).
 pub fn loss_summary(losses: &[f64]) -> BTreeMap<String, f64> {
@@ -189,4 +226,26 @@ pub fn loss_summary(losses: &[f64]) -> BTreeMap<String, f64> {
         losses.last().copied().unwrap_or(f64::NAN),
     );
     metrics
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::nn::{Init, VarStore};
+    use tch::{Device, Kind};
+
+    #[test]
+    fn gradients_above_the_max_norm_are_scaled_to_it() {
+        let vs = VarStore::new(Device::Cpu);
+        let a = vs.root().var("a", &[2], Init::Const(1.0));
+        let b = vs.root().var("b", &[1], Init::Const(1.0));
+        // d/da = (3, 0), d/db = 4: joint norm 5.
+        let loss = (&a * Tensor::from_slice(&[3.0f32, 0.0])).sum(Kind::Float) + &b * 4.0;
+        loss.sum(Kind::Float).backward();
+        assert!((clip_grad_norm(&vs, 10.0) - 5.0).abs() < 1e-9);
+        assert!((b.grad().double_value(&[0]) - 4.0).abs() < 1e-6);
+        assert!((clip_grad_norm(&vs, 1.0) - 5.0).abs() < 1e-9);
+        assert!((a.grad().double_value(&[0]) - 0.6).abs() < 1e-6);
+        assert!((b.grad().double_value(&[0]) - 0.8).abs() < 1e-6);
+    }
 }
