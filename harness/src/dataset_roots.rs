@@ -120,7 +120,7 @@ pub fn expected_layout(format: &str) -> Option<&'static str> {
         "dior-r" => "Annotations/Oriented Bounding Boxes/<id>.xml, JPEGImages-trainval/<id>.jpg, JPEGImages-test/<id>.jpg, ImageSets/Main/{trainval,test}.txt",
         "potsdam" => "top_potsdam_<a>_<b>_RGB.tif with top_potsdam_<a>_<b>_label.tif anywhere below the root",
         "loveda" => "Train/{Urban,Rural}/{images_png,masks_png}/<id>.png, Val/{Urban,Rural}/{images_png,masks_png}/<id>.png",
-        "millionaid" => "train/<category path>/<id>.jpg",
+        "millionaid" => "test/<id>.jpg (the ~990k unlabelled scenes pretraining needs) and train/<category path>/<id>.jpg (the 10k labelled ones); pretraining reads every image below the root",
         _ => return None,
     })
 }
@@ -149,7 +149,7 @@ fn required_entries(format: &str) -> &'static [&'static str] {
             "Val/Urban/images_png",
             "Val/Rural/images_png",
         ],
-        "millionaid" => &["train"],
+        "millionaid" => &["test"],
         _ => &[],
     }
 }

@@ -209,6 +209,14 @@ impl VitConfig {
         let final_norm = 2 * d;
         patch_embed + cls_token + pos_embed + blocks + final_norm
     }
+
+    /// Parameters MAE trains: [`Self::param_count`] without the position table, which MAE keeps
+    /// as a frozen sin-cos table. The paper's counts read this way: width 1024, 48 blocks and
+    /// no qkv biases give exactly its 605.26M (605,261,824).
+    pub fn trainable_param_count(&self) -> u64 {
+        let pos_embed = (self.num_patches() as u64 + 1) * self.embed_dim as u64;
+        self.param_count() - pos_embed
+    }
 }
 
 /// A model preset: one file `recipes/models/NAME.toml`.

@@ -178,3 +178,47 @@ fn untrained_detector_predicts_the_dota_sample_into_valid_task1_files() {
     assert_eq!(read_back.len(), all.len());
     assert!(read_back.iter().all(|d| ids.contains(&d.image.as_str())));
 }
+
+#[test]
+fn the_stride_64_level_has_anchors_that_a_large_object_is_assigned_to() {
+    use rsfm_model::nn::oriented_rcnn::rpn::{assign_anchors, RpnTraining};
+    use tch::{Kind, Tensor};
+    let vit: VitConfig = serde_json::from_value(json!({
+        "patch_size": 16, "image_size": 512, "embed_dim": 32, "depth": 2, "num_heads": 2
+    }))
+    .unwrap();
+    let mut config = OrientedRcnnConfig::new(DotaVersion::V2_0.classes().len());
+    config.channels = 16;
+    let vs = VarStore::new(Device::Cpu);
+    let model = OrientedRcnn::new(&vs.root(), &vit, &VitDetConfig::default(), &config);
+    assert_eq!(model.strides(), [4.0, 8.0, 16.0, 32.0, 64.0]);
+    let features = tch::no_grad(|| {
+        model.features(
+            &Tensor::zeros([1, 3, 512, 512], (Kind::Float, Device::Cpu)),
+            false,
+        )
+    });
+    let sides: Vec<i64> = features.iter().map(|f| f.size()[2]).collect();
+    assert_eq!(sides, [128, 64, 32, 16, 8]);
+    let anchors = model.anchors(&features);
+    let counts: Vec<i64> = anchors.iter().map(|a| a.size()[0]).collect();
+    assert_eq!(counts[4], 8 * 8 * config.anchor_ratios.len() as i64);
+    // A 480 px square object: only the 8 × 64 = 512 px anchors of the fifth level overlap it
+    // well enough to be positive.
+    let gt = Tensor::from_slice(&[16.0f32, 16.0, 496.0, 496.0]).reshape([1, 4]);
+    let all = Tensor::cat(&anchors, 0);
+    let cfg = RpnTraining {
+        batch: 256,
+        positive_fraction: 0.5,
+        positive_iou: 0.7,
+        negative_iou: 0.3,
+    };
+    let (labels, _) = assign_anchors(&all, &gt, &cfg);
+    let positive = labels.eq(1).nonzero().reshape([-1]);
+    let first_of_fifth: i64 = counts[..4].iter().sum();
+    assert!(positive.size()[0] > 0, "no positive anchor");
+    assert!(
+        positive.min().int64_value(&[]) >= first_of_fifth,
+        "positives outside the stride-64 level: {positive:?}"
+    );
+}

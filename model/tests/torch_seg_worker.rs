@@ -101,8 +101,14 @@ fn pretrain_finetune_and_evaluate_on_generated_loveda() {
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
+    // The heads are new; no backbone tensor may be missing (the stage fails on one anyway).
+    let missing = stdout
+        .split_once(" missing [")
+        .and_then(|(_, rest)| rest.split_once(']'))
+        .map(|(names, _)| names)
+        .unwrap_or_else(|| panic!("no load report in {stdout}"));
     assert!(
-        stdout.contains("loaded") && stdout.contains("0 missing"),
+        stdout.contains("loaded") && !missing.contains("backbone."),
         "{stdout}"
     );
     let trained = metrics(&dir.path().join("finetune"));

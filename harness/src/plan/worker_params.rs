@@ -467,6 +467,7 @@ decoder_num_heads = 2
 precision = "bf16"
 checkpoint_every = 2
 log_every = 1
+grad_clip = 35.0
 activation_checkpointing = true
 loader_threads = 2
 
@@ -487,6 +488,12 @@ image_size = 64
 window_size = 2
 global_stages = [1]
 head_channels = 16
+norm = "sync_bn"
+dropout = 0.1
+aux_loss_weight = 0.4
+aux_channels = 8
+schedule = "poly"
+poly_power = 1.0
 dataset = "loveda"
 format = "potsdam"
 val_tiles = ["2_13"]
@@ -502,6 +509,7 @@ weight_decay = 0.01
 layer_decay = 0.9
 checkpoint_every = 0
 log_every = 1
+grad_clip = 35.0
 activation_checkpointing = true
 precision = "fp32"
 
@@ -549,6 +557,7 @@ nms_iou = 0.1
 max_detections = 100
 checkpoint_every = 0
 log_every = 10
+grad_clip = 35.0
 activation_checkpointing = true
 precision = "bf16"
 
@@ -562,6 +571,7 @@ dataset = "loveda"
 format = "loveda"
 val_tiles = ["2_13"]
 stride = 16
+flip = true
 
 [stage.score_det]
 kind = "evaluate"

@@ -1,6 +1,7 @@
 //! Million-AID: scene images in a category folder tree, `{train,test}/<level1>/[<level2>/[<level3>/]]<id>.jpg`.
 //!
-//! Pretraining uses the images only; the category path is kept for reference.
+//! `test/` holds the ~990k unlabelled scenes, `train/` the 10k labelled ones; pretraining reads
+//! every image below the root (the images only; the category path is kept for reference).
 
 use std::path::{Path, PathBuf};
 

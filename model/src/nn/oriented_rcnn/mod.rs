@@ -178,6 +178,10 @@ impl DetLosses {
     }
 }
 
+/// Pyramid levels the RoI head pools from: the first four (strides 4–32), as MMRotate's
+/// Oriented R-CNN RoI extractor does; the fifth feeds the RPN only.
+pub const ROI_LEVELS: usize = 4;
+
 /// The detector.
 #[derive(Debug)]
 pub struct OrientedRcnn {
@@ -234,22 +238,36 @@ impl OrientedRcnn {
                 config.fc_dim as i64,
                 config.num_classes as i64,
             ),
-            strides: vec![patch / 4.0, patch / 2.0, patch, patch * 2.0],
+            strides: vec![patch / 4.0, patch / 2.0, patch, patch * 2.0, patch * 4.0],
             config: config.clone(),
         }
     }
 
-    /// Neck outputs `[B, channels, H/s, W/s]` for the four strides.
+    /// The strides of the five pyramid levels (4–64 for patch 16).
+    pub fn strides(&self) -> &[f64] {
+        &self.strides
+    }
+
+    /// Neck outputs `[B, channels, H/s, W/s]` for the five strides: one per backbone map, and
+    /// a fifth by max-pooling the coarsest with stride 2 (ViTDet's and FPN's `LastLevelMaxPool`),
+    /// whose anchors (8 × 64 = 512 px at patch 16) fit the largest objects.
     pub fn features(&self, images: &Tensor, train: bool) -> Vec<Tensor> {
-        self.backbone
+        let mut levels: Vec<Tensor> = self
+            .backbone
             .forward(images, train)
             .iter()
             .zip(self.lateral.iter().zip(&self.output))
             .map(|(x, (lateral, output))| output.forward(&lateral.forward(x)))
-            .collect()
+            .collect();
+        if let Some(coarsest) = levels.last() {
+            let extra = coarsest.max_pool2d([1, 1], [2, 2], [0, 0], [1, 1], false);
+            levels.push(extra);
+        }
+        levels
     }
 
-    fn anchors(&self, features: &[Tensor]) -> Vec<Tensor> {
+    /// The anchors of each level of `features`, `[H·W·A, 4]` `(x1, y1, x2, y2)` each.
+    pub fn anchors(&self, features: &[Tensor]) -> Vec<Tensor> {
         features
             .iter()
             .zip(&self.strides)
@@ -343,7 +361,12 @@ impl OrientedRcnn {
                 }
             }
         }
-        let pooled = rotated_roi_align(features, &self.strides, &rois, &self.roi_align());
+        let pooled = rotated_roi_align(
+            &features[..ROI_LEVELS],
+            &self.strides[..ROI_LEVELS],
+            &rois,
+            &self.roi_align(),
+        );
         let (logits, deltas) = self.head.forward(&pooled);
         let sampled = labels.len().max(1) as f64;
         let labels = Tensor::from_slice(&labels).to_device(device);
@@ -381,7 +404,12 @@ impl OrientedRcnn {
             let rois: Vec<Tensor> = (0..batch)
                 .map(|b| proposals(&levels, &anchors, b, &self.proposal_settings()))
                 .collect();
-            let pooled = rotated_roi_align(&features, &self.strides, &rois, &self.roi_align());
+            let pooled = rotated_roi_align(
+                &features[..ROI_LEVELS],
+                &self.strides[..ROI_LEVELS],
+                &rois,
+                &self.roi_align(),
+            );
             let (logits, deltas) = self.head.forward(&pooled);
             let probs = logits.softmax(1, Kind::Float);
             let boxes = decode_deltas(&Tensor::cat(&rois, 0), &deltas);
