@@ -290,6 +290,9 @@ fn a_requeued_worker_job_resumes_from_its_checkpoint_with_the_local_metrics() {
             "--json",
         ],
     )
+    // One CPU thread in both runs, so the Slurm and the local run sum in the same order: their
+    // metrics are compared for equality below.
+    .env("OMP_NUM_THREADS", "1")
     .stdout(std::process::Stdio::piped())
     .stderr(std::process::Stdio::piped())
     .spawn()
@@ -337,7 +340,19 @@ fn a_requeued_worker_job_resumes_from_its_checkpoint_with_the_local_metrics() {
 
     // The same recipe run locally: same keys, same metrics.
     let (local, local_recipe) = worker_project(Project::new());
-    assert_eq!(local.run_json(&local_recipe, &[])["executed"], 2);
+    let out = local
+        .command(&[
+            "run",
+            local_recipe.to_str().unwrap(),
+            "--json",
+            "--gpus",
+            "none",
+        ])
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(last_json_line(&text(&out.stdout))["executed"], 2);
     assert_eq!(plan_keys(&local, &local_recipe), keys);
     assert_eq!(metrics(&local), metrics(&project));
 }
