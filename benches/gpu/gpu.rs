@@ -23,7 +23,7 @@ use rsfm_model::dist::{free_port, DataParallel, ProcessGroup, RankEnv, DEFAULT_B
 use rsfm_model::geometry::RotatedBox;
 use rsfm_model::nn::mae::{MaeConfig, MaskedAutoencoder};
 use rsfm_model::nn::oriented_rcnn::{ImageTargets, OrientedRcnn, OrientedRcnnConfig};
-use rsfm_model::nn::segmenter::Segmenter;
+use rsfm_model::nn::segmenter::{SegHeads, Segmenter};
 use rsfm_model::nn::vitdet::VitDetConfig;
 use rsfm_model::params::precision::Precision;
 use rsfm_model::train::optim::{AdamW, AdamWConfig};
@@ -251,7 +251,12 @@ fn seg(device: Device, args: &[String]) -> anyhow::Result<Value> {
     };
     tch::manual_seed(0);
     let vs = VarStore::new(device);
-    let model = Segmenter::new(&vs.root(), &vit, &vitdet, 512, 6);
+    let heads = SegHeads {
+        channels: 512,
+        aux_channels: Some(256),
+        ..Default::default()
+    };
+    let model = Segmenter::new(&vs.root(), &vit, &vitdet, &heads, 6);
     let mut opt = AdamW::new(decay_groups(&vs, 0.05), AdamWConfig::default());
     let images = Tensor::randn([batch, 3, side as i64, side as i64], (Kind::Float, device));
     let labels = Tensor::randint(6, [batch, side as i64, side as i64], (Kind::Int64, device));
@@ -259,8 +264,12 @@ fn seg(device: Device, args: &[String]) -> anyhow::Result<Value> {
         opt.zero_grad();
         let loss = {
             let _guard = autocast(precision, device).expect("autocast");
-            let logits = model.forward_t(&images, true);
-            model.loss(&logits.to_kind(Kind::Float), &labels, 255)
+            let (logits, aux) = model.forward_train(&images).expect("forward");
+            let loss_of = |l: &Tensor| model.loss(&l.to_kind(Kind::Float), &labels, 255);
+            match aux {
+                Some(aux) => loss_of(&logits) + loss_of(&aux) * 0.4,
+                None => loss_of(&logits),
+            }
         };
         loss.backward();
         opt.step(1e-4);
