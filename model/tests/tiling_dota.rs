@@ -135,6 +135,7 @@ fn split_dataset_writes_patches_the_reader_reads() {
         out.path(),
         dota::ClassCheck::Version(dota::DotaVersion::V1_0),
         &SplitOptions::default(),
+        true,
     )
     .unwrap();
     // P0706 gives 4 patches; P1888 (712×557) one padded patch.
@@ -217,4 +218,64 @@ fn merge_maps_back_and_removes_duplicates() {
         0.1
     )
     .is_err());
+}
+
+/// The paper's DOTA training set: a tiled split without its empty patches, iterated by epoch in
+/// a shuffled order, each patch once per epoch, whatever the ranks.
+#[cfg(feature = "torch")]
+#[test]
+fn tiled_patches_without_objects_are_dropped_and_each_is_seen_once_per_epoch() {
+    use rsfm_model::data::prepare::run_prepare;
+    use rsfm_model::params::{PrepareParams, Schema};
+    use rsfm_model::train::replicas::Shard;
+    let params = |value: serde_json::Value| {
+        PrepareParams::from_map(value.as_object().unwrap().clone()).unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("dota");
+    let synth = params(serde_json::json!({ "op": "synth-dota", "images": 10, "size": 256 }));
+    run_prepare(&synth, None, 3, &source).unwrap();
+    let tile = |keep_empty: bool, out: &Path| {
+        let op = params(serde_json::json!({
+            "op": "tile-dota", "patch_size": 64, "gap": 16, "splits": ["train"],
+            "keep_empty": keep_empty,
+        }));
+        run_prepare(&op, Some(&source), 0, out).unwrap()
+    };
+    let all = tile(true, &dir.path().join("all"));
+    let out = dir.path().join("tiles");
+    let kept = tile(false, &out);
+    let dropped = kept["empty_patches_dropped"].as_u64().unwrap();
+    assert!(dropped > 0, "{kept}");
+    assert_eq!(
+        kept["patches"].as_u64().unwrap() + dropped,
+        all["patches"].as_u64().unwrap()
+    );
+    let patches = dota::read_split(
+        &out.join("train/images"),
+        &out.join("train/labelTxt"),
+        dota::ClassCheck::Any,
+    )
+    .unwrap();
+    assert!(patches.iter().all(|p| !p.label.objects.is_empty()));
+
+    // Two ranks of 2 patches per step: the global order, cut into epochs, holds every patch
+    // once per epoch, in a different order each epoch.
+    let len = patches.len();
+    let shards: Vec<Shard> = (0..2).map(|r| Shard::new(7, r, 2, 4).unwrap()).collect();
+    let steps = (3 * len).div_ceil(4) as u64;
+    let order: Vec<usize> = (0..steps)
+        .flat_map(|step| {
+            shards
+                .iter()
+                .flat_map(move |shard| shard.samples(step, len).into_iter().map(|s| s.index))
+        })
+        .collect();
+    let epochs: Vec<&[usize]> = order.chunks(len).take(3).collect();
+    for epoch in &epochs {
+        let mut seen = epoch.to_vec();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..len).collect::<Vec<_>>());
+    }
+    assert_ne!(epochs[0], epochs[1], "each epoch is shuffled anew");
 }

@@ -90,8 +90,8 @@ fn the_smoke_study_runs_every_stage_once_scores_and_reports() {
     let project = Project::new();
     let recipe = cut_down(&project);
     let first = run(&project, &recipe);
-    // 5 prepare, pretrain, 2 × (det + eval), 2 × (seg + eval).
-    assert_eq!(first["executed"], 14, "{first}");
+    // 5 prepare, the DOTA patches, pretrain, 2 × (det + eval), 2 × (seg + eval).
+    assert_eq!(first["executed"], 15, "{first}");
     assert_eq!(first["failed"], 0, "{first}");
 
     let metric = |stage: &str, name: &str| project.metric(stage, name);
@@ -129,7 +129,7 @@ fn the_smoke_study_runs_every_stage_once_scores_and_reports() {
 
     let second = run(&project, &recipe);
     assert_eq!(second["executed"], 0, "{second}");
-    assert_eq!(second["cached"], 14, "{second}");
+    assert_eq!(second["cached"], 15, "{second}");
 
     let out = project.path("report");
     let paper = repo_root().join("recipes/paper");

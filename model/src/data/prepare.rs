@@ -59,7 +59,8 @@ pub fn run_prepare(
 }
 
 /// Cuts each split of a DOTA root into `patch_size` patches overlapping by `gap` pixels, as the
-/// DOTA devkit does, into `out/<split>/{images,labelTxt}`.
+/// DOTA devkit does, into `out/<split>/{images,labelTxt}`, leaving out the patches without
+/// objects unless `keep_empty`.
 fn tile_dota(params: &PrepareParams, source: &Path, out: &Path) -> DataResult<Value> {
     let options = SplitOptions {
         patch_size: params.patch_size(),
@@ -67,7 +68,7 @@ fn tile_dota(params: &PrepareParams, source: &Path, out: &Path) -> DataResult<Va
         ..SplitOptions::default()
     };
     let mut metrics = serde_json::Map::new();
-    let (mut images, mut patches, mut objects) = (0, 0, 0);
+    let (mut images, mut patches, mut objects, mut dropped) = (0, 0, 0, 0);
     for split in &params.splits {
         let from = source.join(split);
         if !from.join("images").is_dir() {
@@ -82,12 +83,15 @@ fn tile_dota(params: &PrepareParams, source: &Path, out: &Path) -> DataResult<Va
             &out.join(split),
             ClassCheck::Any,
             &options,
+            params.keep_empty,
         )?;
         metrics.insert(format!("{split}_patches"), json!(summary.patches));
         images += summary.images;
         patches += summary.patches;
         objects += summary.objects;
+        dropped += summary.empty_dropped;
     }
+    metrics.insert("empty_patches_dropped".into(), json!(dropped));
     metrics.insert("images".into(), json!(images));
     metrics.insert("patches".into(), json!(patches));
     metrics.insert("objects".into(), json!(objects));
@@ -129,12 +133,15 @@ mod tests {
         let source = dir.path().join("dota");
         let synth = params(json!({ "op": "synth-dota", "images": 5, "size": 96 }));
         run_prepare(&synth, None, 3, &source).unwrap();
-        let tile = params(json!({ "op": "tile-dota", "patch_size": 64, "gap": 32 }));
+        let tile = params(json!({
+            "op": "tile-dota", "patch_size": 64, "gap": 32, "keep_empty": true
+        }));
         let out = dir.path().join("tiles");
         let metrics = run_prepare(&tile, Some(&source), 0, &out).unwrap();
         assert_eq!(metrics["images"], 5);
         // 96 px with 64 px patches every 32 px: 2 × 2 windows per image.
         assert_eq!(metrics["patches"], 20);
+        assert_eq!(metrics["empty_patches_dropped"], 0);
         assert_eq!(metrics["train_patches"], 16);
         let names = std::fs::read_dir(out.join("val/images")).unwrap().count();
         assert_eq!(names, 4);

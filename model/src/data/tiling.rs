@@ -365,22 +365,29 @@ pub struct SplitSummary {
     pub patches: usize,
     /// Objects written over all patches.
     pub objects: usize,
+    /// Patches without objects left out.
+    pub empty_dropped: usize,
 }
 
 /// Splits every image of `images_dir` (labels in `labels_dir`) into `out_dir/images/*.png`
-/// and `out_dir/labelTxt/*.txt`.
+/// and `out_dir/labelTxt/*.txt`; patches without objects are written only when `keep_empty`.
 pub fn split_dataset(
     images_dir: &Path,
     labels_dir: &Path,
     out_dir: &Path,
     classes: ClassCheck<'_>,
     options: &SplitOptions,
+    keep_empty: bool,
 ) -> DataResult<SplitSummary> {
     let mut summary = SplitSummary::default();
     for sample in read_split(images_dir, labels_dir, classes)? {
         let image = read_image(&sample.image)?;
         summary.images += 1;
         for patch in split_image(&sample.id, &image, &sample.label, options) {
+            if patch.label.objects.is_empty() && !keep_empty {
+                summary.empty_dropped += 1;
+                continue;
+            }
             write_png(
                 &out_dir.join("images").join(format!("{}.png", patch.name)),
                 &patch.image,

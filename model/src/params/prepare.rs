@@ -131,6 +131,9 @@ crate::schema! {
         gap: u32 = 200,
         /// tile-dota: the splits (folders of the DOTA root) to tile.
         splits: Vec<String> = vec!["train".to_string(), "val".to_string()],
+        /// tile-dota: also write patches without objects (MMRotate's `save_empty`; the
+        /// references drop them from training sets).
+        keep_empty: bool = false,
     }
 }
 
@@ -169,6 +172,7 @@ impl PrepareParams {
         let tile_only = [
             ("gap", self.gap != defaults.gap),
             ("splits", self.splits != defaults.splits),
+            ("keep_empty", self.keep_empty != defaults.keep_empty),
         ];
         match self.op {
             PrepareOp::TileDota => {

@@ -82,10 +82,11 @@ pub fn run(
         .lr_steps
         .clone()
         .unwrap_or_else(|| vec![total * 8 / 12, total * 11 / 12]);
+    let epochs = epochs_seen(total, params.batch_size, samples.len());
     events.log(
         "info",
         format!(
-            "fine-tuning a detector on {} of {} training images for {total} steps",
+            "fine-tuning a detector on {} of {} training images for {total} steps ({epochs:.2} epochs)",
             samples.len(),
             all.len()
         ),
@@ -143,8 +144,14 @@ pub fn run(
     metrics.remove("loss_final");
     metrics.insert("train_images".to_string(), samples.len() as f64);
     metrics.insert("steps".to_string(), total as f64);
+    metrics.insert("epochs".to_string(), epochs);
     for (name, value) in &metrics {
         events.metric(name, *value, Some(total));
     }
     Ok(Outcome::Finished(metrics))
+}
+
+/// Passes over `images` training images that `steps` steps of `batch_size` make.
+fn epochs_seen(steps: u64, batch_size: usize, images: usize) -> f64 {
+    steps as f64 * batch_size as f64 / images.max(1) as f64
 }
