@@ -105,7 +105,9 @@ fn potsdam_label_size_mismatch() {
     let label = dir.path().join("top_potsdam_2_10_label.tif");
     write_tiff(&image, &Image::new(8, 8, 3), TiffCompression::None).unwrap();
     potsdam::write_label(&label, &[0; 56], 8, 7).unwrap();
-    let tiles = potsdam::find_potsdam_tiles(dir.path(), potsdam::PotsdamBands::Rgb).unwrap();
+    let tiles =
+        potsdam::find_potsdam_tiles(dir.path(), potsdam::PotsdamBands::Rgb, Default::default())
+            .unwrap();
     let err = potsdam::load_tile(&tiles[0]).unwrap_err().to_string();
     assert!(
         err.contains("top_potsdam_2_10_label.tif") && err.contains("8x7"),

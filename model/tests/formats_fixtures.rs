@@ -221,7 +221,9 @@ fn torchgeo_dior_horizontal_boxes() {
 #[test]
 fn potsdam_tiles_and_labels() {
     let root = fixtures().join("torchgeo-format/potsdam");
-    let tiles = potsdam::find_potsdam_tiles(&root, potsdam::PotsdamBands::Rgbir).unwrap();
+    let tiles =
+        potsdam::find_potsdam_tiles(&root, potsdam::PotsdamBands::Rgbir, Default::default())
+            .unwrap();
     let ids: Vec<&str> = tiles.iter().map(|t| t.id.as_str()).collect();
     assert_eq!(ids, ["2_10", "2_11", "5_15", "6_15"]);
     let out = tempfile::tempdir().unwrap();

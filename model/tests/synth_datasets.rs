@@ -123,7 +123,7 @@ fn potsdam_synth_reads_back() {
     let out = tempfile::tempdir().unwrap();
     generate(SynthDataset::Potsdam, out.path(), &options(3)).unwrap();
     for bands in [potsdam::PotsdamBands::Rgb, potsdam::PotsdamBands::Rgbir] {
-        let tiles = potsdam::find_potsdam_tiles(out.path(), bands).unwrap();
+        let tiles = potsdam::find_potsdam_tiles(out.path(), bands, Default::default()).unwrap();
         assert_eq!(tiles.len(), 5);
         let mut seen = [0usize; 6];
         for tile in &tiles {
@@ -134,6 +134,38 @@ fn potsdam_synth_reads_back() {
         }
         assert!(seen.iter().all(|&n| n > 0), "every class appears: {seen:?}");
     }
+}
+
+#[test]
+fn potsdam_reads_the_eroded_no_boundary_labels_when_asked() {
+    let out = tempfile::tempdir().unwrap();
+    generate(SynthDataset::Potsdam, out.path(), &options(3)).unwrap();
+    let read = |labels| {
+        let tiles =
+            potsdam::find_potsdam_tiles(out.path(), potsdam::PotsdamBands::Rgb, labels).unwrap();
+        let tile = &tiles[0];
+        let path = tile.label.clone().unwrap();
+        (path, potsdam::load_tile(tile).unwrap().classes.unwrap())
+    };
+    let (full_path, full) = read(potsdam::PotsdamLabels::Full);
+    let (eroded_path, eroded) = read(potsdam::PotsdamLabels::Eroded);
+    assert!(full_path.ends_with("5_Labels_all/top_potsdam_2_10_label.tif"));
+    assert!(eroded_path.ends_with("5_Labels_all_noBoundary/top_potsdam_2_10_label_noBoundary.tif"));
+    let ignored = eroded
+        .iter()
+        .filter(|&&c| c == potsdam::IGNORE_INDEX)
+        .count();
+    assert!(
+        ignored > 0 && ignored < eroded.len() / 2,
+        "{ignored} of {}",
+        eroded.len()
+    );
+    // Away from the boundaries the eroded labels are the full ones.
+    assert!(full
+        .iter()
+        .zip(&eroded)
+        .all(|(f, e)| *e == potsdam::IGNORE_INDEX || f == e));
+    assert!(!full.contains(&potsdam::IGNORE_INDEX));
 }
 
 #[test]

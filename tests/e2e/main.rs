@@ -15,6 +15,7 @@ mod first_hour;
 mod gpus_and_locks;
 mod incremental;
 mod interrupts;
+mod potsdam_labels;
 mod prepare;
 mod report;
 mod slurm;

@@ -6,7 +6,8 @@
 
 use anyhow::Context;
 use rsfm_model::arch::{FineTuneTask, ModelPreset};
-use rsfm_model::params::data::EvalTask;
+use rsfm_model::data::formats::potsdam::PotsdamLabels;
+use rsfm_model::params::data::{EvalTask, SegDataParams, SegFormat};
 use rsfm_model::params::{
     Backbone, EvaluateParams, FinetuneDetParams, FinetuneSegParams, MaePretrainParams, ModelRef,
     PrepareParams, Schema,
@@ -130,6 +131,7 @@ impl Inputs<'_> {
         let (name, format) = self.dataset(&params.dataset)?;
         params.dataset = Some(name);
         params.format = Some(pick_format(params.format, format)?);
+        params.labels = potsdam_labels_written_out(&params.seg_data()?);
         params.pretrained = self.pretrained(&params.pretrained)?;
         params.validate()?;
         params.check_layout(self.stage.resources.ranks() as usize)?;
@@ -175,6 +177,9 @@ impl Inputs<'_> {
         params.model_from = Some(model_from);
         params.dataset = Some(name);
         params.format = Some(pick_format(params.format, format)?);
+        if task == EvalTask::Seg {
+            params.labels = potsdam_labels_written_out(&params.seg_data()?);
+        }
         params.validate()?;
         Ok(params.to_map())
     }
@@ -339,6 +344,12 @@ impl Inputs<'_> {
     }
 }
 
+/// A Potsdam stage's label variant, written out (unset reads the full labels, so the two share
+/// a key); None for other layouts.
+fn potsdam_labels_written_out(data: &SegDataParams) -> Option<PotsdamLabels> {
+    (data.format == SegFormat::Potsdam).then_some(data.labels)
+}
+
 /// The `format` the stage sets, else its dataset's, as the layout type `T` of the stage.
 fn pick_format<T: DeserializeOwned>(
     written: Option<T>,
@@ -497,6 +508,7 @@ poly_power = 1.0
 dataset = "loveda"
 format = "potsdam"
 val_tiles = ["2_13"]
+labels = "eroded"
 fraction = 0.5
 pretrained = "pretrain"
 init = "pretrained"
@@ -568,8 +580,9 @@ datasets = ["loveda"]
 task = "seg"
 model_from = "seg"
 dataset = "loveda"
-format = "loveda"
+format = "potsdam"
 val_tiles = ["2_13"]
+labels = "eroded"
 stride = 16
 flip = true
 

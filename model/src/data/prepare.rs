@@ -40,16 +40,17 @@ pub fn run_prepare(
             format!("{} reads a dataset: set `dataset`", params.op.as_str()),
         )
     })?;
-    let crop = match params.op {
-        PrepareOp::CropPotsdam => crop_potsdam,
-        PrepareOp::CropLoveda => crop_loveda,
-        _ => return tile_dota(params, source, out),
-    };
     let grid = CropGrid {
         size: params.patch_size(),
         stride: params.stride(),
     };
-    let counts = crop(source, out, grid)?;
+    let counts = match params.op {
+        PrepareOp::CropPotsdam => {
+            crop_potsdam(source, out, grid, params.labels.unwrap_or_default())?
+        }
+        PrepareOp::CropLoveda => crop_loveda(source, out, grid)?,
+        _ => return tile_dota(params, source, out),
+    };
     Ok(json!({
         "images": counts.images,
         "crops": counts.train_crops + counts.val_crops,
@@ -199,7 +200,9 @@ mod tests {
         assert_eq!(metrics["val_crops"], 18);
         assert_eq!(metrics["train_crops"], 27);
 
-        let tiles = potsdam::find_potsdam_tiles(&out, potsdam::PotsdamBands::Rgb).unwrap();
+        let tiles =
+            potsdam::find_potsdam_tiles(&out, potsdam::PotsdamBands::Rgb, Default::default())
+                .unwrap();
         assert_eq!(tiles.len(), 45);
         assert!(tiles.iter().all(|t| t.label.is_some()));
         let held_out = tiles.iter().filter(|t| potsdam::is_held_out(&t.id, None));

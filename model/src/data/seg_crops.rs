@@ -74,19 +74,29 @@ fn cut_labels(labels: &[u8], width: u32, height: u32, window: &Window) -> Vec<u8
     cut(&map, window).data
 }
 
-/// Cuts the RGB tiles of the Potsdam root `source` and their labels into `out`.
-pub fn crop_potsdam(source: &Path, out: &Path, grid: CropGrid) -> DataResult<CropCounts> {
+/// Cuts the RGB tiles of the Potsdam root `source` and their `labels` variant into `out`, the
+/// crops' labels under the same variant's name and folder.
+pub fn crop_potsdam(
+    source: &Path,
+    out: &Path,
+    grid: CropGrid,
+    labels: potsdam::PotsdamLabels,
+) -> DataResult<CropCounts> {
     if !source.is_dir() {
         return Err(DataError::invalid(
             source,
             "no such folder: a Potsdam root holds top_potsdam_<a>_<b>_RGB.tif and top_potsdam_<a>_<b>_label.tif (Potsdam's 2_Ortho_RGB/ and 5_Labels_all/)",
         ));
     }
-    let tiles = potsdam::find_potsdam_tiles(source, potsdam::PotsdamBands::Rgb)?;
+    let tiles = potsdam::find_potsdam_tiles(source, potsdam::PotsdamBands::Rgb, labels)?;
     if tiles.iter().all(|tile| tile.label.is_none()) {
         return Err(DataError::invalid(
             source,
-            "no top_potsdam_<a>_<b>_label.tif beside the RGB tiles: add Potsdam's 5_Labels_all/ folder to the root",
+            format!(
+                "no top_potsdam_<a>_<b>_{}.tif beside the RGB tiles: add Potsdam's {}/ folder to the root",
+                labels.suffix(),
+                labels.folder()
+            ),
         ));
     }
     let mut counts = CropCounts::default();
@@ -103,7 +113,8 @@ pub fn crop_potsdam(source: &Path, out: &Path, grid: CropGrid) -> DataResult<Cro
             )?;
             if let Some(classes) = &loaded.classes {
                 potsdam::write_label(
-                    &out.join("5_Labels_all").join(format!("{name}_label.tif")),
+                    &out.join(labels.folder())
+                        .join(format!("{name}_{}.tif", labels.suffix())),
                     &cut_labels(classes, width, height, window),
                     window.width,
                     window.height,

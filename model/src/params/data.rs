@@ -7,6 +7,7 @@ use super::types::ParamType;
 use crate::data::formats::dior::DIOR_CLASSES;
 use crate::data::formats::dota::DotaVersion;
 use crate::data::formats::loveda;
+use crate::data::formats::potsdam::PotsdamLabels;
 
 /// Segmentation dataset layouts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,6 +105,21 @@ pub struct SegDataParams {
     pub format: SegFormat,
     /// Potsdam tiles held out for evaluation (`None`: the standard 14 test tiles).
     pub val_tiles: Option<Vec<String>>,
+    /// Potsdam: which reference labels are read.
+    pub labels: PotsdamLabels,
+}
+
+/// The Potsdam label variant of a stage, refused for other layouts.
+pub fn potsdam_labels(
+    labels: Option<PotsdamLabels>,
+    format: SegFormat,
+) -> anyhow::Result<PotsdamLabels> {
+    match (labels, format) {
+        (Some(_), SegFormat::Loveda) => anyhow::bail!(
+            "`labels` picks Potsdam's full or eroded labels, and this stage reads LoveDA: remove `labels`"
+        ),
+        (labels, _) => Ok(labels.unwrap_or_default()),
+    }
 }
 
 /// The detection dataset a stage reads, resolved from its `dataset`, `format` and `version`

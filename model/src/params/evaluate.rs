@@ -3,10 +3,11 @@
 use serde::de::DeserializeOwned;
 
 use super::data::{
-    resolved_dataset, DetDataParams, EvalTask, SegDataParams, AP_METRICS, AP_PROTOCOLS,
-    DATA_FORMATS, DOTA_RELEASES,
+    potsdam_labels, resolved_dataset, DetDataParams, EvalTask, SegDataParams, AP_METRICS,
+    AP_PROTOCOLS, DATA_FORMATS, DOTA_RELEASES,
 };
 use super::types::RATIO;
+use crate::data::formats::potsdam::PotsdamLabels;
 
 crate::schema! {
     /// Parameters of an `evaluate` stage: scores the model of a needed fine-tuning stage on
@@ -25,6 +26,10 @@ crate::schema! {
         format: Option<String> as DATA_FORMATS = None,
         /// seg: Potsdam tiles scored, with their crops (unset: the 14 standard test tiles).
         val_tiles: Option<Vec<String>> = None,
+        /// potsdam: which reference labels: `full` (`*_label.tif`, 5_Labels_all) or `eroded`
+        /// (`*_label_noBoundary.tif`, 5_Labels_all_noBoundary: boundaries ignored, the labels the
+        /// benchmark scores) (unset: full).
+        labels: Option<PotsdamLabels> = None,
         /// seg: sliding-window stride in pixels (unset: two thirds of the crop).
         stride: Option<usize> = None,
         /// seg: also predict the horizontally flipped image and average the two (mmseg's
@@ -71,6 +76,7 @@ impl EvaluateParams {
             EvalTask::Det => {
                 let seg_only = [
                     ("val_tiles", self.val_tiles.is_some()),
+                    ("labels", self.labels.is_some()),
                     ("stride", self.stride.is_some()),
                     ("flip", self.flip),
                 ];
@@ -90,10 +96,12 @@ impl EvaluateParams {
 
     /// The segmentation dataset scored.
     pub fn seg_data(&self) -> anyhow::Result<SegDataParams> {
+        let format = self.format_as("seg")?;
         Ok(SegDataParams {
             name: resolved_dataset(&self.dataset)?,
-            format: self.format_as("seg")?,
+            format,
             val_tiles: self.val_tiles.clone(),
+            labels: potsdam_labels(self.labels, format)?,
         })
     }
 

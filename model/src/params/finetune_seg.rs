@@ -1,13 +1,14 @@
 //! Parameters of a `finetune-seg` stage.
 
 use super::backbone::Backbone;
-use super::data::{resolved_dataset, SegDataParams, SegFormat};
+use super::data::{potsdam_labels, resolved_dataset, SegDataParams, SegFormat};
 use super::init::BackboneInit;
 use super::lr_decay::LrDecay;
 use super::norm::Norm;
 use super::precision::Precision;
 use super::types::RATIO;
 use super::vitdet::VitDetConfig;
+use crate::data::formats::potsdam::PotsdamLabels;
 
 crate::schema! {
     /// Parameters of a `finetune-seg` stage: ViTDet backbone + UperNet.
@@ -39,6 +40,10 @@ crate::schema! {
         /// Potsdam tiles held out for evaluation, with their crops (unset: the 14 standard test
         /// tiles).
         val_tiles: Option<Vec<String>> = None,
+        /// potsdam: which reference labels: `full` (`*_label.tif`, 5_Labels_all) or `eroded`
+        /// (`*_label_noBoundary.tif`, 5_Labels_all_noBoundary: boundaries ignored, the labels the
+        /// benchmark scores) (unset: full).
+        labels: Option<PotsdamLabels> = None,
         /// Fraction of the training images, chosen from the seed.
         fraction: f64 as RATIO = 1.0,
         /// A needed mae-pretrain stage whose checkpoint initialises the backbone (unset: the
@@ -125,12 +130,14 @@ impl FinetuneSegParams {
 
     /// The dataset the stage reads.
     pub fn seg_data(&self) -> anyhow::Result<SegDataParams> {
+        let format = self
+            .format
+            .ok_or_else(|| anyhow::anyhow!("`format` is not set: use one of loveda, potsdam"))?;
         Ok(SegDataParams {
             name: resolved_dataset(&self.dataset)?,
-            format: self.format.ok_or_else(|| {
-                anyhow::anyhow!("`format` is not set: use one of loveda, potsdam")
-            })?,
+            format,
             val_tiles: self.val_tiles.clone(),
+            labels: potsdam_labels(self.labels, format)?,
         })
     }
 }

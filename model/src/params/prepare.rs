@@ -1,6 +1,7 @@
 //! Parameters of a `prepare` stage: a dataset written by `rsfm prepare` (synthesised, tiled or
 //! cropped).
 
+use crate::data::formats::potsdam::PotsdamLabels;
 use serde::{Deserialize, Serialize};
 
 use crate::data::synth::SynthDataset;
@@ -131,6 +132,9 @@ crate::schema! {
         gap: u32 = 200,
         /// tile-dota: the splits (folders of the DOTA root) to tile.
         splits: Vec<String> = vec!["train".to_string(), "val".to_string()],
+        /// crop-potsdam: which reference labels are cut: `full` (`*_label.tif`) or `eroded`
+        /// (`*_label_noBoundary.tif`); the crops keep the variant's names (unset: full).
+        labels: Option<PotsdamLabels> = None,
         /// tile-dota: also write patches without objects (MMRotate's `save_empty`; the
         /// references drop them from training sets).
         keep_empty: bool = false,
@@ -177,7 +181,13 @@ impl PrepareParams {
         match self.op {
             PrepareOp::TileDota => {
                 refuse_keys(self.op, &synth_only)?;
-                refuse_keys(self.op, &[("stride", self.stride.is_some())])?;
+                refuse_keys(
+                    self.op,
+                    &[
+                        ("stride", self.stride.is_some()),
+                        ("labels", self.labels.is_some()),
+                    ],
+                )?;
                 anyhow::ensure!(
                     self.gap < self.patch_size(),
                     "`gap = {}` must be smaller than `patch_size = {}`",
@@ -191,6 +201,9 @@ impl PrepareParams {
             }
             PrepareOp::CropPotsdam | PrepareOp::CropLoveda => {
                 refuse_keys(self.op, &synth_only)?;
+                if self.op == PrepareOp::CropLoveda {
+                    refuse_keys(self.op, &[("labels", self.labels.is_some())])?;
+                }
                 refuse_keys(self.op, &tile_only)?;
                 let (size, stride) = (self.patch_size(), self.stride());
                 anyhow::ensure!(
@@ -210,6 +223,7 @@ impl PrepareParams {
             _ => {
                 let reader_only = [
                     ("dataset", self.dataset.is_some()),
+                    ("labels", self.labels.is_some()),
                     ("patch_size", self.patch_size.is_some()),
                     ("stride", self.stride.is_some()),
                 ];

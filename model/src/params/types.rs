@@ -6,6 +6,7 @@ use super::lr_decay::LrDecay;
 use super::norm::Norm;
 use super::precision::Precision;
 use super::prepare::PrepareOp;
+use crate::data::formats::potsdam::PotsdamLabels;
 
 /// The type of a parameter as a recipe writes it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -96,6 +97,7 @@ param_values! {
     BackboneInit => ParamType::Choice(BackboneInit::SPELLINGS),
     Precision => ParamType::Choice(Precision::SPELLINGS),
     Norm => ParamType::Choice(Norm::SPELLINGS),
+    PotsdamLabels => ParamType::Choice(PotsdamLabels::SPELLINGS),
     LrDecay => ParamType::Choice(LrDecay::SPELLINGS),
     PrepareOp => ParamType::Choice(PrepareOp::SPELLINGS),
 }

@@ -96,7 +96,7 @@ pub fn list_samples(
         }
         SegFormat::Potsdam => {
             let held_out = params.val_tiles.as_deref();
-            potsdam::find_potsdam_tiles(root, potsdam::PotsdamBands::Rgb)?
+            potsdam::find_potsdam_tiles(root, potsdam::PotsdamBands::Rgb, params.labels)?
                 .into_iter()
                 .filter(|t| potsdam::is_held_out(&t.id, held_out) == (part == Part::Val))
                 .filter_map(|t| {
@@ -111,9 +111,16 @@ pub fn list_samples(
                 .collect()
         }
     };
+    let hint = match (params.format, params.labels) {
+        (SegFormat::Potsdam, labels) => format!(
+            " (looked for *_{}.tif labels: `labels` picks full or eroded, and must match what the dataset or its crop stage holds)",
+            labels.suffix()
+        ),
+        _ => String::new(),
+    };
     anyhow::ensure!(
         !samples.is_empty(),
-        "{}: no labelled {:?} samples in this {:?} dataset",
+        "{}: no labelled {:?} samples in this {:?} dataset{hint}",
         root.display(),
         part,
         params.format
@@ -167,6 +174,7 @@ mod tests {
         )
         .unwrap();
         let params = SegDataParams {
+            labels: Default::default(),
             name: "potsdam".into(),
             format: SegFormat::Potsdam,
             val_tiles: None,

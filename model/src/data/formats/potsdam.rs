@@ -113,6 +113,29 @@ pub fn decode_label(image: &Image, path: &Path) -> DataResult<Vec<u8>> {
     Ok(classes)
 }
 
+/// The eroded variant of class indices: every pixel within `radius` pixels (Chebyshev) of a
+/// pixel of another class becomes [`IGNORE_INDEX`], as ISPRS's `noBoundary` labels paint
+/// object boundaries black.
+pub fn erode_boundaries(classes: &[u8], width: u32, height: u32, radius: u32) -> Vec<u8> {
+    let (w, h, r) = (width as i64, height as i64, radius as i64);
+    let at = |x: i64, y: i64| classes[(y * w + x) as usize];
+    let mut out = classes.to_vec();
+    for y in 0..h {
+        for x in 0..w {
+            let own = at(x, y);
+            let boundary = (y - r..=y + r).filter(|ny| (0..h).contains(ny)).any(|ny| {
+                (x - r..=x + r)
+                    .filter(|nx| (0..w).contains(nx))
+                    .any(|nx| at(nx, ny) != own)
+            });
+            if boundary {
+                out[(y * w + x) as usize] = IGNORE_INDEX;
+            }
+        }
+    }
+    out
+}
+
 /// Paints class indices with the ISPRS palette ([`IGNORE_INDEX`] and unknown indices → black).
 pub fn encode_label(classes: &[u8], width: u32, height: u32) -> Image {
     let mut image = Image::new(width, height, 3);
@@ -163,6 +186,39 @@ impl PotsdamBands {
     }
 }
 
+/// Which reference labels of ISPRS Potsdam a stage reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PotsdamLabels {
+    /// `*_label.tif` (`5_Labels_all/`): every pixel labelled.
+    #[default]
+    Full,
+    /// `*_label_noBoundary.tif` (`5_Labels_all_noBoundary/`): object boundaries eroded and
+    /// painted black (ignored), the labels the ISPRS benchmark scores.
+    Eroded,
+}
+
+impl PotsdamLabels {
+    /// The spellings in recipes.
+    pub const SPELLINGS: &'static [&'static str] = &["full", "eroded"];
+
+    /// What ends a label file's stem after the tile id: `label` or `label_noBoundary`.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            PotsdamLabels::Full => "label",
+            PotsdamLabels::Eroded => "label_noBoundary",
+        }
+    }
+
+    /// The folder of the ISPRS distribution that holds them.
+    pub fn folder(self) -> &'static str {
+        match self {
+            PotsdamLabels::Full => "5_Labels_all",
+            PotsdamLabels::Eroded => "5_Labels_all_noBoundary",
+        }
+    }
+}
+
 /// One orthophoto tile and its label, if present.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IsprsTile {
@@ -170,7 +226,7 @@ pub struct IsprsTile {
     pub id: String,
     /// The orthophoto.
     pub image: PathBuf,
-    /// The colour-coded full-reference label, when there is one.
+    /// The colour-coded label of the variant asked for, when there is one.
     pub label: Option<PathBuf>,
 }
 
@@ -215,27 +271,35 @@ fn pair_tiles(
         .collect())
 }
 
-/// Finds the Potsdam tiles under `root` (searched recursively) with their `_label.tif`.
-pub fn find_potsdam_tiles(root: &Path, bands: PotsdamBands) -> DataResult<Vec<IsprsTile>> {
+/// Finds the Potsdam tiles under `root` (searched recursively) with their labels of the
+/// `labels` variant (`_label.tif` or `_label_noBoundary.tif`).
+pub fn find_potsdam_tiles(
+    root: &Path,
+    bands: PotsdamBands,
+    labels_of: PotsdamLabels,
+) -> DataResult<Vec<IsprsTile>> {
     let mut files = Vec::new();
     walk_tifs(root, &mut files)?;
     let mut images = BTreeMap::new();
     let mut labels = BTreeMap::new();
     let image_suffix = format!("_{}", bands.suffix());
+    let label_suffix = format!("_{}", labels_of.suffix());
     for path in files {
         let Some(rest) = stem(&path).strip_prefix("top_potsdam_") else {
             continue;
         };
-        if let Some(id) = rest.strip_suffix("_label") {
+        if let Some(id) = rest.strip_suffix(label_suffix.as_str()) {
             labels.insert(id.to_string(), path.clone());
         } else if let Some(id) = rest.strip_suffix(image_suffix.as_str()) {
             images.insert(id.to_string(), path.clone());
         }
     }
     let layout = format!(
-        "top_potsdam_<a>_<b>_{}.tif with top_potsdam_<a>_<b>_label.tif anywhere below the root \
-         (Potsdam's 2_Ortho_RGB/ and 5_Labels_all/)",
-        bands.suffix()
+        "top_potsdam_<a>_<b>_{}.tif with top_potsdam_<a>_<b>_{}.tif anywhere below the root \
+         (Potsdam's 2_Ortho_RGB/ and {}/)",
+        bands.suffix(),
+        labels_of.suffix(),
+        labels_of.folder()
     );
     pair_tiles(images, labels, root, &layout)
 }

@@ -224,8 +224,13 @@ fn potsdam_map(rng: &mut SplitMix64, size: u32) -> LabelMap {
     map
 }
 
+/// Pixels around class boundaries that the synthetic eroded labels ignore (ISPRS erodes by a
+/// 3-pixel radius at 5 cm; the toy tiles are 128 px).
+const ERODED_RADIUS: u32 = 1;
+
 /// Potsdam layout: `2_Ortho_RGB/top_potsdam_<a>_<b>_RGB.tif`, `4_Ortho_RGBIR/..._RGBIR.tif`
-/// (4 bands, PackBits) and `5_Labels_all/..._label.tif` (ISPRS palette).
+/// (4 bands, PackBits), `5_Labels_all/..._label.tif` (ISPRS palette) and
+/// `5_Labels_all_noBoundary/..._label_noBoundary.tif` (boundaries within 1 px black).
 pub fn write_potsdam(out: &Path, options: &SynthOptions, size: u32) -> DataResult<SplitIds> {
     let mut ids = SplitIds::default();
     for index in 0..options.images {
@@ -259,6 +264,13 @@ pub fn write_potsdam(out: &Path, options: &SynthOptions, size: u32) -> DataResul
         potsdam::write_label(
             &out.join("5_Labels_all").join(name("label")),
             &map.labels,
+            size,
+            size,
+        )?;
+        potsdam::write_label(
+            &out.join("5_Labels_all_noBoundary")
+                .join(name("label_noBoundary")),
+            &potsdam::erode_boundaries(&map.labels, size, size, ERODED_RADIUS),
             size,
             size,
         )?;

@@ -1,0 +1,82 @@
+//! Potsdam's label variants: a stage reads the full labels (`*_label.tif`) or the benchmark's
+//! eroded ones (`*_label_noBoundary.tif`) as `labels` says, and the choice is in the key.
+
+use std::path::PathBuf;
+
+use crate::common::{repo_root, Project};
+
+fn recipe(labels: Option<&str>) -> String {
+    let labels = labels.map_or(String::new(), |l| format!("labels = \"{l}\"\n"));
+    format!(
+        r#"
+[experiment]
+name = "labels"
+
+[stage.potsdam]
+kind = "prepare"
+op = "synth-potsdam"
+images = 6
+size = 64
+seed = 4
+
+[stage.seg]
+kind = "finetune-seg"
+needs = ["potsdam"]
+dataset = "potsdam"
+format = "potsdam"
+{labels}model = "vit-tiny"
+image_size = 32
+head_channels = 16
+steps = 2
+batch_size = 2
+val_tiles = ["2_10"]
+
+[stage.score]
+kind = "evaluate"
+needs = ["seg", "potsdam"]
+dataset = "potsdam"
+format = "potsdam"
+{labels}val_tiles = ["2_10"]
+"#
+    )
+}
+
+fn project(labels: Option<&str>) -> (Project, PathBuf) {
+    let project = Project::new();
+    let preset = std::fs::read_to_string(repo_root().join("recipes/models/vit-tiny.toml")).unwrap();
+    project.write("recipes/models/vit-tiny.toml", &preset);
+    let recipe = project.write("labels.toml", &recipe(labels));
+    (project, recipe)
+}
+
+#[test]
+fn the_eroded_labels_are_read_when_asked_and_enter_the_key() {
+    let key = |labels| {
+        let (project, recipe) = project(labels);
+        (
+            project.stage_key(&recipe, "seg"),
+            project.stage_key(&recipe, "score"),
+        )
+    };
+    let (full, unset, eroded) = (key(Some("full")), key(None), key(Some("eroded")));
+    assert_eq!(full, unset, "unset reads the full labels");
+    assert_ne!(full.0, eroded.0);
+    assert_ne!(full.1, eroded.1);
+
+    let (project, recipe) = project(Some("eroded"));
+    let summary = project.run_json(&recipe, &[]);
+    assert_eq!(summary["executed"], 3, "{summary}");
+    let log = std::fs::read_to_string(
+        project
+            .results()
+            .join("work")
+            .join(&eroded.0)
+            .join("stage.log"),
+    )
+    .unwrap();
+    assert!(
+        log.contains("fine-tuning on 5 of 5 training images"),
+        "{log}"
+    );
+    assert!(project.metric("score", "oa") > 0.0);
+}
