@@ -24,6 +24,7 @@ fn training_tiles(root: &std::path::Path) -> (Tensor, Tensor) {
         name: "loveda".into(),
         format: SegFormat::Loveda,
         val_tiles: None,
+        labels: Default::default(),
     };
     let mut images = Vec::new();
     let mut labels = Vec::new();

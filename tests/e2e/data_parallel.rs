@@ -269,3 +269,51 @@ fn two_ranks_stopped_and_resumed_end_where_an_uninterrupted_run_ends() {
         "resumed {resumed} vs uninterrupted {uninterrupted}"
     );
 }
+
+#[test]
+fn gradient_accumulation_trains_like_the_whole_batch_at_once() {
+    let (whole, whole_recipe) = project(1, 4);
+    let (two_micro, _) = project(1, 4);
+    let two_micro_recipe = two_micro.write("mae.toml", &(recipe(1, 4) + "accum_steps = 2\n"));
+    // Two ranks of two micro-batches of one image each: the same global batch of 4.
+    let (ranks_micro, _) = project(2, 4);
+    let ranks_micro_recipe = ranks_micro.write("mae.toml", &(recipe(2, 4) + "accum_steps = 2\n"));
+    let key = whole.stage_key(&whole_recipe, "pretrain");
+    assert_eq!(
+        two_micro.stage_key(&two_micro_recipe, "pretrain"),
+        key,
+        "`accum_steps` changes only rounding on an MAE stage: not in its key"
+    );
+    let mut curves = Vec::new();
+    for (project, recipe) in [
+        (&whole, &whole_recipe),
+        (&two_micro, &two_micro_recipe),
+        (&ranks_micro, &ranks_micro_recipe),
+    ] {
+        let out = run(project, recipe);
+        assert!(out.status.success(), "{}", crate::common::text(&out.stderr));
+        curves.push(metric_rows(project, "loss"));
+    }
+    let log = std::fs::read_to_string(
+        two_micro
+            .results()
+            .join("work")
+            .join(&key)
+            .join("stage.log"),
+    )
+    .unwrap();
+    assert!(
+        log.contains("gradient accumulation: 2 micro-batches of 2 samples per rank and step"),
+        "{log}"
+    );
+    for curve in &curves[1..] {
+        assert_eq!(curve.len() as u64, STEPS);
+        let worst = curve
+            .iter()
+            .zip(&curves[0])
+            .map(|((_, a), (_, b))| ((a - b) / b).abs())
+            .fold(0.0, f64::max);
+        println!("accum_steps = 2 vs the whole batch: largest relative loss difference {worst:e} over {STEPS} steps");
+        assert!(worst < 1e-4, "{curve:?} vs {:?}", curves[0]);
+    }
+}

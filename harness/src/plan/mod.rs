@@ -170,7 +170,7 @@ impl Plan {
                         |w| {
                             let mut params = w.params.clone();
                             params.retain(|name, _| {
-                                !rsfm_model::params::NOT_IN_KEY.contains(&name.as_str())
+                                !rsfm_model::params::left_out_of_key(stage.kind.as_str(), name)
                             });
                             params
                         },

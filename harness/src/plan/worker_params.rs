@@ -479,6 +479,7 @@ precision = "bf16"
 checkpoint_every = 2
 log_every = 1
 grad_clip = 35.0
+accum_steps = 1
 activation_checkpointing = true
 loader_threads = 2
 
@@ -522,6 +523,7 @@ layer_decay = 0.9
 checkpoint_every = 0
 log_every = 1
 grad_clip = 35.0
+accum_steps = 1
 activation_checkpointing = true
 precision = "fp32"
 
@@ -570,6 +572,7 @@ max_detections = 100
 checkpoint_every = 0
 log_every = 10
 grad_clip = 35.0
+accum_steps = 1
 activation_checkpointing = true
 precision = "bf16"
 

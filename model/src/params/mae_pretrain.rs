@@ -36,6 +36,10 @@ crate::schema! {
         /// Largest L2 norm of all gradients together, larger ones scaled down to it (unset: no
         /// clipping).
         grad_clip: Option<f64> = None,
+        /// Micro-batches each rank's share of a step is split into, their gradients summed
+        /// before the update (MAE's `accum_iter`): the global batch stays `batch_size`, the
+        /// memory is that of one micro-batch.
+        accum_steps: usize = 1,
         /// Recompute each transformer block's activations in the backward pass instead of
         /// keeping them: less memory, about one more forward pass of time, the same numbers.
         activation_checkpointing: bool = false,
@@ -59,6 +63,7 @@ impl MaePretrainParams {
         anyhow::ensure!(self.batch_size > 0, "`batch_size` must be positive");
         anyhow::ensure!(self.base_lr > 0.0, "`base_lr` must be positive");
         anyhow::ensure!(self.log_every > 0, "`log_every` must be positive");
+        anyhow::ensure!(self.accum_steps > 0, "`accum_steps` must be positive");
         anyhow::ensure!(
             self.grad_clip.is_none_or(|c| c > 0.0),
             "`grad_clip` must be positive"

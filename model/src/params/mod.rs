@@ -35,3 +35,11 @@ pub use types::{ParamType, ParamValue};
 /// Parameters that change how fast a stage runs but never what it computes: the plan leaves
 /// them out of the stage key (they still reach the worker in `stage.json`).
 pub const NOT_IN_KEY: &[&str] = &["loader_threads"];
+
+/// Whether the plan leaves parameter `name` of a `kind` stage out of its key: the
+/// [`NOT_IN_KEY`] ones, and `accum_steps` except on `finetune-seg` (micro-batches change only
+/// the rounding of a gradient sum, as the number of data-parallel processes does, unless batch
+/// norm takes its statistics per micro-batch, as the segmentation head's does).
+pub fn left_out_of_key(kind: &str, name: &str) -> bool {
+    NOT_IN_KEY.contains(&name) || (name == "accum_steps" && kind != "finetune-seg")
+}

@@ -108,6 +108,7 @@ pub fn run(
         log_every: params.log_every,
         stop_after,
         grad_clip: params.grad_clip,
+        accum_steps: params.accum_steps,
     };
     let crop = CropSettings {
         size: model_spec.model.image_size as u32,

@@ -62,9 +62,22 @@ struct RankBatches {
     config: LoaderConfig,
     total_steps: u64,
     loader: Option<Loader>,
+    /// The last step's batch, which its later micro-batches take their rows of.
+    current: Option<(u64, Tensor)>,
 }
 
 impl RankBatches {
+    /// This micro-batch's images of `step`: rows of the rank's `[per_rank, 3, size, size]`
+    /// batch, loaded once per step.
+    fn micro_batch(&mut self, step: &Step) -> anyhow::Result<Tensor> {
+        if !matches!(&self.current, Some((index, _)) if *index == step.index) {
+            let batch = self.next(step)?;
+            self.current = Some((step.index, batch));
+        }
+        let (_, batch) = self.current.as_ref().context("a batch was just loaded")?;
+        Ok(step.micro_rows(batch))
+    }
+
     /// This rank's `[per_rank, 3, size, size]` images of `step`.
     fn next(&mut self, step: &Step) -> anyhow::Result<Tensor> {
         let loader = self.loader.get_or_insert_with(|| {
@@ -134,6 +147,7 @@ pub fn run(
         log_every: params.log_every,
         stop_after,
         grad_clip: params.grad_clip,
+        accum_steps: params.accum_steps,
     };
     let patches = vit.num_patches() as i64;
     let precision = Precision::resolve(params.precision, &spec.device);
@@ -147,16 +161,17 @@ pub fn run(
         },
         total_steps: params.steps,
         loader: None,
+        current: None,
     };
     let end = run_steps(spec, &setup, &mut opt, &settings, events, |step| {
-        let batch = batches.next(step)?.to_device(setup.device);
+        let batch = batches.micro_batch(step)?.to_device(setup.device);
         // The masking noise is drawn for the global batch and this rank keeps its rows, so
         // N ranks mask each image as one process with the whole batch does.
         let noise = Tensor::rand(
             [params.batch_size as i64, patches],
             (Kind::Float, setup.device),
         );
-        let noise = step.shard.local_rows(&noise);
+        let noise = step.local_rows(&noise);
         // Autocast covers the forward pass only; the guard ends before backward.
         let _autocast = Autocast::for_precision(precision, setup.device)?;
         Ok(model.forward_with_noise(&batch, &noise, true).loss)

@@ -37,6 +37,9 @@ pub struct LoopSettings {
     /// Largest L2 norm of all gradients together; larger ones are scaled down to it after the
     /// all-reduce (PyTorch's `clip_grad_norm_`). None: no clipping.
     pub grad_clip: Option<f64>,
+    /// Micro-batches each rank's share of a step is split into; their gradients add up
+    /// before the update (MAE's `accum_iter`), so the global batch stays `batch_size`.
+    pub accum_steps: usize,
 }
 
 /// How the loop ended.
@@ -48,21 +51,49 @@ pub enum LoopEnd {
     Stopped(u64),
 }
 
-/// One step, as the loss sees it.
+/// One micro-batch of a step, as the loss sees it.
 #[derive(Debug, Clone)]
 pub struct Step {
     /// 0-based step number (the batch to load).
     pub index: u64,
     /// This rank's share of the step's global batch.
     pub shard: Shard,
+    /// Which micro-batch of this rank's share (0-based).
+    pub micro: usize,
+    /// Micro-batches per rank and step.
+    pub micro_batches: usize,
 }
 
 impl Step {
-    /// This rank's samples of the step over a dataset of `len` samples, each with its own
-    /// augmentation stream (crops, flips and turns draw from it, never from torch's
+    /// Samples in this micro-batch.
+    pub fn micro_size(&self) -> usize {
+        self.shard.per_rank / self.micro_batches
+    }
+
+    /// This micro-batch's samples of the step over a dataset of `len` samples, each with its
+    /// own augmentation stream (crops, flips and turns draw from it, never from torch's
     /// generator, so the data of a step depends only on the run seed and the step).
     pub fn samples(&self, len: usize) -> Vec<ShardSample> {
-        self.shard.samples(self.index, len)
+        let size = self.micro_size();
+        self.shard
+            .samples(self.index, len)
+            .into_iter()
+            .skip(self.micro * size)
+            .take(size)
+            .collect()
+    }
+
+    /// This micro-batch's rows of `rank_rows`, a tensor of this rank's whole share (first
+    /// dimension `per_rank`), e.g. the images a loader gave for the step.
+    pub fn micro_rows(&self, rank_rows: &Tensor) -> Tensor {
+        let size = self.micro_size() as i64;
+        rank_rows.narrow(0, self.micro as i64 * size, size)
+    }
+
+    /// This micro-batch's rows of `global`, a tensor drawn for the whole global batch (first
+    /// dimension `global_batch()`), e.g. MAE's masking noise.
+    pub fn local_rows(&self, global: &Tensor) -> Tensor {
+        self.micro_rows(&self.shard.local_rows(global))
     }
 }
 
@@ -82,6 +113,15 @@ pub fn run_steps(
     let vs = &setup.vs;
     let replicas = &setup.replicas;
     let shard = replicas.shard(spec.seed, settings.batch_size)?;
+    let micro_batches = settings.accum_steps.max(1);
+    anyhow::ensure!(
+        shard.per_rank.is_multiple_of(micro_batches),
+        "`batch_size` = {} over {} process(es) gives {} samples per rank, which `accum_steps` = {micro_batches} cannot split evenly: make `batch_size` a multiple of {}",
+        settings.batch_size,
+        shard.world_size,
+        shard.per_rank,
+        shard.world_size * micro_batches
+    );
     let total = settings.schedule.total_steps();
     fs_err::create_dir_all(&spec.work_dir)?;
     let digest = run_digest(spec);
@@ -113,22 +153,51 @@ pub fn run_steps(
             ),
         );
     }
+    if micro_batches > 1 {
+        events.log(
+            "info",
+            format!(
+                "gradient accumulation: {micro_batches} micro-batches of {} samples per rank and step",
+                shard.per_rank / micro_batches
+            ),
+        );
+    }
     let started = Instant::now();
     let first_step = state.step;
     while state.step < total {
         let step = state.step;
-        seed_torch_for_step(spec.seed, step);
         opt.zero_grad();
-        setup.tape.clear();
-        let loss = loss_at(&mut Step { index: step, shard })?;
-        let (value, stop_signal) = replicas.agree(scalar(&loss), stop_requested())?;
+        let mut micro_losses = 0.0;
+        for micro in 0..micro_batches {
+            // Every micro-batch sees torch's generator as the whole step would, so draws made
+            // for the global batch (masking noise) are the same and each takes its rows.
+            seed_torch_for_step(spec.seed, step);
+            setup.tape.clear();
+            let mut at = Step {
+                index: step,
+                shard,
+                micro,
+                micro_batches,
+            };
+            let loss = loss_at(&mut at)?;
+            let value = scalar(&loss);
+            anyhow::ensure!(
+                value.is_finite(),
+                "loss is {value} at step {} (micro-batch {}): training diverged",
+                step + 1,
+                micro + 1
+            );
+            micro_losses += value;
+            (loss / micro_batches as f64).backward();
+            setup.tape.backward();
+        }
+        let (value, stop_signal) =
+            replicas.agree(micro_losses / micro_batches as f64, stop_requested())?;
         anyhow::ensure!(
             value.is_finite(),
             "loss is {value} at step {}: training diverged",
             step + 1
         );
-        loss.backward();
-        setup.tape.backward();
         if let Some(dp) = &data_parallel {
             dp.all_reduce_gradients()?;
         }
