@@ -202,6 +202,7 @@ fn det(device: Device, args: &[String]) -> anyhow::Result<Value> {
     let vitdet = VitDetConfig {
         window_size: 14,
         global_stages: None,
+        rel_pos: false,
     };
     tch::manual_seed(0);
     let vs = VarStore::new(device);
@@ -248,6 +249,7 @@ fn seg(device: Device, args: &[String]) -> anyhow::Result<Value> {
     let vitdet = VitDetConfig {
         window_size: 14,
         global_stages: None,
+        rel_pos: false,
     };
     tch::manual_seed(0);
     let vs = VarStore::new(device);

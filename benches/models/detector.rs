@@ -3,7 +3,8 @@
 //! images per second (proposals, RoI head, per-class rotated NMS).
 //!
 //! `benches/models/detector.sh` runs it on the CPU; `RSFM_BENCH_DEVICE=cuda:0` and
-//! `RSFM_BENCH_BATCH=8` change device and batch.
+//! `RSFM_BENCH_BATCH=8` change device and batch, `RSFM_BENCH_REL_POS=1` turns on the
+//! backbone's relative position biases.
 
 use std::time::Instant;
 
@@ -47,9 +48,11 @@ fn main() -> anyhow::Result<()> {
     let vit: VitConfig = serde_json::from_value(serde_json::json!({
         "patch_size": 16, "image_size": SIDE, "embed_dim": 192, "depth": 12, "num_heads": 3, "drop_path": 0.1
     }))?;
+    let rel_pos = std::env::var("RSFM_BENCH_REL_POS").is_ok_and(|v| v == "1");
     let vitdet = VitDetConfig {
         window_size: 8,
         global_stages: None,
+        rel_pos,
     };
     let config = OrientedRcnnConfig::new(15);
     tch::manual_seed(0);
@@ -80,6 +83,8 @@ fn main() -> anyhow::Result<()> {
     let predict_s = started.elapsed().as_secs_f64() / TIMED as f64;
     let line = serde_json::json!({
         "model": "oriented-rcnn vit-tiny/16",
+        "rel_pos": rel_pos,
+        "pyramid_levels": model.strides().len(),
         "image_side": SIDE,
         "device": format!("{device:?}"),
         "threads": tch::get_num_threads(),

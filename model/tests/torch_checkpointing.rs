@@ -87,6 +87,7 @@ fn checkpointed_gradients_equal_the_plain_ones_with_drop_path() {
     let config = VitDetConfig {
         window_size: 2,
         global_stages: Some(vec![1]),
+        rel_pos: false,
     };
     let mut backbone = VitDetBackbone::new(&vs.root(), &vit(16, 3, 2, 32), &config);
     let plain_tape = Tape::default();
@@ -137,6 +138,7 @@ fn checkpointing_lowers_the_peak_memory_of_a_training_step() {
     let windows = VitDetConfig {
         window_size: 4,
         global_stages: None,
+        rel_pos: false,
     };
     let (plain_vs, checkpointed_vs) = (VarStore::new(Device::Cpu), VarStore::new(Device::Cpu));
     let plain = VitDetBackbone::new(&plain_vs.root(), &config, &windows);

@@ -84,6 +84,7 @@ fn tiny_segmenter_overfits_a_few_loveda_tiles() {
     let vitdet = VitDetConfig {
         window_size: 8,
         global_stages: None,
+        rel_pos: false,
     };
     let num_classes = SegFormat::Loveda.num_classes();
     let vs = VarStore::new(Device::Cpu);

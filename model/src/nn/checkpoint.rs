@@ -116,6 +116,10 @@ pub fn load_from(vs: &VarStore, file: HashMap<String, Tensor>) -> anyhow::Result
             report.resampled.push(name.clone());
             resample_pos_table(src, &var.size())
                 .with_context(|| format!("`{name}`: cannot resample"))?
+        } else if src.size() != var.size() && is_rel_pos_table(&name) {
+            report.resampled.push(name.clone());
+            resample_rel_pos_table(src, &var.size())
+                .with_context(|| format!("`{name}`: cannot resample"))?
         } else {
             src.shallow_clone()
         };
@@ -152,6 +156,30 @@ pub fn with_prefix(tensors: HashMap<String, Tensor>, prefix: &str) -> HashMap<St
 
 /// Resamples a `[1, 1 + g², dim]` table to the square grid of `target` (`[1, 1 + h², dim]`
 /// keeps the class row; `[1, h², dim]` drops it).
+/// Whether `name` is a relative position table (`…attn.rel_pos_h` / `rel_pos_w`).
+fn is_rel_pos_table(name: &str) -> bool {
+    name.ends_with("rel_pos_h") || name.ends_with("rel_pos_w")
+}
+
+/// A relative position table `[2·s − 1, head_dim]` linearly resampled along its offsets to
+/// `target`'s length (ViTDet's interpolation when the grid changes).
+fn resample_rel_pos_table(src: &Tensor, target: &[i64]) -> anyhow::Result<Tensor> {
+    let (_, dim) = src.size2().context("relative position table is not 2-D")?;
+    anyhow::ensure!(
+        target.len() == 2 && target[1] == dim,
+        "head widths differ: {:?} vs {:?}",
+        src.size(),
+        target
+    );
+    Ok(src
+        .to_kind(tch::Kind::Float)
+        .transpose(0, 1)
+        .unsqueeze(0)
+        .upsample_linear1d([target[0]], false, None)
+        .squeeze_dim(0)
+        .transpose(0, 1))
+}
+
 fn resample_pos_table(src: &Tensor, target: &[i64]) -> anyhow::Result<Tensor> {
     let (_, n, dim) = src.size3().context("position table is not 3-D")?;
     anyhow::ensure!(
@@ -210,6 +238,22 @@ mod tests {
             qkv_bias: true,
             drop_path: 0.0,
         }
+    }
+
+    #[test]
+    fn relative_position_tables_are_resampled_to_the_models_grid() {
+        let vs = VarStore::new(Device::Cpu);
+        let _ = (vs.root() / "blocks" / 0 / "attn").var("rel_pos_h", &[7, 2], Init::Const(0.0));
+        let mut file = HashMap::new();
+        let table = Tensor::arange(6, (Kind::Float, Device::Cpu)).reshape([3, 2]);
+        file.insert("blocks.0.attn.rel_pos_h".to_string(), table);
+        let report = load_from(&vs, file).unwrap();
+        assert_eq!(report.resampled, ["blocks.0.attn.rel_pos_h"]);
+        let loaded = &vs.variables()["blocks.0.attn.rel_pos_h"];
+        // Linear over the offsets: the ends stay, the middle row is the middle of the source.
+        assert_eq!(Vec::<f32>::try_from(loaded.get(0)).unwrap(), [0.0, 1.0]);
+        assert_eq!(Vec::<f32>::try_from(loaded.get(3)).unwrap(), [2.0, 3.0]);
+        assert_eq!(Vec::<f32>::try_from(loaded.get(6)).unwrap(), [4.0, 5.0]);
     }
 
     #[test]

@@ -61,28 +61,86 @@ pub enum AttentionKernel {
     Explicit,
 }
 
-/// Attention of `q`, `k`, `v` (`[batch, heads, tokens, head_dim]`) with `kernel`.
-pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, kernel: AttentionKernel) -> Tensor {
+/// Attention of `q`, `k`, `v` (`[batch, heads, tokens, head_dim]`) with `kernel`; `bias`
+/// (`[batch, heads, tokens, tokens]`) is added to the scaled scores before the softmax.
+pub fn attend(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    bias: Option<&Tensor>,
+    kernel: AttentionKernel,
+) -> Tensor {
     match kernel {
         AttentionKernel::Fused => {
-            Tensor::scaled_dot_product_attention::<Tensor>(q, k, v, None, 0.0, false, None, false)
+            Tensor::scaled_dot_product_attention(q, k, v, bias, 0.0, false, None, false)
         }
         AttentionKernel::Explicit => {
             let scale = (q.size()[3] as f64).powf(-0.5);
-            (q * scale)
-                .matmul(&k.transpose(-2, -1))
-                .softmax(-1, q.kind())
-                .matmul(v)
+            let scores = (q * scale).matmul(&k.transpose(-2, -1));
+            let scores = match bias {
+                Some(bias) => scores + bias,
+                None => scores,
+            };
+            scores.softmax(-1, q.kind()).matmul(v)
         }
     }
 }
 
-/// Multi-head self-attention (`qkv`, `proj`).
+/// ViTDet's decomposed relative position biases of one attention over a fixed `height ×
+/// width` token grid: per-axis tables `rel_pos_h` `[2·height − 1, head_dim]` and `rel_pos_w`
+/// `[2·width − 1, head_dim]`, zero-initialised. The bias of query `i` and key `j` is
+/// `q_i · (rel_pos_h[y_i − y_j] + rel_pos_w[x_i − x_j])`.
+#[derive(Debug)]
+pub struct RelPos {
+    rel_pos_h: Tensor,
+    rel_pos_w: Tensor,
+    height: i64,
+    width: i64,
+}
+
+impl RelPos {
+    /// Zero tables under `path` for a `height × width` grid and heads of `head_dim`.
+    pub fn new(path: &nn::Path, height: i64, width: i64, head_dim: i64) -> Self {
+        RelPos {
+            rel_pos_h: path.var("rel_pos_h", &[2 * height - 1, head_dim], Init::Const(0.0)),
+            rel_pos_w: path.var("rel_pos_w", &[2 * width - 1, head_dim], Init::Const(0.0)),
+            height,
+            width,
+        }
+    }
+
+    /// The bias `[batch, heads, tokens, tokens]` for queries `q` (`[batch, heads, tokens,
+    /// head_dim]`, tokens in row-major grid order), from one product per axis.
+    pub fn bias(&self, q: &Tensor) -> Tensor {
+        let (b, heads, n, d) = q.size4().expect("queries are [batch, heads, tokens, dim]");
+        let (h, w) = (self.height, self.width);
+        let rows = q.reshape([b * heads, h, w, d]);
+        let by_row = axis_offsets(&self.rel_pos_h, h).to_kind(q.kind());
+        let by_col = axis_offsets(&self.rel_pos_w, w).to_kind(q.kind());
+        let rel_h = Tensor::einsum("bhwc,hkc->bhwk", &[&rows, &by_row], None::<i64>);
+        let rel_w = Tensor::einsum("bhwc,wkc->bhwk", &[&rows, &by_col], None::<i64>);
+        (rel_h.unsqueeze(-1) + rel_w.unsqueeze(-2)).reshape([b, heads, n, n])
+    }
+}
+
+/// `table[i − j + size − 1]` for every pair of positions `i`, `j` of an axis of `size`:
+/// `[size, size, head_dim]`.
+fn axis_offsets(table: &Tensor, size: i64) -> Tensor {
+    let positions = Tensor::arange(size, (Kind::Int64, table.device()));
+    let offsets = positions.unsqueeze(1) - positions.unsqueeze(0) + (size - 1);
+    table
+        .index_select(0, &offsets.reshape([-1]))
+        .reshape([size, size, -1])
+}
+
+/// Multi-head self-attention (`qkv`, `proj`, and with relative position biases `rel_pos_h`,
+/// `rel_pos_w`).
 #[derive(Debug)]
 pub struct Attention {
     qkv: nn::Linear,
     proj: nn::Linear,
     num_heads: i64,
+    rel_pos: Option<RelPos>,
 }
 
 impl Attention {
@@ -92,7 +150,15 @@ impl Attention {
             qkv: linear(&path / "qkv", dim, 3 * dim, qkv_bias),
             proj: linear(&path / "proj", dim, dim, true),
             num_heads,
+            rel_pos: None,
         }
+    }
+
+    /// Adds zero-initialised relative position biases under `path` for the `height × width`
+    /// token grid this attention always sees.
+    pub fn add_rel_pos(&mut self, path: &nn::Path, height: i64, width: i64) {
+        let head_dim = self.qkv.ws.size()[1] / self.num_heads;
+        self.rel_pos = Some(RelPos::new(path, height, width, head_dim));
     }
 
     /// Attends over the tokens of `x` (`[batch, tokens, dim]`) with the fused kernel.
@@ -109,7 +175,9 @@ impl Attention {
             .forward(x)
             .reshape([b, n, 3, self.num_heads, head_dim])
             .permute([2, 0, 3, 1, 4]);
-        let out = attend(&qkv.get(0), &qkv.get(1), &qkv.get(2), kernel);
+        let q = qkv.get(0);
+        let bias = self.rel_pos.as_ref().map(|rel_pos| rel_pos.bias(&q));
+        let out = attend(&q, &qkv.get(1), &qkv.get(2), bias.as_ref(), kernel);
         self.proj.forward(&out.transpose(1, 2).reshape([b, n, c]))
     }
 }
@@ -216,6 +284,20 @@ impl Block {
         }
     }
 
+    /// Gives every branch's attention relative position biases for a `height × width` token
+    /// grid, under the names [`Block::new`] gives the branches (`path` is the block's).
+    pub fn add_rel_pos(&mut self, path: &nn::Path, height: i64, width: i64) {
+        let single = self.attns.len() == 1;
+        for (i, (_, attn)) in self.attns.iter_mut().enumerate() {
+            let attn_path = if single {
+                path / "attn"
+            } else {
+                path / "attns" / i / "attn"
+            };
+            attn.add_rel_pos(&attn_path, height, width);
+        }
+    }
+
     /// Whether a forward pass draws from torch's generator (drop path in training).
     pub fn is_random(&self, train: bool) -> bool {
         train && self.drop_path > 0.0
@@ -314,6 +396,54 @@ mod tests {
             },
             false,
         )
+    }
+
+    #[test]
+    fn decomposed_relative_position_bias_equals_the_explicit_pairwise_one() {
+        tch::manual_seed(3);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let (h, w, d) = (3i64, 4i64, 5i64);
+        let rel_pos = RelPos::new(&vs.root(), h, w, d);
+        tch::no_grad(|| {
+            let _ = rel_pos.rel_pos_h.shallow_clone().normal_(0.0, 1.0);
+            let _ = rel_pos.rel_pos_w.shallow_clone().normal_(0.0, 1.0);
+        });
+        let q = Tensor::randn([2, 2, h * w, d], (Kind::Float, Device::Cpu));
+        let decomposed = rel_pos.bias(&q);
+        // Pair by pair: q_i · (table_h[y_i − y_j + h − 1] + table_w[x_i − x_j + w − 1]).
+        let explicit = Tensor::zeros([2, 2, h * w, h * w], (Kind::Float, Device::Cpu));
+        for i in 0..h * w {
+            for j in 0..h * w {
+                let (yi, xi, yj, xj) = (i / w, i % w, j / w, j % w);
+                let offset =
+                    rel_pos.rel_pos_h.get(yi - yj + h - 1) + rel_pos.rel_pos_w.get(xi - xj + w - 1);
+                let value = (q.narrow(2, i, 1).squeeze_dim(2) * offset).sum_dim_intlist(
+                    -1,
+                    false,
+                    Kind::Float,
+                );
+                let _ = explicit
+                    .narrow(2, i, 1)
+                    .narrow(3, j, 1)
+                    .copy_(&value.reshape([2, 2, 1, 1]));
+            }
+        }
+        let gap = (&decomposed - &explicit).abs().max().double_value(&[]);
+        assert!(gap < 1e-5, "largest difference {gap}");
+        // Zero tables (the fine-tuning start) add nothing.
+        let zero = RelPos::new(&(vs.root() / "zero"), h, w, d);
+        assert_eq!(zero.bias(&q).abs().max().double_value(&[]), 0.0);
+        // The fused kernel with the bias equals the explicit form.
+        let (k, v) = (q.rand_like(), q.rand_like());
+        let fused = attend(&q, &k, &v, Some(&decomposed), AttentionKernel::Fused);
+        let spelled = attend(&q, &k, &v, Some(&explicit), AttentionKernel::Explicit);
+        assert!(fused.allclose(&spelled, 1e-4, 1e-5, false));
+        let names: Vec<String> = vs.variables().into_keys().collect();
+        assert!(
+            names.contains(&"rel_pos_h".to_string())
+                && names.contains(&"zero.rel_pos_w".to_string())
+        );
+        assert_eq!(rel_pos.rel_pos_h.size(), [2 * h - 1, d]);
     }
 
     #[test]

@@ -172,6 +172,7 @@ mod tests {
         let windows = VitDetConfig {
             window_size: 2,
             global_stages: None,
+            rel_pos: false,
         };
         let heads = SegHeads {
             channels: 8,

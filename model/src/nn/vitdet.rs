@@ -59,10 +59,22 @@ impl VitDetBackbone {
             ChannelNorm(layer_norm(&neck / "fpn1" / 1, dim)),
             upsample2x(&neck / "fpn1" / 3, dim),
         );
+        let global = config.global_stages(vit.depth);
+        let window = config.window_size as i64;
+        let mut transformer = VisionTransformer::new(path, vit, PosEmbed::Learned);
+        if config.rel_pos {
+            let grid = vit.grid_size() as i64;
+            for (i, block) in transformer.blocks.iter_mut().enumerate() {
+                let side = if global.contains(&i) { grid } else { window };
+                std::rc::Rc::get_mut(block)
+                    .expect("no block is shared before the backbone is built")
+                    .add_rel_pos(&(path / "blocks" / i), side, side);
+            }
+        }
         VitDetBackbone {
-            vit: VisionTransformer::new(path, vit, PosEmbed::Learned),
-            global: config.global_stages(vit.depth),
-            window: config.window_size as i64,
+            vit: transformer,
+            global,
+            window,
             fpn1,
             fpn2: upsample2x(&neck / "fpn2" / 0, dim),
         }
@@ -120,6 +132,30 @@ mod tests {
     }
 
     #[test]
+    fn relative_position_tables_fit_each_blocks_window_or_the_grid() {
+        let vit: VitConfig = serde_json::from_value(serde_json::json!({
+            "patch_size": 8, "image_size": 64, "embed_dim": 16, "depth": 4, "num_heads": 2
+        }))
+        .expect("a config");
+        let vs = nn::VarStore::new(Device::Cpu);
+        let config = VitDetConfig {
+            window_size: 4,
+            global_stages: Some(vec![3]),
+            rel_pos: true,
+        };
+        let backbone = VitDetBackbone::new(&vs.root(), &vit, &config);
+        let vars = vs.variables();
+        // Window blocks: 4 tokens a side, 7 offsets; the global block: the 8×8 grid, 15.
+        assert_eq!(vars["blocks.0.attn.rel_pos_h"].size(), [7, 8]);
+        assert_eq!(vars["blocks.3.attn.rel_pos_w"].size(), [15, 8]);
+        let maps = backbone.forward(
+            &Tensor::randn([1, 3, 64, 64], (Kind::Float, Device::Cpu)),
+            true,
+        );
+        assert_eq!(maps[2].size(), [1, 16, 8, 8]);
+    }
+
+    #[test]
     fn pyramid_has_four_strides() {
         let vit = VitConfig {
             patch_size: 8,
@@ -137,6 +173,7 @@ mod tests {
         let cfg = VitDetConfig {
             window_size: 4,
             global_stages: None,
+            rel_pos: false,
         };
         let backbone = VitDetBackbone::new(&vs.root(), &vit, &cfg);
         let maps = backbone.forward(

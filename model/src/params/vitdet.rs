@@ -8,6 +8,10 @@ crate::schema! {
         /// Block stages with global attention (unset: 4 evenly spaced, the last included,
         /// e.g. `[2, 5, 8, 11]` for 12 stages).
         global_stages: Option<Vec<usize>> = None,
+        /// Decomposed relative position biases in every block (ViTDet): tables for the block's
+        /// window or, in global stages, the whole grid, zero-initialised, resampled when a
+        /// checkpoint's grid differs.
+        rel_pos: bool = false,
     }
 }
 
