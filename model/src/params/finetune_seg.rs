@@ -9,6 +9,7 @@ use super::precision::Precision;
 use super::types::RATIO;
 use super::vitdet::VitDetConfig;
 use crate::data::formats::potsdam::PotsdamLabels;
+use crate::data::transforms::seg_augment::SegAugment;
 
 crate::schema! {
     /// Parameters of a `finetune-seg` stage: ViTDet backbone + UperNet.
@@ -44,6 +45,18 @@ crate::schema! {
         /// (`*_label_noBoundary.tif`, 5_Labels_all_noBoundary: boundaries ignored, the labels the
         /// benchmark scores) (unset: full).
         labels: Option<PotsdamLabels> = None,
+        /// The shorter side each training image is scaled to before the random ratio (mmseg's
+        /// `Resize` `img_scale`) (unset: its own).
+        resize_side: Option<u32> = None,
+        /// Range `[lo, hi]` of the random ratio the shorter side is scaled by before cropping
+        /// (mmseg's `ratio_range`; `[1.0, 1.0]`: no rescale).
+        ratio_range: Vec<f64> = vec![1.0, 1.0],
+        /// A training crop is drawn again (up to 10 times) while one class covers this share of
+        /// its labelled pixels or more (mmseg's `cat_max_ratio`; 1: never).
+        cat_max_ratio: f64 as RATIO = 1.0,
+        /// Random brightness, contrast, saturation and hue on training crops (mmseg's
+        /// `PhotoMetricDistortion`).
+        photometric: bool = false,
         /// Fraction of the training images, chosen from the seed.
         fraction: f64 as RATIO = 1.0,
         /// A needed mae-pretrain stage whose checkpoint initialises the backbone (unset: the
@@ -118,6 +131,14 @@ impl FinetuneSegParams {
             "`aux_loss_weight` must not be negative"
         );
         anyhow::ensure!(self.poly_power > 0.0, "`poly_power` must be positive");
+        anyhow::ensure!(
+            matches!(self.ratio_range.as_slice(), [lo, hi] if *lo > 0.0 && lo <= hi),
+            "`ratio_range` must be two positive numbers [lo, hi] with lo <= hi, e.g. [0.5, 2.0]"
+        );
+        anyhow::ensure!(
+            self.resize_side != Some(0),
+            "`resize_side` must be positive"
+        );
         Ok(())
     }
 
@@ -125,6 +146,22 @@ impl FinetuneSegParams {
     /// stage runs as `ranks` data-parallel processes.
     pub fn check_layout(&self, ranks: usize) -> anyhow::Result<()> {
         self.norm.check_layout(self.batch_size, ranks)
+    }
+
+    /// The augmentation of each training crop of `crop` pixels (`ignore` the padding label).
+    pub fn augment(&self, crop: u32, ignore: u8) -> SegAugment {
+        let (lo, hi) = match self.ratio_range.as_slice() {
+            [lo, hi] => (*lo, *hi),
+            _ => (1.0, 1.0),
+        };
+        SegAugment {
+            crop,
+            resize_side: self.resize_side,
+            ratio_range: (lo, hi),
+            cat_max_ratio: self.cat_max_ratio,
+            photometric: self.photometric,
+            ignore,
+        }
     }
 
     /// Width of the auxiliary head, None when it is off.

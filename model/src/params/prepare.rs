@@ -122,11 +122,12 @@ crate::schema! {
         /// stage (unset: the only entry of `datasets`).
         dataset: Option<String> = None,
         /// tile-dota, crop-*: side of the square patches in pixels (unset: 1024 for tile-dota;
-        /// 512 for crop-potsdam, RVSA's Potsdam crops; 512 for crop-loveda).
+        /// 512 for crop-potsdam, the crops of RSP's Potsdam converter; 512 for crop-loveda).
         patch_size: Option<u32> = None,
         /// crop-*: pixels between the starts of neighbouring crops; the last crop of a row or
-        /// column ends at the image border (unset: 384 for crop-potsdam, RVSA's stride; 512 for
-        /// crop-loveda, non-overlapping).
+        /// column ends at the image border (unset: 384 for crop-potsdam, the stride of RVSA's
+        /// sliding-window inference (RSP's converter cuts every 256); 512 for crop-loveda,
+        /// non-overlapping).
         stride: Option<u32> = None,
         /// tile-dota: overlap between neighbouring patches in pixels.
         gap: u32 = 200,

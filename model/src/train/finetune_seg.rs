@@ -149,14 +149,14 @@ pub fn run(
         grad_clip: params.grad_clip,
         accum_steps: params.accum_steps,
     };
-    let crop = model_spec.model.image_size as u32;
+    let augment = params.augment(model_spec.model.image_size as u32, IGNORE_INDEX);
     let precision = Precision::resolve(params.precision, &spec.device);
     let end = run_steps(spec, &setup, &mut opt, &settings, events, |step| {
         let mut images = Vec::new();
         let mut labels = Vec::new();
         for mut sample in step.samples(samples.len()) {
             let (image, label) = samples[sample.index].load()?;
-            let (img, lab) = random_crop(&image, &label, crop, &mut sample.augment);
+            let (img, lab) = random_crop(&image, &label, &augment, &mut sample.augment);
             images.push(img);
             labels.push(lab);
         }

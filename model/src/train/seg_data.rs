@@ -9,8 +9,8 @@ use super::images::{normalize, to_tensor};
 use super::rng::SplitMix64;
 use crate::data::formats::{loveda, potsdam};
 use crate::data::image_io::Image;
-use crate::data::transforms::crop::random_crop_with_labels;
 use crate::data::transforms::dihedral::Dihedral;
+use crate::data::transforms::seg_augment::SegAugment;
 use crate::params::data::{SegDataParams, SegFormat};
 
 /// Label of pixels that count neither in the loss nor in the metrics.
@@ -128,22 +128,24 @@ pub fn list_samples(
     Ok(samples)
 }
 
-/// A `size × size` crop at a random position (padded with `IGNORE_INDEX` labels where the
-/// image is smaller), flipped horizontally half the time: normalised `[3, s, s]` image and
-/// `[s, s]` int64 labels. Every draw comes from `rng`.
+/// A training sample as `augment` says (rescaled, a crop of `augment.crop` pixels padded with
+/// `IGNORE_INDEX` labels where the image is smaller, photometric distortion), flipped
+/// horizontally half the time: normalised `[3, s, s]` image and `[s, s]` int64 labels. Every
+/// draw comes from `rng`.
 pub fn random_crop(
     image: &Image,
     labels: &[u8],
-    size: u32,
+    augment: &SegAugment,
     rng: &mut SplitMix64,
 ) -> (Tensor, Tensor) {
+    let size = augment.crop;
     let label_image = Image {
         width: image.width,
         height: image.height,
         channels: 1,
         data: labels.to_vec(),
     };
-    let (crop, label_crop) = random_crop_with_labels(image, &label_image, size, IGNORE_INDEX, rng);
+    let (crop, label_crop) = augment.apply(image, &label_image, rng);
     let flip = Dihedral {
         hflip: rng.below(2) == 1,
         ..Dihedral::default()
@@ -199,7 +201,12 @@ mod tests {
         };
         let labels = vec![1u8; 12];
         let mut rng = SplitMix64::new(0, 0, 0);
-        let (img, lab) = random_crop(&image, &labels, 8, &mut rng);
+        let (img, lab) = random_crop(
+            &image,
+            &labels,
+            &SegAugment::crop_only(8, IGNORE_INDEX),
+            &mut rng,
+        );
         assert_eq!(img.size(), vec![3, 8, 8]);
         let lab = Vec::<i64>::try_from(lab.flatten(0, -1)).unwrap();
         assert_eq!(lab.iter().filter(|&&l| l == 1).count(), 12);
