@@ -24,6 +24,7 @@ pub mod process;
 pub mod query;
 pub mod recipe;
 pub mod report;
+pub mod results_dir;
 pub mod scheduler;
 pub mod store;
 pub mod time;

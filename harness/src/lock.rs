@@ -40,6 +40,51 @@ pub enum TryLock {
     Held(Option<LockOwner>),
 }
 
+/// The lock every `rsfm run` holds shared for its whole life and `rsfm cache gc` takes
+/// exclusively: a gc never removes an entry that a live run made or still needs.
+pub const RESULTS_IN_USE: &str = "in-use";
+
+/// A shared hold on a lock; released when dropped. Shared holders write no owner record.
+#[derive(Debug)]
+pub struct SharedLock {
+    file: File,
+}
+
+/// Takes the lock `name` shared, waiting while a process holds it exclusively (a gc, which
+/// is short).
+pub fn lock_shared(results_dir: &Path, name: &str) -> anyhow::Result<SharedLock> {
+    let file = open_lock_file(results_dir, name)?;
+    // SAFETY: flock on a file descriptor we own.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH) };
+    if rc != 0 {
+        let err = std::io::Error::last_os_error();
+        anyhow::bail!(
+            "cannot lock {}: {err}",
+            lock_path(results_dir, name).display()
+        );
+    }
+    Ok(SharedLock { file })
+}
+
+impl Drop for SharedLock {
+    fn drop(&mut self) {
+        // SAFETY: unlocking a descriptor we own.
+        unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
+fn open_lock_file(results_dir: &Path, name: &str) -> anyhow::Result<File> {
+    let path = lock_path(results_dir, name);
+    fs_err::create_dir_all(path.parent().expect("lock paths have a parent"))?;
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| anyhow::anyhow!("cannot open lock {}: {e}", path.display()))
+}
+
 /// Path of the lock file for `name` (a stage key or `run`) under `results_dir`.
 pub fn lock_path(results_dir: &Path, name: &str) -> PathBuf {
     results_dir.join("locks").join(format!("{name}.lock"))
@@ -48,14 +93,7 @@ pub fn lock_path(results_dir: &Path, name: &str) -> PathBuf {
 /// Tries to take the lock `name` without waiting.
 pub fn try_lock(results_dir: &Path, name: &str) -> anyhow::Result<TryLock> {
     let path = lock_path(results_dir, name);
-    fs_err::create_dir_all(path.parent().expect("lock paths have a parent"))?;
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| anyhow::anyhow!("cannot open lock {}: {e}", path.display()))?;
+    let file = open_lock_file(results_dir, name)?;
     // SAFETY: flock on a file descriptor we own.
     let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc != 0 {
@@ -135,6 +173,22 @@ mod tests {
         .unwrap();
         assert!(matches!(
             try_lock(dir.path(), "k").unwrap(),
+            TryLock::Acquired(_)
+        ));
+    }
+
+    #[test]
+    fn a_shared_hold_keeps_the_exclusive_lock_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = lock_shared(dir.path(), RESULTS_IN_USE).unwrap();
+        let another_run = lock_shared(dir.path(), RESULTS_IN_USE).unwrap();
+        assert!(matches!(
+            try_lock(dir.path(), RESULTS_IN_USE).unwrap(),
+            TryLock::Held(_)
+        ));
+        drop((run, another_run));
+        assert!(matches!(
+            try_lock(dir.path(), RESULTS_IN_USE).unwrap(),
             TryLock::Acquired(_)
         ));
     }

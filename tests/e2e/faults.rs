@@ -401,7 +401,9 @@ impl Drop for Tmpfs {
 fn a_full_disk_fails_the_stage_naming_it_and_the_rerun_completes_after_freeing_space() {
     let (project, recipe) = Project::with_recipe("fill.toml", FILL_RECIPE, &[("fill.sh", FILL)]);
     let _disk = Tmpfs::mount(&project.results(), 8);
-    // Leave about 2 MiB free: the stage's 3 MiB do not fit.
+    // An rsfm results folder first (one holding other files is refused), then about 2 MiB left
+    // free: the stage's 3 MiB do not fit.
+    project.ok(&["plan", recipe.to_str().unwrap()]);
     let ballast = project.results().join("ballast");
     std::fs::write(&ballast, vec![7u8; 6 << 20]).unwrap();
 

@@ -12,6 +12,7 @@ mod exit_codes;
 mod failures;
 mod faults;
 mod first_hour;
+mod foreign_files;
 mod gpus_and_locks;
 mod incremental;
 mod interrupts;

@@ -54,8 +54,11 @@ pub struct EntrySummary {
 }
 
 impl Cache {
-    /// Opens (creating when needed) the cache of `results_dir`.
+    /// Opens (creating when needed) the cache of `results_dir`, which must be an rsfm results
+    /// folder or become one ([`crate::results_dir::claim`]: a folder holding files rsfm did not
+    /// make is refused as bad input).
     pub fn open(results_dir: &Path) -> anyhow::Result<Cache> {
+        crate::results_dir::claim(results_dir)?;
         let root = results_dir.join("cache");
         let tmp = results_dir.join("tmp");
         fs::create_dir_all(&root)?;
@@ -157,9 +160,11 @@ impl Cache {
         Ok(dest)
     }
 
-    /// Removes build directories in `tmp/` left by processes of this host that are gone (and
-    /// anything not named like a build directory); returns how many. Build directories of other
-    /// hosts are left alone: their processes cannot be checked from here.
+    /// Removes the build directories in `tmp/` that processes of this host left when they
+    /// died; returns how many. Only directories named as [`Self::new_build_dir`] names them
+    /// (`KEY.HOST.PID.NANOS`, a stage key first) are considered: anything else in `tmp/` is not
+    /// rsfm's and stays, and so do build directories of other hosts, whose processes cannot be
+    /// checked from here.
     pub fn sweep_orphans(&self) -> anyhow::Result<usize> {
         let host = host_name();
         let mut swept = 0;
@@ -169,35 +174,49 @@ impl Cache {
                 .file_name()
                 .and_then(|n| n.to_str())
                 .and_then(build_dir_owner);
-            let orphan = match owner {
-                None => true,
-                Some((owner_host, pid)) => owner_host == host && !pid_is_alive(pid),
-            };
-            if orphan {
-                remove_any(&path)?;
-                swept += 1;
+            if let Some((owner_host, pid)) = owner {
+                if owner_host == host && !pid_is_alive(pid) && path.is_dir() {
+                    fs::remove_dir_all(&path)?;
+                    swept += 1;
+                }
             }
         }
         Ok(swept)
     }
 
-    /// Every key directory under the cache root, valid or not.
+    /// The key directories under the cache root that rsfm made, valid or not: a stage key's
+    /// name in the shard of its first two characters. Anything else is not rsfm's.
     fn key_dirs(&self) -> anyhow::Result<Vec<(String, PathBuf)>> {
         let mut dirs = Vec::new();
-        for shard in fs::read_dir(&self.root)? {
-            let shard = shard?.path();
-            if !shard.is_dir() {
+        for (shard, path) in self.cache_children()? {
+            if !path.is_dir() {
                 continue;
             }
-            for item in fs::read_dir(&shard)? {
+            for item in fs::read_dir(&path)? {
                 let path = item?.path();
                 if let Some(key) = path.file_name().and_then(|n| n.to_str()) {
-                    dirs.push((key.to_string(), path.clone()));
+                    if is_stage_key(key) && key.starts_with(&shard) && path.is_dir() {
+                        dirs.push((key.to_string(), path.clone()));
+                    }
                 }
             }
         }
         dirs.sort();
         Ok(dirs)
+    }
+
+    /// The shard folders of the cache root (two lowercase hex characters), with their paths.
+    fn cache_children(&self) -> anyhow::Result<Vec<(String, PathBuf)>> {
+        let mut shards = Vec::new();
+        for item in fs::read_dir(&self.root)? {
+            let path = item?.path();
+            if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
+                if name.len() == 2 && name.bytes().all(is_lower_hex) {
+                    shards.push((name.to_string(), path.clone()));
+                }
+            }
+        }
+        Ok(shards)
     }
 
     /// Summaries of all valid entries.
@@ -232,11 +251,17 @@ impl Cache {
         Ok(problems)
     }
 
-    /// Removes every key directory not in `keep` (and any invalid one); returns the removed keys.
+    /// Removes every entry not in `keep`, and every damaged one (a key directory whose manifest
+    /// is gone or invalid but which holds the `stage.json` rsfm writes before it); returns the
+    /// removed keys. Nothing else under the cache root is touched.
     pub fn gc(&self, keep: &std::collections::HashSet<String>) -> anyhow::Result<Vec<String>> {
         let mut removed = Vec::new();
         for (key, dir) in self.key_dirs()? {
-            if !keep.contains(&key) || self.lookup(&key).is_none() {
+            let collectable = match self.lookup(&key) {
+                Some(_) => !keep.contains(&key),
+                None => dir.join(STAGE_FILE).is_file(),
+            };
+            if collectable {
                 fs::remove_dir_all(&dir)?;
                 removed.push(key);
             }
@@ -245,43 +270,80 @@ impl Cache {
     }
 }
 
-/// The host and pid in a build directory name `KEY.HOST.PID.NANOS` (the host may hold dots).
-fn build_dir_owner(name: &str) -> Option<(&str, i32)> {
-    let (_, rest) = name.split_once('.')?;
-    let (rest, _nanos) = rest.rsplit_once('.')?;
-    let (host, pid) = rest.rsplit_once('.')?;
-    Some((host, pid.parse().ok()?))
+/// Whether `name` is a stage key: 64 lowercase hex characters (a sha256).
+pub fn is_stage_key(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(is_lower_hex)
 }
 
-fn remove_any(path: &Path) -> std::io::Result<()> {
-    if path.is_dir() {
-        fs::remove_dir_all(path)
-    } else {
-        fs::remove_file(path)
+fn is_lower_hex(b: u8) -> bool {
+    b.is_ascii_digit() || (b'a'..=b'f').contains(&b)
+}
+
+/// The host and pid in a build directory name `KEY.HOST.PID.NANOS` (the host may hold dots;
+/// KEY is a stage key, NANOS digits); None for any other name.
+fn build_dir_owner(name: &str) -> Option<(&str, i32)> {
+    let (key, rest) = name.split_once('.')?;
+    let (rest, nanos) = rest.rsplit_once('.')?;
+    let (host, pid) = rest.rsplit_once('.')?;
+    if !is_stage_key(key) || nanos.is_empty() || !nanos.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
     }
+    Some((host, pid.parse().ok()?))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const KEY: &str = "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789";
+
     #[test]
     fn the_sweep_removes_dead_local_builds_only() {
         let results = tempfile::tempdir().unwrap();
         let cache = Cache::open(results.path()).unwrap();
-        let live = cache.new_build_dir("abc").unwrap();
+        let live = cache.new_build_dir(KEY).unwrap();
         let tmp = results.path().join("tmp");
         // pid 0 is never a live build's owner.
-        let dead = tmp.join(format!("abc.{}.0.1", host_name()));
-        let other_host = tmp.join("abc.node-7.cluster.example.0.1");
+        let dead = tmp.join(format!("{KEY}.{}.0.1", host_name()));
+        let other_host = tmp.join(format!("{KEY}.node-7.cluster.example.0.1"));
         let stray = tmp.join("not-a-build-dir");
-        for dir in [&dead, &other_host, &stray] {
+        let lookalike = tmp.join(format!("abc.{}.0.1", host_name()));
+        for dir in [&dead, &other_host, &stray, &lookalike] {
             fs::create_dir_all(dir).unwrap();
         }
-        assert_eq!(cache.sweep_orphans().unwrap(), 2);
+        fs::write(tmp.join("notes.txt"), "mine").unwrap();
+        assert_eq!(cache.sweep_orphans().unwrap(), 1);
         assert!(live.exists(), "a live build was swept");
         assert!(other_host.exists(), "another host's build was swept");
-        assert!(!dead.exists() && !stray.exists());
-        assert_eq!(build_dir_owner("k.node.a.b.42.7"), Some(("node.a.b", 42)));
+        assert!(!dead.exists());
+        assert!(stray.exists() && lookalike.exists() && tmp.join("notes.txt").exists());
+        let owned = format!("{KEY}.node.a.b.42.7");
+        assert_eq!(build_dir_owner(&owned), Some(("node.a.b", 42)));
+    }
+
+    #[test]
+    fn gc_collects_rsfm_entries_only() {
+        let results = tempfile::tempdir().unwrap();
+        let cache = Cache::open(results.path()).unwrap();
+        let root = results.path().join("cache");
+        let damaged = root.join(&KEY[..2]).join(KEY);
+        fs::create_dir_all(&damaged).unwrap();
+        fs::write(damaged.join(STAGE_FILE), "{}").unwrap();
+        let other_key = KEY.replace('a', "b");
+        let foreign = [
+            root.join("mine/notes"),
+            root.join("ab/not-a-key"),
+            root.join(&other_key[..2]).join(&other_key),
+            root.join("zz").join(KEY),
+        ];
+        for dir in &foreign {
+            fs::create_dir_all(dir).unwrap();
+        }
+        let removed = cache.gc(&Default::default()).unwrap();
+        assert_eq!(removed, [KEY]);
+        assert!(!damaged.exists());
+        for dir in &foreign {
+            assert!(dir.exists(), "{} was removed", dir.display());
+        }
     }
 }

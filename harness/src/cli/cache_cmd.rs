@@ -78,6 +78,18 @@ pub async fn run(command: CacheCommand, results: &Path, json: bool) -> anyhow::R
                 results,
             )
             .await?;
+            // Exclusive against every live run's shared hold: an entry a run just made or still
+            // needs is never collected under it.
+            let _no_run = match crate::lock::try_lock(
+                &session.results_dir,
+                crate::lock::RESULTS_IN_USE,
+            )? {
+                crate::lock::TryLock::Acquired(lock) => lock,
+                crate::lock::TryLock::Held(_) => anyhow::bail!(
+                    "an `rsfm run` is using {}: `cache gc` removes nothing while a run may need an entry; run it again when the run has ended",
+                    session.results_dir.display()
+                ),
+            };
             let plan = session.plan().await?;
             let keep: HashSet<String> = plan.stages.iter().map(|s| s.key.key.clone()).collect();
             let removed = if dry_run {

@@ -65,6 +65,8 @@ pub async fn run(args: RunArgs, results: &Path, json: bool) -> anyhow::Result<Ex
         data: &args.data,
     };
     let session = Session::open(&inputs, results).await?;
+    // Held until the run ends: `cache gc` removes nothing while a run may use an entry.
+    let _in_use = crate::lock::lock_shared(&session.results_dir, crate::lock::RESULTS_IN_USE)?;
     let swept = session.cache.sweep_orphans()?;
     if swept > 0 {
         tracing::info!("removed {swept} unfinished build dirs left by runs that are gone");

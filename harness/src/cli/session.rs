@@ -27,7 +27,8 @@ impl Session {
     /// `results_dir`, applying migrations under the results dir's `run` lock.
     pub async fn open(inputs: &RecipeInputs<'_>, results_dir: &Path) -> anyhow::Result<Session> {
         let recipes = inputs.load()?;
-        fs_err::create_dir_all(results_dir)?;
+        // Before anything is written there: a folder holding other files is refused.
+        crate::results_dir::claim(results_dir)?;
         let results_dir = results_dir.canonicalize()?;
         let store = {
             let _lock = crate::lock::lock(&results_dir, "run", |_| {}).await?;

@@ -422,7 +422,7 @@ mod tests {
                     false,
                     Kind::Float,
                 );
-                let _ = explicit
+                explicit
                     .narrow(2, i, 1)
                     .narrow(3, j, 1)
                     .copy_(&value.reshape([2, 2, 1, 1]));
