@@ -157,3 +157,47 @@ fn provenance_values_replace_whole() {
         "a plain override drops the old source"
     );
 }
+
+/// A diamond 26 levels deep: every file extends both files of the next level, so 2^26 paths
+/// reach the bottom. Each file is loaded once.
+#[test]
+fn a_deep_diamond_of_bases_loads_each_file_once() {
+    let dir = tempfile::tempdir().unwrap();
+    const LEVELS: usize = 26;
+    for level in 0..LEVELS {
+        for side in ["a", "b"] {
+            let extends = if level + 1 < LEVELS {
+                format!(
+                    "extends = [\"l{next}a.toml\", \"l{next}b.toml\"]\n",
+                    next = level + 1
+                )
+            } else {
+                String::new()
+            };
+            std::fs::write(
+                dir.path().join(format!("l{level}{side}.toml")),
+                format!("{extends}\n[experiment]\nname = \"diamond\"\nseed = {level}\n"),
+            )
+            .unwrap();
+        }
+    }
+    let top = dir.path().join("top.toml");
+    std::fs::write(&top, "extends = [\"l0a.toml\", \"l0b.toml\"]\n").unwrap();
+    let started = std::time::Instant::now();
+    let loaded = recipe::load(&top).unwrap_or_else(|error| panic!("{error}"));
+    println!("26-level diamond extends loaded in {:?}", started.elapsed());
+    assert_eq!(loaded.experiment.name, "diamond");
+}
+
+#[test]
+fn a_base_listed_twice_in_one_extends_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("base.toml"), "[experiment]\nname = \"b\"\n").unwrap();
+    let top = dir.path().join("top.toml");
+    std::fs::write(&top, "extends = [\"base.toml\", \"./base.toml\"]\n").unwrap();
+    let error = recipe::load(&top).unwrap_err().to_string();
+    assert!(
+        error.contains("`./base.toml` is listed twice") && error.contains("top.toml:1:"),
+        "{error}"
+    );
+}

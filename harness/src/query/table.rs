@@ -29,9 +29,10 @@ impl Table {
         let cells: Vec<Vec<String>> = self
             .rows
             .iter()
-            .map(|row| row.iter().map(text_cell).collect())
+            .map(|row| row.iter().map(|v| for_terminal(&text_cell(v))).collect())
             .collect();
-        let mut widths: Vec<usize> = self.columns.iter().map(|c| c.chars().count()).collect();
+        let columns: Vec<String> = self.columns.iter().map(|c| for_terminal(c)).collect();
+        let mut widths: Vec<usize> = columns.iter().map(|c| c.chars().count()).collect();
         for row in &cells {
             for (width, cell) in widths.iter_mut().zip(row) {
                 *width = (*width).max(cell.chars().count());
@@ -53,17 +54,11 @@ impl Table {
                 .iter()
                 .zip(&widths)
                 .zip(&numeric)
-                .map(|((cell, &width), &right)| {
-                    if right {
-                        format!("{cell:>width$}")
-                    } else {
-                        format!("{cell:<width$}")
-                    }
-                })
+                .map(|((cell, &width), &right)| pad(cell, width, right))
                 .collect();
             padded.join("  ").trim_end().to_string()
         };
-        let mut out = line(&self.columns);
+        let mut out = line(&columns);
         out.push('\n');
         out.push_str(
             &widths
@@ -140,6 +135,37 @@ pub fn format_number(value: f64) -> String {
 }
 
 /// A cell as text for a table: strings bare, numbers as [`format_number`], NULL as `-`.
+/// Longest cell of a text table, in characters; longer ones end with `…`.
+const MAX_CELL_CHARS: usize = 1000;
+
+/// `cell` padded with spaces to `width` characters, on the left when `right`-aligned.
+fn pad(cell: &str, width: usize, right: bool) -> String {
+    let fill = " ".repeat(width.saturating_sub(cell.chars().count()));
+    if right {
+        fill + cell
+    } else {
+        format!("{cell}{fill}")
+    }
+}
+
+/// `text` made safe for a terminal: control characters (ESC, BEL, newlines…) written as
+/// escapes (`\n`, `\u{1b}`), at most [`MAX_CELL_CHARS`] characters (the rest cut at `…`).
+pub fn for_terminal(text: &str) -> String {
+    let mut out = String::new();
+    for (count, c) in text.chars().enumerate() {
+        if count == MAX_CELL_CHARS - 1 {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn text_cell(value: &Value) -> String {
     match value {
         Value::Number(n) => match n.as_i64() {
@@ -196,6 +222,28 @@ mod tests {
             sample().to_csv(),
             "model,value\r\nvit-b,0.5\r\n\"a,\"\"b\"\"\nc\",\r\nx,12\r\n"
         );
+    }
+
+    #[test]
+    fn huge_cells_are_cut_and_control_characters_escaped() {
+        let table = Table {
+            columns: vec!["name".into(), "n".into()],
+            rows: vec![
+                vec![Value::from("x".repeat(100_000)), Value::from(1)],
+                vec![Value::from("bell\u{7}\u{1b}[31mred\nline"), Value::from(22)],
+            ],
+        };
+        let text = table.to_text();
+        let first = text.lines().nth(2).unwrap();
+        assert!(
+            first.starts_with(&"x".repeat(999)) && first.contains('…'),
+            "{}",
+            &first[..20]
+        );
+        assert!(first.chars().count() < 1100);
+        assert!(text.contains("bell\\u{7}\\u{1b}[31mred\\nline"), "{text}");
+        assert!(!text.contains('\u{1b}'));
+        assert_eq!(text.lines().count(), 4);
     }
 
     #[test]

@@ -8,20 +8,27 @@ use super::document::{self, Node, NodeValue};
 use super::error::{ErrorKind, RecipeError};
 use super::location::Location;
 use super::provenance;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-/// Loads `path` (an absolute, canonical path) and its bases into one merged root table.
+/// Loads `path` (an absolute, canonical path) and its bases into one merged root table. Each
+/// file is read and merged once, however many paths of `extends` reach it.
 pub(crate) fn load_merged(path: &Path) -> Result<Node, RecipeError> {
     let mut chain = Vec::new();
-    load_file(path, None, &mut chain)
+    load_file(path, None, &mut chain, &mut HashMap::new())
 }
 
-/// Loads one file; `named_at` is the `extends` entry that names it, `chain` the files above it.
+/// Loads one file; `named_at` is the `extends` entry that names it, `chain` the files above it,
+/// `loaded` the merged tree of every file loaded so far.
 fn load_file(
     path: &Path,
     named_at: Option<&Location>,
     chain: &mut Vec<PathBuf>,
+    loaded: &mut HashMap<PathBuf, Node>,
 ) -> Result<Node, RecipeError> {
+    if let Some(done) = loaded.get(path) {
+        return Ok(done.clone());
+    }
     let text = fs_err::read_to_string(path).map_err(|error| RecipeError {
         kind: ErrorKind::Io,
         location: named_at.cloned(),
@@ -32,9 +39,19 @@ fn load_file(
     let bases = take_extends(&mut root)?;
     chain.push(path.to_path_buf());
     let mut merged: Option<Node> = None;
+    let mut listed: Vec<PathBuf> = Vec::new();
     for (entry, at) in bases {
         let base_path = resolve_base(path, &entry, &at, chain)?;
-        let base = load_file(&base_path, Some(&at), chain)?;
+        if listed.contains(&base_path) {
+            return Err(RecipeError::at(
+                ErrorKind::InvalidValue,
+                &at,
+                format!("`{entry}` is listed twice in this `extends`"),
+            )
+            .help("list each base once"));
+        }
+        listed.push(base_path.clone());
+        let base = load_file(&base_path, Some(&at), chain, loaded)?;
         merged = Some(match merged {
             None => base,
             Some(mut so_far) => {
@@ -44,13 +61,15 @@ fn load_file(
         });
     }
     chain.pop();
-    Ok(match merged {
+    let merged = match merged {
         None => root,
         Some(mut so_far) => {
             merge(&mut so_far, root);
             so_far
         }
-    })
+    };
+    loaded.insert(path.to_path_buf(), merged.clone());
+    Ok(merged)
 }
 
 /// Removes the `extends` key from a root table and returns its entries with their locations.

@@ -144,6 +144,37 @@ fn check_value_text(text: &str, item: &Node, key: &str) -> Result<(), RecipeErro
     }
 }
 
+/// Stages one recipe may expand to unless `RSFM_MAX_STAGES` says otherwise: far above any study
+/// (the paper's is 134), far below what exhausts memory.
+pub const DEFAULT_MAX_STAGES: u64 = 100_000;
+
+/// The stage limit: `RSFM_MAX_STAGES` when set to a number, else [`DEFAULT_MAX_STAGES`].
+pub fn max_stages() -> u64 {
+    std::env::var("RSFM_MAX_STAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_MAX_STAGES)
+}
+
+/// How many combinations the axes named in `selected` give (saturating), counted before any is
+/// built, with each axis and its size, for messages.
+pub(crate) fn combination_count(axes: &Axes, selected: &[String]) -> (u64, String) {
+    let chosen: Vec<(&String, usize)> = axes
+        .iter()
+        .filter(|(name, _)| selected.contains(name))
+        .map(|(name, values)| (name, values.len()))
+        .collect();
+    let count = chosen
+        .iter()
+        .fold(1u64, |n, (_, len)| n.saturating_mul(*len as u64));
+    let described = chosen
+        .iter()
+        .map(|(name, len)| format!("{name} ({len})"))
+        .collect::<Vec<_>>()
+        .join(" × ");
+    (count, described)
+}
+
 /// Every combination of the axes named in `selected` (taken in declaration order), the last
 /// axis varying fastest; one empty combination when none is selected.
 pub(crate) fn combinations(axes: &Axes, selected: &[String]) -> Vec<Combination> {

@@ -157,6 +157,34 @@ pub fn load_partial(
         datasets: &datasets,
         experiment_seed: experiment.seed,
     };
+    let limit = matrix::max_stages();
+    let total = order.iter().fold(0u64, |total, &index| {
+        total.saturating_add(matrix::combination_count(&axes, &templates[index].axes).0)
+    });
+    if total > limit {
+        let (index, (count, described)) = order
+            .iter()
+            .map(|&index| {
+                (
+                    index,
+                    matrix::combination_count(&axes, &templates[index].axes),
+                )
+            })
+            .max_by_key(|(_, (count, _))| *count)
+            .expect("a recipe over the limit has stages");
+        return Err(with(
+            &errors,
+            RecipeError::at(
+                ErrorKind::InvalidValue,
+                templates[index].location(),
+                format!(
+                    "the recipe expands to {total} stages, over the limit of {limit}: stage `{}` alone is {count} (axes {described})",
+                    templates[index].name
+                ),
+            )
+            .help("use fewer matrix values or `matrix = [...]` on the stage to select fewer axes (or raise RSFM_MAX_STAGES)"),
+        ));
+    }
     let mut stages: Vec<Stage> = Vec::new();
     let mut seen: HashMap<String, Location> = HashMap::new();
     for index in order {

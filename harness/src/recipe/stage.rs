@@ -93,6 +93,13 @@ pub(crate) struct StageTemplate<'a> {
     description: Option<String>,
 }
 
+impl StageTemplate<'_> {
+    /// Where its table starts (its `[stage.NAME]` header).
+    pub fn location(&self) -> &Location {
+        &self.table.node.key_at
+    }
+}
+
 /// A stage as written with the errors found in its table (its values are checked on expansion
 /// all the same), or, when it cannot be read at all, its name and why.
 pub(crate) type ParsedTemplate<'a> =
