@@ -22,3 +22,4 @@ mod report;
 mod slurm;
 mod smoke;
 mod sync_bn;
+mod tampering;

@@ -84,8 +84,28 @@ impl Manifest {
         Ok(())
     }
 
-    /// Re-hashes the files of `dir` against this manifest; returns the mismatches.
+    /// Re-hashes the files of `dir` against this manifest; returns the mismatches, and the
+    /// files that are not in it (added after the commit).
     pub fn check(&self, dir: &Path) -> Vec<String> {
+        let mut problems = self.changed_files(dir);
+        let mut present = Vec::new();
+        match collect_files(dir, dir, &mut present) {
+            Err(err) => problems.push(format!("cannot list the entry: {err:#}")),
+            Ok(()) => {
+                for (rel, _) in present {
+                    if rel != MANIFEST_FILE && !self.files.iter().any(|f| f.path == rel) {
+                        problems.push(format!(
+                            "{rel}: not in the manifest (added after the commit)"
+                        ));
+                    }
+                }
+            }
+        }
+        problems
+    }
+
+    /// The manifest's files that are missing or differ in size or content.
+    fn changed_files(&self, dir: &Path) -> Vec<String> {
         self.files
             .par_iter()
             .filter_map(|entry| match hash_file(&dir.join(&entry.path)) {
@@ -116,16 +136,34 @@ fn collect_files(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> a
                 path.display()
             );
         } else {
-            let rel = path.strip_prefix(root).expect("walk stays under root");
-            let rel = rel
-                .components()
-                .map(|c| c.as_os_str().to_string_lossy())
-                .collect::<Vec<_>>()
-                .join("/");
-            out.push((rel, path));
+            let links = std::os::unix::fs::MetadataExt::nlink(&item.metadata()?);
+            if links > 1 {
+                anyhow::bail!(
+                    "{} has {links} hard links: a cache entry holds files of its own, so that nothing outside it changes them; write a copy of the file instead",
+                    path.display()
+                );
+            }
+            out.push((relative_name(root, &path)?, path));
         }
     }
     Ok(())
+}
+
+/// The `/`-separated path of `path` under `root`; a name that is not UTF-8 is refused, since
+/// the manifest records names as text and a lossy one would never match again.
+fn relative_name(root: &Path, path: &Path) -> anyhow::Result<String> {
+    let rel = path.strip_prefix(root).expect("walk stays under root");
+    rel.components()
+        .map(|c| {
+            c.as_os_str().to_str().map(str::to_string).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{} has a file name that is not UTF-8: a cache entry records names as text; rename it",
+                    path.display()
+                )
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()
+        .map(|parts| parts.join("/"))
 }
 
 /// Size and sha256 of a file, read in 1 MiB blocks.
@@ -167,6 +205,36 @@ pub fn sync_dir(dir: &Path) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hard_links_and_names_that_are_not_utf8_are_refused_and_added_files_reported() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("big.bin"), "data").unwrap();
+        std::fs::hard_link(
+            outside.path().join("big.bin"),
+            dir.path().join("linked.bin"),
+        )
+        .unwrap();
+        let message = format!("{:#}", Manifest::build(dir.path(), "k", "s").unwrap_err());
+        assert!(message.contains("linked.bin has 2 hard links"), "{message}");
+        std::fs::remove_file(dir.path().join("linked.bin")).unwrap();
+        let odd = std::ffi::OsStr::from_bytes(b"caf\xe9.txt");
+        std::fs::write(dir.path().join(odd), "x").unwrap();
+        let message = format!("{:#}", Manifest::build(dir.path(), "k", "s").unwrap_err());
+        assert!(message.contains("not UTF-8"), "{message}");
+        std::fs::remove_file(dir.path().join(odd)).unwrap();
+        std::fs::write(dir.path().join("metrics.json"), "{}").unwrap();
+        let manifest = Manifest::build(dir.path(), "k", "s").unwrap();
+        manifest.write(dir.path()).unwrap();
+        assert!(manifest.check(dir.path()).is_empty());
+        std::fs::write(dir.path().join("extra.txt"), "planted").unwrap();
+        assert_eq!(
+            manifest.check(dir.path()),
+            ["extra.txt: not in the manifest (added after the commit)"]
+        );
+    }
 
     #[test]
     fn a_symbolic_link_in_an_entry_is_refused() {

@@ -5,6 +5,7 @@
 //! an entry. The key itself carries the layout version (see [`crate::plan::key::CACHE_LAYOUT`]).
 
 mod manifest;
+mod snapshot;
 
 use std::path::{Path, PathBuf};
 
@@ -13,6 +14,7 @@ use fs_err as fs;
 use serde::Serialize;
 
 pub use manifest::{FileEntry, Manifest, MANIFEST_FILE};
+pub use snapshot::TreeSnapshot;
 
 use crate::plan::key::{KeyManifest, CACHE_LAYOUT};
 use crate::process::{host_name, pid_is_alive};

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use super::lineage::Lineage;
 use super::progress::Progress;
 use super::RunContext;
-use crate::cache::Entry;
+use crate::cache::{Cache, Entry, TreeSnapshot};
 use crate::executor::command_line::{stage_argv, StagePaths};
 use crate::executor::{Invocation, Placement, ProcessEnd};
 use crate::lock::TryLock;
@@ -129,6 +129,7 @@ async fn run_stage_inner(
             time_limit: planned.stage.resources.time_limit,
             ranks: planned.stage.resources.ranks(),
         };
+        let untouched = InputSnapshots::take(&job.inputs)?;
         let events = Arc::new(Mutex::new(Vec::new()));
         let bar = progress.stage_bar(&name);
         let finished = {
@@ -150,7 +151,13 @@ async fn run_stage_inner(
         };
         let mut metrics = std::mem::take(&mut *events.lock().expect("metric list"));
         let duration_s = started.elapsed().as_secs_f64();
-        let failure = match finished.end {
+        let tampered = untouched.check(&ctx.cache)?;
+        let end = match (finished.end, tampered) {
+            (ProcessEnd::Interrupted, _) => ProcessEnd::Interrupted,
+            (_, Some(problem)) => ProcessEnd::Failure(problem),
+            (end, None) => end,
+        };
+        let failure = match end {
             ProcessEnd::Success => match commit(ctx, planned, &out, &mut metrics) {
                 Ok(entry) => {
                     let outcome = StageOutcome {
@@ -210,6 +217,43 @@ async fn run_stage_inner(
             _ = cancel.wait_for(|c| *c) => return Ok(StageResult::Interrupted),
         }
         attempt += 1;
+    }
+}
+
+/// The input entries of a stage as they were before it ran.
+struct InputSnapshots(Vec<(String, PathBuf, TreeSnapshot)>);
+
+impl InputSnapshots {
+    /// Stats every input entry of the stage.
+    fn take(inputs: &BTreeMap<String, PathBuf>) -> anyhow::Result<Self> {
+        inputs
+            .iter()
+            .map(|(name, dir)| Ok((name.clone(), dir.clone(), TreeSnapshot::take(dir)?)))
+            .collect::<anyhow::Result<Vec<_>>>()
+            .map(InputSnapshots)
+    }
+
+    /// After the stage: None when no input entry changed; else the failure to report, after
+    /// moving each changed entry to `damaged/` (its content is no longer what its key says, so
+    /// its producer runs again).
+    fn check(&self, cache: &Cache) -> anyhow::Result<Option<String>> {
+        let mut problems = Vec::new();
+        for (name, dir, snapshot) in &self.0 {
+            if let Some(change) = snapshot.first_change()? {
+                let key = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                let moved = cache.quarantine(key)?;
+                problems.push(format!(
+                    "it changed its input `{name}` ({change}; the entry is moved to {})",
+                    moved.display()
+                ));
+            }
+        }
+        Ok((!problems.is_empty()).then(|| {
+            format!(
+                "{}: a stage must not write into `{{input.X}}` (committed entries are read-only); write into `{{out}}`",
+                problems.join("; ")
+            )
+        }))
     }
 }
 
