@@ -47,6 +47,8 @@ fn write_value(value: &Value, out: &mut String) {
             }
             out.push(']');
         }
+        // -0.0 equals 0.0: one spelling, one key.
+        Value::Number(n) if n.as_f64() == Some(0.0) && n.is_f64() => out.push_str("0.0"),
         // serde_json prints numbers with ryu (shortest round-trip) and escapes strings minimally.
         scalar => out.push_str(&scalar.to_string()),
     }
@@ -64,6 +66,15 @@ mod tests {
             to_canonical_json(&value),
             r#"{"a":"x y","b":[1,2.5,{"a":true,"z":null}]}"#
         );
+    }
+
+    #[test]
+    fn minus_zero_and_zero_give_one_key() {
+        assert_eq!(
+            canonical_hash(&json!({"lr": -0.0})),
+            canonical_hash(&json!({"lr": 0.0}))
+        );
+        assert_eq!(to_canonical_json(&json!([0, -0.0])), "[0,0.0]");
     }
 
     #[test]

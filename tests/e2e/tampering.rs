@@ -80,3 +80,42 @@ fn verify_names_a_file_added_to_an_entry() {
         "{stdout}"
     );
 }
+
+#[test]
+fn metrics_that_are_not_numbers_and_reserved_names_fail_the_stage_naming_them() {
+    for (write, message) in [
+        (
+            "echo 3 > \\\"$1/metrics.json\\\"",
+            "must hold a JSON object of metric names and numbers, found a number",
+        ),
+        (
+            "echo '{{\\\"acc\\\": \\\"high\\\"}}' > \\\"$1/metrics.json\\\"",
+            "metric `acc` is a string, not a number",
+        ),
+        (
+            "echo '{{\\\"a\\\": {{\\\"b\\\": 1}}, \\\"a.b\\\": 2}}' > \\\"$1/metrics.json\\\"",
+            "metric `a.b` is written twice",
+        ),
+        (
+            "echo '{{}}' > \\\"$1/key.json\\\"",
+            "the stage wrote `key.json` into its output",
+        ),
+    ] {
+        let project = Project::new();
+        let recipe = project.write(
+            "metrics.toml",
+            &format!(
+                "[experiment]\nname = \"m\"\n\n[stage.only]\nkind = \"command\"\nargv = [\"sh\", \"-c\", \"{write}\", \"sh\", \"{{out}}\"]\n"
+            ),
+        );
+        let out = project
+            .command(&["run", recipe.to_str().unwrap(), "--gpus", "none"])
+            .output()
+            .unwrap();
+        let all = text(&out.stderr) + &text(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{all}");
+        assert!(all.contains(message), "{message}: {all}");
+        let listed = project.ok(&["cache", "ls", "--json"]);
+        assert_eq!(listed.trim(), "[]", "a failed stage entered the cache");
+    }
+}

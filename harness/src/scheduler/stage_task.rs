@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use super::lineage::Lineage;
 use super::progress::Progress;
 use super::RunContext;
-use crate::cache::{Cache, Entry, TreeSnapshot};
+use crate::cache::{Cache, Entry, TreeSnapshot, KEY_FILE, MANIFEST_FILE, STAGE_FILE};
 use crate::executor::command_line::{stage_argv, StagePaths};
 use crate::executor::{Invocation, Placement, ProcessEnd};
 use crate::lock::TryLock;
@@ -277,6 +277,13 @@ fn commit(
     out: &Path,
     metrics: &mut Vec<MetricRow>,
 ) -> anyhow::Result<Entry> {
+    for reserved in [STAGE_FILE, KEY_FILE, MANIFEST_FILE] {
+        anyhow::ensure!(
+            !out.join(reserved).exists(),
+            "the stage wrote `{reserved}` into its output {}, a name rsfm keeps for the cache entry's own records: rename the file",
+            out.display()
+        );
+    }
     let metrics_path = out.join(METRICS_FILE);
     if metrics_path.exists() {
         let text = fs_err::read_to_string(&metrics_path)?;
@@ -286,8 +293,7 @@ fn commit(
                 metrics_path.display()
             )
         })?;
-        let mut finals = Vec::new();
-        flatten_metrics("", &value, &mut finals);
+        let finals = final_metrics(&metrics_path, &value)?;
         // A final metric the worker also sent as an event is one row, its metrics.json value.
         metrics.retain(|m| m.step.is_some() || !finals.iter().any(|f| f.name == m.name));
         metrics.extend(finals);
@@ -313,9 +319,46 @@ pub fn cached_metrics(entry_dir: &Path) -> anyhow::Result<Vec<MetricRow>> {
     if path.is_file() {
         let value: serde_json::Value = serde_json::from_slice(&fs_err::read(&path)?)
             .with_context(|| format!("{} is not valid JSON", path.display()))?;
-        flatten_metrics("", &value, &mut metrics);
+        metrics = final_metrics(&path, &value)?;
     }
     Ok(metrics)
+}
+
+/// The metric rows of a `metrics.json` (`path`, for messages): an object whose values are
+/// numbers or objects of them, flattened as `group.name`; `null` is a metric the stage could
+/// not define (the AP of a class without ground truth) and gives no row. Anything else (a
+/// string, a boolean, an array) is an error naming the file and key, and so is a name written
+/// twice (a nested `a: {b}` and a literal `"a.b"`).
+fn final_metrics(path: &Path, value: &serde_json::Value) -> anyhow::Result<Vec<MetricRow>> {
+    anyhow::ensure!(
+        value.is_object(),
+        "{} must hold a JSON object of metric names and numbers, found {}",
+        path.display(),
+        json_type(value)
+    );
+    let mut rows = Vec::new();
+    flatten_metrics(path, "", value, &mut rows)?;
+    let mut names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+    names.sort_unstable();
+    if let Some(pair) = names.windows(2).find(|pair| pair[0] == pair[1]) {
+        anyhow::bail!(
+            "{}: metric `{}` is written twice (as nested objects and as a name with a dot): keep one",
+            path.display(),
+            pair[0]
+        );
+    }
+    Ok(rows)
+}
+
+fn json_type(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
 }
 
 /// The metric rows a worker event stands for: a metric event as it is, a progress event as its
@@ -372,7 +415,12 @@ fn append_attempt_header(
 }
 
 /// Numeric leaves of a metrics object as rows named by their dotted path.
-fn flatten_metrics(prefix: &str, value: &serde_json::Value, out: &mut Vec<MetricRow>) {
+fn flatten_metrics(
+    path: &Path,
+    prefix: &str,
+    value: &serde_json::Value,
+    out: &mut Vec<MetricRow>,
+) -> anyhow::Result<()> {
     match value {
         serde_json::Value::Object(map) => {
             for (k, v) in map {
@@ -381,20 +429,25 @@ fn flatten_metrics(prefix: &str, value: &serde_json::Value, out: &mut Vec<Metric
                 } else {
                     format!("{prefix}.{k}")
                 };
-                flatten_metrics(&name, v, out);
+                flatten_metrics(path, &name, v, out)?;
             }
         }
         serde_json::Value::Number(n) => {
-            if let Some(value) = n.as_f64() {
-                out.push(MetricRow {
-                    name: prefix.to_string(),
-                    value,
-                    step: None,
-                });
-            }
+            let value = n.as_f64().context("a JSON number is a float")?;
+            out.push(MetricRow {
+                name: prefix.to_string(),
+                value,
+                step: None,
+            });
         }
-        _ => {}
+        serde_json::Value::Null => {}
+        other => anyhow::bail!(
+            "{}: metric `{prefix}` is {}, not a number: write numbers only (nest objects to group them)",
+            path.display(),
+            json_type(other)
+        ),
     }
+    Ok(())
 }
 
 fn artifacts(entry: &Entry) -> Vec<ArtifactRow> {
