@@ -108,7 +108,7 @@ fn foreign_files_in_a_results_folder_survive_run_and_gc() {
 fn a_gc_beside_a_live_run_removes_nothing() {
     let project = Project::new();
     let recipe = recipe(&project);
-    let mut run = project
+    let run = project
         .command(&["run", recipe.to_str().unwrap(), "--json", "--gpus", "none"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
