@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::common::{repo_root, text, worker, Project};
+use crate::common::{repo_root, text, Project};
 
 const STEPS: u64 = 6;
 
@@ -91,12 +91,8 @@ fn tensors_ending(path: &Path, suffix: &str) -> BTreeMap<String, Vec<f32>> {
 }
 
 fn run_seg(project: &Project, recipe: &Path) -> (Vec<f64>, BTreeMap<String, Vec<f32>>) {
-    let out = project
-        .command(&["run", recipe.to_str().unwrap(), "--json", "--gpus", "none"])
-        .env("RSFM_WORKER", worker())
-        .output()
-        .expect("rsfm runs");
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary = project.run_json(recipe, &[]);
+    assert_eq!(summary["failed"], 0, "{summary}");
     let key = project.stage_key(recipe, "seg");
     let checkpoint = project.entry_dir(&key).join("checkpoint.safetensors");
     let mut stats = tensors_ending(&checkpoint, ".running_var");
