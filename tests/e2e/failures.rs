@@ -127,3 +127,37 @@ fn config_show_origin_names_the_file_and_line_of_each_value() {
         .unwrap();
     assert!(name.contains("base.toml:2"), "{name}");
 }
+
+#[test]
+fn a_flood_of_stderr_leaves_a_bounded_tail() {
+    let project = crate::common::Project::new();
+    let recipe = project.write(
+        "loud.toml",
+        r#"
+[experiment]
+name = "loud"
+
+[stage.loud]
+kind = "command"
+argv = ["sh", "-c", "head -c 20000000 /dev/zero | tr '\\0' x >&2; echo >&2; seq 1 100000 >&2; exit 3"]
+"#,
+    );
+    let out = project.rsfm(&["run", recipe.to_str().unwrap(), "--gpus", "none"]);
+    assert_eq!(out.status.code(), Some(1));
+    let rows = project.sql(
+        "SELECT length(stderr_tail) AS n, stderr_tail AS tail FROM stages WHERE name = 'loud'",
+    );
+    let n = rows[0]["n"].as_i64().unwrap();
+    assert!(n <= 16 << 10, "a tail of {n} bytes");
+    assert!(
+        rows[0]["tail"].as_str().unwrap().ends_with("100000"),
+        "{}",
+        rows[0]["tail"]
+    );
+    let shown = crate::common::text(&out.stderr);
+    assert!(
+        shown.len() < 64 << 10,
+        "{} bytes on the terminal",
+        shown.len()
+    );
+}

@@ -2,20 +2,17 @@
 //! own process group, protocol events parsed from rank 0's stdout, all of stdout and stderr
 //! appended to the stage log, SIGTERM then SIGKILL on interrupt or when a rank fails.
 
-use std::collections::VecDeque;
 use std::process::Stdio;
 use std::time::Duration;
 
 use rsfm_model::dist::{free_port, RankEnv};
 use rsfm_model::protocol::Event;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::watch;
 
+use super::bounded_lines::{next_line, Tail};
 use super::{own_process_group, Finished, Invocation, ProcessEnd};
-
-/// Lines of stderr kept for the database when a stage fails.
-pub const STDERR_TAIL_LINES: usize = 40;
 
 /// Time between SIGTERM and SIGKILL (`RSFM_KILL_GRACE_S` overrides; default 10 s).
 fn kill_grace() -> Duration {
@@ -106,7 +103,7 @@ pub async fn run(
     }
     drop(line_tx);
 
-    let mut tail: VecDeque<String> = VecDeque::with_capacity(STDERR_TAIL_LINES);
+    let mut tail = Tail::default();
     let mut lines_open = true;
     let deadline = invocation
         .time_limit
@@ -127,8 +124,7 @@ pub async fn run(
                     let _ = log.write_all(format!("{shown}\n").as_bytes()).await;
                     let _ = log.flush().await;
                     if stderr {
-                        if tail.len() == STDERR_TAIL_LINES { tail.pop_front(); }
-                        tail.push_back(shown);
+                        tail.push(&shown);
                     } else if rank == 0 {
                         if let Some(event) = Event::parse_line(&text) {
                             on_event(event);
@@ -171,7 +167,7 @@ pub async fn run(
             }
         }
     }
-    let stderr_tail = Vec::from(tail).join("\n");
+    let stderr_tail = tail.text();
     let end = match (stop_reason, failure) {
         (Some(reason), _) => reason,
         (None, Some(reason)) => ProcessEnd::Failure(reason),
@@ -188,8 +184,8 @@ fn forward_lines(
     tx: tokio::sync::mpsc::UnboundedSender<RankLine>,
 ) {
     tokio::spawn(async move {
-        let mut lines = BufReader::new(pipe).lines();
-        while let Ok(Some(text)) = lines.next_line().await {
+        let mut reader = BufReader::new(pipe);
+        while let Some(text) = next_line(&mut reader).await {
             if tx.send(RankLine { rank, stderr, text }).is_err() {
                 break;
             }

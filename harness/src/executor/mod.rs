@@ -2,6 +2,7 @@
 //! ([`slurm`]). Both run the same command line ([`command_line`]) and report the same
 //! [`Finished`]; the scheduler, cache and store do not know which one ran a stage.
 
+pub mod bounded_lines;
 pub mod command_line;
 pub mod local;
 pub mod slurm;

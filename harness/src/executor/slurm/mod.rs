@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use rsfm_model::protocol::Event;
 use tokio::sync::{watch, Mutex};
 
-use super::local::STDERR_TAIL_LINES;
+use super::bounded_lines::TAIL_LINES;
 use super::{Finished, Invocation, ProcessEnd};
 use crate::plan::PlannedStage;
 use commands::Accounting;
@@ -164,7 +164,7 @@ impl SlurmExecutor {
     fn finished(&self, end: ProcessEnd, invocation: &Invocation) -> Finished {
         let stderr_tail = match end {
             ProcessEnd::Success => String::new(),
-            _ => tail::last_lines(&invocation.log_path, STDERR_TAIL_LINES),
+            _ => tail::last_lines(&invocation.log_path, TAIL_LINES),
         };
         Finished { end, stderr_tail }
     }
