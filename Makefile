@@ -57,15 +57,18 @@ lint: libtorch gloo
 	$(CARGO) clippy -p rsfm -p rsfm-harness --all-targets -- -D warnings
 	$(CARGO) clippy -p rsfm-model --features torch --all-targets -- -D warnings
 
-## bench: each figure as a ratio against its reference, measured in the same run
+## bench: each figure as a ratio against its reference, measured in the same run. Benches build
+## in their own target dir: `cargo bench` rebuilds the package's binaries with other features,
+## and must not replace the rsfm and rsfm-worker that `make build` installed.
+BENCH_TARGET := CARGO_TARGET_DIR=$(CURDIR)/target/bench
 bench: build
 	benches/harness/plan_and_overhead.sh $(RSFM)
-	benches/fingerprint/run.sh
-	benches/metrics/dota_map.sh
-	benches/metrics/confusion.sh
-	$(CARGO) bench -p rsfm-model --features torch --bench models
-	benches/models/detector.sh
-	benches/models/pytorch_eager.sh
+	$(BENCH_TARGET) benches/fingerprint/run.sh
+	$(BENCH_TARGET) benches/metrics/dota_map.sh
+	$(BENCH_TARGET) benches/metrics/confusion.sh
+	$(BENCH_TARGET) $(CARGO) bench -p rsfm-model --features torch --bench models
+	$(BENCH_TARGET) benches/models/detector.sh
+	$(BENCH_TARGET) benches/models/pytorch_eager.sh
 
 clean:
 	$(CARGO) clean

@@ -11,7 +11,20 @@
 use std::env;
 use std::path::{Path, PathBuf};
 
+include!("../build-support/identity.rs");
+
 const SHIM: &str = "csrc/rsfm_shim.cpp";
+
+/// What `rsfm-worker` is compiled from, for its build identity (relative to the workspace root).
+const WORKER_SOURCES: [&str; 7] = [
+    "model/src",
+    "model/csrc",
+    "model/build.rs",
+    "model/Cargo.toml",
+    "Cargo.toml",
+    "Cargo.lock",
+    "build-support",
+];
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
@@ -20,9 +33,12 @@ fn main() {
     println!("cargo:rerun-if-env-changed=RSFM_CUDA_INCLUDE");
     println!("cargo:rerun-if-env-changed=CUDA_HOME");
     println!("cargo:rerun-if-env-changed=GLOO_INCLUDE");
+    println!("cargo:rerun-if-env-changed=CXX");
+    println!("cargo:rerun-if-env-changed=CXXFLAGS");
     if env::var_os("CARGO_FEATURE_TORCH").is_none() {
         return;
     }
+    write_build_identity(Path::new(".."), &WORKER_SOURCES);
     let lib_dir = PathBuf::from(
         env::var("DEP_TCH_LIBTORCH_LIB")
             .expect("torch-sys did not report its libtorch lib dir (DEP_TCH_LIBTORCH_LIB)"),
@@ -71,7 +87,7 @@ fn main() {
             ),
         }
     }
-    build.compile("rsfm_shim");
+    compile_shim_unless_built(&mut build, &lib_dir);
 
     println!("cargo:rustc-link-search=native={}", lib_dir.display());
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib_dir.display());
@@ -81,6 +97,30 @@ fn main() {
     if has_cuda {
         println!("cargo:rustc-link-lib=dylib=torch_cuda");
     }
+}
+
+/// Compiles the shim, or, when `OUT_DIR` holds it built from the same source with the same
+/// compiler settings (the build script runs again on any source change of this package, for the
+/// build identity), links that build as `cc` would.
+fn compile_shim_unless_built(build: &mut cc::Build, lib_dir: &Path) {
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR is set"));
+    let inputs = format!(
+        "{:?}\n{}\n{:?}\n{}",
+        build.get_compiler().to_command(),
+        lib_dir.display(),
+        env::var_os("GLOO_INCLUDE"),
+        std::fs::read_to_string(SHIM).expect("reading the shim"),
+    );
+    let stamp = out.join("rsfm_shim.inputs");
+    let built = out.join("librsfm_shim.a");
+    if built.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(inputs.as_str()) {
+        println!("cargo:rustc-link-search=native={}", out.display());
+        println!("cargo:rustc-link-lib=static=rsfm_shim");
+        println!("cargo:rustc-link-lib=stdc++");
+        return;
+    }
+    build.compile("rsfm_shim");
+    std::fs::write(&stamp, inputs).expect("writing the shim's stamp");
 }
 
 /// Folders holding `nccl.h` and `cuda_runtime_api.h`, or None when either is missing.

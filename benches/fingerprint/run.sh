@@ -8,7 +8,7 @@ BYTES=${2:-2000000000}
 cd "$(dirname "$0")/../.."
 
 cargo build --release -p rsfm-harness --example fingerprint_bench >&2
-BENCH=target/release/examples/fingerprint_bench
+BENCH="${CARGO_TARGET_DIR:-target}/release/examples/fingerprint_bench"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/rsfm-fingerprint-bench.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 need=$((BYTES / 1024 * 3 / 2))

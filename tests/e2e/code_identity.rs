@@ -1,14 +1,15 @@
-//! Worker stages are keyed on the code that actually runs them: the sha256 of the `rsfm-worker`
-//! in use (and of the libtorch it loads), so a modified worker, or `RSFM_WORKER` pointing at
-//! another one, makes every worker stage pending and `explain` says why; `command` stages keep
-//! their keys.
+//! Worker stages are keyed on the code that actually runs them: the build identity of the
+//! `rsfm-worker` in use (what it was compiled from and how) and the libtorch it loads, so a
+//! worker built from other sources, or `RSFM_WORKER` pointing at one, makes every worker stage
+//! pending and `explain` names the part that changed, while a rebuild of the same sources (other
+//! bytes, same identity) keeps them cached; `command` stages keep their keys.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::common::{last_json_line, repo_root, text, worker, Project};
 
 /// A synthetic Million-AID `command` stage and a two-step MAE pretraining of vit-tiny on it.
-fn recipe(project: &Project) -> std::path::PathBuf {
+fn recipe(project: &Project) -> PathBuf {
     let preset = repo_root().join("recipes/models/vit-tiny.toml");
     project.write(
         "identity.toml",
@@ -75,15 +76,24 @@ fn another_worker_makes_worker_stages_pending_and_explain_names_it() {
         [cached("data"), cached("pretrain")]
     );
 
-    // The same program with one byte more: another executable, as after any rebuild.
-    let modified = project.path("bin/rsfm-worker");
-    std::fs::create_dir_all(modified.parent().unwrap()).unwrap();
+    // Other bytes, same build identity (what a rebuild of the same sources gives): cached.
     let mut bytes = std::fs::read(worker()).unwrap();
     bytes.push(0);
-    std::fs::write(&modified, bytes).unwrap();
-    let mut permissions = std::fs::metadata(&modified).unwrap().permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
-    std::fs::set_permissions(&modified, permissions).unwrap();
+    let rebuilt = write_executable(&project, "rebuilt/rsfm-worker", &bytes);
+    assert_eq!(
+        statuses(&project, &recipe, &rebuilt),
+        [cached("data"), cached("pretrain")]
+    );
+
+    // A worker compiled from other sources: its identity's `sources` hash differs.
+    let marker = b"\"sources\":\"";
+    let at = bytes
+        .windows(marker.len())
+        .position(|w| w == marker)
+        .expect("the worker carries its build identity")
+        + marker.len();
+    bytes[at] = if bytes[at] == b'0' { b'1' } else { b'0' };
+    let modified = write_executable(&project, "bin/rsfm-worker", &bytes);
 
     assert_eq!(
         statuses(&project, &recipe, &modified),
@@ -97,8 +107,8 @@ fn another_worker_makes_worker_stages_pending_and_explain_names_it() {
     let explained = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
-        explained.contains("worker.executable"),
-        "explain does not name the worker: {explained}"
+        explained.contains("worker.build.sources"),
+        "explain does not name the worker's sources: {explained}"
     );
     assert!(
         !explained.contains("worker.libtorch"),
@@ -109,6 +119,17 @@ fn another_worker_makes_worker_stages_pending_and_explain_names_it() {
         statuses(&project, &recipe, &worker()),
         [cached("data"), cached("pretrain")]
     );
+}
+
+/// Writes `bytes` as an executable file at `relative` in the project.
+fn write_executable(project: &Project, relative: &str, bytes: &[u8]) -> PathBuf {
+    let path = project.path(relative);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, bytes).unwrap();
+    let mut permissions = std::fs::metadata(&path).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&path, permissions).unwrap();
+    path
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The plan: recipes expanded into a DAG of stages, each with its content key and whether the
 //! cache already holds it.
 
+mod build_identity;
 pub mod check;
 pub mod estimate;
 pub mod key;

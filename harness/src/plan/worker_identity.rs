@@ -1,17 +1,22 @@
-//! The identity of the code that runs worker stages, part of their keys: the sha256 of the
-//! `rsfm-worker` executable in use and the version and sha256 of the libtorch libraries it
-//! loads, resolved as the dynamic loader resolves them at run time (rpath, `LD_LIBRARY_PATH`);
-//! for `prepare` stages, which `rsfm prepare` runs, the sha256 of the `rsfm` executable.
+//! The identity of the code that runs worker stages, part of their keys: the build identity of
+//! the `rsfm-worker` executable in use (the hash of the sources it was compiled from, the
+//! compiler, profile, features and flags; build-support/identity.rs) and the version and
+//! sha256 of the libtorch libraries it loads, resolved as the dynamic loader resolves them at
+//! run time (rpath, `LD_LIBRARY_PATH`); for `prepare` stages, which `rsfm prepare` runs, the
+//! build identity of the `rsfm` executable. An executable without one (built elsewhere, a
+//! script) is keyed on its sha256.
 //!
-//! Not the git commit the harness was built from: that misses uncommitted edits, a worker
-//! rebuilt from other sources and `RSFM_WORKER` pointing elsewhere. Hashes go through the
-//! store's stat cache, so an unchanged worker and libtorch cost a few `stat`s per plan.
+//! Not the executable's bytes where the build identity is known: a rebuild of the same sources
+//! with the same flags (after `make bench`, `cargo clean`) keeps the cache. Not the git commit
+//! either: that misses uncommitted edits and `RSFM_WORKER` pointing elsewhere. Library hashes
+//! go through the store's stat cache, so an unchanged libtorch costs a few `stat`s per plan.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde_json::{json, Map, Value};
 
+use super::build_identity::read_build_identity;
 use crate::cli::BadInput;
 use crate::executor::command_line::find_worker;
 use crate::fingerprint::sha256_file_cached;
@@ -20,13 +25,12 @@ use crate::store::Store;
 /// Library name prefixes that make up libtorch.
 const LIBTORCH_PREFIXES: [&str; 2] = ["libtorch", "libc10"];
 
-/// The worker identity of every worker-run stage: `{"executable": sha256, "libtorch":
-/// {"version": "2.11.0", "libtorch_cpu.so": sha256, ...}}`.
+/// The worker identity of every worker-run stage: `{"build": {"sources": sha256, "compiler":
+/// …, "profile": …, …}, "libtorch": {"version": "2.11.0", "libtorch_cpu.so": sha256, ...}}`
+/// (`"executable": sha256` in place of `build` for a worker without a build identity).
 pub async fn worker_identity(store: &Store) -> anyhow::Result<Value> {
     let worker = locate(&find_worker())?;
-    let executable = sha256_file_cached(&worker, store)
-        .await
-        .with_context(|| format!("hashing the worker {}", worker.display()))?;
+    let (field, code) = executable_identity(&worker, store).await?;
     let traced = worker.clone();
     let libraries = tokio::task::spawn_blocking(move || libtorch_libraries(&traced)).await??;
     let mut libtorch = Map::new();
@@ -40,17 +44,34 @@ pub async fn worker_identity(store: &Store) -> anyhow::Result<Value> {
             .with_context(|| format!("hashing {}", library.display()))?;
         libtorch.insert(name, json!(sha256));
     }
-    Ok(json!({ "executable": executable, "libtorch": libtorch }))
+    Ok(json!({ field: code, "libtorch": libtorch }))
 }
 
 /// The identity of the code that runs `prepare` stages, which `rsfm prepare` runs: `{"rsfm":
-/// sha256}` of the running `rsfm` executable (the one the executor starts).
+/// build identity}` of the running `rsfm` executable (the one the executor starts), or its
+/// sha256 when it has none.
 pub async fn rsfm_identity(store: &Store) -> anyhow::Result<Value> {
     let rsfm = std::env::current_exe().context("locating the running rsfm executable")?;
-    let sha256 = sha256_file_cached(&rsfm, store)
+    let (_, code) = executable_identity(&rsfm, store).await?;
+    Ok(json!({ "rsfm": code }))
+}
+
+/// `("build", build identity)` of `executable`, or `("executable", sha256)` when it carries no
+/// build identity.
+async fn executable_identity(
+    executable: &Path,
+    store: &Store,
+) -> anyhow::Result<(&'static str, Value)> {
+    let path = executable.to_path_buf();
+    if let Some(identity) =
+        tokio::task::spawn_blocking(move || read_build_identity(&path)).await??
+    {
+        return Ok(("build", identity));
+    }
+    let sha256 = sha256_file_cached(executable, store)
         .await
-        .with_context(|| format!("hashing {}", rsfm.display()))?;
-    Ok(json!({ "rsfm": sha256 }))
+        .with_context(|| format!("hashing {}", executable.display()))?;
+    Ok(("executable", json!(sha256)))
 }
 
 /// The worker's absolute path: as given when it has a folder, else found on `PATH`.
