@@ -3,23 +3,23 @@
 
 include!("build-support/identity.rs");
 
-/// What `rsfm` is compiled from (relative to the workspace root): its own crate, the harness,
-/// the model crate without `torch`, the presets the harness embeds.
-const RSFM_SOURCES: [&str; 12] = [
+/// What `rsfm` is compiled from (relative to the workspace root; its dependencies come from
+/// `Cargo.lock`): its own crate, the harness with the schema and presets it embeds, the model
+/// crate without `torch`.
+const RSFM_SOURCES: [&str; 11] = [
     "src",
     "build.rs",
     "harness/src",
+    "harness/migrations",
     "harness/Cargo.toml",
     "model/src",
-    "model/csrc",
     "model/build.rs",
     "model/Cargo.toml",
     "recipes/models",
     "Cargo.toml",
-    "Cargo.lock",
     "build-support",
 ];
 
 fn main() {
-    write_build_identity(std::path::Path::new("."), &RSFM_SOURCES);
+    write_build_identity(std::path::Path::new("."), &RSFM_SOURCES, "rsfm");
 }

@@ -15,14 +15,13 @@ include!("../build-support/identity.rs");
 
 const SHIM: &str = "csrc/rsfm_shim.cpp";
 
-/// What `rsfm-worker` is compiled from, for its build identity (relative to the workspace root).
-const WORKER_SOURCES: [&str; 7] = [
+/// What `rsfm-worker` is compiled from, for its build identity (relative to the workspace root;
+/// its dependencies come from `Cargo.lock`).
+const WORKER_SOURCES: [&str; 5] = [
     "model/src",
     "model/csrc",
     "model/build.rs",
     "model/Cargo.toml",
-    "Cargo.toml",
-    "Cargo.lock",
     "build-support",
 ];
 
@@ -38,7 +37,7 @@ fn main() {
     if env::var_os("CARGO_FEATURE_TORCH").is_none() {
         return;
     }
-    write_build_identity(Path::new(".."), &WORKER_SOURCES);
+    write_build_identity(Path::new(".."), &WORKER_SOURCES, "rsfm-model");
     let lib_dir = PathBuf::from(
         env::var("DEP_TCH_LIBTORCH_LIB")
             .expect("torch-sys did not report its libtorch lib dir (DEP_TCH_LIBTORCH_LIB)"),

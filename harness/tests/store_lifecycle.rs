@@ -38,6 +38,7 @@ fn succeeded(metrics: Vec<MetricRow>, artifacts: Vec<ArtifactRow>) -> StageOutco
         artifacts,
         cache_dir: Some("/tmp/cache/ab/abc".into()),
         duration_s: 1.5,
+        commit_s: None,
     }
 }
 
@@ -188,6 +189,7 @@ async fn stage_lifecycle_rows() {
         artifacts: vec![],
         cache_dir: None,
         duration_s: 0.25,
+        commit_s: None,
     };
     store.stage_finished("k1", &failed).await.unwrap();
     let row = &store.stages(&StageFilter::default()).await.unwrap()[0];

@@ -161,3 +161,44 @@ argv = ["sh", "-c", "head -c 20000000 /dev/zero | tr '\\0' x >&2; echo >&2; seq 
         shown.len()
     );
 }
+
+#[test]
+fn a_background_child_holding_stdout_does_not_hold_the_run_and_is_ended() {
+    let project = Project::new();
+    let pid_file = project.path("server.pid");
+    let recipe = project.write(
+        "server.toml",
+        &format!(
+            r#"
+[experiment]
+name = "server"
+
+[stage.serve]
+kind = "command"
+argv = ["sh", "-c", "sleep 300 & echo $! > {}; echo started"]
+"#,
+            pid_file.display()
+        ),
+    );
+    let started = std::time::Instant::now();
+    let out = project.rsfm(&["run", recipe.to_str().unwrap(), "--gpus", "none"]);
+    let seconds = started.elapsed().as_secs_f64();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The stage's own process exits at once; the run must not wait out the 300 s child.
+    assert!(seconds < 60.0, "the run took {seconds:.1} s");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("left processes running") && stderr.contains("SIGTERM"),
+        "{stderr}"
+    );
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: signal 0 only asks whether the process exists.
+    let alive = unsafe { libc::kill(pid, 0) } == 0;
+    assert!(!alive, "the background child {pid} still runs");
+    let rows = project.sql("SELECT status FROM stages WHERE name = 'serve'");
+    assert_eq!(rows[0]["status"], "succeeded");
+}

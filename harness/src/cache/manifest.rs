@@ -183,17 +183,55 @@ pub fn hash_file(path: &Path) -> anyhow::Result<(u64, String)> {
     Ok((size, hex::encode(hasher.finalize())))
 }
 
-/// fsyncs every file and directory under `dir`, then `dir` itself.
+/// Trees with more entries than this are made durable by one `syncfs` of their filesystem
+/// rather than an fsync per file (50,000 fsyncs in a row took minutes).
+const SYNCFS_ABOVE: usize = 256;
+
+/// Makes every file and directory under `dir`, and `dir` itself, durable: one `syncfs(2)` for a
+/// large tree (it writes back the whole filesystem, which holds the tree), else (or when
+/// `syncfs` fails) an fsync of each file, in parallel so the journal can batch them, then of
+/// each directory, deepest first.
 pub fn sync_tree(dir: &Path) -> anyhow::Result<()> {
-    for item in fs::read_dir(dir)? {
-        let item = item?;
-        if item.file_type()?.is_dir() {
-            sync_tree(&item.path())?;
-        } else {
-            fs::File::open(item.path())?.sync_all()?;
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    let mut next = 0;
+    while next < dirs.len() {
+        for item in fs::read_dir(&dirs[next])? {
+            let item = item?;
+            if item.file_type()?.is_dir() {
+                dirs.push(item.path());
+            } else {
+                files.push(item.path());
+            }
+        }
+        next += 1;
+    }
+    if files.len() + dirs.len() > SYNCFS_ABOVE {
+        match syncfs(dir) {
+            Ok(()) => return Ok(()),
+            Err(err) => tracing::debug!("syncfs {}: {err}; fsyncing each file", dir.display()),
         }
     }
-    sync_dir(dir)
+    files
+        .par_iter()
+        .try_for_each(|file| fs::File::open(file)?.sync_all())?;
+    for dir in dirs.iter().rev() {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// `syncfs(2)` on the filesystem holding `path`.
+fn syncfs(path: &Path) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let dir = std::fs::File::open(path)?;
+    // SAFETY: the descriptor is open for the duration of the call.
+    let status = unsafe { libc::syncfs(dir.as_raw_fd()) };
+    if status == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// fsyncs a directory, making renames and creations inside it durable.

@@ -41,6 +41,9 @@ pub async fn run(args: PlanArgs, results: &Path, json: bool) -> anyhow::Result<E
     let plan = session.plan().await?;
     let entries = plan.entries();
     let costs = args.estimate.then(|| estimate::estimate(&plan, args.gpu));
+    for warning in plan.shared_key_warnings() {
+        eprintln!("warning: {warning}");
+    }
     if json {
         let mut out = serde_json::json!({ "stages": entries });
         if let Some(costs) = &costs {

@@ -258,6 +258,7 @@ mod tests {
             artifacts: vec![],
             cache_dir: None,
             duration_s: 1.0,
+            commit_s: None,
         };
         store.stage_finished("k", &outcome).await.unwrap();
         store.close().await;

@@ -77,6 +77,9 @@ pub async fn run(args: RunArgs, results: &Path, json: bool) -> anyhow::Result<Ex
     if !json {
         eprintln!("rsfm: results in {}", session.results_dir.display());
     }
+    for warning in plan.shared_key_warnings() {
+        eprintln!("warning: {warning}");
+    }
     if args.dry_run {
         for stage in &plan.stages {
             let status = if is_forced(stage, &args.force) {

@@ -1,11 +1,13 @@
-//! `rsfm sql "SELECT ..." [--format table|csv|json]`: read-only SQL on `<results>/rsfm.db`.
+//! `rsfm sql "SELECT ..." [--format table|csv|json]`: read-only SQL on `<results>/rsfm.db`,
+//! rows printed as SQLite produces them, within a time and a memory limit.
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use super::BadInput;
-use crate::query::{OutputFormat, Table};
-use crate::store::{check_read_only, Store};
+use crate::query::{OutputFormat, RowWriter};
+use crate::store::{check_read_only, SqlLimits, Store};
 
 /// Arguments of `rsfm sql`.
 #[derive(Debug, Clone, clap::Args)]
@@ -15,37 +17,51 @@ pub struct SqlArgs {
     /// Output format (`--json` means `--format json`): JSON is `{"columns": [..], "rows": [[..], ..]}`.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
+    /// Seconds the statement may run (to its last row) before it is stopped.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        env = "RSFM_SQL_TIME_LIMIT_S",
+        default_value_t = 60.0
+    )]
+    pub time_limit: f64,
+    /// MiB of memory SQLite may use for the statement before it is stopped.
+    #[arg(
+        long,
+        value_name = "MIB",
+        env = "RSFM_SQL_MAX_MEMORY_MB",
+        default_value_t = 256
+    )]
+    pub max_memory_mb: u64,
 }
 
 /// Runs the statement on a connection that cannot write (`mode=ro`, `query_only`), after
 /// refusing anything but a single read-only statement. Exit 2 on a refused or invalid statement.
 pub async fn run(args: SqlArgs, results_dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
     check_read_only(&args.sql).map_err(BadInput::wrap)?;
-    let outcome = match Store::open_read_only(&results_dir.join("rsfm.db")).await {
-        Ok(store) => {
-            let outcome = store.query_read_only(&args.sql).await;
-            store.close().await;
-            outcome
-        }
-        Err(err) => Err(err),
+    if !(args.time_limit.is_finite() && args.time_limit > 0.0) {
+        return Err(BadInput::msg(format!(
+            "--time-limit {}: give a positive number of seconds",
+            args.time_limit
+        )));
+    }
+    let limits = SqlLimits {
+        time: Duration::from_secs_f64(args.time_limit),
+        memory_bytes: args.max_memory_mb.max(1) << 20,
     };
-    let (columns, rows) = match outcome {
-        Ok(result) => result,
-        Err(err) => return Err(BadInput::wrap(err)),
-    };
-    let table = Table { columns, rows };
-    match if json {
+    let format = if json {
         OutputFormat::Json
     } else {
         args.format
-    } {
-        OutputFormat::Json => {
-            let shape = serde_json::json!({ "columns": table.columns, "rows": table.rows });
-            println!("{}", serde_json::to_string_pretty(&shape)?);
-        }
-        OutputFormat::Csv => print!("{}", table.to_csv()),
-        OutputFormat::Table => print!("{}", table.to_text()),
-    }
+    };
+    let store = Store::open_read_only(&results_dir.join("rsfm.db"))
+        .await
+        .map_err(BadInput::wrap)?;
+    let mut writer = RowWriter::new(std::io::BufWriter::new(std::io::stdout().lock()), format);
+    let outcome = store.stream_read_only(&args.sql, limits, &mut writer).await;
+    store.close().await;
+    outcome.map_err(BadInput::wrap)?;
+    writer.finish()?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -57,6 +73,8 @@ mod tests {
         SqlArgs {
             sql: sql.into(),
             format: OutputFormat::Table,
+            time_limit: 60.0,
+            max_memory_mb: 256,
         }
     }
 

@@ -1,6 +1,10 @@
 //! Runs a stage's processes on this machine (one, or one per data-parallel rank): each in its
 //! own process group, protocol events parsed from rank 0's stdout, all of stdout and stderr
 //! appended to the stage log, SIGTERM then SIGKILL on interrupt or when a rank fails.
+//!
+//! The stage ends when its processes exit. Children they leave behind (`server &`), which may
+//! hold stdout open for ever, get [`DRAIN`] to close it; then whatever is left of the stage's
+//! process groups is ended (SIGTERM, then SIGKILL after [`LEFTOVER_GRACE`]) and reported.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -22,6 +26,11 @@ fn kill_grace() -> Duration {
         .map(Duration::from_secs_f64)
         .unwrap_or(Duration::from_secs(10))
 }
+
+/// How long the pipes may stay open after every rank exited (output still in flight).
+const DRAIN: Duration = Duration::from_secs(1);
+/// Time between SIGTERM and SIGKILL for the processes a stage left running.
+const LEFTOVER_GRACE: Duration = Duration::from_secs(2);
 
 /// One line a rank wrote.
 struct RankLine {
@@ -111,6 +120,8 @@ pub async fn run(
     let mut stop_reason: Option<ProcessEnd> = None;
     let mut kill_at: Option<tokio::time::Instant> = None;
     let mut failure: Option<String> = None;
+    // Set once every rank has exited: the end of the wait for the pipes to close.
+    let mut drain_until: Option<tokio::time::Instant> = None;
 
     while lines_open || !exits.is_empty() {
         tokio::select! {
@@ -149,7 +160,18 @@ pub async fn run(
                         kill_at = Some(terminate(&pids));
                     }
                 }
+                if exits.is_empty() {
+                    drain_until = Some(tokio::time::Instant::now() + DRAIN);
+                }
             },
+            _ = sleep_until(drain_until), if drain_until.is_some() => {
+                // Output still in flight from exited processes is read to its end; a pipe held
+                // open by their leftovers is not waited for.
+                if !alive_groups(&pids).is_empty() {
+                    break;
+                }
+                drain_until = None;
+            }
             _ = cancel.changed(), if stop_reason.is_none() => {
                 if *cancel.borrow() {
                     stop_reason = Some(ProcessEnd::Interrupted);
@@ -167,13 +189,63 @@ pub async fn run(
             }
         }
     }
+    let leftovers = end_leftovers(&pids).await;
+    if let Some(note) = &leftovers {
+        let _ = log.write_all(format!("rsfm: {note}\n").as_bytes()).await;
+        let _ = log.flush().await;
+    }
     let stderr_tail = tail.text();
     let end = match (stop_reason, failure) {
         (Some(reason), _) => reason,
         (None, Some(reason)) => ProcessEnd::Failure(reason),
         (None, None) => ProcessEnd::Success,
     };
-    Finished { end, stderr_tail }
+    Finished {
+        end,
+        stderr_tail,
+        leftovers,
+    }
+}
+
+/// Ends what is left of the process groups of `pids` after their leaders exited (children
+/// started in the background): SIGTERM, then SIGKILL after [`LEFTOVER_GRACE`]. Returns a note
+/// for the user when there was anything to end.
+async fn end_leftovers(pids: &[Option<i32>]) -> Option<String> {
+    let alive = alive_groups;
+    let groups = alive(pids);
+    if groups.is_empty() {
+        return None;
+    }
+    let group_list = groups
+        .iter()
+        .map(i32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let groups: Vec<Option<i32>> = groups.into_iter().map(Some).collect();
+    signal_all(&groups, libc::SIGTERM);
+    let deadline = tokio::time::Instant::now() + LEFTOVER_GRACE;
+    while !alive(&groups).is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let how = if alive(&groups).is_empty() {
+        "SIGTERM"
+    } else {
+        signal_all(&groups, libc::SIGKILL);
+        "SIGKILL"
+    };
+    Some(format!(
+        "the stage's process exited but left processes running in its process group {group_list} (started in the background?); they were ended with {how}, as every stage's leftovers are"
+    ))
+}
+
+/// The process groups among `pids` (our ranks' groups) that still have members.
+fn alive_groups(pids: &[Option<i32>]) -> Vec<i32> {
+    pids.iter()
+        .flatten()
+        // SAFETY: signal 0 only checks that the group we created still has members.
+        .filter(|&&pid| unsafe { libc::killpg(pid, 0) } == 0)
+        .copied()
+        .collect()
 }
 
 /// Sends the lines of `pipe` to `tx`, marked with the rank and stream they came from.

@@ -52,6 +52,8 @@ pub struct Finished {
     pub end: ProcessEnd,
     /// The last lines of its stderr (under Slurm: of its log).
     pub stderr_tail: String,
+    /// What was done about processes it left running after it exited, if any.
+    pub leftovers: Option<String>,
 }
 
 impl Finished {
@@ -60,6 +62,7 @@ impl Finished {
         Finished {
             end: ProcessEnd::Failure(reason),
             stderr_tail: String::new(),
+            leftovers: None,
         }
     }
 }

@@ -141,6 +141,36 @@ mod tests {
         }
 
         #[test]
+        fn dependencies_are_those_the_package_reaches_in_the_lock() {
+            let lock = |b_version: &str, c_version: &str| {
+                format!(
+                    "version = 4\n\n[[package]]\nname = \"a\"\nversion = \"0.1.0\"\ndependencies = [\n \"b\",\n]\n\n[[package]]\nname = \"b\"\nversion = \"{b_version}\"\n\n[[package]]\nname = \"c\"\nversion = \"{c_version}\"\n"
+                )
+            };
+            let manifest = "[workspace]\nmembers = []\n\n[profile.release]\ndebug = true\n";
+            let base = dependencies_sha256(&lock("1.0.0", "1.0.0"), manifest, "a");
+            assert_eq!(
+                dependencies_sha256(&lock("1.0.0", "2.0.0"), manifest, "a"),
+                base,
+                "c is not a dependency of a"
+            );
+            assert_ne!(
+                dependencies_sha256(&lock("1.0.1", "1.0.0"), manifest, "a"),
+                base
+            );
+            let other_profile = manifest.replace("debug = true", "debug = false");
+            assert_ne!(
+                dependencies_sha256(&lock("1.0.0", "1.0.0"), &other_profile, "a"),
+                base
+            );
+            let other_members = manifest.replace("members = []", "members = [\"x\"]");
+            assert_eq!(
+                dependencies_sha256(&lock("1.0.0", "1.0.0"), &other_members, "a"),
+                base
+            );
+        }
+
+        #[test]
         fn identity_strings_are_json_escaped() {
             let quoted = json_string("a\"b\\c\n");
             assert_eq!(

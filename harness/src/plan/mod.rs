@@ -8,6 +8,7 @@ pub mod key;
 pub mod key_error;
 mod order;
 pub mod resolved;
+mod shared_keys;
 pub mod stage_params;
 mod worker_identity;
 pub mod worker_params;
@@ -81,6 +82,9 @@ pub struct PlanEntry {
     pub status: &'static str,
     /// Names of the stages it needs.
     pub needs: Vec<String>,
+    /// The earlier stage with the same key, whose computation (and record) this one shares.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub same_key_as: Option<String>,
 }
 
 impl Plan {
@@ -211,9 +215,11 @@ impl Plan {
 
     /// The `rsfm plan --json` view.
     pub fn entries(&self) -> Vec<PlanEntry> {
+        let same_key_as = self.same_key_as();
         self.stages
             .iter()
-            .map(|s| PlanEntry {
+            .zip(same_key_as)
+            .map(|(s, earlier)| PlanEntry {
                 name: s.stage.name.clone(),
                 matrix: s
                     .stage
@@ -234,6 +240,7 @@ impl Plan {
                     .iter()
                     .map(|&i| self.stages[i].stage.name.clone())
                     .collect(),
+                same_key_as: earlier.map(|j| self.stages[j].display_name()),
             })
             .collect()
     }

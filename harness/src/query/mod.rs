@@ -2,6 +2,7 @@
 //! user text into SQL.
 
 mod curve;
+mod stream;
 mod table;
 mod where_expr;
 mod wide;
@@ -11,6 +12,7 @@ use serde::Serialize;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 pub use curve::curve_table;
+pub use stream::{RowWriter, LAYOUT_ROWS};
 pub use table::{format_number, short_key, OutputFormat, Table, KEY_PREFIX_LEN};
 pub use where_expr::{Column, Literal, WhereError, WhereExpr};
 pub use wide::{wide_table, WideOptions};

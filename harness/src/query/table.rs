@@ -26,51 +26,10 @@ pub struct Table {
 impl Table {
     /// Aligned text: a header, a rule, one line per row; numbers right-aligned, NULL shown as `-`.
     pub fn to_text(&self) -> String {
-        let cells: Vec<Vec<String>> = self
-            .rows
-            .iter()
-            .map(|row| row.iter().map(|v| for_terminal(&text_cell(v))).collect())
-            .collect();
-        let columns: Vec<String> = self.columns.iter().map(|c| for_terminal(c)).collect();
-        let mut widths: Vec<usize> = columns.iter().map(|c| c.chars().count()).collect();
-        for row in &cells {
-            for (width, cell) in widths.iter_mut().zip(row) {
-                *width = (*width).max(cell.chars().count());
-            }
-        }
-        let numeric: Vec<bool> = (0..self.columns.len())
-            .map(|i| {
-                let mut values = self
-                    .rows
-                    .iter()
-                    .filter_map(|r| r.get(i))
-                    .filter(|v| !v.is_null())
-                    .peekable();
-                values.peek().is_some() && values.all(Value::is_number)
-            })
-            .collect();
-        let line = |row: &[String]| {
-            let padded: Vec<String> = row
-                .iter()
-                .zip(&widths)
-                .zip(&numeric)
-                .map(|((cell, &width), &right)| pad(cell, width, right))
-                .collect();
-            padded.join("  ").trim_end().to_string()
-        };
-        let mut out = line(&columns);
-        out.push('\n');
-        out.push_str(
-            &widths
-                .iter()
-                .map(|w| "-".repeat(*w))
-                .collect::<Vec<_>>()
-                .join("  "),
-        );
-        out.push('\n');
-        for row in &cells {
-            out.push_str(&line(row));
-            out.push('\n');
+        let layout = TextLayout::of(&self.columns, &self.rows);
+        let mut out = layout.header(&self.columns);
+        for row in &self.rows {
+            out.push_str(&layout.line(row));
         }
         out
     }
@@ -78,25 +37,96 @@ impl Table {
     /// RFC 4180 CSV: header row, CRLF line ends; a field with a comma, quote, CR or LF is quoted,
     /// quotes doubled. NULL is an empty field.
     pub fn to_csv(&self) -> String {
-        let mut out = String::new();
-        let header: Vec<String> = self.columns.iter().map(|c| csv_field(c)).collect();
-        out.push_str(&header.join(","));
-        out.push_str("\r\n");
+        let mut out = csv_header(&self.columns);
         for row in &self.rows {
-            let fields: Vec<String> = row
-                .iter()
-                .map(|v| {
-                    if v.is_null() {
-                        String::new()
-                    } else {
-                        csv_field(&exact_cell(v))
-                    }
-                })
-                .collect();
-            out.push_str(&fields.join(","));
-            out.push_str("\r\n");
+            out.push_str(&csv_row(row));
         }
         out
+    }
+}
+
+/// One row as a CSV line (CRLF-terminated): NULL as an empty field, other cells exact.
+pub fn csv_row(row: &[Value]) -> String {
+    let fields: Vec<String> = row
+        .iter()
+        .map(|v| {
+            if v.is_null() {
+                String::new()
+            } else {
+                csv_field(&exact_cell(v))
+            }
+        })
+        .collect();
+    csv_line(&fields)
+}
+
+/// The CSV header line of `columns`.
+pub fn csv_header(columns: &[String]) -> String {
+    csv_line(&columns.iter().map(|c| csv_field(c)).collect::<Vec<_>>())
+}
+
+fn csv_line(fields: &[String]) -> String {
+    format!("{}\r\n", fields.join(","))
+}
+
+/// Column widths and alignments of a text table, measured on some rows and applied to any
+/// (a later cell wider than its column widens its own line only).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextLayout {
+    widths: Vec<usize>,
+    right_aligned: Vec<bool>,
+}
+
+impl TextLayout {
+    /// The layout that fits `columns` and `rows`: each column as wide as its widest cell,
+    /// right-aligned when every non-NULL cell is a number.
+    pub fn of(columns: &[String], rows: &[Vec<Value>]) -> TextLayout {
+        let mut widths: Vec<usize> = columns
+            .iter()
+            .map(|c| for_terminal(c).chars().count())
+            .collect();
+        for row in rows {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(for_terminal(&text_cell(cell)).chars().count());
+            }
+        }
+        let right_aligned = (0..columns.len())
+            .map(|i| {
+                let mut values = rows
+                    .iter()
+                    .filter_map(|r| r.get(i))
+                    .filter(|v| !v.is_null())
+                    .peekable();
+                values.peek().is_some() && values.all(Value::is_number)
+            })
+            .collect();
+        TextLayout {
+            widths,
+            right_aligned,
+        }
+    }
+
+    /// The header line and the rule under it.
+    pub fn header(&self, columns: &[String]) -> String {
+        let names: Vec<String> = columns.iter().map(|c| for_terminal(c)).collect();
+        let rule: Vec<String> = self.widths.iter().map(|w| "-".repeat(*w)).collect();
+        format!("{}{}\n", self.padded(&names), rule.join("  "))
+    }
+
+    /// One row as a line (with its newline).
+    pub fn line(&self, row: &[Value]) -> String {
+        let cells: Vec<String> = row.iter().map(|v| for_terminal(&text_cell(v))).collect();
+        self.padded(&cells)
+    }
+
+    fn padded(&self, cells: &[String]) -> String {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&self.widths)
+            .zip(&self.right_aligned)
+            .map(|((cell, &width), &right)| pad(cell, width, right))
+            .collect();
+        format!("{}\n", padded.join("  ").trim_end())
     }
 }
 

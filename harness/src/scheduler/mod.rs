@@ -220,6 +220,13 @@ pub async fn run(
     let mut retry_at: Vec<Option<Instant>> = vec![None; n];
 
     let start_order = priority::start_order(plan);
+    // A stage whose key an earlier stage of this run shares waits for it (then finds its entry)
+    // rather than for its key lock, which this very process holds.
+    let mut by_key: std::collections::HashMap<&str, Vec<usize>> = Default::default();
+    for (i, stage) in plan.stages.iter().enumerate() {
+        by_key.entry(stage.key.key.as_str()).or_default().push(i);
+    }
+    let same_key = |i: usize| by_key[plan.stages[i].key.key.as_str()].as_slice();
 
     loop {
         let mut rescan = false;
@@ -268,6 +275,7 @@ pub async fn run(
             }
             if running.len() >= options.jobs.max(1)
                 || retry_at[i].is_some_and(|t| Instant::now() < t)
+                || same_key(i).iter().any(|&j| state[j] == State::Running)
             {
                 continue;
             }

@@ -59,7 +59,7 @@ impl Progress {
 
     /// Notes that stage `name` succeeded after `seconds` with `metrics` (a line with its
     /// duration and first final metrics when there is no terminal).
-    pub fn stage_finished(&self, name: &str, seconds: f64, metrics: &[MetricRow]) {
+    pub fn stage_finished(&self, name: &str, seconds: f64, commit_s: f64, metrics: &[MetricRow]) {
         if self.lines {
             let headline: Vec<String> = metrics
                 .iter()
@@ -72,7 +72,10 @@ impl Progress {
             } else {
                 format!(": {}", headline.join(", "))
             };
-            eprintln!("{} finished {name} in {seconds:.1} s{metrics}", clock());
+            eprintln!(
+                "{} finished {name} in {seconds:.1} s (commit {commit_s:.1} s){metrics}",
+                clock()
+            );
         }
     }
 

@@ -151,6 +151,9 @@ async fn run_stage_inner(
         };
         let mut metrics = std::mem::take(&mut *events.lock().expect("metric list"));
         let duration_s = started.elapsed().as_secs_f64();
+        if let Some(note) = &finished.leftovers {
+            progress.println(&format!("{name}: {note}"));
+        }
         let tampered = untouched.check(&ctx.cache)?;
         let end = match (finished.end, tampered) {
             (ProcessEnd::Interrupted, _) => ProcessEnd::Interrupted,
@@ -158,8 +161,8 @@ async fn run_stage_inner(
             (end, None) => end,
         };
         let failure = match end {
-            ProcessEnd::Success => match commit(ctx, planned, &out, &mut metrics) {
-                Ok(entry) => {
+            ProcessEnd::Success => match timed_commit(ctx, planned, &out, &mut metrics) {
+                Ok((entry, commit_s)) => {
                     let outcome = StageOutcome {
                         status: StageStatus::Succeeded,
                         error: None,
@@ -168,10 +171,11 @@ async fn run_stage_inner(
                         artifacts: artifacts(&entry),
                         cache_dir: Some(entry.dir.display().to_string()),
                         duration_s,
+                        commit_s: Some(commit_s),
                     };
                     ctx.store.stage_finished(&key, &outcome).await?;
                     drop(lock);
-                    progress.stage_finished(&name, duration_s, &outcome.metrics);
+                    progress.stage_finished(&name, duration_s, commit_s, &outcome.metrics);
                     return Ok(StageResult::Ran);
                 }
                 Err(err) => format!("{err:#}"),
@@ -266,7 +270,21 @@ fn ended(status: StageStatus, error: String, stderr_tail: String, duration_s: f6
         artifacts: Vec::new(),
         cache_dir: None,
         duration_s,
+        commit_s: None,
     }
+}
+
+/// [`commit`] and the seconds it took (hashing the output, writing the manifest, making the
+/// entry durable), which the summary reports apart from the stage's own time.
+fn timed_commit(
+    ctx: &RunContext,
+    planned: &PlannedStage,
+    out: &Path,
+    metrics: &mut Vec<MetricRow>,
+) -> anyhow::Result<(Entry, f64)> {
+    let started = Instant::now();
+    let entry = commit(ctx, planned, out, metrics)?;
+    Ok((entry, started.elapsed().as_secs_f64()))
 }
 
 /// Reads `metrics.json` (if any) into `metrics`, in place of the final metrics that events

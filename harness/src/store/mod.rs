@@ -12,16 +12,15 @@ mod read_only_sql;
 mod records;
 mod reported;
 mod stages;
+mod user_sql;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Column, Row, TypeInfo, ValueRef};
 
 pub use current::StageScope;
 pub use read_only_sql::{check_read_only, ReadOnlySqlError};
@@ -29,6 +28,7 @@ pub use records::{
     ArtifactRow, FileHashRow, MetricRow, ReportedRow, StageFilter, StageOutcome, StageRecord,
     StageRow, StageStatus,
 };
+pub use user_sql::{RowSink, SqlLimits};
 
 /// The schema migrations in `harness/migrations/`.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
@@ -192,35 +192,6 @@ impl Store {
         Ok(())
     }
 
-    /// Runs one read-only statement (SELECT, WITH, VALUES, EXPLAIN or a reading PRAGMA) and returns
-    /// its column names and rows. Anything else is refused before it reaches SQLite, and the
-    /// connection itself is read-only.
-    pub async fn query_read_only(&self, sql: &str) -> anyhow::Result<QueryResult> {
-        check_read_only(sql)?;
-        let rows = sqlx::query(sql)
-            .fetch_all(&self.reader)
-            .await
-            .with_context(|| self.context("running the query"))?;
-        let columns: Vec<String> = match rows.first() {
-            Some(row) => row.columns().iter().map(|c| c.name().to_string()).collect(),
-            None => {
-                let described = sqlx::Executor::describe(&self.reader, sql)
-                    .await
-                    .with_context(|| self.context("describing the query"))?;
-                described
-                    .columns()
-                    .iter()
-                    .map(|c| c.name().to_string())
-                    .collect()
-            }
-        };
-        let rows = rows
-            .iter()
-            .map(json_cells)
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        Ok((columns, rows))
-    }
-
     /// The write pool, or an error if this store was opened read-only.
     fn writer(&self) -> anyhow::Result<&SqlitePool> {
         self.writer.as_ref().with_context(|| {
@@ -254,28 +225,6 @@ async fn read_only_pool(db_path: &Path) -> anyhow::Result<SqlitePool> {
         .connect_with(options)
         .await
         .map_err(|err| damage::explain(err, db_path, "opening read-only"))
-}
-
-/// The cells of `row` as JSON: integers, reals (non-finite → null), text, blobs as hex.
-fn json_cells(row: &SqliteRow) -> anyhow::Result<Vec<serde_json::Value>> {
-    (0..row.len())
-        .map(|i| {
-            let raw = row.try_get_raw(i)?;
-            if raw.is_null() {
-                return Ok(serde_json::Value::Null);
-            }
-            let kind = raw.type_info().name().to_string();
-            Ok(match kind.as_str() {
-                "INTEGER" => serde_json::Value::from(row.try_get_unchecked::<i64, _>(i)?),
-                "REAL" => serde_json::Number::from_f64(row.try_get_unchecked::<f64, _>(i)?)
-                    .map_or(serde_json::Value::Null, serde_json::Value::Number),
-                "BLOB" => {
-                    serde_json::Value::from(hex::encode(row.try_get_unchecked::<Vec<u8>, _>(i)?))
-                }
-                _ => serde_json::Value::from(row.try_get_unchecked::<String, _>(i)?),
-            })
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -148,6 +148,9 @@ pub struct StageOutcome {
     pub cache_dir: Option<String>,
     /// Wall time of the attempt in seconds.
     pub duration_s: f64,
+    /// Seconds spent committing its output to the cache (hashing, manifest, fsync), after
+    /// `duration_s`; None when nothing was committed.
+    pub commit_s: Option<f64>,
 }
 
 /// A row of `stages`, as `rsfm status` lists it.

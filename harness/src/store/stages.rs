@@ -57,14 +57,15 @@ impl Store {
             )
         })?;
         sqlx::query(
-            "UPDATE stages SET status = ?, finished_at = ?, last_used_at = ?, duration_s = ?, error = ?, stderr_tail = ?,
-                               cache_dir = ?
+            "UPDATE stages SET status = ?, finished_at = ?, last_used_at = ?, duration_s = ?, commit_s = ?, error = ?,
+                               stderr_tail = ?, cache_dir = ?
              WHERE key = ?",
         )
         .bind(outcome.status.as_str())
         .bind(&now)
         .bind(&now)
         .bind(outcome.duration_s)
+        .bind(outcome.commit_s)
         .bind(&outcome.error)
         .bind(&outcome.stderr_tail)
         .bind(&outcome.cache_dir)
@@ -105,8 +106,8 @@ impl Store {
         }
         sqlx::query(
             "INSERT INTO stage_runs (stage_key, invocation_id, attempt, status, started_at, finished_at, duration_s,
-                                     host, device, error)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                     commit_s, host, device, error)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(key)
         .bind(current.try_get::<Option<i64>, _>("invocation_id")?)
@@ -115,6 +116,7 @@ impl Store {
         .bind(current.try_get::<Option<String>, _>("started_at")?)
         .bind(&now)
         .bind(outcome.duration_s)
+        .bind(outcome.commit_s)
         .bind(current.try_get::<Option<String>, _>("host")?)
         .bind(current.try_get::<Option<String>, _>("device")?)
         .bind(&outcome.error)

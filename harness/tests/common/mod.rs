@@ -14,6 +14,7 @@ pub fn outcome(status: StageStatus, metrics: Vec<MetricRow>) -> StageOutcome {
         artifacts: vec![],
         cache_dir: None,
         duration_s: 1.0,
+        commit_s: None,
     }
 }
 

@@ -166,7 +166,12 @@ impl SlurmExecutor {
             ProcessEnd::Success => String::new(),
             _ => tail::last_lines(&invocation.log_path, TAIL_LINES),
         };
-        Finished { end, stderr_tail }
+        // Slurm ends a job's leftover processes itself when the job step ends.
+        Finished {
+            end,
+            stderr_tail,
+            leftovers: None,
+        }
     }
 
     /// `sbatch`, again after a transient failure (each retry waits for a submission slot).
