@@ -115,3 +115,38 @@ fn a_closed_stdout_ends_quietly_with_0() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn paths_that_cannot_be_used_exit_2_naming_them() {
+    let project = Project::new();
+    let recipe = project.write("recipe.toml", RECIPE);
+    let recipe = recipe.to_str().unwrap();
+    let (a, b) = (project.path("loop-a"), project.path("loop-b"));
+    std::os::unix::fs::symlink(&b, &a).unwrap();
+    std::os::unix::fs::symlink(&a, &b).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rsfm"))
+        .arg("--results")
+        .arg(&a)
+        .args(["plan", recipe])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("loop of symbolic links"));
+
+    let out = project.rsfm(&["report", recipe, "--out", a.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("loop-a` is a loop of symbolic links"));
+
+    // A dataset root that is a named pipe.
+    let fifo = project.path("fifo");
+    let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string and mode.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let with_pipe = project.write(
+        "pipe.toml",
+        "[experiment]\nname = \"pipe\"\n\n[dataset.d]\nroot = \"fifo\"\n\n[stage.a]\nkind = \"command\"\ndatasets = [\"d\"]\nargv = [\"true\"]\n",
+    );
+    let out = project.rsfm(&["plan", with_pipe.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("not a regular file or directory"));
+}

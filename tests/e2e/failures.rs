@@ -202,3 +202,30 @@ argv = ["sh", "-c", "sleep 300 & echo $! > {}; echo started"]
     let rows = project.sql("SELECT status FROM stages WHERE name = 'serve'");
     assert_eq!(rows[0]["status"], "succeeded");
 }
+
+#[test]
+fn names_with_control_characters_reach_the_terminal_escaped() {
+    let project = Project::new();
+    let recipe = project.write(
+        "escapes.toml",
+        r#"
+[experiment]
+name = "red\u001b[31mname\u0007"
+
+[stage.broken]
+kind = "command"
+argv = ["sh", "-c", "printf 'bell\\a and \\033[2J clear\\n' >&2; exit 1"]
+"#,
+    );
+    let out = project.rsfm(&["run", recipe.to_str().unwrap(), "--gpus", "none"]);
+    assert_eq!(out.status.code(), Some(1));
+    let out_status = project.rsfm(&["status"]);
+    for (what, bytes) in [("run", &out.stderr), ("status", &out_status.stdout)] {
+        let shown = text(bytes);
+        assert!(
+            !shown.contains('\u{1b}') && !shown.contains('\u{7}'),
+            "{what} printed raw control characters: {shown:?}"
+        );
+        assert!(shown.contains("red\\u{1b}[31mname"), "{what}: {shown}");
+    }
+}

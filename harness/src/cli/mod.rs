@@ -125,12 +125,23 @@ pub fn main() -> ExitCode {
             return exit_with(&anyhow::Error::new(err).context("cannot start the async runtime"))
         }
     };
-    let results = match session::results_dir(cli.results.clone()) {
-        Ok(results) => results,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            return ExitCode::FAILURE;
+    let uses_results = !matches!(
+        cli.command,
+        Command::Config { .. }
+            | Command::Params(_)
+            | Command::Kinds(_)
+            | Command::Synth(_)
+            | Command::Eval(_)
+            | Command::Prepare(_)
+    );
+    let results = match session::results_dir(cli.results.clone()).and_then(|dir| {
+        if uses_results {
+            crate::results_dir::check_output_folder(&dir, "--results")?;
         }
+        Ok(dir)
+    }) {
+        Ok(results) => results,
+        Err(err) => return exit_with(&err),
     };
     let json = cli.json;
     let outcome = runtime.block_on(async move {
@@ -163,7 +174,10 @@ fn exit_with(err: &anyhow::Error) -> ExitCode {
     if crate::error::is_broken_pipe(err) {
         return ExitCode::SUCCESS;
     }
-    eprintln!("{}", crate::error::render(err));
+    eprintln!(
+        "{}",
+        crate::query::for_terminal_lines(&crate::error::render(err))
+    );
     ExitCode::from(exit_code_for(err))
 }
 
@@ -197,7 +211,8 @@ fn quiet_on_closed_stdout() {
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        // sqlx's slow-statement warnings (full SQL, ANSI colours) are for RUST_LOG=sqlx=warn.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,sqlx=error"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

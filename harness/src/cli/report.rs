@@ -29,6 +29,9 @@ pub struct ReportArgs {
 
 /// Renders the report and prints the files written (JSON: `{"files": [...]}`).
 pub async fn run(args: ReportArgs, results: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    if let Some(out) = &args.out {
+        crate::results_dir::check_output_folder(out, "--out")?;
+    }
     let session = Session::open(
         &RecipeInputs {
             paths: &args.recipes,

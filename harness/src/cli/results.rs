@@ -146,7 +146,7 @@ pub async fn run(args: ResultsArgs, results_dir: &Path, json: bool) -> anyhow::R
     store.close().await;
     match format {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
-        OutputFormat::Csv => print!("{}", query::results_table(&rows)?.to_csv()),
+        OutputFormat::Csv => print_csv(&query::results_table(&rows)?.to_csv()),
         OutputFormat::Table if rows.is_empty() => eprintln!("no results match"),
         OutputFormat::Table => {
             let mut table = query::results_table(&rows)?;
@@ -163,6 +163,16 @@ pub async fn run(args: ResultsArgs, results_dir: &Path, json: bool) -> anyhow::R
     Ok(ExitCode::SUCCESS)
 }
 
+/// Prints CSV as it is to a file or pipe, with control characters other than line ends and tabs
+/// escaped on a terminal (names come from recipes).
+fn print_csv(csv: &str) {
+    if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        print!("{}", query::for_terminal_lines(csv));
+    } else {
+        print!("{csv}");
+    }
+}
+
 /// Prints `table` as text (keys shortened), CSV, or JSON `{"columns": [...], "rows": [[...]]}`.
 fn print_table(mut table: Table, format: OutputFormat) -> anyhow::Result<()> {
     match format {
@@ -173,7 +183,7 @@ fn print_table(mut table: Table, format: OutputFormat) -> anyhow::Result<()> {
                 "rows": table.rows,
             }))?
         ),
-        OutputFormat::Csv => print!("{}", table.to_csv()),
+        OutputFormat::Csv => print_csv(&table.to_csv()),
         OutputFormat::Table if table.rows.is_empty() => eprintln!("no results match"),
         OutputFormat::Table => {
             shorten_keys(&mut table);

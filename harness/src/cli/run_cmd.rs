@@ -150,7 +150,7 @@ pub async fn run(args: RunArgs, results: &Path, json: bool) -> anyhow::Result<Ex
         .store
         .finish_invocation(invocation_id, status, &serde_json::to_value(&summary)?)
         .await?;
-    eprintln!("{}", summary.line());
+    eprintln!("{}", crate::query::for_terminal_lines(&summary.line()));
     if let Executor::Slurm(slurm) = &executor {
         eprintln!("{}", slurm.load_report());
     }

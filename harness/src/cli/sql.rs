@@ -57,7 +57,9 @@ pub async fn run(args: SqlArgs, results_dir: &Path, json: bool) -> anyhow::Resul
     let store = Store::open_read_only(&results_dir.join("rsfm.db"))
         .await
         .map_err(BadInput::wrap)?;
-    let mut writer = RowWriter::new(std::io::BufWriter::new(std::io::stdout().lock()), format);
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let mut writer = RowWriter::new(std::io::BufWriter::new(std::io::stdout().lock()), format)
+        .escaping_controls(terminal);
     let outcome = store.stream_read_only(&args.sql, limits, &mut writer).await;
     store.close().await;
     outcome.map_err(BadInput::wrap)?;

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::executor::slurm::{job_record::JobRecord, states_now};
+use crate::query::for_terminal;
 use crate::scheduler::{last_lines, FAILURE_TAIL_LINES};
 use crate::store::{StageFilter, StageRow, StageStatus, Store};
 
@@ -51,8 +52,8 @@ pub async fn run(args: StatusArgs, results: &Path, json: bool) -> anyhow::Result
         println!(
             "{:<12} {}/{}  {}  {}",
             row.status.as_str(),
-            row.experiment,
-            row.name,
+            for_terminal(&row.experiment),
+            for_terminal(&row.name),
             crate::query::short_key(&row.key),
             row.finished_at
                 .as_deref()
@@ -65,14 +66,14 @@ pub async fn run(args: StatusArgs, results: &Path, json: bool) -> anyhow::Result
             } else {
                 "error"
             };
-            println!("             {label}: {error}");
+            println!("             {label}: {}", for_terminal(error));
             let tail = row.stderr_tail.as_deref().unwrap_or("");
             for line in last_lines(tail, FAILURE_TAIL_LINES) {
-                println!("                 {line}");
+                println!("                 {}", for_terminal(line));
             }
         }
         if let Some(log) = &row.log_path {
-            println!("             log:   {log}");
+            println!("             log:   {}", for_terminal(log));
         }
         if let Some(job) = job {
             let state = states

@@ -3,8 +3,9 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use rayon::prelude::*;
+
+use crate::error::BadInput;
 
 /// A regular file found by the walk.
 #[derive(Debug, Clone)]
@@ -44,25 +45,26 @@ fn walk_dir(dir: &Path, rel: &str, ancestors: &[(u64, u64)]) -> anyhow::Result<V
         .map(|entry| {
             let path = entry.path();
             let name = entry.file_name().into_string().map_err(|name| {
-                anyhow::anyhow!(
+                BadInput::msg(format!(
                     "{}: file name {name:?} is not UTF-8; rename it to fingerprint this dataset",
                     dir.display()
-                )
+                ))
             })?;
             let rel = if rel.is_empty() {
                 name
             } else {
                 format!("{rel}/{name}")
             };
-            let meta =
-                fs_err::metadata(&path).context("a broken symbolic link? fix or remove it")?;
+            let meta = fs_err::metadata(&path).map_err(|err| {
+                BadInput::msg(format!("{err}: a broken symbolic link? fix or remove it"))
+            })?;
             if meta.is_dir() {
                 let id = (meta.dev(), meta.ino());
                 if ancestors.contains(&id) {
-                    anyhow::bail!(
+                    return Err(BadInput::msg(format!(
                         "{}: symbolic link cycle (it leads back to a parent directory)",
                         path.display()
-                    );
+                    )));
                 }
                 let mut below = ancestors.to_vec();
                 below.push(id);
@@ -77,10 +79,10 @@ fn walk_dir(dir: &Path, rel: &str, ancestors: &[(u64, u64)]) -> anyhow::Result<V
 
 fn file_entry(path: &Path, rel: String, meta: &std::fs::Metadata) -> anyhow::Result<FileEntry> {
     if !meta.is_file() {
-        anyhow::bail!(
+        return Err(BadInput::msg(format!(
             "{}: not a regular file or directory (a socket, pipe or device); datasets hold files",
             path.display()
-        );
+        )));
     }
     Ok(FileEntry {
         rel,

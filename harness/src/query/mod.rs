@@ -13,7 +13,9 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 
 pub use curve::curve_table;
 pub use stream::{RowWriter, LAYOUT_ROWS};
-pub use table::{format_number, short_key, OutputFormat, Table, KEY_PREFIX_LEN};
+pub use table::{
+    for_terminal, for_terminal_lines, format_number, short_key, OutputFormat, Table, KEY_PREFIX_LEN,
+};
 pub use where_expr::{Column, Literal, WhereError, WhereExpr};
 pub use wide::{wide_table, WideOptions};
 

@@ -22,6 +22,8 @@ pub struct RowWriter<W: Write> {
     held: Vec<Vec<Value>>,
     layout: Option<TextLayout>,
     rows: u64,
+    /// CSV for a terminal: control characters other than line ends and tabs escaped.
+    escape_controls: bool,
 }
 
 impl<W: Write> RowWriter<W> {
@@ -34,7 +36,25 @@ impl<W: Write> RowWriter<W> {
             held: Vec::new(),
             layout: None,
             rows: 0,
+            escape_controls: false,
         }
+    }
+
+    /// The same writer escaping control characters in CSV (for a terminal); tables always
+    /// escape them, JSON writes them as `\u` escapes.
+    pub fn escaping_controls(mut self, escape: bool) -> RowWriter<W> {
+        self.escape_controls = escape;
+        self
+    }
+
+    fn write_csv(&mut self, line: &str) -> anyhow::Result<()> {
+        let line = if self.escape_controls {
+            super::for_terminal_lines(line)
+        } else {
+            line.into()
+        };
+        self.out.write_all(line.as_bytes())?;
+        Ok(())
     }
 
     /// Writes what is still held (a short table) and the end of a JSON document; flushes.
@@ -75,7 +95,7 @@ impl<W: Write> RowSink for RowWriter<W> {
     fn columns(&mut self, columns: &[String]) -> anyhow::Result<()> {
         self.columns = columns.to_vec();
         match self.format {
-            OutputFormat::Csv => self.out.write_all(csv_header(columns).as_bytes())?,
+            OutputFormat::Csv => self.write_csv(&csv_header(columns))?,
             OutputFormat::Json => write!(
                 self.out,
                 "{{\n  \"columns\": {},\n  \"rows\": [",
@@ -90,7 +110,7 @@ impl<W: Write> RowSink for RowWriter<W> {
         let first = self.rows == 0;
         self.rows += 1;
         match self.format {
-            OutputFormat::Csv => self.out.write_all(csv_row(&row).as_bytes())?,
+            OutputFormat::Csv => self.write_csv(&csv_row(&row))?,
             OutputFormat::Json => {
                 let separator = if first { "\n    " } else { ",\n    " };
                 write!(self.out, "{separator}{}", serde_json::to_string(&row)?)?;

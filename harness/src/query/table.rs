@@ -196,6 +196,24 @@ pub fn for_terminal(text: &str) -> String {
     out
 }
 
+/// `text` with its control characters escaped (ESC, BEL, …) except line ends and tabs, for
+/// messages of several lines and CSV shown on a terminal; not shortened.
+pub fn for_terminal_lines(text: &str) -> std::borrow::Cow<'_, str> {
+    let kept = |c: char| matches!(c, '\n' | '\r' | '\t');
+    if !text.chars().any(|c| c.is_control() && !kept(c)) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() && !kept(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 fn text_cell(value: &Value) -> String {
     match value {
         Value::Number(n) => match n.as_i64() {
@@ -252,6 +270,18 @@ mod tests {
             sample().to_csv(),
             "model,value\r\nvit-b,0.5\r\n\"a,\"\"b\"\"\nc\",\r\nx,12\r\n"
         );
+    }
+
+    #[test]
+    fn messages_keep_their_lines_and_lose_their_escapes() {
+        assert_eq!(
+            for_terminal_lines("a\u{1b}[31mred\u{7}\nnext\r\n"),
+            "a\\u{1b}[31mred\\u{7}\nnext\r\n"
+        );
+        assert!(matches!(
+            for_terminal_lines("plain\nlines"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]

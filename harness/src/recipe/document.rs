@@ -80,6 +80,7 @@ fn convert_table(index: &LineIndex<'_>, table: DeTable<'_>) -> Result<NodeValue,
     let mut out = IndexMap::with_capacity(entries.len());
     for (key, value) in entries {
         let key_at = index.locate(key.span().start);
+        refuse_nul(key.get_ref(), &key_at)?;
         let node = convert(index, value, key_at)?;
         out.insert(key.into_inner().into_owned(), node);
     }
@@ -93,7 +94,10 @@ fn convert(
 ) -> Result<Node, RecipeError> {
     let at = index.locate(value.span().start);
     let converted = match value.into_inner() {
-        DeValue::String(text) => NodeValue::Str(text.into_owned()),
+        DeValue::String(text) => {
+            refuse_nul(&text, &at)?;
+            NodeValue::Str(text.into_owned())
+        }
         DeValue::Integer(integer) => {
             let parsed = i64::from_str_radix(integer.as_str(), integer.radix());
             NodeValue::Int(parsed.map_err(|_| {
@@ -123,6 +127,20 @@ fn convert(
         at,
         key_at,
     })
+}
+
+/// A NUL character (`\u0000`) in a key or string, which no file name, argument, environment
+/// variable or terminal line can carry, is an error at its location.
+fn refuse_nul(text: &str, at: &Location) -> Result<(), RecipeError> {
+    if text.contains('\0') {
+        return Err(RecipeError::at(
+            ErrorKind::InvalidValue,
+            at,
+            "contains a NUL character (`\\u0000`)",
+        )
+        .help("no name, argument or path can hold NUL: remove it"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -258,6 +258,15 @@ pub(crate) fn problem_error(
             )
             .help(format!("{defined}{placeholders}; {braces}"))
         }
+        TemplateProblem::InputNotNeeded(input) if input.is_empty() => RecipeError::at(
+            ErrorKind::UndefinedVariable,
+            at,
+            format!("`{{input.}}` in `{key}` names no stage"),
+        )
+        .help(format!(
+            "write `{{input.NAME}}`, NAME a stage in `needs` (its cache entry's folder); needed now: {}",
+            or_none(scope.inputs)
+        )),
         TemplateProblem::InputNotNeeded(input) => RecipeError::at(
             ErrorKind::UndefinedVariable,
             at,

@@ -6,6 +6,7 @@ use std::io::IsTerminal;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rsfm_model::protocol::Event;
 
+use crate::query::{for_terminal, for_terminal_lines};
 use crate::store::MetricRow;
 
 /// Final top-level metrics (no per-class `iou.X`) shown on a stage's `finished` line, at most.
@@ -53,7 +54,7 @@ impl Progress {
             } else {
                 String::new()
             };
-            eprintln!("{} started  {name}{attempt}", clock());
+            eprintln!("{} started  {}{attempt}", clock(), for_terminal(name));
         }
     }
 
@@ -65,7 +66,10 @@ impl Progress {
                 .iter()
                 .filter(|m| m.step.is_none() && !m.name.contains('.'))
                 .take(HEADLINE_METRICS)
-                .map(|m| format!("{} {}", m.name, crate::query::format_number(m.value)))
+                .map(|m| {
+                    let value = crate::query::format_number(m.value);
+                    format!("{} {value}", for_terminal(&m.name))
+                })
                 .collect();
             let metrics = if headline.is_empty() {
                 String::new()
@@ -73,8 +77,9 @@ impl Progress {
                 format!(": {}", headline.join(", "))
             };
             eprintln!(
-                "{} finished {name} in {seconds:.1} s (commit {commit_s:.1} s){metrics}",
-                clock()
+                "{} finished {} in {seconds:.1} s (commit {commit_s:.1} s){metrics}",
+                clock(),
+                for_terminal(name)
             );
         }
     }
@@ -92,12 +97,15 @@ impl Progress {
                 .expect("valid template")
                 .progress_chars("=> "),
         );
-        bar.set_prefix(name.to_string());
+        bar.set_prefix(for_terminal(name));
         StageBar { bar }
     }
 
-    /// Prints a line above the bars (or to stderr when they are hidden).
+    /// Prints a line above the bars (or to stderr when they are hidden), its control characters
+    /// escaped (names in it come from recipes).
     pub fn println(&self, line: &str) {
+        let line = for_terminal_lines(line);
+        let line = line.as_ref();
         if self.multi.is_hidden() {
             eprintln!("{line}");
         } else {
