@@ -87,6 +87,18 @@ pub(crate) fn parse(node: Option<&Node>, axes: &Axes) -> Result<Datasets, Recipe
             format: table.get("format"),
         };
         let used = used_axes(&template, axes);
+        let (count, described) = matrix::combination_count(axes, &used);
+        let limit = matrix::max_stages();
+        if count > limit {
+            return Err(RecipeError::at(
+                ErrorKind::InvalidValue,
+                &dataset_node.key_at,
+                format!(
+                    "dataset `{name}` expands to {count} datasets (axes {described}), over the limit of {limit}"
+                ),
+            )
+            .help("use fewer matrix values in its `root` or `format` (or raise RSFM_MAX_STAGES)"));
+        }
         for combination in matrix::combinations(axes, &used) {
             let mut def = instantiate(&template, &table, &combination)?;
             def.name = matrix::expanded_name(name, &combination);

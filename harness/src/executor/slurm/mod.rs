@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 use rsfm_model::protocol::Event;
 use tokio::sync::{watch, Mutex};
 
-use super::bounded_lines::TAIL_LINES;
 use super::{Finished, Invocation, ProcessEnd};
 use crate::plan::PlannedStage;
 use commands::Accounting;
@@ -164,7 +163,7 @@ impl SlurmExecutor {
     fn finished(&self, end: ProcessEnd, invocation: &Invocation) -> Finished {
         let stderr_tail = match end {
             ProcessEnd::Success => String::new(),
-            _ => tail::last_lines(&invocation.log_path, TAIL_LINES),
+            _ => tail::last_lines(&invocation.log_path),
         };
         // Slurm ends a job's leftover processes itself when the job step ends.
         Finished {
