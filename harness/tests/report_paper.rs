@@ -64,7 +64,10 @@ async fn paper_cells_show_reported_delta_and_verdict_from_current_keys_only() {
     let dior_md = std::fs::read_to_string(out.join("dior-r.md")).unwrap();
     assert!(!dior_md.contains("Smoke scale"), "{dior_md}");
     let map = row(&dior_md, "mAP");
-    assert!(map.contains("73.10 · 73.60 Δ −0.50 ✓ ⚠"), "{map}");
+    assert!(
+        map.contains("73.10 · 73.60 Δ −0.50 single run ⚠"),
+        "one seed: no verdict: {map}"
+    );
     assert!(
         map.contains("| 65.00 · — ⚠"),
         "no reported value, no verdict: {map}"
@@ -83,7 +86,7 @@ async fn paper_cells_show_reported_delta_and_verdict_from_current_keys_only() {
     );
     let loveda_md = std::fs::read_to_string(out.join("loveda.md")).unwrap();
     assert!(
-        row(&loveda_md, "mIoU").contains("52.00 · 54.40 Δ −2.40 ✗"),
+        row(&loveda_md, "mIoU").contains("52.00 · 54.40 Δ −2.40 single run"),
         "{loveda_md}"
     );
     let comparison = std::fs::read_to_string(out.join("comparison.csv")).unwrap();

@@ -1,5 +1,6 @@
-//! One table cell: reproduced (mean ± std over seeds), reported, Δ, a verdict against the
-//! tolerance, whether it rests on assumptions, and the stage keys it came from.
+//! One table cell: reproduced (mean ± std over seeds), reported, Δ, a three-way verdict from the
+//! interval of the reproduced mean against reported ± tolerance, whether it rests on
+//! assumptions, and the stage keys it came from.
 
 use std::collections::BTreeMap;
 
@@ -14,12 +15,15 @@ pub struct Stat {
     pub std: Option<f64>,
     /// Seeds.
     pub n: usize,
-    /// 95% percentile-bootstrap interval of the mean, with at least 3 seeds.
+    /// 95% percentile-bootstrap interval of the mean, with at least 2 seeds.
     pub interval: Option<(f64, f64)>,
 }
 
 /// Bootstrap resamples of the mean.
 const RESAMPLES: usize = 2000;
+
+/// How verdicts are reached, for captions.
+pub const VERDICT_METHOD: &str = "Verdicts: the 95% percentile-bootstrap interval (2000 resamples) of the mean over seeds against reported ± tolerance: ✓ reproduced (inside), ✗ not reproduced (outside), ? inconclusive (straddling; with the seeds that would likely settle it); one seed: single run, no verdict.";
 
 /// The 95% percentile-bootstrap interval of the mean of `values`, from a fixed seed so a
 /// report renders the same twice.
@@ -50,7 +54,7 @@ impl Stat {
         let std = (n > 1).then(|| {
             (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
         });
-        let interval = (n >= 3).then(|| bootstrap(values));
+        let interval = (n >= 2).then(|| bootstrap(values));
         Some(Stat {
             mean,
             std,
@@ -94,6 +98,62 @@ pub struct Cell {
     pub assumptions: Vec<String>,
     /// The stage keys (evaluations) it came from.
     pub keys: Vec<String>,
+    /// Its runs differ in more than the seed (a matrix value, the code): what differs. Such a
+    /// cell shows no mean, spread or verdict.
+    pub mixed: Option<String>,
+}
+
+/// What a cell's reproduction says about its reported value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Verdict {
+    /// The interval of the mean lies inside reported ± tolerance.
+    Reproduced,
+    /// The interval lies wholly outside it.
+    NotReproduced,
+    /// The interval straddles a bound; `more_seeds`: about how many more seeds would settle it
+    /// at the observed spread (`None` when the mean sits on the bound).
+    Inconclusive {
+        /// Seeds to add.
+        more_seeds: Option<usize>,
+    },
+    /// One seed: no interval, no verdict.
+    SingleRun,
+}
+
+impl Verdict {
+    /// The mark and word a cell shows.
+    pub fn label(&self) -> String {
+        match self {
+            Verdict::Reproduced => "✓ reproduced".into(),
+            Verdict::NotReproduced => "✗ not reproduced".into(),
+            Verdict::Inconclusive {
+                more_seeds: Some(n),
+            } => format!("? inconclusive (≈{n} more seeds)"),
+            Verdict::Inconclusive { more_seeds: None } => "? inconclusive".into(),
+            Verdict::SingleRun => "single run".into(),
+        }
+    }
+
+    /// A class for styling: `ok`, `bad`, `open`, `single`.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Verdict::Reproduced => "ok",
+            Verdict::NotReproduced => "bad",
+            Verdict::Inconclusive { .. } => "open",
+            Verdict::SingleRun => "single",
+        }
+    }
+}
+
+/// About how many seeds in all make the interval of a mean over `n` seeds, now `half_width`
+/// wide on each side, narrower than `distance` (to the nearest bound of reported ± tolerance):
+/// the half-width shrinks as 1/√n. `None` when the distance is 0.
+pub fn seeds_to_settle(n: usize, half_width: f64, distance: f64) -> Option<usize> {
+    if distance <= 0.0 || !distance.is_finite() {
+        return None;
+    }
+    let needed = (n as f64 * (half_width / distance).powi(2)).ceil() as usize;
+    Some(needed.max(n + 1))
 }
 
 /// A cell as templates read it: every part preformatted, `—` for unknown.
@@ -107,8 +167,11 @@ pub struct CellView {
     pub reported: String,
     /// Δ = reproduced − reported, or empty.
     pub delta: String,
-    /// `✓` within tolerance, `✗` outside, empty without a verdict.
+    /// The verdict (`✓ reproduced`, `✗ not reproduced`, `? inconclusive (≈N more seeds)`,
+    /// `single run`), empty without one.
     pub verdict: String,
+    /// The verdict's class for styling (`ok`, `bad`, `open`, `single`), empty without one.
+    pub verdict_class: String,
     /// Footnote number of the assumptions it rests on, or 0.
     pub note: usize,
     /// Tooltip: stage keys and the reported value's source.
@@ -146,14 +209,42 @@ impl Cell {
         Some(self.reproduced?.mean - self.reported.as_ref()?.value)
     }
 
-    /// Whether the reproduction is within tolerance (`None`: no verdict possible).
-    pub fn verdict(&self) -> Option<bool> {
-        Some(self.delta()?.abs() <= self.tolerance?)
+    /// The verdict against reported ± tolerance (`None`: nothing to compare, or no tolerance).
+    pub fn verdict(&self) -> Option<Verdict> {
+        let stat = self.reproduced?;
+        let reported = self.reported.as_ref()?.value;
+        let tolerance = self.tolerance?;
+        let Some((lo, hi)) = stat.interval else {
+            return Some(Verdict::SingleRun);
+        };
+        let (low, high) = (reported - tolerance, reported + tolerance);
+        Some(if lo >= low && hi <= high {
+            Verdict::Reproduced
+        } else if hi < low || lo > high {
+            Verdict::NotReproduced
+        } else {
+            let half_width = (hi - lo) / 2.0;
+            let distance = (stat.mean - low).abs().min((stat.mean - high).abs());
+            Verdict::Inconclusive {
+                more_seeds: seeds_to_settle(stat.n, half_width, distance).map(|n| n - stat.n),
+            }
+        })
     }
 
     /// The template view; `verdicts` false (smoke scale) shows no Δ and no verdict; `note` is
     /// the footnote number of its assumptions (0: none).
     pub fn view(&self, verdicts: bool, note: usize) -> CellView {
+        if let Some(mixed) = &self.mixed {
+            let unmixed = Cell {
+                reproduced: None,
+                mixed: None,
+                ..self.clone()
+            };
+            let mut view = unmixed.view(verdicts, note);
+            view.reproduced = format!("not averaged: {mixed}");
+            view.summary = view.summary.replacen('—', &view.reproduced, 1);
+            return view;
+        }
         let reproduced = match self.reproduced {
             None => "—".to_string(),
             Some(Stat {
@@ -184,12 +275,10 @@ impl Cell {
             (true, Some(delta)) => format!("Δ {}", minus(&format!("{delta:+.2}"))),
             _ => String::new(),
         };
-        let verdict = match (verdicts, self.verdict()) {
-            (true, Some(true)) => "✓",
-            (true, Some(false)) => "✗",
-            _ => "",
-        }
-        .to_string();
+        let (verdict, verdict_class) = match (verdicts, self.verdict()) {
+            (true, Some(verdict)) => (verdict.label(), verdict.class().to_string()),
+            _ => (String::new(), String::new()),
+        };
         let mut summary = format!("{reproduced} · {reported}");
         for part in [&delta, &verdict] {
             if !part.is_empty() {
@@ -216,6 +305,7 @@ impl Cell {
             reported,
             delta,
             verdict,
+            verdict_class,
             note,
             title: title.join("; "),
             plain: false,
@@ -248,31 +338,103 @@ mod tests {
             (70.0..72.0).contains(&lo) && (72.0..=74.0).contains(&hi) && lo < hi,
             "{lo} {hi}"
         );
-        assert_eq!(
-            Stat::of(&[70.0, 72.0]).unwrap().interval,
-            None,
-            "two seeds: no interval"
-        );
+        let (lo, hi) = Stat::of(&[70.0, 72.0]).unwrap().interval.unwrap();
+        assert!(lo >= 70.0 && hi <= 72.0 && lo < hi, "two seeds: {lo} {hi}");
         assert_eq!(Stat::of(&[1.0]).unwrap().std, None);
         assert_eq!(Stat::of(&[]), None);
     }
 
     #[test]
-    fn verdicts_compare_the_delta_with_the_tolerance() {
-        let view = cell(&[73.1], Some(73.6), Some(1.0)).view(true, 2);
-        assert_eq!(view.summary, "73.10 · 73.60 Δ −0.50 ✓ ⚠2");
-        let far = cell(&[70.0, 71.0], Some(73.6), Some(1.0)).view(true, 0);
-        assert_eq!(far.verdict, "✗");
+    fn verdicts_come_from_the_interval_against_reported_plus_minus_tolerance() {
+        let single = cell(&[73.1], Some(73.6), Some(1.0)).view(true, 2);
+        assert_eq!(single.summary, "73.10 · 73.60 Δ −0.50 single run ⚠2");
+        let inside = cell(&[73.4, 73.5, 73.6, 73.5], Some(73.6), Some(1.0));
+        assert_eq!(inside.verdict(), Some(Verdict::Reproduced));
+        assert_eq!(inside.view(true, 0).verdict, "✓ reproduced");
+        let outside = cell(&[70.0, 70.4, 70.2], Some(73.6), Some(1.0));
+        assert_eq!(outside.verdict(), Some(Verdict::NotReproduced));
+        let view = outside.view(true, 0);
         assert!(
-            far.reproduced.starts_with("70.50 ± 0.71"),
+            view.reproduced.starts_with("70.20 ± 0.20 (n=3"),
             "{}",
-            far.reproduced
+            view.reproduced
+        );
+        let straddling = cell(&[71.8, 73.2, 72.1], Some(73.6), Some(1.0));
+        assert!(
+            matches!(
+                straddling.verdict(),
+                Some(Verdict::Inconclusive { more_seeds: Some(n) }) if n > 0
+            ),
+            "{:?}",
+            straddling.verdict()
+        );
+        assert!(straddling
+            .view(true, 0)
+            .verdict
+            .starts_with("? inconclusive (≈"));
+    }
+
+    /// Seeds drawn one by one from a normal distribution until the bootstrap verdict settles:
+    /// how many there were, on average over `trials`.
+    fn simulated_seeds(mean: f64, std: f64, start: usize, bound: f64, trials: usize) -> f64 {
+        let mut rng = rsfm_model::rng::SplitMix64::from_state(7);
+        let mut normal = move || {
+            // Box–Muller from two uniforms in (0, 1].
+            let u = |r: &mut rsfm_model::rng::SplitMix64| {
+                ((r.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64
+            };
+            let (a, b) = (u(&mut rng), u(&mut rng));
+            (-2.0 * a.ln()).sqrt() * (std::f64::consts::TAU * b).cos()
+        };
+        let mut total = 0usize;
+        for _ in 0..trials {
+            let mut values: Vec<f64> = (0..start).map(|_| mean + std * normal()).collect();
+            loop {
+                let (lo, hi) = bootstrap(&values);
+                if hi < bound || lo > bound || values.len() >= 400 {
+                    break;
+                }
+                values.push(mean + std * normal());
+            }
+            total += values.len();
+        }
+        total as f64 / trials as f64
+    }
+
+    #[test]
+    fn the_seeds_estimate_is_within_a_factor_of_two_of_a_simulation() {
+        // Seeds with spread 1.0 around 72.0 against 73.6 ± 1.0: the lower bound 72.6 is the
+        // nearest, so the interval must shrink below 0.6 on each side.
+        let (mean, std, bound): (f64, f64, f64) = (72.0, 1.0, 72.6);
+        let start = 3;
+        let half_width = 1.96 * std / (start as f64).sqrt();
+        let estimate = seeds_to_settle(start, half_width, (mean - bound).abs()).unwrap() as f64;
+        let simulated = simulated_seeds(mean, std, start, bound, 60);
+        let ratio = estimate / simulated;
+        assert!(
+            (0.5..=2.0).contains(&ratio),
+            "estimate {estimate} seeds, simulation {simulated:.1}"
         );
     }
 
     #[test]
+    fn runs_that_differ_in_more_than_the_seed_are_not_averaged() {
+        let mixed = Cell {
+            mixed: Some("lr differs (0.001, 0.003)".into()),
+            ..cell(&[25.0, 28.4], Some(30.0), Some(1.0))
+        };
+        let view = mixed.view(true, 0);
+        assert_eq!(
+            view.summary,
+            "not averaged: lr differs (0.001, 0.003) · 30.00"
+        );
+        assert_eq!((view.delta.as_str(), view.verdict.as_str()), ("", ""));
+        assert!(!view.summary.contains('±'));
+    }
+
+    #[test]
     fn smoke_scale_and_unknown_cells_show_no_verdict() {
-        let smoke = cell(&[73.1], Some(73.6), Some(1.0)).view(false, 0);
+        let smoke = cell(&[73.1, 73.3], Some(73.6), Some(1.0)).view(false, 0);
         assert_eq!((smoke.delta.as_str(), smoke.verdict.as_str()), ("", ""));
         let unknown = cell(&[], None, Some(1.0)).view(true, 0);
         assert_eq!(unknown.summary, "— · —");

@@ -31,8 +31,11 @@ pub struct Observation {
     pub experiment: String,
     /// Settings along its chain that are assumed or reconstructed: `stage.param: source`.
     pub assumptions: Vec<String>,
-    /// The worker identity in its key (`crate` version and `git_commit`).
+    /// The worker identity in its key, short: its build's source hash and profile.
     pub code: String,
+    /// Its matrix values other than the seed: runs of one cell must agree on them (and on
+    /// `code`) to be averaged as seeds.
+    pub settings: Vec<(String, String)>,
     /// Final metrics, once read from the store (`None`: not run yet).
     pub metrics: Option<BTreeMap<String, f64>>,
 }
@@ -67,23 +70,15 @@ fn observation(plan: &Plan, eval: &PlannedStage) -> Option<Observation> {
         .key
         .fields
         .get("worker")
-        .map(|field| {
-            let crate_version = field
-                .value
-                .get("crate")
-                .and_then(Value::as_str)
-                .unwrap_or("?");
-            let commit = field
-                .value
-                .get("git_commit")
-                .and_then(Value::as_str)
-                .unwrap_or("?");
-            format!(
-                "rsfm-worker {crate_version} ({})",
-                &commit[..commit.len().min(12)]
-            )
-        })
+        .map(|field| code_label(&field.value))
         .unwrap_or_default();
+    let settings = eval
+        .stage
+        .matrix
+        .iter()
+        .filter(|(axis, _)| axis.as_str() != "seed")
+        .map(|(axis, value)| (axis.clone(), value.clone()))
+        .collect();
     let mut assumptions = Vec::new();
     collect_assumptions(plan, eval, &mut assumptions);
     assumptions.extend(preset_assumptions(&model, &eval.recipe_dir));
@@ -99,8 +94,26 @@ fn observation(plan: &Plan, eval: &PlannedStage) -> Option<Observation> {
         experiment: eval.experiment.clone(),
         assumptions,
         code,
+        settings,
         metrics: None,
     })
+}
+
+/// The worker identity of a key as a short label: its build's source hash (or, for a worker
+/// without a build identity, its executable's sha256).
+fn code_label(worker: &Value) -> String {
+    let short = |hash: &str| hash[..hash.len().min(12)].to_string();
+    if let Some(sources) = worker.pointer("/build/sources").and_then(Value::as_str) {
+        let profile = worker
+            .pointer("/build/profile")
+            .and_then(Value::as_str)
+            .unwrap_or("?");
+        return format!("rsfm-worker sources {} ({profile})", short(sources));
+    }
+    match worker.get("executable").and_then(Value::as_str) {
+        Some(sha) => format!("rsfm-worker sha256 {}", short(sha)),
+        None => String::new(),
+    }
 }
 
 /// Whether a provenance source marks a value the report must flag.

@@ -233,6 +233,7 @@ fn tex_escape(text: String) -> String {
             'Δ' => out.push_str("$\\Delta$"),
             '✓' => out.push_str("\\checkmark{}"),
             '✗' => out.push_str("$\\times$"),
+            '≈' => out.push_str("$\\approx$"),
             '⚠' => out.push_str("$^\\dagger$"),
             '—' => out.push_str("---"),
             '·' => out.push_str("$\\cdot$"),

@@ -102,10 +102,17 @@ pub fn build(spec: &TableSpec, inputs: &Inputs<'_>) -> TableView {
         TableKind::Comparison => comparison(spec, inputs, &mut notes),
         TableKind::Efficiency => efficiency(spec, inputs, &mut notes),
     };
+    let caption = if inputs.verdicts && spec.kind != TableKind::Sizes {
+        format!("{} {}", spec.caption, super::cells::VERDICT_METHOD)
+            .trim()
+            .to_string()
+    } else {
+        spec.caption.clone()
+    };
     TableView {
         name: spec.name.clone(),
         title: spec.title.clone(),
-        caption: spec.caption.clone(),
+        caption,
         corner,
         columns,
         rows,
@@ -216,7 +223,9 @@ fn study_cell(
     }
     assumptions.sort();
     assumptions.dedup();
+    let mixed = differences(&runs);
     let cell = Cell {
+        mixed,
         reproduced: Stat::of(&values),
         reported: inputs
             .reported
@@ -234,6 +243,45 @@ fn study_cell(
     };
     let note = notes.note(&cell.assumptions);
     cell.view(inputs.verdicts, note)
+}
+
+/// What the runs of one cell differ in besides the seed (values of the matrix axes they all
+/// have, the code), as `lr differs (0.001, 0.003)`; `None` when they are seeds of one setting.
+fn differences(runs: &[&Observation]) -> Option<String> {
+    let mut axes: Vec<&str> = runs
+        .iter()
+        .flat_map(|o| o.settings.iter().map(|(axis, _)| axis.as_str()))
+        .collect();
+    axes.sort();
+    axes.dedup();
+    let mut parts: Vec<String> = Vec::new();
+    for axis in axes {
+        // An axis only some runs have (recipes with other matrices) is not compared.
+        let Some(mut values) = runs
+            .iter()
+            .map(|o| {
+                o.settings
+                    .iter()
+                    .find(|(a, _)| a == axis)
+                    .map(|(_, v)| v.as_str())
+            })
+            .collect::<Option<Vec<&str>>>()
+        else {
+            continue;
+        };
+        values.sort();
+        values.dedup();
+        if values.len() > 1 {
+            parts.push(format!("{axis} differs ({})", values.join(", ")));
+        }
+    }
+    let mut codes: Vec<&str> = runs.iter().map(|o| o.code.as_str()).collect();
+    codes.sort();
+    codes.dedup();
+    if codes.len() > 1 {
+        parts.push(format!("code differs ({})", codes.join(", ")));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 fn dataset(spec: &TableSpec, inputs: &Inputs<'_>, notes: &mut Notes) -> Body {
