@@ -86,12 +86,24 @@ async fn paper_cells_show_reported_delta_and_verdict_from_current_keys_only() {
     );
     let loveda_md = std::fs::read_to_string(out.join("loveda.md")).unwrap();
     assert!(
-        row(&loveda_md, "mIoU").contains("52.00 · 54.40 Δ −2.40 single run"),
+        row(&loveda_md, "mIoU")
+            .contains("52.00 · 54.40 (test-server; this study: val, no verdict)")
+            && !row(&loveda_md, "mIoU").contains('Δ'),
+        "a val score gets no verdict against a test-server value: {loveda_md}"
+    );
+    assert!(
+        !loveda_md
+            .lines()
+            .any(|l| l.starts_with("| ") && l.contains('Δ')),
         "{loveda_md}"
     );
     let comparison = std::fs::read_to_string(out.join("comparison.csv")).unwrap();
     assert!(
-        comparison.contains("comparison,\"S5, ViT-H\",DIOR-R mAP,75.30,75.30"),
+        comparison.contains("comparison,\"S5, ViT-H\",DIOR-R mAP,—,75.30"),
+        "a published number is reported, never reproduced: {comparison}"
+    );
+    assert!(
+        comparison.contains("comparison,\"S5, ViT-H\",DIOR-R mAP,—,75.30"),
         "{comparison}"
     );
     let rows = store.reported(Some("dior-r")).await.unwrap();

@@ -83,6 +83,8 @@ pub struct Reported {
     pub value: f64,
     /// Source, with its note.
     pub source: String,
+    /// The split it was scored on (`val`, `test`, `test-server`).
+    pub split: String,
 }
 
 /// Everything one comparison cell knows.
@@ -101,6 +103,8 @@ pub struct Cell {
     /// Its runs differ in more than the seed (a matrix value, the code): what differs. Such a
     /// cell shows no mean, spread or verdict.
     pub mixed: Option<String>,
+    /// The split its runs scored; a reported value of another split gets no Δ or verdict.
+    pub split: Option<String>,
 }
 
 /// What a cell's reproduction says about its reported value.
@@ -204,13 +208,26 @@ fn minus(text: &str) -> String {
 }
 
 impl Cell {
-    /// Δ = reproduced mean − reported.
+    /// Δ = reproduced mean − reported, when both scored the same split.
     pub fn delta(&self) -> Option<f64> {
+        if self.other_split().is_some() {
+            return None;
+        }
         Some(self.reproduced?.mean - self.reported.as_ref()?.value)
+    }
+
+    /// `(reproduced split, reported split)` when they differ.
+    pub fn other_split(&self) -> Option<(&str, &str)> {
+        let ours = self.split.as_deref()?;
+        let theirs = self.reported.as_ref()?.split.as_str();
+        (ours != theirs).then_some((ours, theirs))
     }
 
     /// The verdict against reported ± tolerance (`None`: nothing to compare, or no tolerance).
     pub fn verdict(&self) -> Option<Verdict> {
+        if self.other_split().is_some() {
+            return None;
+        }
         let stat = self.reproduced?;
         let reported = self.reported.as_ref()?.value;
         let tolerance = self.tolerance?;
@@ -279,6 +296,12 @@ impl Cell {
             (true, Some(verdict)) => (verdict.label(), verdict.class().to_string()),
             _ => (String::new(), String::new()),
         };
+        let reported = match self.other_split() {
+            Some((ours, theirs)) if self.reproduced.is_some() => {
+                format!("{reported} ({theirs}; this study: {ours}, no verdict)")
+            }
+            _ => reported,
+        };
         let mut summary = format!("{reproduced} · {reported}");
         for part in [&delta, &verdict] {
             if !part.is_empty() {
@@ -323,6 +346,7 @@ mod tests {
             reported: reported.map(|value| Reported {
                 value,
                 source: "paper".into(),
+                split: "test".into(),
             }),
             tolerance,
             ..Cell::default()
@@ -414,6 +438,27 @@ mod tests {
         assert!(
             (0.5..=2.0).contains(&ratio),
             "estimate {estimate} seeds, simulation {simulated:.1}"
+        );
+    }
+
+    #[test]
+    fn a_value_of_another_split_gets_no_delta_or_verdict() {
+        let val = Cell {
+            split: Some("val".into()),
+            reported: Some(Reported {
+                value: 58.69,
+                source: "paper".into(),
+                split: "test-server".into(),
+            }),
+            ..cell(&[57.0, 57.4, 57.2], None, Some(1.0))
+        };
+        let view = val.view(true, 0);
+        assert_eq!((view.delta.as_str(), view.verdict.as_str()), ("", ""));
+        assert!(
+            view.summary
+                .contains("58.69 (test-server; this study: val, no verdict)"),
+            "{}",
+            view.summary
         );
     }
 

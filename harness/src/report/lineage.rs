@@ -23,6 +23,8 @@ pub struct Observation {
     pub fraction: f64,
     /// Seed of the evaluation.
     pub seed: u64,
+    /// The split it scored ([`scored_split`]).
+    pub split: &'static str,
     /// `experiment/stage` of the evaluation.
     pub stage: String,
     /// Its current content key.
@@ -85,6 +87,7 @@ fn observation(plan: &Plan, eval: &PlannedStage) -> Option<Observation> {
     assumptions.sort();
     assumptions.dedup();
     Some(Observation {
+        split: scored_split(&dataset),
         dataset,
         model,
         fraction,
@@ -113,6 +116,16 @@ fn code_label(worker: &Value) -> String {
     match worker.get("executable").and_then(Value::as_str) {
         Some(sha) => format!("rsfm-worker sha256 {}", short(sha)),
         None => String::new(),
+    }
+}
+
+/// The split an `evaluate` stage scores for a dataset format, as the worker's readers pick it:
+/// `val` for DOTA (`val/`) and LoveDA (`Val/`), whose test labels only the evaluation servers
+/// hold; `test` for DIOR-R (`test` list) and Potsdam (the 14 standard test tiles).
+pub fn scored_split(format: &str) -> &'static str {
+    match format {
+        "dota" | "loveda" => "val",
+        _ => "test",
     }
 }
 

@@ -92,7 +92,7 @@ fn scaling(inputs: &Inputs<'_>, column: &MetricColumn) -> Plot {
                 line: true,
             },
             Series {
-                label: "reported".into(),
+                label: "paper (reported)".into(),
                 points: reported,
                 hollow: true,
                 line: false,
@@ -117,19 +117,26 @@ fn efficiency(inputs: &Inputs<'_>, column: &MetricColumn) -> Plot {
             line: true,
         })
         .collect();
-    let reported: Vec<(f64, f64)> = inputs
-        .reported
-        .values
-        .iter()
-        .filter(|v| v.dataset == column.dataset && v.metric == column.metric && v.model.is_some())
-        .map(|v| (v.fraction, v.value))
-        .collect();
-    series.push(Series {
-        label: "reported".into(),
-        points: reported,
-        hollow: true,
-        line: false,
-    });
+    // Reported points of the study's own sizes only, one labelled series per size: a value of
+    // a model the study does not train would float unlabelled over its curves.
+    for model in inputs.models {
+        let points: Vec<(f64, f64)> = inputs
+            .reported
+            .values
+            .iter()
+            .filter(|v| v.dataset == column.dataset && v.metric == column.metric)
+            .filter(|v| v.model.as_deref() == Some(model.params.model.as_str()))
+            .map(|v| (v.fraction, v.value))
+            .collect();
+        if !points.is_empty() {
+            series.push(Series {
+                label: format!("{} (paper)", model.params.model),
+                points,
+                hollow: true,
+                line: false,
+            });
+        }
+    }
     Plot {
         id: format!("plot-efficiency-{}-{}", column.dataset, column.metric),
         title: format!("{dataset}: {metric} vs training fraction"),

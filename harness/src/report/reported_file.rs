@@ -27,6 +27,11 @@ pub struct ReportedValue {
     /// Training-set fraction it was measured at (default 1: the full set).
     #[serde(default = "full_set")]
     pub fraction: f64,
+    /// The split it was scored on: `val`, `test` (labels public, scored locally) or
+    /// `test-server` (the benchmark's evaluation server) (default `test`). A reproduction of
+    /// another split is shown beside it without a verdict.
+    #[serde(default = "test_split")]
+    pub split: String,
     /// The value in percent.
     pub value: f64,
     /// Where it comes from.
@@ -39,6 +44,13 @@ pub struct ReportedValue {
 fn full_set() -> f64 {
     1.0
 }
+
+fn test_split() -> String {
+    "test".into()
+}
+
+/// The splits a reported value may name.
+pub const SPLITS: [&str; 3] = ["val", "test", "test-server"];
 
 impl ReportedValue {
     /// The row label: the model preset or the method.
@@ -95,6 +107,12 @@ impl ReportedFile {
             anyhow::ensure!(
                 value.model.is_some() != value.method.is_some(),
                 "{at}: set exactly one of `model` (a preset of the study) or `method` (another method's name)"
+            );
+            anyhow::ensure!(
+                SPLITS.contains(&value.split.as_str()),
+                "{at}: split `{}` is not one of {}",
+                value.split,
+                SPLITS.join(", ")
             );
             anyhow::ensure!(
                 value.value.is_finite() && value.value != 0.0,

@@ -226,6 +226,7 @@ fn study_cell(
     let mixed = differences(&runs);
     let cell = Cell {
         mixed,
+        split: runs.first().map(|o| o.split.to_string()),
         reproduced: Stat::of(&values),
         reported: inputs
             .reported
@@ -236,6 +237,7 @@ fn study_cell(
                     Some(note) => format!("{} ({note})", r.source),
                     None => r.source.clone(),
                 },
+                split: r.split.clone(),
             }),
         tolerance: inputs.reported.tolerance(&column.metric).map(|t| t.value),
         keys: runs.iter().map(|o| o.key[..12].to_string()).collect(),
@@ -343,9 +345,11 @@ fn comparison(spec: &TableSpec, inputs: &Inputs<'_>, notes: &mut Notes) -> Body 
                 .iter()
                 .map(
                     |c| match inputs.reported.find(&c.dataset, &c.metric, method, 1.0) {
+                        // Published, not computed here: `reproduced` stays empty.
                         Some(r) => CellView {
                             title: r.source.clone(),
                             reported: fmt(r.value),
+                            reproduced: "—".to_string(),
                             ..CellView::text(fmt(r.value))
                         },
                         None => CellView::text("—"),
@@ -356,7 +360,12 @@ fn comparison(spec: &TableSpec, inputs: &Inputs<'_>, notes: &mut Notes) -> Body 
         .collect();
     rows.extend(inputs.models.iter().map(|m| {
         RowView {
-            label: format!("{} (this study)", m.label()),
+            // At smoke scale the row says so itself, wherever it is pasted.
+            label: if inputs.verdicts {
+                format!("{} (this study)", m.label())
+            } else {
+                format!("{} (this study, smoke scale: not comparable)", m.label())
+            },
             cells: spec
                 .columns
                 .iter()
