@@ -336,3 +336,56 @@ fn the_paper_study_plans_whole_and_refuses_to_run_without_its_datasets() {
     assert_eq!(run.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("has no `train/labelTxt`"), "{stderr}");
 }
+
+/// One size, one fraction, two learning rates, one seed each.
+const SWEEP: &str = r#"
+[experiment]
+name = "lr-sweep"
+
+[matrix]
+lr = [1e-3, 3e-3]
+
+[stage.loveda]
+kind = "command"
+matrix = []
+argv = ["sh", "-c", "exec \"$RSFM_BIN\" synth loveda --out \"$1\" --images 6 --size 32 --seed 2", "sh", "{out}"]
+
+[stage.finetune]
+kind = "finetune-seg"
+needs = ["loveda"]
+dataset = "loveda"
+format = "loveda"
+model = "vit-tiny"
+image_size = 32
+window_size = 2
+head_channels = 16
+steps = 2
+batch_size = 2
+lr = "{lr}"
+
+[stage.evaluate]
+kind = "evaluate"
+needs = ["finetune", "loveda"]
+dataset = "loveda"
+format = "loveda"
+"#;
+
+#[test]
+fn a_learning_rate_sweep_is_never_averaged_as_seeds() {
+    let project = tiny_project();
+    std::fs::remove_file(project.path("recipes/study/tiny.toml")).unwrap();
+    project.write("recipes/study/sweep.toml", SWEEP);
+    let run = project
+        .command(&["run", "recipes/study", "--gpus", "none"])
+        .env("RSFM_WORKER", worker())
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    report(&project);
+    let miou = md_row(&project, "loveda", "mIoU");
+    assert!(
+        miou.contains("not averaged: lr differs (0.001, 0.003)"),
+        "{miou}"
+    );
+    assert!(!miou.contains('±'), "two learning rates are not two seeds: {miou}");
+}
