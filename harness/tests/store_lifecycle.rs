@@ -21,6 +21,8 @@ fn record(key: &str, name: &str, invocation_id: i64) -> StageRecord {
         matrix: json!({ "size": "1" }),
         params: json!({ "lr": 1e-4 }),
         seed: Some(0),
+        split: None,
+        protocol: None,
         host: rsfm_harness::process::host_name(),
         device: "cpu".into(),
         invocation_id,

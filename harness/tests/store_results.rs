@@ -223,7 +223,7 @@ async fn flag_filters_and_row_shape() {
         json!({
             "experiment": "efficiency", "name": format!("finetune@{}", rows[0].key), "key": rows[0].key,
             "kind": "finetune-det", "model": "vit-l", "task": "detection", "dataset": "dior-r",
-            "fraction": rows[0].fraction, "seed": rows[0].seed, "status": "succeeded", "state": "current",
+            "fraction": rows[0].fraction, "split": null, "protocol": null, "seed": rows[0].seed, "status": "succeeded", "state": "current",
             "finished_at": rows[0].finished_at, "metric": "map", "value": rows[0].value, "step": null
         })
     );
@@ -234,7 +234,7 @@ async fn flag_filters_and_row_shape() {
     );
     let csv = query::results_table(&rows).unwrap().to_csv();
     assert!(csv.starts_with(
-        "experiment,name,key,kind,model,task,dataset,fraction,seed,status,state,finished_at,metric,value,step\r\n"
+        "experiment,name,key,kind,model,task,dataset,fraction,split,protocol,seed,status,state,finished_at,metric,value,step\r\n"
     ));
     assert_eq!(csv.lines().count(), 7);
 }

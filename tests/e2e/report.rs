@@ -381,11 +381,26 @@ fn a_learning_rate_sweep_is_never_averaged_as_seeds() {
         .output()
         .unwrap();
     assert!(run.status.success(), "{}", text(&run.stderr));
+    // Each evaluation's rows say what they scored and how; `--where` filters on it.
+    let rows: serde_json::Value = serde_json::from_str(&project.ok(&[
+        "results",
+        "--where",
+        "split = 'val' and metric = 'miou'",
+        "--format",
+        "json",
+    ]))
+    .unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(rows.iter().all(|r| r["protocol"] == "flip=false"), "{rows:?}");
     report(&project);
     let miou = md_row(&project, "loveda", "mIoU");
     assert!(
         miou.contains("not averaged: lr differs (0.001, 0.003)"),
         "{miou}"
     );
-    assert!(!miou.contains('±'), "two learning rates are not two seeds: {miou}");
+    assert!(
+        !miou.contains('±'),
+        "two learning rates are not two seeds: {miou}"
+    );
 }

@@ -150,11 +150,12 @@ pub async fn run(args: ResultsArgs, results_dir: &Path, json: bool) -> anyhow::R
         OutputFormat::Table if rows.is_empty() => eprintln!("no results match"),
         OutputFormat::Table => {
             let mut table = query::results_table(&rows)?;
+            // The protocol (a long `name=value` list) shows with --all, and in CSV and JSON.
             let hidden: &[&str] = match (args.all, args.steps) {
                 (true, true) => &[],
                 (true, false) => &["step"],
-                (false, true) => &["state", "finished_at"],
-                (false, false) => &["state", "finished_at", "step"],
+                (false, true) => &["protocol", "state", "finished_at"],
+                (false, false) => &["protocol", "state", "finished_at", "step"],
             };
             drop_columns(&mut table, hidden);
             print_table(table, OutputFormat::Table)?;
@@ -249,6 +250,8 @@ mod tests {
             matrix: serde_json::json!({}),
             params: serde_json::json!({}),
             seed: Some(0),
+            split: None,
+            protocol: None,
             host: "h".into(),
             device: "cpu".into(),
             invocation_id: inv,

@@ -8,6 +8,7 @@ pub mod key;
 pub mod key_error;
 mod order;
 pub mod resolved;
+pub mod scoring;
 mod shared_keys;
 pub mod stage_params;
 mod worker_identity;

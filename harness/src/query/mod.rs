@@ -47,11 +47,13 @@ pub struct ResultsQuery {
 ///
 /// `rsfm results --format json` prints an array of these objects, fields in this order:
 /// `{"experiment": str, "name": str, "key": str, "kind": str, "model": str|null, "task": str|null,
-/// "dataset": str|null, "fraction": number|null, "seed": int|null, "status": str, "state": str,
+/// "dataset": str|null, "fraction": number|null, "split": str|null, "protocol": str|null,
+/// "seed": int|null, "status": str, "state": str,
 /// "finished_at": str|null, "metric": str, "value": number|null, "step": int|null}`. `value` is
 /// null where the stage reported NaN. `status` says how the result was produced (`succeeded`:
 /// this results dir ran it); `state` is `current`, `superseded` (an older key of the stage) or
-/// `gone` (its cache entry was removed).
+/// `gone` (its cache entry was removed). `split` and `protocol` are an evaluation's (`val`,
+/// `ap=voc07 iou=0.5 protocol=devkit classes=v2.0`), null for other stages.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ResultRow {
     /// Experiment name.
@@ -70,6 +72,10 @@ pub struct ResultRow {
     pub dataset: Option<String>,
     /// Data fraction.
     pub fraction: Option<f64>,
+    /// The split an evaluation scored.
+    pub split: Option<String>,
+    /// The settings an evaluation scored under.
+    pub protocol: Option<String>,
     /// Seed (matrix variable `seed`, else parameter `seed`).
     pub seed: Option<i64>,
     /// Stage status: how its result was produced.
@@ -87,7 +93,7 @@ pub struct ResultRow {
 }
 
 /// Column names of [`ResultRow`], in field order.
-const RESULT_COLUMNS: [&str; 15] = [
+const RESULT_COLUMNS: [&str; 17] = [
     "experiment",
     "name",
     "key",
@@ -96,6 +102,8 @@ const RESULT_COLUMNS: [&str; 15] = [
     "task",
     "dataset",
     "fraction",
+    "split",
+    "protocol",
     "seed",
     "status",
     "state",
@@ -108,7 +116,8 @@ const RESULT_COLUMNS: [&str; 15] = [
 /// The results matching `query`, ordered by experiment, stage name, metric and step.
 pub async fn results(store: &Store, query: &ResultsQuery) -> anyhow::Result<Vec<ResultRow>> {
     let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
-        "SELECT s.experiment, s.name, s.key, s.kind, s.model, s.task, s.dataset, s.fraction, {} AS seed,
+        "SELECT s.experiment, s.name, s.key, s.kind, s.model, s.task, s.dataset, s.fraction, s.split,
+                s.protocol, {} AS seed,
                 s.status, ",
         where_expr::SEED_SQL
     ));
@@ -155,6 +164,8 @@ pub async fn results(store: &Store, query: &ResultsQuery) -> anyhow::Result<Vec<
                 task: row.try_get("task")?,
                 dataset: row.try_get("dataset")?,
                 fraction: row.try_get("fraction")?,
+                split: row.try_get("split")?,
+                protocol: row.try_get("protocol")?,
                 seed: row.try_get("seed")?,
                 status: row.try_get("status")?,
                 state: row.try_get("state")?,

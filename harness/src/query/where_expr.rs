@@ -14,8 +14,8 @@
 //!             | column ["not"] "like" 'pattern'                  (`%` any text, `_` one character)
 //! value      := 'text' | "text" | number                     (a doubled quote escapes the quote)
 //! ```
-//! Columns: experiment, name (stage name), kind, model, task, dataset, fraction, status, metric,
-//! value, step, key, seed, finished_at; `params.NAME` (a stage parameter, dotted into nested
+//! Columns: experiment, name (stage name), kind, model, task, dataset, fraction, split,
+//! protocol, status, metric, value, step, key, seed, finished_at; `params.NAME` (a stage parameter, dotted into nested
 //! tables: `params.vit.embed_dim`) and `matrix.NAME` (a matrix variable) compare by type: numbers
 //! as numbers, text as text. User text never enters the SQL: every value and every JSON path
 //! becomes a bound parameter, and every other column comes from the fixed list above.
@@ -33,6 +33,8 @@ const COLUMNS: &[(&str, &str)] = &[
     ("task", "s.task"),
     ("dataset", "s.dataset"),
     ("fraction", "s.fraction"),
+    ("split", "s.split"),
+    ("protocol", "s.protocol"),
     ("status", "s.status"),
     ("metric", "m.name"),
     ("value", "m.value"),

@@ -85,6 +85,8 @@ pub struct Reported {
     pub source: String,
     /// The split it was scored on (`val`, `test`, `test-server`).
     pub split: String,
+    /// The settings it was scored under (`name=value` pairs), when known.
+    pub protocol: Option<String>,
 }
 
 /// Everything one comparison cell knows.
@@ -105,6 +107,28 @@ pub struct Cell {
     pub mixed: Option<String>,
     /// The split its runs scored; a reported value of another split gets no Δ or verdict.
     pub split: Option<String>,
+    /// The settings its runs scored under; a reported value scored under other settings gets
+    /// no Δ or verdict.
+    pub protocol: Option<String>,
+}
+
+/// The settings named in both `ours` and `theirs` (`name=value` pairs) that differ, as
+/// `ap: voc07 here, voc12 reported`.
+fn protocol_conflicts(ours: &str, theirs: &str) -> Vec<String> {
+    let pairs = |text: &str| -> Vec<(String, String)> {
+        text.split_whitespace()
+            .filter_map(|pair| pair.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let ours = pairs(ours);
+    pairs(theirs)
+        .into_iter()
+        .filter_map(|(name, reported)| {
+            let (_, here) = ours.iter().find(|(k, _)| *k == name)?;
+            (*here != reported).then(|| format!("{name}: {here} here, {reported} reported"))
+        })
+        .collect()
 }
 
 /// What a cell's reproduction says about its reported value.
@@ -210,7 +234,7 @@ fn minus(text: &str) -> String {
 impl Cell {
     /// Δ = reproduced mean − reported, when both scored the same split.
     pub fn delta(&self) -> Option<f64> {
-        if self.other_split().is_some() {
+        if self.unlike().is_some() {
             return None;
         }
         Some(self.reproduced?.mean - self.reported.as_ref()?.value)
@@ -223,9 +247,21 @@ impl Cell {
         (ours != theirs).then_some((ours, theirs))
     }
 
+    /// How the reproduction's scoring differs from the reported value's, if it does: another
+    /// split, or a setting both name with different values.
+    pub fn unlike(&self) -> Option<String> {
+        if let Some((ours, theirs)) = self.other_split() {
+            return Some(format!("{theirs}; this study: {ours}"));
+        }
+        let ours = self.protocol.as_deref()?;
+        let theirs = self.reported.as_ref()?.protocol.as_deref()?;
+        let conflicts = protocol_conflicts(ours, theirs);
+        (!conflicts.is_empty()).then(|| conflicts.join(", "))
+    }
+
     /// The verdict against reported ± tolerance (`None`: nothing to compare, or no tolerance).
     pub fn verdict(&self) -> Option<Verdict> {
-        if self.other_split().is_some() {
+        if self.unlike().is_some() {
             return None;
         }
         let stat = self.reproduced?;
@@ -296,9 +332,9 @@ impl Cell {
             (true, Some(verdict)) => (verdict.label(), verdict.class().to_string()),
             _ => (String::new(), String::new()),
         };
-        let reported = match self.other_split() {
-            Some((ours, theirs)) if self.reproduced.is_some() => {
-                format!("{reported} ({theirs}; this study: {ours}, no verdict)")
+        let reported = match self.unlike() {
+            Some(unlike) if self.reproduced.is_some() => {
+                format!("{reported} ({unlike}, no verdict)")
             }
             _ => reported,
         };
@@ -347,6 +383,7 @@ mod tests {
                 value,
                 source: "paper".into(),
                 split: "test".into(),
+                protocol: None,
             }),
             tolerance,
             ..Cell::default()
@@ -449,6 +486,7 @@ mod tests {
                 value: 58.69,
                 source: "paper".into(),
                 split: "test-server".into(),
+                protocol: None,
             }),
             ..cell(&[57.0, 57.4, 57.2], None, Some(1.0))
         };
@@ -460,6 +498,34 @@ mod tests {
             "{}",
             view.summary
         );
+    }
+
+    #[test]
+    fn a_value_scored_under_other_settings_gets_no_verdict() {
+        let reported = |protocol: &str| Reported {
+            value: 73.6,
+            source: "paper".into(),
+            split: "test".into(),
+            protocol: Some(protocol.into()),
+        };
+        let here = Cell {
+            split: Some("test".into()),
+            protocol: Some("ap=voc07 iou=0.5 protocol=mmrotate".into()),
+            reported: Some(reported("ap=voc12")),
+            ..cell(&[73.0, 73.4, 73.2], None, Some(1.0))
+        };
+        let view = here.view(true, 0);
+        assert!(
+            view.summary
+                .contains("(ap: voc07 here, voc12 reported, no verdict)"),
+            "{}",
+            view.summary
+        );
+        let same = Cell {
+            reported: Some(reported("ap=voc07")),
+            ..here
+        };
+        assert_eq!(same.verdict(), Some(Verdict::Reproduced));
     }
 
     #[test]

@@ -23,8 +23,10 @@ pub struct Observation {
     pub fraction: f64,
     /// Seed of the evaluation.
     pub seed: u64,
-    /// The split it scored ([`scored_split`]).
+    /// The split it scored (`crate::plan::scoring::scored_split`).
     pub split: &'static str,
+    /// The settings it scored under (`crate::plan::scoring::Scoring::protocol`).
+    pub protocol: String,
     /// `experiment/stage` of the evaluation.
     pub stage: String,
     /// Its current content key.
@@ -87,7 +89,10 @@ fn observation(plan: &Plan, eval: &PlannedStage) -> Option<Observation> {
     assumptions.sort();
     assumptions.dedup();
     Some(Observation {
-        split: scored_split(&dataset),
+        split: crate::plan::scoring::scored_split(&dataset),
+        protocol: crate::plan::scoring::scoring(eval)
+            .map(|s| s.protocol)
+            .unwrap_or_default(),
         dataset,
         model,
         fraction,
@@ -116,16 +121,6 @@ fn code_label(worker: &Value) -> String {
     match worker.get("executable").and_then(Value::as_str) {
         Some(sha) => format!("rsfm-worker sha256 {}", short(sha)),
         None => String::new(),
-    }
-}
-
-/// The split an `evaluate` stage scores for a dataset format, as the worker's readers pick it:
-/// `val` for DOTA (`val/`) and LoveDA (`Val/`), whose test labels only the evaluation servers
-/// hold; `test` for DIOR-R (`test` list) and Potsdam (the 14 standard test tiles).
-pub fn scored_split(format: &str) -> &'static str {
-    match format {
-        "dota" | "loveda" => "val",
-        _ => "test",
     }
 }
 

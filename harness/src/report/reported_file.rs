@@ -32,6 +32,11 @@ pub struct ReportedValue {
     /// another split is shown beside it without a verdict.
     #[serde(default = "test_split")]
     pub split: String,
+    /// The settings it was scored under, as `name=value` pairs in the form the study records
+    /// (`ap=voc12`, `labels=eroded`); unset: not known. A reproduction that differs in a
+    /// setting both name is shown beside it without a verdict.
+    #[serde(default)]
+    pub protocol: Option<String>,
     /// The value in percent.
     pub value: f64,
     /// Where it comes from.

@@ -227,6 +227,7 @@ fn study_cell(
     let cell = Cell {
         mixed,
         split: runs.first().map(|o| o.split.to_string()),
+        protocol: runs.first().map(|o| o.protocol.clone()),
         reproduced: Stat::of(&values),
         reported: inputs
             .reported
@@ -238,6 +239,7 @@ fn study_cell(
                     None => r.source.clone(),
                 },
                 split: r.split.clone(),
+                protocol: r.protocol.clone(),
             }),
         tolerance: inputs.reported.tolerance(&column.metric).map(|t| t.value),
         keys: runs.iter().map(|o| o.key[..12].to_string()).collect(),
@@ -248,7 +250,7 @@ fn study_cell(
 }
 
 /// What the runs of one cell differ in besides the seed (values of the matrix axes they all
-/// have, the code), as `lr differs (0.001, 0.003)`; `None` when they are seeds of one setting.
+/// have, the code, the scoring protocol), as `lr differs (0.001, 0.003)`; `None` when they are seeds of one setting.
 fn differences(runs: &[&Observation]) -> Option<String> {
     let mut axes: Vec<&str> = runs
         .iter()
@@ -277,11 +279,16 @@ fn differences(runs: &[&Observation]) -> Option<String> {
             parts.push(format!("{axis} differs ({})", values.join(", ")));
         }
     }
-    let mut codes: Vec<&str> = runs.iter().map(|o| o.code.as_str()).collect();
-    codes.sort();
-    codes.dedup();
-    if codes.len() > 1 {
-        parts.push(format!("code differs ({})", codes.join(", ")));
+    for (what, of) in [
+        ("code", (|o: &Observation| o.code.clone()) as fn(&Observation) -> String),
+        ("protocol", |o: &Observation| o.protocol.clone()),
+    ] {
+        let mut values: Vec<String> = runs.iter().map(|o| of(o)).collect();
+        values.sort();
+        values.dedup();
+        if values.len() > 1 {
+            parts.push(format!("{what} differs ({})", values.join(", ")));
+        }
     }
     (!parts.is_empty()).then(|| parts.join("; "))
 }

@@ -527,6 +527,7 @@ fn stage_record(
     log: &Path,
 ) -> StageRecord {
     let stage = &planned.stage;
+    let scoring = crate::plan::scoring::scoring(planned);
     StageRecord {
         key: planned.key.key.clone(),
         name: stage.name.clone(),
@@ -539,6 +540,8 @@ fn stage_record(
         matrix: typed_matrix(&stage.matrix),
         params: serde_json::Value::Object(stage.params.clone()),
         seed: i64::try_from(stage.seed).ok(),
+        split: scoring.as_ref().map(|s| s.split.to_string()),
+        protocol: scoring.map(|s| s.protocol),
         host: crate::process::host_name(),
         device: device.to_string(),
         invocation_id: ctx.invocation_id,

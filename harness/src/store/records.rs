@@ -97,6 +97,10 @@ pub struct StageRecord {
     pub params: serde_json::Value,
     /// Its seed.
     pub seed: Option<i64>,
+    /// For an evaluation, the split it scores (`val`, `test`).
+    pub split: Option<String>,
+    /// For an evaluation, the settings that change its numbers (`ap=voc07 iou=0.5 …`).
+    pub protocol: Option<String>,
     /// Host that runs it.
     pub host: String,
     /// Device it runs on (`cpu`, `cuda:0`, `none`).

@@ -13,14 +13,14 @@ impl Store {
     pub async fn stage_started(&self, rec: &StageRecord) -> anyhow::Result<()> {
         let upsert = sqlx::query(
             "INSERT INTO stages (key, name, kind, experiment, model, task, dataset, fraction, matrix, params, seed,
-                                 status, attempts, started_at, last_used_at, host, device, invocation_id, log_path,
+                                 split, protocol, status, attempts, started_at, last_used_at, host, device, invocation_id, log_path,
                                  work_dir)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', 1, ?, ?, ?, ?, ?, ?, ?)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', 1, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (key) DO UPDATE SET
                  name = excluded.name, kind = excluded.kind, experiment = excluded.experiment,
                  model = excluded.model, task = excluded.task, dataset = excluded.dataset,
                  fraction = excluded.fraction, matrix = excluded.matrix, params = excluded.params,
-                 seed = excluded.seed, status = 'running', attempts = stages.attempts + 1,
+                 seed = excluded.seed, split = excluded.split, protocol = excluded.protocol, status = 'running', attempts = stages.attempts + 1,
                  started_at = excluded.started_at, last_used_at = excluded.last_used_at, removed_at = NULL,
                  finished_at = NULL, duration_s = NULL, host = excluded.host, device = excluded.device,
                  invocation_id = excluded.invocation_id, error = NULL, stderr_tail = NULL,
@@ -159,14 +159,14 @@ impl Store {
     pub async fn mark_cached(&self, rec: &StageRecord) -> anyhow::Result<()> {
         let upsert = sqlx::query(
             "INSERT INTO stages (key, name, kind, experiment, model, task, dataset, fraction, matrix, params, seed,
-                                 status, attempts, finished_at, last_used_at, host, device, invocation_id, log_path,
+                                 split, protocol, status, attempts, finished_at, last_used_at, host, device, invocation_id, log_path,
                                  work_dir)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'cached', 0, ?, ?, ?, ?, ?, ?, ?)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'cached', 0, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (key) DO UPDATE SET
                  name = excluded.name, kind = excluded.kind, experiment = excluded.experiment,
                  model = excluded.model, task = excluded.task, dataset = excluded.dataset,
                  fraction = excluded.fraction, matrix = excluded.matrix, params = excluded.params,
-                 seed = excluded.seed, last_used_at = excluded.last_used_at, removed_at = NULL,
+                 seed = excluded.seed, split = excluded.split, protocol = excluded.protocol, last_used_at = excluded.last_used_at, removed_at = NULL,
                  status = CASE WHEN stages.status = 'succeeded' THEN 'succeeded' ELSE 'cached' END,
                  error = NULL, stderr_tail = NULL",
         );
@@ -295,8 +295,9 @@ impl Store {
     }
 }
 
-/// Binds the 18 placeholders of an upsert into `stages` from `rec`, in the order of its column
-/// list: key, name, kind, experiment, model, task, dataset, fraction, matrix, params, seed, the
+/// Binds the 20 placeholders of an upsert into `stages` from `rec`, in the order of its column
+/// list: key, name, kind, experiment, model, task, dataset, fraction, matrix, params, seed,
+/// split, protocol, the
 /// time of the event (now) twice (its own column and `last_used_at`), host, device, invocation
 /// id, log path, work dir.
 fn bind_stage_record<'q>(
@@ -316,6 +317,8 @@ fn bind_stage_record<'q>(
         .bind(rec.matrix.to_string())
         .bind(rec.params.to_string())
         .bind(rec.seed)
+        .bind(&rec.split)
+        .bind(&rec.protocol)
         .bind(now.clone())
         .bind(now)
         .bind(&rec.host)

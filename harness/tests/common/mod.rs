@@ -33,6 +33,8 @@ pub fn record(key: &str, name: &str, invocation_id: i64) -> StageRecord {
         matrix: json!({}),
         params: json!({}),
         seed: Some(0),
+        split: None,
+        protocol: None,
         host: "h".into(),
         device: "cpu".into(),
         invocation_id,
