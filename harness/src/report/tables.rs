@@ -102,13 +102,15 @@ pub fn build(spec: &TableSpec, inputs: &Inputs<'_>) -> TableView {
         TableKind::Comparison => comparison(spec, inputs, &mut notes),
         TableKind::Efficiency => efficiency(spec, inputs, &mut notes),
     };
-    let caption = if inputs.verdicts && spec.kind != TableKind::Sizes {
-        format!("{} {}", spec.caption, super::cells::VERDICT_METHOD)
-            .trim()
-            .to_string()
-    } else {
-        spec.caption.clone()
-    };
+    let mut caption = spec.caption.clone();
+    let per_class_f1 = spec.metrics.iter().any(|m| m.starts_with("f1."));
+    if per_class_f1 && spec.metrics.iter().any(|m| m == "mf1") {
+        caption = format!("{caption} {MF1_NOTE}");
+    }
+    if inputs.verdicts && spec.kind != TableKind::Sizes {
+        caption = format!("{caption} {}", super::cells::VERDICT_METHOD);
+    }
+    let caption = caption.trim().to_string();
     TableView {
         name: spec.name.clone(),
         title: spec.title.clone(),
@@ -122,6 +124,9 @@ pub fn build(spec: &TableSpec, inputs: &Inputs<'_>) -> TableView {
 }
 
 type Body = (String, Vec<String>, Vec<RowView>);
+
+/// Why mF1 need not be the mean of the per-class F1 rows.
+const MF1_NOTE: &str = "mF1 is MMSegmentation's mean F-score: a class without a true positive has an undefined F-score (0/0) and is left out of the mean, while its F1 row shows 2·IoU/(1+IoU) = 0.00, so mF1 is then not the mean of the rows shown.";
 
 fn sizes(inputs: &Inputs<'_>, notes: &mut Notes) -> Body {
     let columns = [
