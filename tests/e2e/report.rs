@@ -45,7 +45,7 @@ format = "loveda"
 "#;
 
 /// The tables of `recipes/paper/tables/tables.toml`.
-const TABLES: [&str; 7] = [
+const TABLES: [&str; 8] = [
     "sizes",
     "dota",
     "dior-r",
@@ -53,6 +53,7 @@ const TABLES: [&str; 7] = [
     "loveda",
     "comparison",
     "efficiency",
+    "claims",
 ];
 
 /// A project with the tiny study, copies of the tiny presets and of the paper folder's
@@ -67,8 +68,10 @@ fn tiny_project() -> Project {
     }
     project.write("recipes/study/tiny.toml", TINY);
     let paper = repo_root().join("recipes/paper");
-    let reported = std::fs::read_to_string(paper.join("reported.toml")).unwrap();
-    project.write("paper/reported.toml", &reported);
+    for file in ["reported.toml", "claims.toml"] {
+        let text = std::fs::read_to_string(paper.join(file)).unwrap();
+        project.write(&format!("paper/{file}"), &text);
+    }
     for entry in std::fs::read_dir(paper.join("tables")).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_str().unwrap().to_string();
@@ -175,6 +178,25 @@ fn a_tiny_study_reports_current_results_in_every_format_and_loads_in_chromium() 
         2,
         "both fractions ran: {efficiency}"
     );
+    // The paper's claims, checked on the two sizes: a verdict with the pair it rests on.
+    for claim in [
+        "LoveDA mIoU grows with parameter count",
+        "Larger models lose less LoveDA mIoU on a fraction of the training set",
+    ] {
+        let row = md_row(&project, "claims", claim);
+        assert!(
+            (row.contains("| held |") || row.contains("| not held |"))
+                && row.contains("vit-tiny → vit-tiny-parallel: P(better) ")
+                && row.contains("(n=1, 1)"),
+            "{row}"
+        );
+    }
+    let dota = md_row(
+        &project,
+        "claims",
+        "DOTA v2.0 mAP grows with parameter count",
+    );
+    assert!(dota.contains("| not enough data |"), "{dota}");
 
     // Headless Chromium: no console message, every table and plot in the DOM, a screenshot.
     let index = project.path("reports/index.html");
@@ -392,7 +414,10 @@ fn a_learning_rate_sweep_is_never_averaged_as_seeds() {
     .unwrap();
     let rows = rows.as_array().unwrap();
     assert_eq!(rows.len(), 2, "{rows:?}");
-    assert!(rows.iter().all(|r| r["protocol"] == "flip=false"), "{rows:?}");
+    assert!(
+        rows.iter().all(|r| r["protocol"] == "flip=false"),
+        "{rows:?}"
+    );
     report(&project);
     let miou = md_row(&project, "loveda", "mIoU");
     assert!(

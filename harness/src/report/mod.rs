@@ -10,6 +10,7 @@
 //! banner says so and no cell gets a Δ or a verdict against the paper.
 
 mod cells;
+mod claims;
 mod lineage;
 mod measured;
 mod models;
@@ -34,6 +35,8 @@ use crate::store::Store;
 
 /// File of reported values in the paper folder.
 pub const REPORTED_FILE: &str = "reported.toml";
+/// The paper's claims, beside the reported values (optional).
+pub const CLAIMS_FILE: &str = "claims.toml";
 /// Folder of the table list and templates in the paper folder.
 pub const TABLES_DIR: &str = "tables";
 /// The table list in [`TABLES_DIR`].
@@ -94,6 +97,8 @@ pub async fn generate(
     let reported =
         ReportedFile::load(&options.paper_dir.join(REPORTED_FILE)).map_err(BadInput::wrap)?;
     store.replace_reported(&reported.store_rows()).await?;
+    let claims =
+        claims::ClaimsFile::load(&options.paper_dir.join(CLAIMS_FILE)).map_err(BadInput::wrap)?;
     let tables_dir = options.paper_dir.join(TABLES_DIR);
     let specs = spec::TableSpecs::load(&tables_dir.join(TABLES_FILE)).map_err(BadInput::wrap)?;
     let selected: Vec<&spec::TableSpec> = specs
@@ -127,6 +132,7 @@ pub async fn generate(
         reported: &reported,
         observations: &observations,
         models: &models,
+        claims: &claims,
         verdicts: paper_scale,
     };
     let all_plots = plots::plots(&inputs);

@@ -39,7 +39,7 @@ pub fn plots(inputs: &Inputs<'_>) -> Vec<Plot> {
             TableKind::Efficiency => {
                 plots.extend(spec.columns.iter().map(|c| efficiency(inputs, c)));
             }
-            TableKind::Sizes | TableKind::Comparison => {}
+            TableKind::Sizes | TableKind::Comparison | TableKind::Claims => {}
         }
     }
     plots

@@ -19,6 +19,8 @@ pub enum TableKind {
     Comparison,
     /// Scores per training-set fraction and size.
     Efficiency,
+    /// The paper's claims (`claims.toml`), each checked against the reproduced cells.
+    Claims,
 }
 
 /// A (dataset, metric) column of the comparison and efficiency tables.
@@ -79,7 +81,7 @@ impl TableSpecs {
             .with_context(|| format!("{}: not a valid table list", path.display()))?;
         for table in &specs.tables {
             let ok = match table.kind {
-                TableKind::Sizes => true,
+                TableKind::Sizes | TableKind::Claims => true,
                 TableKind::Dataset => table.dataset.is_some() && !table.metrics.is_empty(),
                 TableKind::Comparison | TableKind::Efficiency => !table.columns.is_empty(),
             };

@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::cells::{fmt, percent, Cell, CellView, Reported, Stat};
+use super::claims::{self as claim_checks, ClaimsFile};
 use super::lineage::Observation;
 use super::models::ModelInfo;
 use super::reported_file::ReportedFile;
@@ -50,6 +51,8 @@ pub struct Inputs<'a> {
     pub observations: &'a [Observation],
     /// The study's model presets, smallest first.
     pub models: &'a [ModelInfo],
+    /// The paper's claims.
+    pub claims: &'a ClaimsFile,
     /// Whether cells carry Δ and verdicts (paper scale only).
     pub verdicts: bool,
 }
@@ -101,6 +104,7 @@ pub fn build(spec: &TableSpec, inputs: &Inputs<'_>) -> TableView {
         TableKind::Dataset => dataset(spec, inputs, &mut notes),
         TableKind::Comparison => comparison(spec, inputs, &mut notes),
         TableKind::Efficiency => efficiency(spec, inputs, &mut notes),
+        TableKind::Claims => claims(inputs),
     };
     let mut caption = spec.caption.clone();
     let per_class_f1 = spec.metrics.iter().any(|m| m.starts_with("f1."));
@@ -285,7 +289,10 @@ fn differences(runs: &[&Observation]) -> Option<String> {
         }
     }
     for (what, of) in [
-        ("code", (|o: &Observation| o.code.clone()) as fn(&Observation) -> String),
+        (
+            "code",
+            (|o: &Observation| o.code.clone()) as fn(&Observation) -> String,
+        ),
         ("protocol", |o: &Observation| o.protocol.clone()),
     ] {
         let mut values: Vec<String> = runs.iter().map(|o| of(o)).collect();
@@ -412,4 +419,33 @@ fn efficiency(spec: &TableSpec, inputs: &Inputs<'_>, notes: &mut Notes) -> Body 
         }
     }
     ("score · model / fraction".to_string(), columns, rows)
+}
+
+/// One row per claim: its verdict, the adjacent pairs of sizes it rests on, its source.
+fn claims(inputs: &Inputs<'_>) -> Body {
+    let columns = ["verdict", "adjacent sizes (smaller → larger)", "source"]
+        .map(String::from)
+        .to_vec();
+    let rows = inputs
+        .claims
+        .claims
+        .iter()
+        .map(|claim| {
+            let checked = claim_checks::check(claim, inputs.models, inputs.observations);
+            let pairs = if checked.pairs.is_empty() {
+                "—".to_string()
+            } else {
+                checked.pairs.join("; ")
+            };
+            RowView {
+                label: claim.text.clone(),
+                cells: vec![
+                    CellView::text(checked.verdict),
+                    CellView::text(pairs),
+                    CellView::text(claim.source.clone()),
+                ],
+            }
+        })
+        .collect();
+    ("claim".to_string(), columns, rows)
 }
