@@ -23,7 +23,7 @@ pub struct Stat {
 const RESAMPLES: usize = 2000;
 
 /// How verdicts are reached, for captions.
-pub const VERDICT_METHOD: &str = "Verdicts: the 95% percentile-bootstrap interval (2000 resamples) of the mean over seeds against reported ± tolerance: ✓ reproduced (inside), ✗ not reproduced (outside), ? inconclusive (straddling; with the seeds that would likely settle it); one seed: single run, no verdict.";
+pub const VERDICT_METHOD: &str = "Verdicts: the 95% percentile-bootstrap interval (2000 resamples) of the mean over seeds against reported ± tolerance: ✓ reproduced (inside), ✗ not reproduced (outside), ? inconclusive (straddling; with about how many more seeds would settle it at the observed spread, n·(half-width/distance to the nearer bound)², and their H100 GPU-hours from `rsfm plan --estimate`); one seed: single run, no verdict.";
 
 /// The 95% percentile-bootstrap interval of the mean of `values`, from a fixed seed so a
 /// report renders the same twice.
@@ -110,6 +110,8 @@ pub struct Cell {
     /// The settings its runs scored under; a reported value scored under other settings gets
     /// no Δ or verdict.
     pub protocol: Option<String>,
+    /// GPU-hours (H100, `plan --estimate`) of one more seed: its fine-tuning.
+    pub seed_gpu_hours: Option<f64>,
 }
 
 /// The settings named in both `ours` and `theirs` (`name=value` pairs) that differ, as
@@ -143,6 +145,8 @@ pub enum Verdict {
     Inconclusive {
         /// Seeds to add.
         more_seeds: Option<usize>,
+        /// What they cost: GPU-hours on an H100 (`rsfm plan --estimate`), when known.
+        gpu_hours: Option<f64>,
     },
     /// One seed: no interval, no verdict.
     SingleRun,
@@ -156,8 +160,15 @@ impl Verdict {
             Verdict::NotReproduced => "✗ not reproduced".into(),
             Verdict::Inconclusive {
                 more_seeds: Some(n),
+                gpu_hours: Some(hours),
+            } => format!("? inconclusive (≈{n} more seeds, ≈{hours:.0} H100 GPU-h)"),
+            Verdict::Inconclusive {
+                more_seeds: Some(n),
+                gpu_hours: None,
             } => format!("? inconclusive (≈{n} more seeds)"),
-            Verdict::Inconclusive { more_seeds: None } => "? inconclusive".into(),
+            Verdict::Inconclusive {
+                more_seeds: None, ..
+            } => "? inconclusive".into(),
             Verdict::SingleRun => "single run".into(),
         }
     }
@@ -278,8 +289,12 @@ impl Cell {
         } else {
             let half_width = (hi - lo) / 2.0;
             let distance = (stat.mean - low).abs().min((stat.mean - high).abs());
+            let more_seeds = seeds_to_settle(stat.n, half_width, distance).map(|n| n - stat.n);
             Verdict::Inconclusive {
-                more_seeds: seeds_to_settle(stat.n, half_width, distance).map(|n| n - stat.n),
+                more_seeds,
+                gpu_hours: more_seeds
+                    .zip(self.seed_gpu_hours)
+                    .map(|(n, h)| n as f64 * h),
             }
         })
     }
@@ -424,7 +439,7 @@ mod tests {
         assert!(
             matches!(
                 straddling.verdict(),
-                Some(Verdict::Inconclusive { more_seeds: Some(n) }) if n > 0
+                Some(Verdict::Inconclusive { more_seeds: Some(n), .. }) if n > 0
             ),
             "{:?}",
             straddling.verdict()

@@ -29,6 +29,8 @@ pub struct Observation {
     pub protocol: String,
     /// `experiment/stage` of the evaluation.
     pub stage: String,
+    /// `experiment/stage` of the fine-tuning it scores (what one more seed retrains).
+    pub finetune: String,
     /// Its current content key.
     pub key: String,
     /// Its experiment.
@@ -98,6 +100,7 @@ fn observation(plan: &Plan, eval: &PlannedStage) -> Option<Observation> {
         fraction,
         seed: eval.stage.seed,
         stage: eval.display_name(),
+        finetune: finetune.display_name(),
         key: eval.key.key.clone(),
         experiment: eval.experiment.clone(),
         assumptions,

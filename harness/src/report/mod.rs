@@ -122,6 +122,12 @@ pub async fn generate(
     let mut observations = lineage::observations(plan);
     measured::attach(store, &mut observations).await?;
     let models = models::models(plan)?;
+    let gpu_hours: std::collections::HashMap<String, f64> =
+        crate::plan::estimate::estimate(plan, crate::plan::estimate::Gpu::H100)
+            .stages
+            .into_iter()
+            .map(|cost| (cost.stage, cost.gpu_hours))
+            .collect();
     let paper_dir = options
         .paper_dir
         .canonicalize()
@@ -133,6 +139,7 @@ pub async fn generate(
         observations: &observations,
         models: &models,
         claims: &claims,
+        gpu_hours: &gpu_hours,
         verdicts: paper_scale,
     };
     let all_plots = plots::plots(&inputs);

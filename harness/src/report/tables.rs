@@ -53,6 +53,8 @@ pub struct Inputs<'a> {
     pub models: &'a [ModelInfo],
     /// The paper's claims.
     pub claims: &'a ClaimsFile,
+    /// GPU-hours (H100) of each training stage, by `experiment/stage` (`plan --estimate`).
+    pub gpu_hours: &'a std::collections::HashMap<String, f64>,
     /// Whether cells carry Δ and verdicts (paper scale only).
     pub verdicts: bool,
 }
@@ -237,6 +239,10 @@ fn study_cell(
         mixed,
         split: runs.first().map(|o| o.split.to_string()),
         protocol: runs.first().map(|o| o.protocol.clone()),
+        seed_gpu_hours: runs
+            .first()
+            .and_then(|o| inputs.gpu_hours.get(&o.finetune))
+            .copied(),
         reproduced: Stat::of(&values),
         reported: inputs
             .reported
