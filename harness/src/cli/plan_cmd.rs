@@ -5,7 +5,10 @@ use std::process::ExitCode;
 
 use super::session::{RecipeInputs, Session};
 use crate::dataset_roots;
+use serde_json::Value;
+
 use crate::plan::estimate::{self, Estimate, Gpu};
+use crate::plan::sensitivity::{self, Sensitivity};
 use crate::plan::Plan;
 use crate::recipe::Override;
 
@@ -28,6 +31,16 @@ pub struct PlanArgs {
     /// The GPU the estimate assumes.
     #[arg(long, value_enum, default_value = "h100", requires = "estimate")]
     gpu: Gpu,
+    /// List the assumed or reconstructed values upstream of this evaluate stage (a cell of the
+    /// report), with alternatives and their cost, and write one recipe per alternative.
+    #[arg(long, value_name = "STAGE")]
+    sensitivity: Option<String>,
+    /// GPU-hours (H100) the written sweep may cost: cheapest alternatives first.
+    #[arg(long, value_name = "GPU_HOURS", requires = "sensitivity")]
+    budget: Option<f64>,
+    /// Where the sweep's recipes go (default: `<results>/sensitivity/`).
+    #[arg(long, value_name = "DIR", requires = "sensitivity")]
+    sensitivity_out: Option<PathBuf>,
 }
 
 /// Prints the plan.
@@ -43,6 +56,19 @@ pub async fn run(args: PlanArgs, results: &Path, json: bool) -> anyhow::Result<E
     let costs = args.estimate.then(|| estimate::estimate(&plan, args.gpu));
     for warning in plan.shared_key_warnings() {
         eprintln!("warning: {warning}");
+    }
+    if let Some(cell) = &args.sensitivity {
+        let out = args
+            .sensitivity_out
+            .clone()
+            .unwrap_or_else(|| session.results_dir.join("sensitivity"));
+        let found = sensitivity(&session.recipes, &plan, cell, args.budget, &out)?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&found)?);
+        } else {
+            print!("{}", render_sensitivity(&found));
+        }
+        return Ok(ExitCode::SUCCESS);
     }
     if json {
         let mut out = serde_json::json!({ "stages": entries });
@@ -99,6 +125,70 @@ pub async fn run(args: PlanArgs, results: &Path, json: bool) -> anyhow::Result<E
         print!("{}", render_estimate(costs));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The sensitivity plan of `cell`, its recipes written to `out`.
+fn sensitivity(
+    recipes: &[crate::recipe::Recipe],
+    plan: &Plan,
+    cell: &str,
+    budget: Option<f64>,
+    out: &Path,
+) -> anyhow::Result<Sensitivity> {
+    let hours: std::collections::HashMap<String, f64> = estimate::estimate(plan, Gpu::H100)
+        .stages
+        .into_iter()
+        .map(|cost| (cost.stage, cost.gpu_hours))
+        .collect();
+    let (index, assumed) = sensitivity::assumed_upstream(plan, cell, &hours)?;
+    let planned = &plan.stages[index];
+    let recipe = recipes
+        .iter()
+        .find(|r| r.experiment.name == planned.experiment)
+        .map(|r| r.path.clone())
+        .ok_or_else(|| anyhow::anyhow!("no recipe of experiment {}", planned.experiment))?;
+    let (recipes, gpu_hours) = sensitivity::write_recipes(out, &recipe, planned, &assumed, budget)?;
+    Ok(Sensitivity {
+        cell: planned.display_name(),
+        assumed,
+        recipes,
+        gpu_hours,
+    })
+}
+
+/// The sensitivity plan as text: one line per assumed value, then the recipes written.
+fn render_sensitivity(found: &Sensitivity) -> String {
+    let mut text = format!(
+        "{}: {} assumed or reconstructed values upstream (GPU-hours on H100, `--estimate`)\n",
+        found.cell,
+        found.assumed.len()
+    );
+    for a in &found.assumed {
+        let alternatives: Vec<String> = a.alternatives.iter().map(Value::to_string).collect();
+        let tried = if alternatives.is_empty() {
+            "no alternative known: set one by hand".to_string()
+        } else {
+            format!(
+                "try {}: {:.1} GPU-h each ({} stages rerun)",
+                alternatives.join(", "),
+                a.gpu_hours,
+                a.reruns
+            )
+        };
+        text.push_str(&format!(
+            "  {}.{} = {} ({})\n      {tried}\n",
+            a.base, a.param, a.value, a.source
+        ));
+    }
+    text.push_str(&format!(
+        "{} recipes written ({:.1} GPU-h in all):\n",
+        found.recipes.len(),
+        found.gpu_hours
+    ));
+    for recipe in &found.recipes {
+        text.push_str(&format!("  {}\n", recipe.display()));
+    }
+    text
 }
 
 /// Names the missing datasets and how to provide them.

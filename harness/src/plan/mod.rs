@@ -9,6 +9,7 @@ pub mod key_error;
 mod order;
 pub mod resolved;
 pub mod scoring;
+pub mod sensitivity;
 mod shared_keys;
 pub mod stage_params;
 mod worker_identity;

@@ -21,6 +21,8 @@ mod spec;
 mod svg;
 mod tables;
 
+pub use lineage::is_assumption;
+
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
