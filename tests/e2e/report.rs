@@ -359,44 +359,30 @@ fn the_paper_study_plans_whole_and_refuses_to_run_without_its_datasets() {
     assert!(stderr.contains("has no `train/labelTxt`"), "{stderr}");
 }
 
-/// One size, one fraction, two learning rates, one seed each.
-const SWEEP: &str = r#"
-[experiment]
-name = "lr-sweep"
-
-[matrix]
-lr = [1e-3, 3e-3]
-
-[stage.loveda]
-kind = "command"
-matrix = []
-argv = ["sh", "-c", "exec \"$RSFM_BIN\" synth loveda --out \"$1\" --images 6 --size 32 --seed 2", "sh", "{out}"]
-
-[stage.finetune]
-kind = "finetune-seg"
-needs = ["loveda"]
-dataset = "loveda"
-format = "loveda"
-model = "vit-tiny"
-image_size = 32
-window_size = 2
-head_channels = 16
-steps = 2
-batch_size = 2
-lr = "{lr}"
-
-[stage.evaluate]
-kind = "evaluate"
-needs = ["finetune", "loveda"]
-dataset = "loveda"
-format = "loveda"
-"#;
+/// The tiny study cut to one size and one fraction, over two learning rates, one seed each.
+fn sweep() -> String {
+    TINY.replace("name = \"tiny-report\"", "name = \"lr-sweep\"")
+        .replace(
+            "model = [\"vit-tiny\", \"vit-tiny-parallel\"]\nfraction = [0.5, 1.0]",
+            "lr = [1e-3, 3e-3]",
+        )
+        .replace(
+            "model = \"{model}\"\nfraction = \"{fraction}\"",
+            "model = \"vit-tiny\"",
+        )
+        .replace(
+            "lr = { value = 2e-3, source = \"assumed: a high rate for two toy steps\" }",
+            "lr = \"{lr}\"",
+        )
+}
 
 #[test]
 fn a_learning_rate_sweep_is_never_averaged_as_seeds() {
     let project = tiny_project();
     std::fs::remove_file(project.path("recipes/study/tiny.toml")).unwrap();
-    project.write("recipes/study/sweep.toml", SWEEP);
+    let sweep = sweep();
+    assert!(sweep.contains("lr = [1e-3, 3e-3]") && sweep.contains("lr = \"{lr}\""));
+    project.write("recipes/study/sweep.toml", &sweep);
     let run = project
         .command(&["run", "recipes/study", "--gpus", "none"])
         .env("RSFM_WORKER", worker())

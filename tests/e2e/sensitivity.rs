@@ -53,5 +53,8 @@ fn the_dior_2_4b_cell_lists_its_assumed_values_and_writes_runnable_recipes() {
     assert!(names.contains(&"eval-dior@vit-2.4b-1.0"), "{names:?}");
     assert!(!names.iter().any(|n| n.contains("vit-b")), "{names:?}");
     let shown = project.ok(&["config", "show", recipe.to_str().unwrap()]);
-    assert!(shown.contains("stage.det-dior.layer_decay = 0.45"), "{shown}");
+    assert!(
+        shown.contains("stage.det-dior.layer_decay = 0.45"),
+        "{shown}"
+    );
 }
