@@ -22,7 +22,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::cache::Cache;
-use crate::cli::BadInput;
+use crate::error::BadInput;
 use crate::fingerprint::fingerprint_tree;
 use crate::recipe::{Recipe, Stage, StageKind};
 use crate::store::Store;

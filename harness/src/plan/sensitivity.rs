@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::{Plan, PlannedStage};
-use crate::cli::BadInput;
+use crate::error::BadInput;
 use crate::recipe::StageKind;
 
 /// One assumed value upstream of the cell, with its alternatives.

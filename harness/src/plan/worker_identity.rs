@@ -17,7 +17,7 @@ use anyhow::Context;
 use serde_json::{json, Map, Value};
 
 use super::build_identity::read_build_identity;
-use crate::cli::BadInput;
+use crate::error::BadInput;
 use crate::executor::command_line::find_worker;
 use crate::fingerprint::sha256_file_cached;
 use crate::store::Store;

@@ -30,7 +30,7 @@ use anyhow::Context;
 pub use render::Format;
 pub use reported_file::{ReportedFile, ReportedValue};
 
-use crate::cli::BadInput;
+use crate::error::BadInput;
 use crate::plan::Plan;
 use crate::recipe::Recipe;
 use crate::store::Store;

@@ -1,6 +1,6 @@
 //! The model presets a plan uses, with the parameter counts `rsfm params` computes.
 
-use crate::cli::params::{report_for, ParamsReport};
+use crate::param_count::{report_for, ParamsReport};
 use crate::plan::Plan;
 use crate::presets::find_preset;
 

@@ -9,7 +9,7 @@ use super::lineage::Observation;
 use super::models::ModelInfo;
 use super::reported_file::ReportedFile;
 use super::spec::{MetricColumn, TableKind, TableSpec, TableSpecs};
-pub(super) use crate::cli::params::human;
+pub(super) use crate::param_count::human;
 
 /// A rendered-ready table.
 #[derive(Debug, Clone, PartialEq, Serialize)]
