@@ -178,6 +178,15 @@ fn a_tiny_study_reports_current_results_in_every_format_and_loads_in_chromium() 
         2,
         "both fractions ran: {efficiency}"
     );
+    // Each table closes with the code that produced it: the worker build and its libtorch.
+    let code = loveda
+        .lines()
+        .find(|l| l.starts_with("Recipes:"))
+        .unwrap_or_default();
+    assert!(
+        code.contains("Code: rsfm-worker sources ") && code.contains("libtorch 2.11"),
+        "{code}"
+    );
     // The paper's claims, checked on the two sizes: a verdict with the pair it rests on.
     for claim in [
         "LoveDA mIoU grows with parameter count",

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use rsfm_model::params::{EvaluateParams, FinetuneDetParams, FinetuneSegParams};
-use serde_json::Value;
 
+use crate::plan::key::KeyField;
 use crate::plan::stage_params::parsed;
 use crate::plan::{Plan, PlannedStage};
 use crate::presets::find_preset;
@@ -72,12 +72,7 @@ fn observation(plan: &Plan, eval: &PlannedStage) -> Option<Observation> {
         _ => None,
     }
     .unwrap_or(1.0);
-    let code = eval
-        .key
-        .fields
-        .get("worker")
-        .map(|field| code_label(&field.value))
-        .unwrap_or_default();
+    let code = code_label(&eval.key.fields);
     let settings = eval
         .stage
         .matrix
@@ -110,20 +105,24 @@ fn observation(plan: &Plan, eval: &PlannedStage) -> Option<Observation> {
     })
 }
 
-/// The worker identity of a key as a short label: its build's source hash (or, for a worker
-/// without a build identity, its executable's sha256).
-fn code_label(worker: &Value) -> String {
+/// The worker identity in a key's manifest as a short label: its build's source hash and
+/// profile (or, for a worker without a build identity, its executable's sha256) and the
+/// libtorch version; empty for a key without a worker.
+fn code_label(fields: &BTreeMap<String, KeyField>) -> String {
+    let text = |name: &str| fields.get(name).and_then(|f| f.value.as_str());
     let short = |hash: &str| hash[..hash.len().min(12)].to_string();
-    if let Some(sources) = worker.pointer("/build/sources").and_then(Value::as_str) {
-        let profile = worker
-            .pointer("/build/profile")
-            .and_then(Value::as_str)
-            .unwrap_or("?");
-        return format!("rsfm-worker sources {} ({profile})", short(sources));
-    }
-    match worker.get("executable").and_then(Value::as_str) {
-        Some(sha) => format!("rsfm-worker sha256 {}", short(sha)),
-        None => String::new(),
+    let worker = match (text("worker.build.sources"), text("worker.executable")) {
+        (Some(sources), _) => format!(
+            "rsfm-worker sources {} ({})",
+            short(sources),
+            text("worker.build.profile").unwrap_or("?")
+        ),
+        (None, Some(sha)) => format!("rsfm-worker sha256 {}", short(sha)),
+        (None, None) => return String::new(),
+    };
+    match text("worker.libtorch.version") {
+        Some(version) => format!("{worker}, libtorch {version}"),
+        None => worker,
     }
 }
 
