@@ -238,7 +238,7 @@ fn run(args: &RunArgs) -> ExitCode {
         }
         Stage::Evaluate(params) => match params.task {
             Some(EvalTask::Det) => evaluate_det::run(&spec, params, &args.out, &mut events),
-            _ => evaluate_seg::run(&spec, params, &mut events),
+            _ => evaluate_seg::run(&spec, params, &args.out, &mut events),
         }
         .map(Outcome::Finished),
     };

@@ -80,3 +80,69 @@ fn the_eroded_labels_are_read_when_asked_and_enter_the_key() {
     );
     assert!(project.metric("score", "oa") > 0.0);
 }
+
+/// The labels recipe with both variants scored by the model and, from the full-label
+/// evaluation's stored predictions, rescored under each without running the model.
+fn rescore_recipe() -> String {
+    let scored = |name: &str, labels: &str| {
+        format!(
+            "\n[stage.{name}]\nkind = \"evaluate\"\nneeds = [\"seg\", \"potsdam\"]\ndataset = \"potsdam\"\nformat = \"potsdam\"\nlabels = \"{labels}\"\nval_tiles = [\"2_10\"]\n"
+        )
+    };
+    let rescored = |name: &str, labels: &str| {
+        format!(
+            "\n[stage.{name}]\nkind = \"prepare\"\nop = \"rescore-potsdam\"\nneeds = [\"score\", \"potsdam\"]\ndataset = \"potsdam\"\npredictions = \"score\"\nlabels = \"{labels}\"\nval_tiles = [\"2_10\"]\n"
+        )
+    };
+    format!(
+        "{}{}{}{}",
+        recipe(None),
+        scored("score-eroded", "eroded"),
+        rescored("rescore-eroded", "eroded"),
+        rescored("rescore-full", "full"),
+    )
+}
+
+/// The final metrics of stage `name`, by metric name.
+fn metrics(project: &Project, name: &str) -> Vec<(String, Option<f64>)> {
+    project
+        .sql(&format!(
+            "SELECT m.name, m.value FROM metrics m JOIN stages s ON s.key = m.stage_key \
+             WHERE s.name = '{name}' AND m.step IS NULL ORDER BY m.name"
+        ))
+        .iter()
+        .map(|row| {
+            (
+                row["name"].as_str().unwrap().to_string(),
+                row["value"].as_f64(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_rescore_under_the_other_labels_equals_a_fresh_evaluation_under_them() {
+    let project = Project::new();
+    let preset = std::fs::read_to_string(repo_root().join("recipes/models/vit-tiny.toml")).unwrap();
+    project.write("recipes/models/vit-tiny.toml", &preset);
+    let recipe = project.write("rescore.toml", &rescore_recipe());
+    let summary = project.run_json(&recipe, &[]);
+    assert_eq!(summary["executed"], 6, "{summary}");
+    let (fresh_eroded, fresh_full) = (
+        metrics(&project, "score-eroded"),
+        metrics(&project, "score"),
+    );
+    assert!(
+        fresh_eroded.iter().any(|(n, _)| n == "iou.building"),
+        "{fresh_eroded:?}"
+    );
+    assert_ne!(
+        fresh_eroded, fresh_full,
+        "the two label variants score differently"
+    );
+    assert_eq!(metrics(&project, "rescore-eroded"), fresh_eroded);
+    assert_eq!(metrics(&project, "rescore-full"), fresh_full);
+    // No worker ran for the rescores: `rsfm prepare` did.
+    let kinds = project.sql("SELECT kind FROM stages WHERE name LIKE 'rescore%'");
+    assert!(kinds.iter().all(|k| k["kind"] == "prepare"), "{kinds:?}");
+}

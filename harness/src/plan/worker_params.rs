@@ -108,6 +108,19 @@ impl Inputs<'_> {
             }
             params.dataset = Some(name);
         }
+        if let Some(predictions) = &params.predictions {
+            let needed = self
+                .needed
+                .iter()
+                .any(|n| n.base == predictions && n.kind == StageKind::Evaluate);
+            if !needed {
+                return Err(KeyProblem::error(
+                    "predictions",
+                    format!("`predictions = \"{predictions}\"` is not an `evaluate` stage in `needs`"),
+                    format!("add the evaluation to `needs` and name it here: `needs = [\"{predictions}\", ...]`"),
+                ));
+            }
+        }
         Ok(params.resolved().to_map())
     }
 

@@ -7,9 +7,11 @@ use serde_json::{json, Value};
 
 use crate::data::error::{DataError, DataResult};
 use crate::data::formats::dota::ClassCheck;
+use crate::data::rescore::rescore_seg;
 use crate::data::seg_crops::{crop_loveda, crop_potsdam, CropGrid};
 use crate::data::synth::{generate, SynthOptions};
 use crate::data::tiling::{split_dataset, SplitOptions};
+use crate::params::data::{SegDataParams, SegFormat};
 use crate::params::{PrepareOp, PrepareParams};
 
 /// Runs `params.op` into `out` and returns its metrics (counts of what it wrote). `source` is
@@ -44,19 +46,42 @@ pub fn run_prepare(
         size: params.patch_size(),
         stride: params.stride(),
     };
-    let counts = match params.op {
-        PrepareOp::CropPotsdam => {
-            crop_potsdam(source, out, grid, params.labels.unwrap_or_default())?
-        }
-        PrepareOp::CropLoveda => crop_loveda(source, out, grid)?,
-        _ => return tile_dota(params, source, out),
-    };
+    let counts =
+        match params.op {
+            PrepareOp::CropPotsdam => {
+                crop_potsdam(source, out, grid, params.labels.unwrap_or_default())?
+            }
+            PrepareOp::CropLoveda => crop_loveda(source, out, grid)?,
+            PrepareOp::RescorePotsdam => return Err(DataError::invalid(
+                out,
+                "rescore-potsdam reads an evaluation's folder too: run it with `rescore_potsdam`",
+            )),
+            _ => return tile_dota(params, source, out),
+        };
     Ok(json!({
         "images": counts.images,
         "crops": counts.train_crops + counts.val_crops,
         "train_crops": counts.train_crops,
         "val_crops": counts.val_crops,
     }))
+}
+
+/// `rescore-potsdam`: the predictions stored in `evaluation` (a Potsdam evaluation's output)
+/// scored against the held-out labels of `source` that `params` selects (`labels`,
+/// `val_tiles`); returns the metrics as the evaluation reports them.
+pub fn rescore_potsdam(
+    params: &PrepareParams,
+    source: &Path,
+    evaluation: &Path,
+) -> anyhow::Result<Value> {
+    let data = SegDataParams {
+        name: params.dataset.clone().unwrap_or_default(),
+        format: SegFormat::Potsdam,
+        val_tiles: params.val_tiles.clone(),
+        labels: params.labels.unwrap_or_default(),
+    };
+    let metrics = rescore_seg(evaluation, source, &data)?;
+    Ok(serde_json::to_value(metrics)?)
 }
 
 /// Cuts each split of a DOTA root into `patch_size` patches overlapping by `gap` pixels, as the

@@ -255,6 +255,24 @@ pub struct SegReport {
 }
 
 impl SegReport {
+    /// The final metrics of a segmentation evaluation as stages report them: `miou`, `oa`,
+    /// `mf1`, `iou.<class>` (classes named by `class_names`, in index order) and `images`.
+    pub fn stage_metrics(
+        &self,
+        class_names: &[String],
+        images: usize,
+    ) -> std::collections::BTreeMap<String, f64> {
+        let mut metrics = std::collections::BTreeMap::new();
+        metrics.insert("miou".to_string(), self.miou);
+        metrics.insert("oa".to_string(), self.oa);
+        metrics.insert("mf1".to_string(), self.mf1);
+        for (name, iou) in class_names.iter().zip(&self.iou) {
+            metrics.insert(format!("iou.{name}"), *iou);
+        }
+        metrics.insert("images".to_string(), images as f64);
+        metrics
+    }
+
     /// The stable JSON `{"miou","mf1","oa","iou":{..},"f1":{..}}` keyed by class name
     /// (`f1` is the MMSeg F-score); NaN becomes `null`. Classes without a name are keyed
     /// by their index.

@@ -34,6 +34,10 @@ pub enum PrepareOp {
     /// LoveDA's Train and Val images and masks cut into square crops, in the LoveDA layout.
     #[serde(rename = "crop-loveda")]
     CropLoveda,
+    /// The stored predictions of a Potsdam evaluation scored again against other reference
+    /// labels (`labels`), without the model: `metrics.json` as the evaluation writes it.
+    #[serde(rename = "rescore-potsdam")]
+    RescorePotsdam,
 }
 
 impl PrepareOp {
@@ -47,6 +51,7 @@ impl PrepareOp {
         "tile-dota",
         "crop-potsdam",
         "crop-loveda",
+        "rescore-potsdam",
     ];
 
     /// The dataset a `synth-*` op imitates; `None` for ops that read a dataset.
@@ -57,7 +62,10 @@ impl PrepareOp {
             PrepareOp::SynthPotsdam => Some(SynthDataset::Potsdam),
             PrepareOp::SynthLoveda => Some(SynthDataset::Loveda),
             PrepareOp::SynthMillionaid => Some(SynthDataset::MillionAid),
-            PrepareOp::TileDota | PrepareOp::CropPotsdam | PrepareOp::CropLoveda => None,
+            PrepareOp::TileDota
+            | PrepareOp::CropPotsdam
+            | PrepareOp::CropLoveda
+            | PrepareOp::RescorePotsdam => None,
         }
     }
 
@@ -66,7 +74,7 @@ impl PrepareOp {
     pub fn source_format(self) -> Option<&'static str> {
         match self {
             PrepareOp::TileDota => Some("dota"),
-            PrepareOp::CropPotsdam => Some("potsdam"),
+            PrepareOp::CropPotsdam | PrepareOp::RescorePotsdam => Some("potsdam"),
             PrepareOp::CropLoveda => Some("loveda"),
             _ => None,
         }
@@ -96,6 +104,7 @@ impl PrepareOp {
             PrepareOp::TileDota,
             PrepareOp::CropPotsdam,
             PrepareOp::CropLoveda,
+            PrepareOp::RescorePotsdam,
         ]
         .iter()
         .position(|op| *op == self)
@@ -135,7 +144,13 @@ crate::schema! {
         splits: Vec<String> = vec!["train".to_string(), "val".to_string()],
         /// crop-potsdam: which reference labels are cut: `full` (`*_label.tif`) or `eroded`
         /// (`*_label_noBoundary.tif`); the crops keep the variant's names (unset: full).
+        /// rescore-potsdam: the labels the predictions are scored against (unset: full).
         labels: Option<PotsdamLabels> = None,
+        /// rescore-potsdam: the needed `evaluate` stage whose stored predictions are scored.
+        predictions: Option<String> = None,
+        /// rescore-potsdam: the tiles scored, as the evaluation's `val_tiles` (unset: the 14
+        /// standard test tiles).
+        val_tiles: Option<Vec<String>> = None,
         /// tile-dota: also write patches without objects (MMRotate's `save_empty`; the
         /// references drop them from training sets).
         keep_empty: bool = false,
@@ -158,7 +173,7 @@ impl PrepareParams {
     /// The parameters with the op's defaults written out (`patch_size`, `stride`), so
     /// `stage.json` and the results show the values used.
     pub fn resolved(mut self) -> Self {
-        if self.op.source_format().is_some() {
+        if self.op.source_format().is_some() && self.op != PrepareOp::RescorePotsdam {
             self.patch_size = Some(self.patch_size());
         }
         if self.op.crop_defaults().is_some() {
@@ -179,7 +194,29 @@ impl PrepareParams {
             ("splits", self.splits != defaults.splits),
             ("keep_empty", self.keep_empty != defaults.keep_empty),
         ];
+        let rescore_only = [
+            ("predictions", self.predictions.is_some()),
+            ("val_tiles", self.val_tiles.is_some()),
+        ];
+        if self.op != PrepareOp::RescorePotsdam {
+            refuse_keys(self.op, &rescore_only)?;
+        }
         match self.op {
+            PrepareOp::RescorePotsdam => {
+                refuse_keys(self.op, &synth_only)?;
+                refuse_keys(self.op, &tile_only)?;
+                refuse_keys(
+                    self.op,
+                    &[
+                        ("patch_size", self.patch_size.is_some()),
+                        ("stride", self.stride.is_some()),
+                    ],
+                )?;
+                anyhow::ensure!(
+                    self.predictions.is_some(),
+                    "`predictions` is not set: name the needed `evaluate` stage whose predictions are scored"
+                );
+            }
             PrepareOp::TileDota => {
                 refuse_keys(self.op, &synth_only)?;
                 refuse_keys(
@@ -264,7 +301,10 @@ mod tests {
     #[test]
     fn every_spelling_parses_and_names_itself() {
         for spelling in PrepareOp::SPELLINGS {
-            let params = parse(json!({ "op": spelling })).unwrap();
+            let mut params = parse(json!({ "op": spelling })).unwrap();
+            if params.op == PrepareOp::RescorePotsdam {
+                params.predictions = Some("score".into());
+            }
             assert_eq!(params.op.as_str(), *spelling);
             params.validate().unwrap();
         }

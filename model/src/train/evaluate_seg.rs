@@ -1,7 +1,10 @@
 //! The `evaluate` stage for segmentation: sliding-window inference of a fine-tuned segmenter
-//! over the held-out images, scored with the confusion-matrix metrics (mIoU, OA, mF1).
+//! over the held-out images, scored with the confusion-matrix metrics (mIoU, OA, mF1). Each
+//! image's predicted classes are kept as `predictions/<id>.png`, so `rescore-potsdam` can score
+//! them again under other labels without running the model.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use anyhow::Context;
 use tch::nn::VarStore;
@@ -14,15 +17,19 @@ use super::mae_pretrain::CHECKPOINT_FILE;
 use super::seg_data::{list_samples, Part, IGNORE_INDEX};
 use super::stage::{parse_device, stop_requested};
 use super::stage_inputs::{dataset_root, input_dir};
+use crate::data::image_io::{write_png, Image};
+use crate::data::seg_samples::PREDICTIONS_DIR;
 use crate::metrics::segmentation::ConfusionMatrix;
 use crate::nn::checkpoint;
 use crate::params::EvaluateParams;
 use crate::protocol::{Event, StageSpec};
 
-/// Scores the model on the held-out images; returns `miou`, `oa`, `mf1` and `iou.<class>`.
+/// Scores the model on the held-out images; returns `miou`, `oa`, `mf1` and `iou.<class>`, and
+/// writes each image's prediction into `out/predictions/`.
 pub fn run(
     spec: &StageSpec,
     params: &EvaluateParams,
+    out: &Path,
     events: &mut Events,
 ) -> anyhow::Result<BTreeMap<String, f64>> {
     let device = parse_device(&spec.device)?;
@@ -57,6 +64,7 @@ pub fn run(
         .map(|s| s as i64)
         .unwrap_or((crop * 2 / 3).max(1));
     let mut confusion = ConfusionMatrix::new(num_classes).map_err(|e| anyhow::anyhow!("{e}"))?;
+    fs_err::create_dir_all(out.join(PREDICTIONS_DIR))?;
     for (i, sample) in samples.iter().enumerate() {
         anyhow::ensure!(
             !stop_requested(),
@@ -75,6 +83,17 @@ pub fn run(
         })?;
         let pred = logits.argmax(1, false).to_kind(Kind::Uint8).flatten(0, -1);
         let pred = Vec::<u8>::try_from(&pred).context("prediction to bytes")?;
+        let prediction = Image {
+            width: image.width,
+            height: image.height,
+            channels: 1,
+            data: pred,
+        };
+        write_png(
+            &out.join(PREDICTIONS_DIR).join(format!("{}.png", sample.id)),
+            &prediction,
+        )?;
+        let pred = prediction.data;
         confusion
             .accumulate(&pred, &labels, Some(IGNORE_INDEX))
             .map_err(|e| anyhow::anyhow!("{}: {e}", sample.id))?;
@@ -86,15 +105,9 @@ pub fn run(
             lr: None,
         });
     }
-    let scores = confusion.report(&[]);
-    let mut metrics = BTreeMap::new();
-    metrics.insert("miou".to_string(), scores.miou);
-    metrics.insert("oa".to_string(), scores.oa);
-    metrics.insert("mf1".to_string(), scores.mf1);
-    for (name, iou) in data.format.class_names().iter().zip(&scores.iou) {
-        metrics.insert(format!("iou.{name}"), *iou);
-    }
-    metrics.insert("images".to_string(), samples.len() as f64);
+    let metrics = confusion
+        .report(&[])
+        .stage_metrics(&data.format.class_names(), samples.len());
     for (name, value) in &metrics {
         events.metric(name, *value, None);
     }

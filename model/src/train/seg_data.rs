@@ -1,132 +1,15 @@
 //! Segmentation samples from LoveDA or ISPRS Potsdam folders, as (image, labels) pairs, with
 //! random crops for training (see [`crate::data::transforms`]).
 
-use std::path::{Path, PathBuf};
-
 use tch::{Kind, Tensor};
 
 use super::images::{normalize, to_tensor};
 use super::rng::SplitMix64;
-use crate::data::formats::{loveda, potsdam};
 use crate::data::image_io::Image;
 use crate::data::transforms::dihedral::Dihedral;
 use crate::data::transforms::seg_augment::SegAugment;
-use crate::params::data::{SegDataParams, SegFormat};
 
-/// Label of pixels that count neither in the loss nor in the metrics.
-pub const IGNORE_INDEX: u8 = 255;
-
-/// Training or evaluation half of a dataset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Part {
-    /// What the model learns from.
-    Train,
-    /// What it is scored on.
-    Val,
-}
-
-/// One labelled image on disk.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SegSample {
-    /// Short id for logs.
-    pub id: String,
-    image: PathBuf,
-    labels: PathBuf,
-    format: SegFormat,
-}
-
-impl SegSample {
-    /// Reads the image and its training labels (`IGNORE_INDEX` where not scored).
-    pub fn load(&self) -> anyhow::Result<(Image, Vec<u8>)> {
-        match self.format {
-            SegFormat::Loveda => {
-                let image = crate::data::image_io::read_image(&self.image)?;
-                let (w, h, labels) = loveda::read_mask(&self.labels)?;
-                anyhow::ensure!(
-                    (w, h) == (image.width, image.height),
-                    "{}: mask size differs from the image",
-                    self.labels.display()
-                );
-                Ok((image, labels))
-            }
-            SegFormat::Potsdam => {
-                let image = crate::data::image_io::read_image(&self.image)?;
-                let (w, h, mut labels) = potsdam::read_label(&self.labels)?;
-                anyhow::ensure!(
-                    (w, h) == (image.width, image.height),
-                    "{}: label size differs from the image",
-                    self.labels.display()
-                );
-                for l in &mut labels {
-                    if *l >= 5 {
-                        *l = IGNORE_INDEX;
-                    }
-                }
-                Ok((image, labels))
-            }
-        }
-    }
-}
-
-/// Lists the labelled samples of one part of the dataset at `root`.
-pub fn list_samples(
-    root: &Path,
-    params: &SegDataParams,
-    part: Part,
-) -> anyhow::Result<Vec<SegSample>> {
-    let samples: Vec<SegSample> = match params.format {
-        SegFormat::Loveda => {
-            let split = if part == Part::Train {
-                loveda::LovedaSplit::Train
-            } else {
-                loveda::LovedaSplit::Val
-            };
-            loveda::list_split(root, split)?
-                .into_iter()
-                .filter_map(|s| {
-                    let labels = s.mask?;
-                    Some(SegSample {
-                        id: s.id,
-                        image: s.image,
-                        labels,
-                        format: SegFormat::Loveda,
-                    })
-                })
-                .collect()
-        }
-        SegFormat::Potsdam => {
-            let held_out = params.val_tiles.as_deref();
-            potsdam::find_potsdam_tiles(root, potsdam::PotsdamBands::Rgb, params.labels)?
-                .into_iter()
-                .filter(|t| potsdam::is_held_out(&t.id, held_out) == (part == Part::Val))
-                .filter_map(|t| {
-                    let labels = t.label?;
-                    Some(SegSample {
-                        id: t.id,
-                        image: t.image,
-                        labels,
-                        format: SegFormat::Potsdam,
-                    })
-                })
-                .collect()
-        }
-    };
-    let hint = match (params.format, params.labels) {
-        (SegFormat::Potsdam, labels) => format!(
-            " (looked for *_{}.tif labels: `labels` picks full or eroded, and must match what the dataset or its crop stage holds)",
-            labels.suffix()
-        ),
-        _ => String::new(),
-    };
-    anyhow::ensure!(
-        !samples.is_empty(),
-        "{}: no labelled {:?} samples in this {:?} dataset{hint}",
-        root.display(),
-        part,
-        params.format
-    );
-    Ok(samples)
-}
+pub use crate::data::seg_samples::{list_samples, Part, SegSample, IGNORE_INDEX};
 
 /// A training sample as `augment` says (rescaled, a crop of `augment.crop` pixels padded with
 /// `IGNORE_INDEX` labels where the image is smaller, photometric distortion), flipped
