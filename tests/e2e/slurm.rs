@@ -244,7 +244,8 @@ kind = "mae-pretrain"
 needs = ["millionaid"]
 dataset = "millionaid"
 model = "vit-tiny"
-steps = 60
+# Enough steps (several seconds) that a requeue issued at step 5 reaches the worker mid-run.
+steps = 240
 batch_size = 4
 base_lr = 1.5e-3
 warmup_steps = 2
@@ -328,7 +329,7 @@ fn a_requeued_worker_job_resumes_from_its_checkpoint_with_the_local_metrics() {
         });
     let resumed = progress_steps(after);
     assert_eq!(resumed.first(), Some(&(stopped_at + 1)), "{after}");
-    assert_eq!(resumed.last(), Some(&60));
+    assert_eq!(resumed.last(), Some(&240));
     assert_eq!(
         job_id(&project, pretrain_key).to_string(),
         job,

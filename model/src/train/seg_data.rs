@@ -44,6 +44,7 @@ pub fn random_crop(
 mod tests {
     use super::*;
     use crate::data::synth::{generate, SynthDataset, SynthOptions};
+    use crate::params::data::{SegDataParams, SegFormat};
 
     #[test]
     fn potsdam_splits_by_tile_and_ignores_clutter() {
