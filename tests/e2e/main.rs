@@ -19,6 +19,7 @@ mod interrupts;
 mod potsdam_labels;
 mod prepare;
 mod report;
+mod rescore;
 mod sensitivity;
 mod shared_keys;
 mod slurm;

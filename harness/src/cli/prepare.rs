@@ -1,6 +1,6 @@
 //! `rsfm prepare --stage stage.json --out DIR`: runs one `prepare` stage (the executor's
 //! command line for that kind, as `rsfm-worker run` is for the others). Writes the dataset (or,
-//! for `rescore-potsdam`, only the scores) and `metrics.json` into DIR and prints one `log`
+//! for the `rescore-*` ops, only the scores) and `metrics.json` into DIR and prints one `log`
 //! event; no libtorch.
 
 use std::io::Write as _;
@@ -9,8 +9,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use rsfm_model::data::prepare::{rescore_potsdam, run_prepare};
-use rsfm_model::params::{PrepareOp, PrepareParams, Schema};
+use rsfm_model::data::prepare::{rescore, run_prepare};
+use rsfm_model::params::{PrepareParams, Schema};
 use rsfm_model::protocol::{Event, StageSpec, METRICS_FILE};
 
 use super::BadInput;
@@ -54,15 +54,15 @@ pub fn run(args: &PrepareArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     fs_err::create_dir_all(&args.out)?;
-    let metrics = match (params.op, &params.predictions, source) {
-        (PrepareOp::RescorePotsdam, Some(predictions), Some(source)) => {
+    let metrics = match (params.op.is_rescore(), &params.predictions, source) {
+        (true, Some(predictions), Some(source)) => {
             let evaluation = spec.inputs.get(predictions).with_context(|| {
                 format!(
                     "{}: `predictions = \"{predictions}\"` is not among the stage's inputs",
                     args.stage.display()
                 )
             })?;
-            rescore_potsdam(&params, source, evaluation).map_err(BadInput::wrap)?
+            rescore(&params, source, evaluation).map_err(BadInput::wrap)?
         }
         _ => run_prepare(&params, source.map(PathBuf::as_path), spec.seed, &args.out)
             .map_err(BadInput::msg)?,

@@ -2,6 +2,7 @@
 //! and Million-AID, tiling of large images, segmentation crops, training augmentations, and
 //! synthetic data in those formats.
 
+pub mod det_samples;
 pub mod error;
 pub mod formats;
 pub mod image_io;

@@ -7,11 +7,12 @@ use serde_json::{json, Value};
 
 use crate::data::error::{DataError, DataResult};
 use crate::data::formats::dota::ClassCheck;
-use crate::data::rescore::rescore_seg;
+use crate::data::rescore::{rescore_det, rescore_seg};
 use crate::data::seg_crops::{crop_loveda, crop_potsdam, CropGrid};
 use crate::data::synth::{generate, SynthOptions};
 use crate::data::tiling::{split_dataset, SplitOptions};
-use crate::params::data::{SegDataParams, SegFormat};
+use crate::metrics::detection::EvalOptions;
+use crate::params::data::{DetDataParams, DetFormat, SegDataParams, SegFormat};
 use crate::params::{PrepareOp, PrepareParams};
 
 /// Runs `params.op` into `out` and returns its metrics (counts of what it wrote). `source` is
@@ -66,21 +67,46 @@ pub fn run_prepare(
     }))
 }
 
-/// `rescore-potsdam`: the predictions stored in `evaluation` (a Potsdam evaluation's output)
-/// scored against the held-out labels of `source` that `params` selects (`labels`,
-/// `val_tiles`); returns the metrics as the evaluation reports them.
-pub fn rescore_potsdam(
-    params: &PrepareParams,
-    source: &Path,
-    evaluation: &Path,
-) -> anyhow::Result<Value> {
-    let data = SegDataParams {
-        name: params.dataset.clone().unwrap_or_default(),
-        format: SegFormat::Potsdam,
-        val_tiles: params.val_tiles.clone(),
-        labels: params.labels.unwrap_or_default(),
+/// A `rescore-*` op: the evaluation in `evaluation` (its output folder) scored again against
+/// the held-out labels of `source` under the settings of `params` (`rescore-potsdam`: `labels`,
+/// `val_tiles`; `rescore-dota` / `rescore-dior-r`: `protocol`, `ap_metric`, `iou`, `version`);
+/// returns the metrics as the evaluation reports them.
+pub fn rescore(params: &PrepareParams, source: &Path, evaluation: &Path) -> anyhow::Result<Value> {
+    let name = params.dataset.clone().unwrap_or_default();
+    let metrics = match params.op {
+        PrepareOp::RescorePotsdam => {
+            let data = SegDataParams {
+                name,
+                format: SegFormat::Potsdam,
+                val_tiles: params.val_tiles.clone(),
+                labels: params.labels.unwrap_or_default(),
+            };
+            rescore_seg(evaluation, source, &data)?
+        }
+        PrepareOp::RescoreDota | PrepareOp::RescoreDiorR => {
+            let format = if params.op == PrepareOp::RescoreDota {
+                DetFormat::Dota
+            } else {
+                DetFormat::DiorR
+            };
+            let data = DetDataParams {
+                name,
+                format,
+                version: params.version.clone().unwrap_or_else(|| "v1.0".into()),
+            };
+            let options = EvalOptions::named(
+                params
+                    .protocol
+                    .as_deref()
+                    .unwrap_or(format.default_protocol()),
+                params.ap_metric.as_deref().unwrap_or("voc07"),
+                params.iou.unwrap_or(0.5),
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            rescore_det(evaluation, source, &data, &options)?
+        }
+        other => anyhow::bail!("`{}` does not score an evaluation", other.as_str()),
     };
-    let metrics = rescore_seg(evaluation, source, &data)?;
     Ok(serde_json::to_value(metrics)?)
 }
 

@@ -1,16 +1,22 @@
-//! `rescore-potsdam`: the stored predictions of a segmentation evaluation
-//! (`predictions/<id>.png`) scored again against other reference labels, without the model.
-//! The samples, the labels and the metrics are read and computed as the evaluation does, so a
-//! rescore under a protocol gives exactly what a fresh evaluation under it gives.
+//! Re-scoring an evaluation without its model: a segmentation evaluation's stored predictions
+//! (`predictions/<id>.png`) against other reference labels (`rescore-potsdam`), a detection
+//! evaluation's merged detections (`task1/Task1_<class>.txt`) under another AP protocol, AP
+//! variant or IoU (`rescore-dota`, `rescore-dior-r`). Samples, ground truth and metrics are read
+//! and computed as the evaluation does, so a rescore under a protocol gives exactly what a
+//! fresh evaluation under it gives.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Context;
 
+use crate::data::det_samples::{self, ground_truths, TASK1_DIR};
+use crate::data::formats::dota::read_task1_dir;
 use crate::data::image_io::read_label_png;
 use crate::data::seg_samples::{list_samples, Part, IGNORE_INDEX, PREDICTIONS_DIR};
+use crate::metrics::detection::{evaluate, Detection, EvalOptions};
 use crate::metrics::segmentation::ConfusionMatrix;
+use crate::params::data::DetDataParams;
 use crate::params::data::SegDataParams;
 
 /// Scores the predictions in `evaluation` (an evaluation's output folder) against the held-out
@@ -49,4 +55,23 @@ pub fn rescore_seg(
     Ok(confusion
         .report(&[])
         .stage_metrics(&data.format.class_names(), samples.len()))
+}
+
+/// Scores the merged detections in `evaluation` (a detection evaluation's output folder)
+/// against the held-out ground truth of the dataset at `root` (as `data` reads it) under
+/// `options`.
+pub fn rescore_det(
+    evaluation: &Path,
+    root: &Path,
+    data: &DetDataParams,
+    options: &EvalOptions,
+) -> anyhow::Result<BTreeMap<String, f64>> {
+    let samples = det_samples::list_samples(root, data, Part::Val)?;
+    let classes = data.class_names()?;
+    let (_, task1) = read_task1_dir(&evaluation.join(TASK1_DIR)).with_context(|| {
+        "the evaluation kept no merged detections: it predates them or is not a detection evaluation"
+    })?;
+    let dets: Vec<Detection> = task1.into_iter().map(Detection::from).collect();
+    let scores = evaluate(&ground_truths(&samples, &classes), &dets, &classes, options);
+    Ok(scores.stage_metrics(samples.len(), dets.len()))
 }

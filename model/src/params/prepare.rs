@@ -5,6 +5,7 @@ use crate::data::formats::potsdam::PotsdamLabels;
 use serde::{Deserialize, Serialize};
 
 use crate::data::synth::SynthDataset;
+use crate::params::data::{AP_METRICS, AP_PROTOCOLS, DOTA_RELEASES};
 
 /// What a `prepare` stage writes (required in recipes; `Default` only fills the schema struct).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +39,13 @@ pub enum PrepareOp {
     /// labels (`labels`), without the model: `metrics.json` as the evaluation writes it.
     #[serde(rename = "rescore-potsdam")]
     RescorePotsdam,
+    /// The merged detections of a DOTA evaluation scored again under another AP protocol,
+    /// variant or IoU, without the model.
+    #[serde(rename = "rescore-dota")]
+    RescoreDota,
+    /// The same for a DIOR-R evaluation.
+    #[serde(rename = "rescore-dior-r")]
+    RescoreDiorR,
 }
 
 impl PrepareOp {
@@ -52,6 +60,8 @@ impl PrepareOp {
         "crop-potsdam",
         "crop-loveda",
         "rescore-potsdam",
+        "rescore-dota",
+        "rescore-dior-r",
     ];
 
     /// The dataset a `synth-*` op imitates; `None` for ops that read a dataset.
@@ -65,7 +75,9 @@ impl PrepareOp {
             PrepareOp::TileDota
             | PrepareOp::CropPotsdam
             | PrepareOp::CropLoveda
-            | PrepareOp::RescorePotsdam => None,
+            | PrepareOp::RescorePotsdam
+            | PrepareOp::RescoreDota
+            | PrepareOp::RescoreDiorR => None,
         }
     }
 
@@ -73,7 +85,8 @@ impl PrepareOp {
     /// synth ops, which read nothing.
     pub fn source_format(self) -> Option<&'static str> {
         match self {
-            PrepareOp::TileDota => Some("dota"),
+            PrepareOp::TileDota | PrepareOp::RescoreDota => Some("dota"),
+            PrepareOp::RescoreDiorR => Some("dior-r"),
             PrepareOp::CropPotsdam | PrepareOp::RescorePotsdam => Some("potsdam"),
             PrepareOp::CropLoveda => Some("loveda"),
             _ => None,
@@ -93,6 +106,14 @@ impl PrepareOp {
         }
     }
 
+    /// Whether the op scores an evaluation again (`rescore-*`) rather than writing a dataset.
+    pub fn is_rescore(self) -> bool {
+        matches!(
+            self,
+            PrepareOp::RescorePotsdam | PrepareOp::RescoreDota | PrepareOp::RescoreDiorR
+        )
+    }
+
     /// The spelling in recipes.
     pub fn as_str(self) -> &'static str {
         let index = [
@@ -105,6 +126,8 @@ impl PrepareOp {
             PrepareOp::CropPotsdam,
             PrepareOp::CropLoveda,
             PrepareOp::RescorePotsdam,
+            PrepareOp::RescoreDota,
+            PrepareOp::RescoreDiorR,
         ]
         .iter()
         .position(|op| *op == self)
@@ -146,8 +169,19 @@ crate::schema! {
         /// (`*_label_noBoundary.tif`); the crops keep the variant's names (unset: full).
         /// rescore-potsdam: the labels the predictions are scored against (unset: full).
         labels: Option<PotsdamLabels> = None,
-        /// rescore-potsdam: the needed `evaluate` stage whose stored predictions are scored.
+        /// rescore-*: the needed `evaluate` stage whose stored predictions (segmentation) or
+        /// merged detections (detection) are scored.
         predictions: Option<String> = None,
+        /// rescore-dota, rescore-dior-r: AP protocol (unset: devkit for DOTA, mmrotate for
+        /// DIOR-R, as the evaluation).
+        protocol: Option<String> as AP_PROTOCOLS = None,
+        /// rescore-dota, rescore-dior-r: VOC07 11-point or VOC12 area AP (unset: voc07).
+        ap_metric: Option<String> as AP_METRICS = None,
+        /// rescore-dota, rescore-dior-r: IoU threshold of a true positive (unset: 0.5).
+        iou: Option<f64> = None,
+        /// rescore-dota: the DOTA release whose classes the evaluation scored (unset: v1.0,
+        /// as the evaluation).
+        version: Option<String> as DOTA_RELEASES = None,
         /// rescore-potsdam: the tiles scored, as the evaluation's `val_tiles` (unset: the 14
         /// standard test tiles).
         val_tiles: Option<Vec<String>> = None,
@@ -173,7 +207,7 @@ impl PrepareParams {
     /// The parameters with the op's defaults written out (`patch_size`, `stride`), so
     /// `stage.json` and the results show the values used.
     pub fn resolved(mut self) -> Self {
-        if self.op.source_format().is_some() && self.op != PrepareOp::RescorePotsdam {
+        if self.op.source_format().is_some() && !self.op.is_rescore() {
             self.patch_size = Some(self.patch_size());
         }
         if self.op.crop_defaults().is_some() {
@@ -194,15 +228,26 @@ impl PrepareParams {
             ("splits", self.splits != defaults.splits),
             ("keep_empty", self.keep_empty != defaults.keep_empty),
         ];
-        let rescore_only = [
-            ("predictions", self.predictions.is_some()),
-            ("val_tiles", self.val_tiles.is_some()),
+        let seg_rescore_only = [("val_tiles", self.val_tiles.is_some())];
+        let det_rescore_only = [
+            ("protocol", self.protocol.is_some()),
+            ("ap_metric", self.ap_metric.is_some()),
+            ("iou", self.iou.is_some()),
         ];
+        if !self.op.is_rescore() {
+            refuse_keys(self.op, &[("predictions", self.predictions.is_some())])?;
+        }
         if self.op != PrepareOp::RescorePotsdam {
-            refuse_keys(self.op, &rescore_only)?;
+            refuse_keys(self.op, &seg_rescore_only)?;
+        }
+        if !matches!(self.op, PrepareOp::RescoreDota | PrepareOp::RescoreDiorR) {
+            refuse_keys(self.op, &det_rescore_only)?;
+        }
+        if self.op != PrepareOp::RescoreDota {
+            refuse_keys(self.op, &[("version", self.version.is_some())])?;
         }
         match self.op {
-            PrepareOp::RescorePotsdam => {
+            PrepareOp::RescorePotsdam | PrepareOp::RescoreDota | PrepareOp::RescoreDiorR => {
                 refuse_keys(self.op, &synth_only)?;
                 refuse_keys(self.op, &tile_only)?;
                 refuse_keys(
@@ -212,6 +257,13 @@ impl PrepareParams {
                         ("stride", self.stride.is_some()),
                     ],
                 )?;
+                if self.op != PrepareOp::RescorePotsdam {
+                    refuse_keys(self.op, &[("labels", self.labels.is_some())])?;
+                    anyhow::ensure!(
+                        self.iou.is_none_or(|iou| iou > 0.0 && iou <= 1.0),
+                        "`iou` must be in (0, 1]"
+                    );
+                }
                 anyhow::ensure!(
                     self.predictions.is_some(),
                     "`predictions` is not set: name the needed `evaluate` stage whose predictions are scored"
@@ -302,7 +354,7 @@ mod tests {
     fn every_spelling_parses_and_names_itself() {
         for spelling in PrepareOp::SPELLINGS {
             let mut params = parse(json!({ "op": spelling })).unwrap();
-            if params.op == PrepareOp::RescorePotsdam {
+            if params.op.is_rescore() {
                 params.predictions = Some("score".into());
             }
             assert_eq!(params.op.as_str(), *spelling);

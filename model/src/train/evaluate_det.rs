@@ -16,33 +16,23 @@ use super::stage::parse_device;
 use super::stage_inputs::{dataset_root, input_dir};
 use crate::data::formats::dota::write_task1_dir;
 use crate::data::image_io::read_image;
-use crate::metrics::detection::{evaluate, ApMetric, Detection, EvalOptions, Protocol};
+use crate::metrics::detection::{evaluate, Detection, EvalOptions};
 use crate::nn::checkpoint;
 use crate::nn::oriented_rcnn::inference::{predict_large_image, TiledPrediction};
 use crate::params::data::DetDataParams;
 use crate::params::EvaluateParams;
 use crate::protocol::{Event, StageSpec};
 
-/// Folder of the Task1 result files inside the stage's output dir.
-pub const TASK1_DIR: &str = "task1";
+pub use crate::data::det_samples::TASK1_DIR;
 
 /// The AP protocol, metric and IoU threshold the stage scores with.
 fn eval_options(params: &EvaluateParams, data: &DetDataParams) -> anyhow::Result<EvalOptions> {
-    let protocol: Protocol = params
+    let protocol = params
         .protocol
         .as_deref()
-        .unwrap_or(data.default_protocol())
-        .parse()
-        .map_err(|e: String| anyhow::anyhow!("params.protocol: {e}"))?;
-    let metric: ApMetric = params
-        .ap_metric
-        .parse()
-        .map_err(|e: String| anyhow::anyhow!("params.ap_metric: {e}"))?;
-    Ok(EvalOptions {
-        protocol,
-        metric,
-        iou_thresholds: vec![params.iou],
-    })
+        .unwrap_or(data.default_protocol());
+    EvalOptions::named(protocol, &params.ap_metric, params.iou)
+        .map_err(|e| anyhow::anyhow!("params.{e}"))
 }
 
 /// Predicts, writes Task1 files into `out_dir/task1` and returns `map` and `ap.<class>`
@@ -110,13 +100,7 @@ pub fn run(
         &classes,
         &options,
     );
-    let mut metrics = BTreeMap::new();
-    metrics.insert("map".to_string(), scores.map);
-    for (class, ap) in &scores.ap {
-        metrics.insert(format!("ap.{class}"), ap.unwrap_or(f64::NAN));
-    }
-    metrics.insert("images".to_string(), samples.len() as f64);
-    metrics.insert("detections".to_string(), dets.len() as f64);
+    let metrics = scores.stage_metrics(samples.len(), dets.len());
     for (name, value) in &metrics {
         events.metric(name, *value, None);
     }

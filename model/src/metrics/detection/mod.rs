@@ -138,6 +138,18 @@ pub struct EvalOptions {
     pub iou_thresholds: Vec<f64>,
 }
 
+impl EvalOptions {
+    /// The options stages name: a protocol (`devkit`, `devkit-v1.5`, `mmrotate`), an AP metric
+    /// (`voc07`, `voc12`) and one IoU threshold.
+    pub fn named(protocol: &str, metric: &str, iou: f64) -> Result<EvalOptions, String> {
+        Ok(EvalOptions {
+            protocol: protocol.parse().map_err(|e| format!("protocol: {e}"))?,
+            metric: metric.parse().map_err(|e| format!("ap_metric: {e}"))?,
+            iou_thresholds: vec![iou],
+        })
+    }
+}
+
 impl Default for EvalOptions {
     fn default() -> Self {
         Self {
@@ -161,6 +173,21 @@ pub struct DetectionReport {
     /// `(IoU threshold, mAP)` for each threshold.
     #[serde(skip_serializing_if = "single_threshold")]
     pub per_threshold: Vec<(f64, f64)>,
+}
+
+impl DetectionReport {
+    /// The final metrics of a detection evaluation as stages report them: `map`,
+    /// `ap.<class>` (NaN where the protocol leaves an AP undefined), `images`, `detections`.
+    pub fn stage_metrics(&self, images: usize, detections: usize) -> BTreeMap<String, f64> {
+        let mut metrics = BTreeMap::new();
+        metrics.insert("map".to_string(), self.map);
+        for (class, ap) in &self.ap {
+            metrics.insert(format!("ap.{class}"), ap.unwrap_or(f64::NAN));
+        }
+        metrics.insert("images".to_string(), images as f64);
+        metrics.insert("detections".to_string(), detections as f64);
+        metrics
+    }
 }
 
 fn single_threshold(per_threshold: &[(f64, f64)]) -> bool {
