@@ -112,6 +112,22 @@ impl Project {
         rows[0]["value"].as_f64().expect("a number")
     }
 
+    /// The final metrics of stage `name`, by metric name (NaN stored as null).
+    pub fn final_metrics(&self, name: &str) -> Vec<(String, Option<f64>)> {
+        self.sql(&format!(
+            "SELECT m.name, m.value FROM metrics m JOIN stages s ON s.key = m.stage_key \
+             WHERE s.name = '{name}' AND m.step IS NULL ORDER BY m.name"
+        ))
+        .iter()
+        .map(|row| {
+            (
+                row["name"].as_str().unwrap().to_string(),
+                row["value"].as_f64(),
+            )
+        })
+        .collect()
+    }
+
     /// Rows of `rsfm sql QUERY --json` as objects keyed by column.
     pub fn sql(&self, query: &str) -> Vec<serde_json::Value> {
         let stdout = self.ok(&["sql", query, "--json"]);

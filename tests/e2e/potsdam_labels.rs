@@ -103,23 +103,6 @@ fn rescore_recipe() -> String {
     )
 }
 
-/// The final metrics of stage `name`, by metric name.
-fn metrics(project: &Project, name: &str) -> Vec<(String, Option<f64>)> {
-    project
-        .sql(&format!(
-            "SELECT m.name, m.value FROM metrics m JOIN stages s ON s.key = m.stage_key \
-             WHERE s.name = '{name}' AND m.step IS NULL ORDER BY m.name"
-        ))
-        .iter()
-        .map(|row| {
-            (
-                row["name"].as_str().unwrap().to_string(),
-                row["value"].as_f64(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn a_rescore_under_the_other_labels_equals_a_fresh_evaluation_under_them() {
     let project = Project::new();
@@ -129,8 +112,8 @@ fn a_rescore_under_the_other_labels_equals_a_fresh_evaluation_under_them() {
     let summary = project.run_json(&recipe, &[]);
     assert_eq!(summary["executed"], 6, "{summary}");
     let (fresh_eroded, fresh_full) = (
-        metrics(&project, "score-eroded"),
-        metrics(&project, "score"),
+        project.final_metrics("score-eroded"),
+        project.final_metrics("score"),
     );
     assert!(
         fresh_eroded.iter().any(|(n, _)| n == "iou.building"),
@@ -140,8 +123,8 @@ fn a_rescore_under_the_other_labels_equals_a_fresh_evaluation_under_them() {
         fresh_eroded, fresh_full,
         "the two label variants score differently"
     );
-    assert_eq!(metrics(&project, "rescore-eroded"), fresh_eroded);
-    assert_eq!(metrics(&project, "rescore-full"), fresh_full);
+    assert_eq!(project.final_metrics("rescore-eroded"), fresh_eroded);
+    assert_eq!(project.final_metrics("rescore-full"), fresh_full);
     // No worker ran for the rescores: `rsfm prepare` did.
     let kinds = project.sql("SELECT kind FROM stages WHERE name LIKE 'rescore%'");
     assert!(kinds.iter().all(|k| k["kind"] == "prepare"), "{kinds:?}");

@@ -57,23 +57,6 @@ ap_metric = "voc12"
 iou = 0.3
 "#;
 
-/// The final metrics of stage `name`, by metric name (NaN stored as null).
-fn metrics(project: &Project, name: &str) -> Vec<(String, Option<f64>)> {
-    project
-        .sql(&format!(
-            "SELECT m.name, m.value FROM metrics m JOIN stages s ON s.key = m.stage_key \
-             WHERE s.name = '{name}' AND m.step IS NULL ORDER BY m.name"
-        ))
-        .iter()
-        .map(|row| {
-            (
-                row["name"].as_str().unwrap().to_string(),
-                row["value"].as_f64(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn a_detection_rescore_under_another_protocol_equals_a_fresh_evaluation() {
     let project = Project::new();
@@ -82,10 +65,10 @@ fn a_detection_rescore_under_another_protocol_equals_a_fresh_evaluation() {
     let recipe = project.write("rescore.toml", RECIPE);
     let summary = project.run_json(&recipe, &[]);
     assert_eq!(summary["executed"], 5, "{summary}");
-    let fresh = metrics(&project, "score-voc12");
+    let fresh = project.final_metrics("score-voc12");
     assert!(fresh.iter().any(|(n, _)| n == "map"), "{fresh:?}");
     assert!(fresh.iter().any(|(n, _)| n.starts_with("ap.")), "{fresh:?}");
-    assert_eq!(metrics(&project, "rescore-voc12"), fresh);
+    assert_eq!(project.final_metrics("rescore-voc12"), fresh);
     // Planning refuses a rescore whose `predictions` is not a needed evaluation.
     let bad = project.write(
         "bad.toml",
