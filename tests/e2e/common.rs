@@ -112,6 +112,24 @@ impl Project {
         rows[0]["value"].as_f64().expect("a number")
     }
 
+    /// Copies the paper folder's reported values, claims and tables into `paper/`, for
+    /// `rsfm report … --paper paper`.
+    pub fn copy_paper_folder(&self) {
+        let paper = repo_root().join("recipes/paper");
+        for file in ["reported.toml", "claims.toml"] {
+            let text = std::fs::read_to_string(paper.join(file)).unwrap();
+            self.write(&format!("paper/{file}"), &text);
+        }
+        for entry in std::fs::read_dir(paper.join("tables")).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap().to_string();
+            self.write(
+                &format!("paper/tables/{name}"),
+                &std::fs::read_to_string(&path).unwrap(),
+            );
+        }
+    }
+
     /// The final metrics of stage `name`, by metric name (NaN stored as null).
     pub fn final_metrics(&self, name: &str) -> Vec<(String, Option<f64>)> {
         self.sql(&format!(

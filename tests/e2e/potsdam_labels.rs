@@ -125,6 +125,27 @@ fn a_rescore_under_the_other_labels_equals_a_fresh_evaluation_under_them() {
     );
     assert_eq!(project.final_metrics("rescore-eroded"), fresh_eroded);
     assert_eq!(project.final_metrics("rescore-full"), fresh_full);
+    // The report says what the labels alone change, beside the table.
+    project.copy_paper_folder();
+    project.ok(&[
+        "report",
+        recipe.to_str().unwrap(),
+        "--paper",
+        "paper",
+        "--table",
+        "potsdam",
+        "--format",
+        "md",
+        "--out",
+        "reports",
+    ]);
+    let table = std::fs::read_to_string(project.path("reports/potsdam.md")).unwrap();
+    assert!(
+        table.contains("Protocol sensitivity")
+            && table.contains("labels=eroded val_tiles=[\"2_10\"]: OA Δ ")
+            && table.contains("(vit-tiny)"),
+        "{table}"
+    );
     // No worker ran for the rescores: `rsfm prepare` did.
     let kinds = project.sql("SELECT kind FROM stages WHERE name LIKE 'rescore%'");
     assert!(kinds.iter().all(|k| k["kind"] == "prepare"), "{kinds:?}");

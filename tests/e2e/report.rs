@@ -67,19 +67,7 @@ fn tiny_project() -> Project {
         project.write(&format!("recipes/models/{preset}.toml"), &text);
     }
     project.write("recipes/study/tiny.toml", TINY);
-    let paper = repo_root().join("recipes/paper");
-    for file in ["reported.toml", "claims.toml"] {
-        let text = std::fs::read_to_string(paper.join(file)).unwrap();
-        project.write(&format!("paper/{file}"), &text);
-    }
-    for entry in std::fs::read_dir(paper.join("tables")).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_str().unwrap().to_string();
-        project.write(
-            &format!("paper/tables/{name}"),
-            &std::fs::read_to_string(&path).unwrap(),
-        );
-    }
+    project.copy_paper_folder();
     project
 }
 

@@ -46,6 +46,69 @@ pub struct Observation {
     pub metrics: Option<BTreeMap<String, f64>>,
 }
 
+/// A `rescore-*` stage of the plan: an evaluation scored again under other settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rescore {
+    /// The key of the evaluation it rescores.
+    pub evaluation: String,
+    /// What it changed, as `name=value` pairs (`labels=eroded`, `ap_metric=voc12 iou=0.3`).
+    pub settings: String,
+    /// `experiment/stage` of the rescore.
+    pub stage: String,
+    /// Its current key.
+    pub key: String,
+    /// Final metrics, once read from the store.
+    pub metrics: Option<BTreeMap<String, f64>>,
+}
+
+/// Settings of a `rescore-*` stage that change its scores.
+const RESCORE_SETTINGS: [&str; 6] = [
+    "labels",
+    "protocol",
+    "ap_metric",
+    "iou",
+    "version",
+    "val_tiles",
+];
+
+/// The `rescore-*` stages of `plan` whose `predictions` is a needed evaluation.
+pub fn rescores(plan: &Plan) -> Vec<Rescore> {
+    plan.stages
+        .iter()
+        .filter(|s| s.stage.kind == StageKind::Prepare)
+        .filter_map(|s| {
+            let params = &s.stage.params;
+            let op = params.get("op")?.as_str()?;
+            if !op.starts_with("rescore-") {
+                return None;
+            }
+            let predictions = params.get("predictions")?.as_str()?;
+            let evaluation = s
+                .needs
+                .iter()
+                .map(|&i| &plan.stages[i])
+                .find(|n| n.stage.base == predictions && n.stage.kind == StageKind::Evaluate)?;
+            let settings: Vec<String> = RESCORE_SETTINGS
+                .iter()
+                .filter_map(|name| {
+                    let value = params.get(*name)?;
+                    let text = value
+                        .as_str()
+                        .map_or_else(|| value.to_string(), str::to_string);
+                    Some(format!("{name}={text}"))
+                })
+                .collect();
+            Some(Rescore {
+                evaluation: evaluation.key.key.clone(),
+                settings: settings.join(" "),
+                stage: s.display_name(),
+                key: s.key.key.clone(),
+                metrics: None,
+            })
+        })
+        .collect()
+}
+
 /// The evaluations of `plan`, in plan order. Evaluations whose chain cannot be traced (a
 /// fine-tuning stage without a `model`) are skipped.
 pub fn observations(plan: &Plan) -> Vec<Observation> {

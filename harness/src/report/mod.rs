@@ -123,6 +123,8 @@ pub async fn generate(
     }
     let mut observations = lineage::observations(plan);
     measured::attach(store, &mut observations).await?;
+    let mut rescores = lineage::rescores(plan);
+    measured::attach_rescores(store, &mut rescores).await?;
     let models = models::models(plan)?;
     let gpu_hours: std::collections::HashMap<String, f64> =
         crate::plan::estimate::estimate(plan, crate::plan::estimate::Gpu::H100)
@@ -141,6 +143,7 @@ pub async fn generate(
         observations: &observations,
         models: &models,
         claims: &claims,
+        rescores: &rescores,
         gpu_hours: &gpu_hours,
         verdicts: paper_scale,
     };

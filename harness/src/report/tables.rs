@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::cells::{fmt, percent, Cell, CellView, Reported, Stat};
 use super::claims::{self as claim_checks, ClaimsFile};
-use super::lineage::Observation;
+use super::lineage::{Observation, Rescore};
 use super::models::ModelInfo;
 use super::reported_file::ReportedFile;
 use super::spec::{MetricColumn, TableKind, TableSpec, TableSpecs};
@@ -30,6 +30,9 @@ pub struct TableView {
     pub notes: Vec<String>,
     /// Where each filled cell came from: evaluation stage, seed and key.
     pub provenance: Vec<String>,
+    /// What another scoring protocol alone changes: per rescore setting and metric, the mean
+    /// Δ (rescored − scored) of each size, from `rescore-*` stages (no retraining).
+    pub sensitivity: Vec<String>,
 }
 
 /// One row.
@@ -53,6 +56,8 @@ pub struct Inputs<'a> {
     pub models: &'a [ModelInfo],
     /// The paper's claims.
     pub claims: &'a ClaimsFile,
+    /// The plan's rescores of its evaluations, with their metrics.
+    pub rescores: &'a [Rescore],
     /// GPU-hours (H100) of each training stage, by `experiment/stage` (`plan --estimate`).
     pub gpu_hours: &'a std::collections::HashMap<String, f64>,
     /// Whether cells carry Δ and verdicts (paper scale only).
@@ -126,6 +131,10 @@ pub fn build(spec: &TableSpec, inputs: &Inputs<'_>) -> TableView {
         rows,
         notes: notes.notes,
         provenance: notes.provenance,
+        sensitivity: match (spec.kind, &spec.dataset) {
+            (TableKind::Dataset, Some(dataset)) => sensitivity(inputs, dataset, &spec.metrics),
+            _ => Vec::new(),
+        },
     }
 }
 
@@ -262,6 +271,61 @@ fn study_cell(
     };
     let note = notes.note(&cell.assumptions);
     cell.view(inputs.verdicts, note)
+}
+
+/// One line per (rescore setting, headline metric) of `dataset`: the mean Δ, rescored minus
+/// scored, of each size on the full training set.
+fn sensitivity(inputs: &Inputs<'_>, dataset: &str, metrics: &[String]) -> Vec<String> {
+    let mut settings: Vec<&str> = Vec::new();
+    for rescore in inputs.rescores {
+        let scored = inputs
+            .observations
+            .iter()
+            .any(|o| o.key == rescore.evaluation && o.dataset == dataset);
+        if scored && !settings.contains(&rescore.settings.as_str()) {
+            settings.push(&rescore.settings);
+        }
+    }
+    let mut lines = Vec::new();
+    for setting in settings {
+        for metric in metrics.iter().filter(|m| !m.contains('.')) {
+            let per_size: Vec<String> = inputs
+                .models
+                .iter()
+                .filter_map(|model| {
+                    let deltas: Vec<f64> = inputs
+                        .observations
+                        .iter()
+                        .filter(|o| o.dataset == dataset && o.model == model.params.model)
+                        .filter(|o| (o.fraction - 1.0).abs() < 1e-9)
+                        .flat_map(|o| {
+                            inputs
+                                .rescores
+                                .iter()
+                                .filter(move |r| r.evaluation == o.key && r.settings == setting)
+                                .filter_map(move |r| {
+                                    let scored = percent(o.metrics.as_ref()?, metric)?;
+                                    Some(percent(r.metrics.as_ref()?, metric)? - scored)
+                                })
+                        })
+                        .collect();
+                    (!deltas.is_empty()).then(|| {
+                        let mean = deltas.iter().sum::<f64>() / deltas.len() as f64;
+                        let sign = if mean >= 0.0 { "+" } else { "" };
+                        format!("Δ {sign}{} ({})", fmt(mean), model.params.model)
+                    })
+                })
+                .collect();
+            if !per_size.is_empty() {
+                lines.push(format!(
+                    "{setting}: {} {}",
+                    inputs.specs.metric_label(metric),
+                    per_size.join(", ")
+                ));
+            }
+        }
+    }
+    lines
 }
 
 /// What the runs of one cell differ in besides the seed (values of the matrix axes they all
