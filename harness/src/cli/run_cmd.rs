@@ -91,6 +91,8 @@ pub async fn run(args: RunArgs, results: &Path, json: bool) -> anyhow::Result<Ex
             };
             println!("{:<9} {}", status, stage.display_name());
         }
+        // What the run would refuse, the dry run refuses too (exit 2, the same message).
+        refuse_missing_data(&session, &plan)?;
         return Ok(ExitCode::SUCCESS);
     }
     refuse_missing_data(&session, &plan)?;
