@@ -105,6 +105,15 @@ fn without_keep_going_the_run_stops_after_a_failure() {
         3,
         "{summary}"
     );
+    // The summary says why each stage was skipped.
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("skipped (they need a failed stage)"),
+        "{stderr}"
+    );
+    if summary["not_started"].as_u64().unwrap() > 0 {
+        assert!(stderr.contains("--keep-going runs them"), "{stderr}");
+    }
 }
 
 #[test]

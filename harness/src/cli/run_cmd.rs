@@ -164,6 +164,7 @@ pub async fn run(args: RunArgs, results: &Path, json: bool) -> anyhow::Result<Ex
                 "cached": summary.cached,
                 "failed": summary.failed,
                 "skipped": summary.skipped,
+                "not_started": summary.not_started,
                 "interrupted": summary.interrupted,
             })
         );

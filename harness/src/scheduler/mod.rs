@@ -84,6 +84,9 @@ pub struct RunSummary {
     pub failed: usize,
     /// Stages not run because a stage they need failed (or the run stopped).
     pub skipped: usize,
+    /// Of `skipped`, those not started because the run stopped at a failure (without
+    /// `--keep-going`) rather than because they need the failed stage.
+    pub not_started: usize,
     /// Stages stopped by an interrupt.
     pub interrupted: usize,
     /// Each failure: stage, reason and log file.
@@ -109,9 +112,22 @@ impl RunSummary {
             format!("{} cached", self.cached),
             format!("{} ran", self.executed),
         ];
+        let needing = self.skipped - self.not_started;
+        let reasoned = self.failed > 0;
         for (n, what) in [
             (self.failed, "failed"),
-            (self.skipped, "skipped"),
+            (
+                needing,
+                if reasoned {
+                    "skipped (they need a failed stage)"
+                } else {
+                    "skipped"
+                },
+            ),
+            (
+                self.not_started,
+                "not started (the run stops at the first failure; --keep-going runs them)",
+            ),
             (self.interrupted, "interrupted"),
         ] {
             if n > 0 {
@@ -400,7 +416,11 @@ pub async fn run(
             }
         }
     }
-    summary.skipped += state.iter().filter(|s| **s == State::Waiting).count();
+    let waiting = state.iter().filter(|s| **s == State::Waiting).count();
+    summary.skipped += waiting;
+    if summary.failed > 0 && !*cancel_rx.borrow() {
+        summary.not_started = waiting;
+    }
     Ok(summary)
 }
 
