@@ -25,6 +25,7 @@ fn training_tiles(root: &std::path::Path) -> (Tensor, Tensor) {
         format: SegFormat::Loveda,
         val_tiles: None,
         labels: Default::default(),
+        clutter: false,
     };
     let mut images = Vec::new();
     let mut labels = Vec::new();

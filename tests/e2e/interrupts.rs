@@ -17,14 +17,15 @@ argv = ["sh", "count.sh", "{out}"]
 deps = ["count.sh"]
 "#;
 
-/// Ten steps of 0.3 s, checkpointing the step in the work dir and resuming from it.
+/// Ten steps of 0.3 s, checkpointing the step in the work dir (written to a side file and
+/// renamed, so a kill mid-write never leaves it empty) and resuming from it.
 pub(crate) const COUNT: &str = r#"
 step=$(cat "$RSFM_WORK_DIR/step" 2>/dev/null || echo 0)
 echo "start $step" >> "$RSFM_WORK_DIR/history"
 while [ "$step" -lt 10 ]; do
   sleep 0.3
   step=$((step + 1))
-  echo "$step" > "$RSFM_WORK_DIR/step"
+  echo "$step" > "$RSFM_WORK_DIR/step.new" && mv "$RSFM_WORK_DIR/step.new" "$RSFM_WORK_DIR/step"
   echo "{\"event\":\"progress\",\"step\":$step,\"total\":10}"
 done
 echo "{\"steps\": $step}" > "$1/metrics.json"

@@ -95,11 +95,13 @@ fn rescore_recipe() -> String {
         )
     };
     format!(
-        "{}{}{}{}",
+        "{}{}{}{}{}{}",
         recipe(None),
         scored("score-eroded", "eroded"),
         rescored("rescore-eroded", "eroded"),
         rescored("rescore-full", "full"),
+        scored("score-clutter", "full") + "clutter = true\n",
+        rescored("rescore-clutter", "full") + "clutter = true\n",
     )
 }
 
@@ -110,7 +112,7 @@ fn a_rescore_under_the_other_labels_equals_a_fresh_evaluation_under_them() {
     project.write("recipes/models/vit-tiny.toml", &preset);
     let recipe = project.write("rescore.toml", &rescore_recipe());
     let summary = project.run_json(&recipe, &[]);
-    assert_eq!(summary["executed"], 6, "{summary}");
+    assert_eq!(summary["executed"], 8, "{summary}");
     let (fresh_eroded, fresh_full) = (
         project.final_metrics("score-eroded"),
         project.final_metrics("score"),
@@ -125,6 +127,13 @@ fn a_rescore_under_the_other_labels_equals_a_fresh_evaluation_under_them() {
     );
     assert_eq!(project.final_metrics("rescore-eroded"), fresh_eroded);
     assert_eq!(project.final_metrics("rescore-full"), fresh_full);
+    // Clutter scored as a sixth class: a fresh evaluation and a rescore agree on it too.
+    let fresh_clutter = project.final_metrics("score-clutter");
+    assert!(
+        fresh_clutter.iter().any(|(n, _)| n == "iou.clutter"),
+        "{fresh_clutter:?}"
+    );
+    assert_eq!(project.final_metrics("rescore-clutter"), fresh_clutter);
     // The report says what the labels alone change, beside the table.
     project.copy_paper_folder();
     project.ok(&[

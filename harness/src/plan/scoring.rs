@@ -16,7 +16,7 @@ pub struct Scoring {
     pub split: &'static str,
     /// The settings that change the numbers, as `name=value` pairs: for detection the AP
     /// variant, IoU, AP protocol and (DOTA) class release; for segmentation the Potsdam labels
-    /// and test-time flipping.
+    /// and clutter setting and test-time flipping.
     pub protocol: String,
 }
 
@@ -68,6 +68,8 @@ pub fn scoring(planned: &PlannedStage) -> Option<Scoring> {
                     PotsdamLabels::Eroded => "eroded",
                 };
                 pairs.push(format!("labels={labels}"));
+                let clutter = if data.clutter { "scored" } else { "ignored" };
+                pairs.push(format!("clutter={clutter}"));
             }
             pairs.push(format!("flip={}", params.flip));
             pairs.join(" ")

@@ -91,7 +91,10 @@ pub fn rescores(plan: &Plan) -> Vec<Rescore> {
             let settings: Vec<String> = RESCORE_SETTINGS
                 .iter()
                 .filter_map(|name| {
-                    let value = params.get(*name)?;
+                    // A truth value only when set (clutter = true).
+                    let value = params
+                        .get(*name)
+                        .filter(|v| **v != serde_json::Value::Bool(false))?;
                     let text = value
                         .as_str()
                         .map_or_else(|| value.to_string(), str::to_string);

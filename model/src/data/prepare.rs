@@ -80,6 +80,7 @@ pub fn rescore(params: &PrepareParams, source: &Path, evaluation: &Path) -> anyh
                 format: SegFormat::Potsdam,
                 val_tiles: params.val_tiles.clone(),
                 labels: params.labels.unwrap_or_default(),
+                clutter: params.clutter,
             };
             rescore_seg(evaluation, source, &data)?
         }

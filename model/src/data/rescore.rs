@@ -27,8 +27,8 @@ pub fn rescore_seg(
     data: &SegDataParams,
 ) -> anyhow::Result<BTreeMap<String, f64>> {
     let samples = list_samples(root, data, Part::Val)?;
-    let num_classes = data.format.num_classes();
-    let mut confusion = ConfusionMatrix::new(num_classes).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let scored = data.scored_classes();
+    let mut confusion = ConfusionMatrix::new(scored.len()).map_err(|e| anyhow::anyhow!("{e}"))?;
     for sample in &samples {
         let path = evaluation
             .join(PREDICTIONS_DIR)
@@ -52,9 +52,7 @@ pub fn rescore_seg(
             .accumulate(&prediction.data, &labels, Some(IGNORE_INDEX))
             .map_err(|e| anyhow::anyhow!("{}: {e}", sample.id))?;
     }
-    Ok(confusion
-        .report(&[])
-        .stage_metrics(&data.format.class_names(), samples.len()))
+    Ok(confusion.report(&[]).stage_metrics(&scored, samples.len()))
 }
 
 /// Scores the merged detections in `evaluation` (a detection evaluation's output folder)

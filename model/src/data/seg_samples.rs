@@ -32,6 +32,8 @@ pub struct SegSample {
     image: PathBuf,
     labels: PathBuf,
     format: SegFormat,
+    /// Potsdam: clutter kept as class 5 rather than ignored.
+    clutter: bool,
 }
 
 impl SegSample {
@@ -48,14 +50,15 @@ impl SegSample {
     }
 
     /// Reads its labels alone, as `(width, height, labels)`: LoveDA's mask, or Potsdam's
-    /// labels with clutter (and anything past the five scored classes) as `IGNORE_INDEX`.
+    /// labels with clutter as `IGNORE_INDEX` unless the dataset parameters score it.
     pub fn load_labels(&self) -> anyhow::Result<(u32, u32, Vec<u8>)> {
         match self.format {
             SegFormat::Loveda => Ok(loveda::read_mask(&self.labels)?),
             SegFormat::Potsdam => {
                 let (width, height, mut labels) = potsdam::read_label(&self.labels)?;
+                let scored = if self.clutter { 6 } else { 5 };
                 for l in &mut labels {
-                    if *l >= 5 {
+                    if *l >= scored {
                         *l = IGNORE_INDEX;
                     }
                 }
@@ -87,6 +90,7 @@ pub fn list_samples(
                         image: s.image,
                         labels,
                         format: SegFormat::Loveda,
+                        clutter: false,
                     })
                 })
                 .collect()
@@ -103,6 +107,7 @@ pub fn list_samples(
                         image: t.image,
                         labels,
                         format: SegFormat::Potsdam,
+                        clutter: params.clutter,
                     })
                 })
                 .collect()

@@ -107,6 +107,20 @@ pub struct SegDataParams {
     pub val_tiles: Option<Vec<String>>,
     /// Potsdam: which reference labels are read.
     pub labels: PotsdamLabels,
+    /// Potsdam: clutter scored as a sixth class (ISPRS's all-class protocol) rather than
+    /// ignored; evaluation only (training always ignores it).
+    pub clutter: bool,
+}
+
+impl SegDataParams {
+    /// The classes a score covers: the model's, plus `clutter` when it is scored.
+    pub fn scored_classes(&self) -> Vec<String> {
+        let mut names = self.format.class_names();
+        if self.clutter {
+            names.push("clutter".to_string());
+        }
+        names
+    }
 }
 
 /// The Potsdam label variant of a stage, refused for other layouts.

@@ -3,8 +3,8 @@
 use serde::de::DeserializeOwned;
 
 use super::data::{
-    potsdam_labels, resolved_dataset, DetDataParams, EvalTask, SegDataParams, AP_METRICS,
-    AP_PROTOCOLS, DATA_FORMATS, DOTA_RELEASES,
+    potsdam_labels, resolved_dataset, DetDataParams, EvalTask, SegDataParams, SegFormat,
+    AP_METRICS, AP_PROTOCOLS, DATA_FORMATS, DOTA_RELEASES,
 };
 use super::types::RATIO;
 use crate::data::formats::potsdam::PotsdamLabels;
@@ -30,6 +30,9 @@ crate::schema! {
         /// (`*_label_noBoundary.tif`, 5_Labels_all_noBoundary: boundaries ignored, the labels the
         /// benchmark scores) (unset: full).
         labels: Option<PotsdamLabels> = None,
+        /// potsdam: score clutter as a sixth class (ISPRS's all-class protocol) instead of
+        /// ignoring it, as the paper's five-class scores do.
+        clutter: bool = false,
         /// seg: sliding-window stride in pixels (unset: two thirds of the crop).
         stride: Option<usize> = None,
         /// seg: also predict the horizontally flipped image and average the two (mmseg's
@@ -76,6 +79,7 @@ impl EvaluateParams {
             EvalTask::Det => {
                 let seg_only = [
                     ("val_tiles", self.val_tiles.is_some()),
+                    ("clutter", self.clutter),
                     ("labels", self.labels.is_some()),
                     ("stride", self.stride.is_some()),
                     ("flip", self.flip),
@@ -97,11 +101,16 @@ impl EvaluateParams {
     /// The segmentation dataset scored.
     pub fn seg_data(&self) -> anyhow::Result<SegDataParams> {
         let format = self.format_as("seg")?;
+        anyhow::ensure!(
+            !self.clutter || format == SegFormat::Potsdam,
+            "`clutter` applies to Potsdam only: remove it"
+        );
         Ok(SegDataParams {
             name: resolved_dataset(&self.dataset)?,
             format,
             val_tiles: self.val_tiles.clone(),
             labels: potsdam_labels(self.labels, format)?,
+            clutter: self.clutter,
         })
     }
 

@@ -180,6 +180,7 @@ impl FinetuneSegParams {
             format,
             val_tiles: self.val_tiles.clone(),
             labels: potsdam_labels(self.labels, format)?,
+            clutter: false,
         })
     }
 }

@@ -185,6 +185,8 @@ crate::schema! {
         /// rescore-potsdam: the tiles scored, as the evaluation's `val_tiles` (unset: the 14
         /// standard test tiles).
         val_tiles: Option<Vec<String>> = None,
+        /// rescore-potsdam: score clutter as a sixth class instead of ignoring it.
+        clutter: bool = false,
         /// tile-dota: also write patches without objects (MMRotate's `save_empty`; the
         /// references drop them from training sets).
         keep_empty: bool = false,
@@ -228,7 +230,10 @@ impl PrepareParams {
             ("splits", self.splits != defaults.splits),
             ("keep_empty", self.keep_empty != defaults.keep_empty),
         ];
-        let seg_rescore_only = [("val_tiles", self.val_tiles.is_some())];
+        let seg_rescore_only = [
+            ("val_tiles", self.val_tiles.is_some()),
+            ("clutter", self.clutter),
+        ];
         let det_rescore_only = [
             ("protocol", self.protocol.is_some()),
             ("ap_metric", self.ap_metric.is_some()),

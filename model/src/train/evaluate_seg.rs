@@ -63,7 +63,8 @@ pub fn run(
         .stride
         .map(|s| s as i64)
         .unwrap_or((crop * 2 / 3).max(1));
-    let mut confusion = ConfusionMatrix::new(num_classes).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let scored = data.scored_classes();
+    let mut confusion = ConfusionMatrix::new(scored.len()).map_err(|e| anyhow::anyhow!("{e}"))?;
     fs_err::create_dir_all(out.join(PREDICTIONS_DIR))?;
     for (i, sample) in samples.iter().enumerate() {
         anyhow::ensure!(
@@ -105,9 +106,7 @@ pub fn run(
             lr: None,
         });
     }
-    let metrics = confusion
-        .report(&[])
-        .stage_metrics(&data.format.class_names(), samples.len());
+    let metrics = confusion.report(&[]).stage_metrics(&scored, samples.len());
     for (name, value) in &metrics {
         events.metric(name, *value, None);
     }

@@ -64,6 +64,7 @@ mod tests {
             name: "potsdam".into(),
             format: SegFormat::Potsdam,
             val_tiles: None,
+            clutter: false,
         };
         let train = list_samples(dir.path(), &params, Part::Train).unwrap();
         let val = list_samples(dir.path(), &params, Part::Val).unwrap();
