@@ -605,6 +605,7 @@ dataset = "loveda"
 format = "potsdam"
 val_tiles = ["2_13"]
 labels = "eroded"
+clutter = true
 stride = 16
 flip = true
 
