@@ -82,6 +82,18 @@ pub fn find_preset(model: &str, dir: &Path) -> anyhow::Result<PresetText> {
     )
 }
 
+/// The table `section` (`vit`, `defaults`) of the preset `model` as found by [`find_preset`],
+/// with each value as written (provenance tables included); `None` when the preset or the
+/// table cannot be read.
+pub fn preset_section(model: &str, dir: &Path, section: &str) -> Option<toml::Table> {
+    let found = find_preset(model, dir).ok()?;
+    let mut table = found.text.parse::<toml::Table>().ok()?;
+    match table.remove(section)? {
+        toml::Value::Table(section) => Some(section),
+        _ => None,
+    }
+}
+
 /// Finds the preset file for `model`: an existing path as given, else
 /// `recipes/models/NAME.toml` in `cwd` or the nearest ancestor that has it.
 pub fn resolve_preset(model: &str, cwd: &Path) -> anyhow::Result<PathBuf> {

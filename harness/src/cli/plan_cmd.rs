@@ -135,11 +135,7 @@ fn sensitivity(
     budget: Option<f64>,
     out: &Path,
 ) -> anyhow::Result<Sensitivity> {
-    let hours: std::collections::HashMap<String, f64> = estimate::estimate(plan, Gpu::H100)
-        .stages
-        .into_iter()
-        .map(|cost| (cost.stage, cost.gpu_hours))
-        .collect();
+    let hours = estimate::gpu_hours_by_stage(plan, Gpu::H100);
     let (index, assumed) = sensitivity::assumed_upstream(plan, cell, &hours)?;
     let planned = &plan.stages[index];
     let recipe = recipes

@@ -211,8 +211,7 @@ pub async fn run(
 /// started in the background): SIGTERM, then SIGKILL after [`LEFTOVER_GRACE`]. Returns a note
 /// for the user when there was anything to end.
 async fn end_leftovers(pids: &[Option<i32>]) -> Option<String> {
-    let alive = alive_groups;
-    let groups = alive(pids);
+    let groups = alive_groups(pids);
     if groups.is_empty() {
         return None;
     }
@@ -224,10 +223,10 @@ async fn end_leftovers(pids: &[Option<i32>]) -> Option<String> {
     let groups: Vec<Option<i32>> = groups.into_iter().map(Some).collect();
     signal_all(&groups, libc::SIGTERM);
     let deadline = tokio::time::Instant::now() + LEFTOVER_GRACE;
-    while !alive(&groups).is_empty() && tokio::time::Instant::now() < deadline {
+    while !alive_groups(&groups).is_empty() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let how = if alive(&groups).is_empty() {
+    let how = if alive_groups(&groups).is_empty() {
         "SIGTERM"
     } else {
         signal_all(&groups, libc::SIGKILL);

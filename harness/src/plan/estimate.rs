@@ -14,6 +14,8 @@
 //!
 //! `evaluate` and `command` stages are not estimated (their cost depends on the data).
 
+use std::collections::HashMap;
+
 use rsfm_model::arch::VitConfig;
 use rsfm_model::params::mae::MaeConfig;
 use rsfm_model::params::{FinetuneDetParams, FinetuneSegParams, MaePretrainParams};
@@ -156,6 +158,16 @@ pub fn estimate(plan: &Plan, gpu: Gpu) -> Estimate {
         stages,
         not_estimated,
     }
+}
+
+/// GPU-hours on `gpu` of each training stage of `plan` that can be estimated, by
+/// `experiment/stage` (what the report's seed costs and the sensitivity plan add up).
+pub fn gpu_hours_by_stage(plan: &Plan, gpu: Gpu) -> HashMap<String, f64> {
+    plan.stages
+        .iter()
+        .filter_map(|planned| stage_cost(planned, gpu))
+        .map(|cost| (cost.stage, cost.gpu_hours))
+        .collect()
 }
 
 /// Training FLOPs of one stage, or `None` when it is not a training stage with a known step

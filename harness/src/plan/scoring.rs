@@ -36,7 +36,11 @@ pub fn scoring(planned: &PlannedStage) -> Option<Scoring> {
     if planned.stage.kind != StageKind::Evaluate {
         return None;
     }
-    let params: EvaluateParams = parsed(planned)?;
+    scoring_of(&parsed(planned)?)
+}
+
+/// The scoring of an evaluation with the resolved parameters `params`.
+pub fn scoring_of(params: &EvaluateParams) -> Option<Scoring> {
     let format = params.format.clone()?;
     let protocol = match params.task().ok()? {
         EvalTask::Det => {

@@ -137,14 +137,7 @@ fn assumed_params(planned: &PlannedStage) -> Vec<(String, String)> {
         .params
         .get("model")
         .and_then(Value::as_str)
-        .and_then(|model| crate::presets::find_preset(model, &planned.recipe_dir).ok())
-        .and_then(|preset| preset.text.parse::<toml::Table>().ok())
-        .and_then(|table| {
-            table
-                .get("defaults")
-                .and_then(toml::Value::as_table)
-                .cloned()
-        });
+        .and_then(|model| crate::presets::preset_section(model, &planned.recipe_dir, "defaults"));
     if let Some(defaults) = defaults {
         for (param, key) in &worker.from_preset {
             let source = defaults

@@ -19,8 +19,8 @@ pub struct Stat {
     pub interval: Option<(f64, f64)>,
 }
 
-/// Bootstrap resamples of the mean.
-const RESAMPLES: usize = 2000;
+/// Bootstrap resamples of the mean (verdicts and claim checks alike).
+pub(super) const RESAMPLES: usize = 2000;
 
 /// How verdicts are reached, for captions.
 pub const VERDICT_METHOD: &str = "Verdicts: the 95% percentile-bootstrap interval (2000 resamples) of the mean over seeds against reported ± tolerance: ✓ reproduced (inside), ✗ not reproduced (outside), ? inconclusive (straddling; with about how many more seeds would settle it at the observed spread, n·(half-width/distance to the nearer bound)², and their H100 GPU-hours from `rsfm plan --estimate`); one seed: single run, no verdict.";
@@ -29,18 +29,21 @@ pub const VERDICT_METHOD: &str = "Verdicts: the 95% percentile-bootstrap interva
 /// report renders the same twice.
 fn bootstrap(values: &[f64]) -> (f64, f64) {
     let mut rng = rsfm_model::rng::SplitMix64::from_state(0x5EED);
-    let n = values.len();
     let mut means: Vec<f64> = (0..RESAMPLES)
-        .map(|_| {
-            (0..n)
-                .map(|_| values[(rng.next_u64() % n as u64) as usize])
-                .sum::<f64>()
-                / n as f64
-        })
+        .map(|_| resampled_mean(values, &mut rng))
         .collect();
     means.sort_by(f64::total_cmp);
     let at = |q: f64| means[((RESAMPLES - 1) as f64 * q).round() as usize];
     (at(0.025), at(0.975))
+}
+
+/// The mean of `values.len()` draws from `values` with replacement: one bootstrap resample.
+pub(super) fn resampled_mean(values: &[f64], rng: &mut rsfm_model::rng::SplitMix64) -> f64 {
+    let n = values.len();
+    (0..n)
+        .map(|_| values[(rng.next_u64() % n as u64) as usize])
+        .sum::<f64>()
+        / n as f64
 }
 
 impl Stat {

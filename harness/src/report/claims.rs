@@ -10,14 +10,12 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Deserialize;
 
-use super::cells::percent;
+use super::cells::{percent, resampled_mean, RESAMPLES};
 use super::lineage::Observation;
 use super::models::ModelInfo;
 
 /// Probability of improvement at or above which a pair supports a claim.
 const LIKELY: f64 = 0.95;
-/// Bootstrap resamples per pair.
-const RESAMPLES: usize = 2000;
 
 /// What a claim says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -117,13 +115,9 @@ fn probability_better(a: &[f64], b: &[f64]) -> f64 {
         return if b[0] > a[0] { 1.0 } else { 0.0 };
     }
     let mut rng = rsfm_model::rng::SplitMix64::from_state(0xC1A1);
-    let mut mean_of = |values: &[f64]| {
-        (0..values.len())
-            .map(|_| values[(rng.next_u64() % values.len() as u64) as usize])
-            .sum::<f64>()
-            / values.len() as f64
-    };
-    let better = (0..RESAMPLES).filter(|_| mean_of(b) > mean_of(a)).count();
+    let better = (0..RESAMPLES)
+        .filter(|_| resampled_mean(b, &mut rng) > resampled_mean(a, &mut rng))
+        .count();
     better as f64 / RESAMPLES as f64
 }
 

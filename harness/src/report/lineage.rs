@@ -9,7 +9,7 @@ use rsfm_model::params::{EvaluateParams, FinetuneDetParams, FinetuneSegParams};
 use crate::plan::key::KeyField;
 use crate::plan::stage_params::parsed;
 use crate::plan::{Plan, PlannedStage};
-use crate::presets::find_preset;
+use crate::presets::preset_section;
 use crate::recipe::StageKind;
 
 /// One `evaluate` stage of the plan and what it measures.
@@ -23,7 +23,7 @@ pub struct Observation {
     pub fraction: f64,
     /// Seed of the evaluation.
     pub seed: u64,
-    /// The split it scored (`crate::plan::scoring::scored_split`).
+    /// The split it scored (`crate::plan::scoring::Scoring::split`).
     pub split: &'static str,
     /// The settings it scored under (`crate::plan::scoring::Scoring::protocol`).
     pub protocol: String,
@@ -124,6 +124,7 @@ pub fn observations(plan: &Plan) -> Vec<Observation> {
 
 fn observation(plan: &Plan, eval: &PlannedStage) -> Option<Observation> {
     let params: EvaluateParams = parsed(eval)?;
+    let scoring = crate::plan::scoring::scoring_of(&params);
     let dataset = params.format?;
     let model_from = params.model_from?;
     let finetune = eval
@@ -152,10 +153,10 @@ fn observation(plan: &Plan, eval: &PlannedStage) -> Option<Observation> {
     assumptions.sort();
     assumptions.dedup();
     Some(Observation {
-        split: crate::plan::scoring::scored_split(&dataset),
-        protocol: crate::plan::scoring::scoring(eval)
-            .map(|s| s.protocol)
-            .unwrap_or_default(),
+        split: scoring
+            .as_ref()
+            .map_or_else(|| crate::plan::scoring::scored_split(&dataset), |s| s.split),
+        protocol: scoring.map(|s| s.protocol).unwrap_or_default(),
         dataset,
         model,
         fraction,
@@ -212,13 +213,7 @@ fn collect_assumptions(plan: &Plan, stage: &PlannedStage, out: &mut Vec<String>)
 /// The assumed or reconstructed fields of the `[vit]` table of preset `model` (none when it
 /// cannot be read: the plan has already resolved it).
 pub fn preset_assumptions(model: &str, recipe_dir: &std::path::Path) -> Vec<String> {
-    let Ok(found) = find_preset(model, recipe_dir) else {
-        return Vec::new();
-    };
-    let Ok(table) = found.text.parse::<toml::Table>() else {
-        return Vec::new();
-    };
-    let Some(vit) = table.get("vit").and_then(toml::Value::as_table) else {
+    let Some(vit) = preset_section(model, recipe_dir, "vit") else {
         return Vec::new();
     };
     vit.iter()

@@ -126,12 +126,8 @@ pub async fn generate(
     let mut rescores = lineage::rescores(plan);
     measured::attach_rescores(store, &mut rescores).await?;
     let models = models::models(plan)?;
-    let gpu_hours: std::collections::HashMap<String, f64> =
-        crate::plan::estimate::estimate(plan, crate::plan::estimate::Gpu::H100)
-            .stages
-            .into_iter()
-            .map(|cost| (cost.stage, cost.gpu_hours))
-            .collect();
+    let gpu_hours =
+        crate::plan::estimate::gpu_hours_by_stage(plan, crate::plan::estimate::Gpu::H100);
     let paper_dir = options
         .paper_dir
         .canonicalize()

@@ -337,10 +337,10 @@ fn differences(runs: &[&Observation]) -> Option<String> {
         .collect();
     axes.sort();
     axes.dedup();
-    let mut parts: Vec<String> = Vec::new();
+    let mut compared: Vec<(&str, Vec<&str>)> = Vec::new();
     for axis in axes {
         // An axis only some runs have (recipes with other matrices) is not compared.
-        let Some(mut values) = runs
+        let values = runs
             .iter()
             .map(|o| {
                 o.settings
@@ -348,30 +348,24 @@ fn differences(runs: &[&Observation]) -> Option<String> {
                     .find(|(a, _)| a == axis)
                     .map(|(_, v)| v.as_str())
             })
-            .collect::<Option<Vec<&str>>>()
-        else {
-            continue;
-        };
-        values.sort();
-        values.dedup();
-        if values.len() > 1 {
-            parts.push(format!("{axis} differs ({})", values.join(", ")));
+            .collect::<Option<Vec<&str>>>();
+        if let Some(values) = values {
+            compared.push((axis, values));
         }
     }
-    for (what, of) in [
-        (
-            "code",
-            (|o: &Observation| o.code.clone()) as fn(&Observation) -> String,
-        ),
-        ("protocol", |o: &Observation| o.protocol.clone()),
-    ] {
-        let mut values: Vec<String> = runs.iter().map(|o| of(o)).collect();
-        values.sort();
-        values.dedup();
-        if values.len() > 1 {
-            parts.push(format!("{what} differs ({})", values.join(", ")));
-        }
-    }
+    compared.push(("code", runs.iter().map(|o| o.code.as_str()).collect()));
+    compared.push((
+        "protocol",
+        runs.iter().map(|o| o.protocol.as_str()).collect(),
+    ));
+    let parts: Vec<String> = compared
+        .into_iter()
+        .filter_map(|(what, mut values)| {
+            values.sort();
+            values.dedup();
+            (values.len() > 1).then(|| format!("{what} differs ({})", values.join(", ")))
+        })
+        .collect();
     (!parts.is_empty()).then(|| parts.join("; "))
 }
 
