@@ -181,17 +181,14 @@ fn pad(cell: &str, width: usize, right: bool) -> String {
 /// `text` made safe for a terminal: control characters (ESC, BEL, newlines…) written as
 /// escapes (`\n`, `\u{1b}`), at most [`MAX_CELL_CHARS`] characters (the rest cut at `…`).
 pub fn for_terminal(text: &str) -> String {
+    let cut = text.chars().nth(MAX_CELL_CHARS).is_some();
+    let kept = if cut { MAX_CELL_CHARS - 1 } else { MAX_CELL_CHARS };
     let mut out = String::new();
-    for (count, c) in text.chars().enumerate() {
-        if count == MAX_CELL_CHARS - 1 {
-            out.push('…');
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
+    for c in text.chars().take(kept) {
+        push_shown(&mut out, c, |_| false);
+    }
+    if cut {
+        out.push('…');
     }
     out
 }
@@ -205,13 +202,19 @@ pub fn for_terminal_lines(text: &str) -> std::borrow::Cow<'_, str> {
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        if c.is_control() && !kept(c) {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
+        push_shown(&mut out, c, kept);
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// Pushes `c`, or its escape (`\u{1b}`, `\n`) when it is a control character that `kept`
+/// does not keep.
+fn push_shown(out: &mut String, c: char, kept: impl Fn(char) -> bool) {
+    if c.is_control() && !kept(c) {
+        out.extend(c.escape_default());
+    } else {
+        out.push(c);
+    }
 }
 
 fn text_cell(value: &Value) -> String {
@@ -301,6 +304,12 @@ mod tests {
             &first[..20]
         );
         assert!(first.chars().count() < 1100);
+        // A cell of exactly the longest length is shown whole.
+        let longest = "y".repeat(MAX_CELL_CHARS);
+        assert_eq!(for_terminal(&longest), longest);
+        let longer = "y".repeat(MAX_CELL_CHARS + 1);
+        assert_eq!(for_terminal(&longer).chars().count(), MAX_CELL_CHARS);
+        assert!(for_terminal(&longer).ends_with('…'));
         assert!(text.contains("bell\\u{7}\\u{1b}[31mred\\nline"), "{text}");
         assert!(!text.contains('\u{1b}'));
         assert_eq!(text.lines().count(), 4);
