@@ -14,10 +14,10 @@ pub const MARK_FILE: &str = ".rsfm-results";
 const MARK_TEXT: &str = "This folder holds rsfm's results (rsfm.db, cache/, work/, tmp/, locks/). \
 rsfm removes only what it made here: its own build folders in tmp/ and cache entries.\n";
 
-/// Refuses, as bad input naming the path and the problem, an output folder (`--results`,
-/// `report --out`: the `flag` named in the fix) that cannot be one: a file, a loop of symbolic
-/// links, a link to nothing, a folder this user may not enter; and a results database path
-/// (`rsfm.db`) that is not a file. A folder that does not exist yet is fine: it is created.
+/// Refuses, as bad input naming the path and the problem, an output folder (`report --out`:
+/// the `flag` named in the fix) that cannot be one: a file, a loop of symbolic links, a link to
+/// nothing, a folder this user may not enter. A folder that does not exist yet is fine: it is
+/// created.
 pub fn check_output_folder(dir: &Path, flag: &str) -> anyhow::Result<()> {
     let problem = match std::fs::metadata(dir) {
         Ok(meta) if meta.is_dir() => None,
@@ -43,8 +43,15 @@ pub fn check_output_folder(dir: &Path, flag: &str) -> anyhow::Result<()> {
             dir.display()
         )));
     }
+    Ok(())
+}
+
+/// [`check_output_folder`] for `--results`, and its results database path (`rsfm.db`) must not
+/// be anything but a file.
+pub fn check_results_folder(dir: &Path) -> anyhow::Result<()> {
+    check_output_folder(dir, "--results")?;
     let db = dir.join("rsfm.db");
-    if flag == "--results" && std::fs::symlink_metadata(&db).is_ok_and(|m| !m.is_file()) {
+    if std::fs::symlink_metadata(&db).is_ok_and(|m| !m.is_file()) {
         return Err(BadInput::msg(format!(
             "`{}` is not a file: it is where the results database lives; move it away, or pass `--results` another folder",
             db.display()
@@ -56,7 +63,7 @@ pub fn check_output_folder(dir: &Path, flag: &str) -> anyhow::Result<()> {
 /// Makes `dir` an rsfm results folder (creating it when missing), or refuses it with a
 /// bad-input error naming what rsfm did not make when it already holds other files.
 pub fn claim(dir: &Path) -> anyhow::Result<()> {
-    check_output_folder(dir, "--results")?;
+    check_results_folder(dir)?;
     if dir.join(MARK_FILE).is_file() {
         return Ok(());
     }
@@ -118,12 +125,12 @@ mod tests {
             (&dangling, "which does not exist"),
             (&with_db_dir, "rsfm.db` is not a file"),
         ] {
-            let err = check_output_folder(dir, "--results").unwrap_err();
+            let err = check_results_folder(dir).unwrap_err();
             assert!(crate::error::is_bad_input(&err));
             let message = format!("{err:#}");
             assert!(message.contains(expected), "{message}");
         }
-        check_output_folder(&root.path().join("new/deeper"), "--results").unwrap();
+        check_results_folder(&root.path().join("new/deeper")).unwrap();
     }
 
     #[test]

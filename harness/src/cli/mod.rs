@@ -136,7 +136,7 @@ pub fn main() -> ExitCode {
     );
     let results = match session::results_dir(cli.results.clone()).and_then(|dir| {
         if uses_results {
-            crate::results_dir::check_output_folder(&dir, "--results")?;
+            crate::results_dir::check_results_folder(&dir)?;
         }
         Ok(dir)
     }) {

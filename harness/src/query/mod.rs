@@ -12,7 +12,7 @@ use serde::Serialize;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 pub use curve::curve_table;
-pub use stream::{RowWriter, LAYOUT_ROWS};
+pub use stream::RowWriter;
 pub use table::{
     for_terminal, for_terminal_lines, format_number, short_key, OutputFormat, Table, KEY_PREFIX_LEN,
 };

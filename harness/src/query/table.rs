@@ -182,7 +182,11 @@ fn pad(cell: &str, width: usize, right: bool) -> String {
 /// escapes (`\n`, `\u{1b}`), at most [`MAX_CELL_CHARS`] characters (the rest cut at `…`).
 pub fn for_terminal(text: &str) -> String {
     let cut = text.chars().nth(MAX_CELL_CHARS).is_some();
-    let kept = if cut { MAX_CELL_CHARS - 1 } else { MAX_CELL_CHARS };
+    let kept = if cut {
+        MAX_CELL_CHARS - 1
+    } else {
+        MAX_CELL_CHARS
+    };
     let mut out = String::new();
     for c in text.chars().take(kept) {
         push_shown(&mut out, c, |_| false);
