@@ -27,6 +27,7 @@ pub mod recipe;
 pub mod report;
 pub mod results_dir;
 pub mod scheduler;
+pub mod servers;
 pub mod store;
 pub mod time;
 

@@ -11,7 +11,8 @@ use crate::error::BadInput;
 pub const MARK_FILE: &str = ".rsfm-results";
 
 /// What the mark says, for a person who finds it.
-const MARK_TEXT: &str = "This folder holds rsfm's results (rsfm.db, cache/, work/, tmp/, locks/). \
+const MARK_TEXT: &str = "This folder holds rsfm's results (rsfm.db, cache/, work/, tmp/, locks/, \
+submissions/). \
 rsfm removes only what it made here: its own build folders in tmp/ and cache entries.\n";
 
 /// Refuses, as bad input naming the path and the problem, an output folder (`report --out`:

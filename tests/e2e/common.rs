@@ -115,16 +115,21 @@ impl Project {
     /// Copies the paper folder's reported values, claims and tables into `paper/`, for
     /// `rsfm report … --paper paper`.
     pub fn copy_paper_folder(&self) {
+        self.copy_paper_folder_to("paper");
+    }
+
+    /// Copies the paper folder's reported values, claims and tables into `dest`.
+    pub fn copy_paper_folder_to(&self, dest: &str) {
         let paper = repo_root().join("recipes/paper");
         for file in ["reported.toml", "claims.toml"] {
             let text = std::fs::read_to_string(paper.join(file)).unwrap();
-            self.write(&format!("paper/{file}"), &text);
+            self.write(&format!("{dest}/{file}"), &text);
         }
         for entry in std::fs::read_dir(paper.join("tables")).unwrap() {
             let path = entry.unwrap().path();
             let name = path.file_name().unwrap().to_str().unwrap().to_string();
             self.write(
-                &format!("paper/tables/{name}"),
+                &format!("{dest}/tables/{name}"),
                 &std::fs::read_to_string(&path).unwrap(),
             );
         }

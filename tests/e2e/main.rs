@@ -27,3 +27,4 @@ mod smoke;
 mod sql_bounds;
 mod sync_bn;
 mod tampering;
+mod test_server;

@@ -7,6 +7,7 @@ mod cache_cmd;
 mod config;
 mod eval;
 mod explain;
+mod ingest;
 mod kinds;
 pub(crate) mod params;
 mod plan_cmd;
@@ -18,6 +19,7 @@ mod run_cmd;
 mod session;
 mod sql;
 mod status;
+mod submit;
 mod synth;
 
 use std::path::PathBuf;
@@ -102,6 +104,10 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Render the paper's tables (reproduced beside reported) and plots from current results.
     Report(report::ReportArgs),
+    /// Write the archive an evaluation server expects from a test-split evaluation's predictions.
+    Submit(submit::SubmitArgs),
+    /// Store the score an evaluation server sent back as test-server metrics of its stage.
+    Ingest(ingest::IngestArgs),
     /// Rerun cached stages in a scratch dir: identical, within tolerance, or not reproducible.
     Audit(audit::AuditArgs),
     /// Inspect, verify and clean the stage cache.
@@ -160,6 +166,8 @@ pub fn main() -> ExitCode {
             Command::Prepare(args) => prepare::run(&args),
             Command::Report(args) => report::run(args, &results, json).await,
             Command::Audit(args) => audit::run(args, &results, json).await,
+            Command::Submit(args) => submit::run(args, &results, json).await,
+            Command::Ingest(args) => ingest::run(args, &results, json).await,
             Command::Cache { command } => cache_cmd::run(command, &results, json).await,
         }
     });

@@ -27,13 +27,7 @@ impl Session {
     /// `results_dir`, applying migrations under the results dir's `run` lock.
     pub async fn open(inputs: &RecipeInputs<'_>, results_dir: &Path) -> anyhow::Result<Session> {
         let recipes = inputs.load()?;
-        // Before anything is written there: a folder holding other files is refused.
-        crate::results_dir::claim(results_dir)?;
-        let results_dir = results_dir.canonicalize()?;
-        let store = {
-            let _lock = crate::lock::lock(&results_dir, "run", |_| {}).await?;
-            Store::open(&results_dir.join("rsfm.db")).await?
-        };
+        let (results_dir, store) = open_store(results_dir).await?;
         let cache = Cache::open(&results_dir)?;
         Ok(Session {
             recipes,
@@ -66,6 +60,19 @@ impl Session {
     pub async fn plan(&self) -> anyhow::Result<Plan> {
         Plan::build(&self.recipes, &self.store, &self.cache).await
     }
+}
+
+/// Claims `results_dir` (a folder holding other files is refused before anything is written
+/// there) and opens its store for writing, migrations applied under the `run` lock; returns the
+/// folder's canonical path and the store.
+pub async fn open_store(results_dir: &Path) -> anyhow::Result<(PathBuf, Store)> {
+    crate::results_dir::claim(results_dir)?;
+    let results_dir = results_dir.canonicalize()?;
+    let store = {
+        let _lock = crate::lock::lock(&results_dir, "run", |_| {}).await?;
+        Store::open(&results_dir.join("rsfm.db")).await?
+    };
+    Ok((results_dir, store))
 }
 
 /// What a command names of its recipes: files or folders (a folder stands for the recipes in

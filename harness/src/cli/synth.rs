@@ -28,6 +28,10 @@ pub struct SynthArgs {
     /// Image side in pixels (default: the dataset's usual tile size).
     #[arg(long)]
     pub size: Option<u32>,
+    /// Unlabelled images of the hidden-label test split besides `--images` (dota: `test-dev/`,
+    /// loveda: `Test/`), for `evaluate` stages with `split = "test"` and `rsfm submit`.
+    #[arg(long, default_value_t = 0)]
+    pub test_images: usize,
     /// Print JSON instead of a summary line.
     #[arg(long)]
     pub json: bool,
@@ -40,13 +44,17 @@ fn parse_dataset(s: &str) -> Result<SynthDataset, String> {
 /// One line saying what was written.
 pub fn render_summary(summary: &SynthSummary, out: &std::path::Path) -> String {
     format!(
-        "wrote {} synthetic {} images of {}x{} px ({} train, {} held out) to {}\n",
+        "wrote {} synthetic {} images of {}x{} px ({} train, {} held out{}) to {}\n",
         summary.images,
         summary.dataset,
         summary.size,
         summary.size,
         summary.splits.train.len(),
         summary.splits.val.len(),
+        match summary.splits.test.len() {
+            0 => String::new(),
+            n => format!(", and {n} unlabelled test images"),
+        },
         out.display()
     )
 }
@@ -58,6 +66,7 @@ pub fn run(args: &SynthArgs, json: bool) -> anyhow::Result<ExitCode> {
         images: args.images,
         seed: args.seed,
         size: args.size,
+        test_images: args.test_images,
     };
     let summary = match generate(args.dataset, &args.out, &options) {
         Ok(summary) => summary,
@@ -85,6 +94,7 @@ mod tests {
             images: 3,
             seed: 1,
             size: Some(64),
+            test_images: 0,
             json: false,
         };
         assert_eq!(run(&args, false).unwrap(), ExitCode::SUCCESS);

@@ -12,13 +12,18 @@ use crate::recipe::StageKind;
 /// The split and protocol of an evaluation's metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scoring {
-    /// `val` or `test`: what the worker's readers score for the format ([`scored_split`]).
+    /// `val` or `test`: what the worker's readers score for the format ([`scored_split`]);
+    /// `test-server` for a stage that predicts the hidden-label test split, whose numbers come
+    /// from the dataset's evaluation server (`rsfm ingest`).
     pub split: &'static str,
     /// The settings that change the numbers, as `name=value` pairs: for detection the AP
     /// variant, IoU, AP protocol and (DOTA) class release; for segmentation the Potsdam labels
     /// and clutter setting and test-time flipping.
     pub protocol: String,
 }
+
+/// The split of numbers an evaluation server computed on hidden test labels.
+pub const TEST_SERVER: &str = "test-server";
 
 /// The split an `evaluate` stage scores for a dataset format, as the worker's readers pick it:
 /// `val` for DOTA (`val/`) and LoveDA (`Val/`), whose test labels only the evaluation servers
@@ -42,6 +47,17 @@ pub fn scoring(planned: &PlannedStage) -> Option<Scoring> {
 /// The scoring of an evaluation with the resolved parameters `params`.
 pub fn scoring_of(params: &EvaluateParams) -> Option<Scoring> {
     let format = params.format.clone()?;
+    if params.predicts_test() {
+        let server = crate::servers::Server::for_evaluation(params)?;
+        let mut protocol = format!("server={}", server.name());
+        if format == "dota" {
+            protocol.push_str(&format!(" classes={}", params.version));
+        }
+        return Some(Scoring {
+            split: TEST_SERVER,
+            protocol,
+        });
+    }
     let protocol = match params.task().ok()? {
         EvalTask::Det => {
             let ap_protocol = match &params.protocol {

@@ -89,7 +89,7 @@ fn quantity(claim: &Claim, fraction: f64, model: &str, observations: &[Observati
     let values = |at: f64| -> Vec<f64> {
         observations
             .iter()
-            .filter(|o| o.dataset == claim.dataset && o.model == model)
+            .filter(|o| o.dataset == claim.dataset && o.model == model && o.scored_here())
             .filter(|o| (o.fraction - at).abs() < 1e-9)
             .filter_map(|o| percent(o.metrics.as_ref()?, &claim.metric))
             .collect()

@@ -46,6 +46,15 @@ pub struct Observation {
     pub metrics: Option<BTreeMap<String, f64>>,
 }
 
+impl Observation {
+    /// Whether this study scored it (every size and fraction is scored here), rather than an
+    /// evaluation server (only the runs submitted): curves and claim checks compare sizes and
+    /// fractions on the split scored here, so that no line mixes two splits.
+    pub fn scored_here(&self) -> bool {
+        self.split != crate::plan::scoring::TEST_SERVER
+    }
+}
+
 /// A `rescore-*` stage of the plan: an evaluation scored again under other settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rescore {

@@ -6,13 +6,17 @@ use super::spec::{MetricColumn, TableKind};
 use super::svg::{Plot, Series};
 use super::tables::{fractions, Inputs};
 
-/// Mean over seeds of the study's value at one (column, model, fraction), if any ran.
+/// Mean over seeds of the study's value at one (column, model, fraction), if any ran, on the
+/// split scored here.
 fn mean(inputs: &Inputs<'_>, column: &MetricColumn, model: &str, fraction: f64) -> Option<f64> {
     let values: Vec<f64> = inputs
         .observations
         .iter()
         .filter(|o| {
-            o.dataset == column.dataset && o.model == model && (o.fraction - fraction).abs() < 1e-9
+            o.dataset == column.dataset
+                && o.model == model
+                && (o.fraction - fraction).abs() < 1e-9
+                && o.scored_here()
         })
         .filter_map(|o| percent(o.metrics.as_ref()?, &column.metric))
         .collect();

@@ -214,7 +214,9 @@ fn expand_metrics(patterns: &[String], dataset: &str, observations: &[Observatio
         .collect()
 }
 
-/// The study's cell for (`dataset`, `metric`, `model`, `fraction`): every seed that ran.
+/// The study's cell for (`dataset`, `metric`, `model`, `fraction`): every seed that ran, of
+/// one split: the reported value's where some run scored it (a test-server score `rsfm ingest`
+/// read beside a val score), else the first run's.
 fn study_cell(
     inputs: &Inputs<'_>,
     notes: &mut Notes,
@@ -222,13 +224,28 @@ fn study_cell(
     model: &str,
     fraction: f64,
 ) -> CellView {
-    let runs: Vec<&Observation> = inputs
+    let reported = inputs
+        .reported
+        .find(&column.dataset, &column.metric, model, fraction);
+    let scored: Vec<&Observation> = inputs
         .observations
         .iter()
         .filter(|o| {
             o.dataset == column.dataset && o.model == model && (o.fraction - fraction).abs() < 1e-9
         })
-        .filter(|o| o.metrics.is_some())
+        .filter(|o| {
+            o.metrics
+                .as_ref()
+                .is_some_and(|m| percent(m, &column.metric).is_some())
+        })
+        .collect();
+    let split = reported
+        .map(|r| r.split.as_str())
+        .filter(|s| scored.iter().any(|o| o.split == *s))
+        .or_else(|| scored.first().map(|o| o.split));
+    let runs: Vec<&Observation> = scored
+        .into_iter()
+        .filter(|o| Some(o.split) == split)
         .collect();
     let values: Vec<f64> = runs
         .iter()
@@ -253,18 +270,15 @@ fn study_cell(
             .and_then(|o| inputs.gpu_hours.get(&o.finetune))
             .copied(),
         reproduced: Stat::of(&values),
-        reported: inputs
-            .reported
-            .find(&column.dataset, &column.metric, model, fraction)
-            .map(|r| Reported {
-                value: r.value,
-                source: match &r.note {
-                    Some(note) => format!("{} ({note})", r.source),
-                    None => r.source.clone(),
-                },
-                split: r.split.clone(),
-                protocol: r.protocol.clone(),
-            }),
+        reported: reported.map(|r| Reported {
+            value: r.value,
+            source: match &r.note {
+                Some(note) => format!("{} ({note})", r.source),
+                None => r.source.clone(),
+            },
+            split: r.split.clone(),
+            protocol: r.protocol.clone(),
+        }),
         tolerance: inputs.reported.tolerance(&column.metric).map(|t| t.value),
         keys: runs.iter().map(|o| o.key[..12].to_string()).collect(),
         assumptions,

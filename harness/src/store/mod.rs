@@ -12,6 +12,7 @@ mod read_only_sql;
 mod records;
 mod reported;
 mod stages;
+mod submissions;
 mod user_sql;
 
 use std::path::{Path, PathBuf};
@@ -28,6 +29,7 @@ pub use records::{
     ArtifactRow, FileHashRow, MetricRow, ReportedRow, StageFilter, StageOutcome, StageRecord,
     StageRow, StageStatus,
 };
+pub use submissions::{Reply, Submission};
 pub use user_sql::{RowSink, SqlLimits};
 
 /// The schema migrations in `harness/migrations/`.

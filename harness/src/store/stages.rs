@@ -35,8 +35,9 @@ impl Store {
 
     /// Records the end of the running attempt of stage `key`, in one transaction: its status,
     /// end time, error and stderr tail, its metrics and artifacts, and a `stage_runs` history row.
-    /// A succeeded (or cached) outcome replaces the stage's metrics and artifacts; any other
-    /// outcome adds its rows to the existing ones.
+    /// A succeeded (or cached) outcome replaces the stage's metrics (but for the scores
+    /// `rsfm ingest` read from an evaluation server) and artifacts; any other outcome adds its
+    /// rows to the existing ones.
     pub async fn stage_finished(&self, key: &str, outcome: &StageOutcome) -> anyhow::Result<()> {
         let mut tx = self
             .writer()?
@@ -73,7 +74,12 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if matches!(outcome.status, StageStatus::Succeeded | StageStatus::Cached) {
-            sqlx::query("DELETE FROM metrics WHERE stage_key = ?")
+            // Scores an evaluation server sent back for this stage are not the worker's: kept.
+            sqlx::query(
+                "DELETE FROM metrics WHERE stage_key = ?1 AND NOT (step IS NULL AND name IN (
+                     SELECT sc.name FROM server_scores sc JOIN submissions su ON su.id = sc.submission_id
+                     WHERE su.stage_key = ?1))",
+            )
                 .bind(key)
                 .execute(&mut *tx)
                 .await?;

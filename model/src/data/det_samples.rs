@@ -10,6 +10,7 @@ use crate::geometry::Quad;
 use crate::metrics::detection::GroundTruth;
 use crate::params::data::{DetDataParams, DetFormat};
 
+use crate::data::seg_samples::trainval_refused;
 pub use crate::data::seg_samples::Part;
 
 /// The folder of a detection evaluation's output holding its merged detections as DOTA Task1
@@ -48,39 +49,41 @@ pub fn list_samples(
     let index = |class: &str| names.iter().position(|n| n == class);
     let samples = match params.format {
         DetFormat::Dota => {
-            let dir = root.join(match part {
-                Part::Train => "train",
-                Part::Val => "val",
-            });
             let version = params.dota_version()?;
-            dota::read_split(
-                &dir.join("images"),
-                &dir.join("labelTxt"),
-                ClassCheck::Version(version),
-            )?
-            .into_iter()
-            .map(|s| DetSample {
-                id: s.id,
-                image: s.image,
-                objects: s
-                    .label
-                    .objects
-                    .iter()
-                    .filter_map(|o| {
-                        index(&o.class).map(|class| DetObject {
-                            poly: o.poly,
-                            class,
-                            difficult: o.difficult != 0,
+            let mut samples = Vec::new();
+            for half in part.halves() {
+                let dir = root.join(if *half == Part::Train { "train" } else { "val" });
+                samples.extend(dota::read_split(
+                    &dir.join("images"),
+                    &dir.join("labelTxt"),
+                    ClassCheck::Version(version),
+                )?);
+            }
+            samples
+                .into_iter()
+                .map(|s| DetSample {
+                    id: s.id,
+                    image: s.image,
+                    objects: s
+                        .label
+                        .objects
+                        .iter()
+                        .filter_map(|o| {
+                            index(&o.class).map(|class| DetObject {
+                                poly: o.poly,
+                                class,
+                                difficult: o.difficult != 0,
+                            })
                         })
-                    })
-                    .collect(),
-            })
-            .collect::<Vec<_>>()
+                        .collect(),
+                })
+                .collect::<Vec<_>>()
         }
         DetFormat::DiorR => {
             let split = match part {
                 Part::Train => DiorSplit::Trainval,
                 Part::Val => DiorSplit::Test,
+                Part::TrainVal => return Err(trainval_refused("dior-r")),
             };
             dior::read_split(root, split)?
                 .into_iter()

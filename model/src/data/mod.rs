@@ -12,5 +12,6 @@ pub mod rescore;
 pub mod seg_crops;
 pub mod seg_samples;
 pub mod synth;
+pub mod test_images;
 pub mod tiling;
 pub mod transforms;

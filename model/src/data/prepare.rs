@@ -28,12 +28,14 @@ pub fn run_prepare(
             images: params.images,
             seed,
             size: params.size,
+            test_images: params.test_images,
         };
         let summary = generate(dataset, out, &options)?;
         return Ok(json!({
             "images": summary.images,
             "train_images": summary.splits.train.len(),
             "val_images": summary.splits.val.len(),
+            "test_images": summary.splits.test.len(),
             "size": summary.size,
         }));
     }
@@ -81,6 +83,7 @@ pub fn rescore(params: &PrepareParams, source: &Path, evaluation: &Path) -> anyh
                 val_tiles: params.val_tiles.clone(),
                 labels: params.labels.unwrap_or_default(),
                 clutter: params.clutter,
+                trainval: false,
             };
             rescore_seg(evaluation, source, &data)?
         }
@@ -94,6 +97,7 @@ pub fn rescore(params: &PrepareParams, source: &Path, evaluation: &Path) -> anyh
                 name,
                 format,
                 version: params.version.clone().unwrap_or_else(|| "v1.0".into()),
+                trainval: false,
             };
             let options = EvalOptions::named(
                 params

@@ -22,6 +22,27 @@ pub enum Part {
     Train,
     /// What it is scored on.
     Val,
+    /// Both together: what a model whose test images only an evaluation server scores learns
+    /// from (DOTA `train/` + `val/`, LoveDA `Train/` + `Val/`).
+    TrainVal,
+}
+
+impl Part {
+    /// The labelled halves this part is made of.
+    pub fn halves(self) -> &'static [Part] {
+        match self {
+            Part::Train => &[Part::Train],
+            Part::Val => &[Part::Val],
+            Part::TrainVal => &[Part::Train, Part::Val],
+        }
+    }
+}
+
+/// The refusal of `trainval` for a layout whose held-out part is its public test split.
+pub fn trainval_refused(format: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "`trainval = true` trains on train and val together, for datasets whose test labels only an evaluation server holds (dota, loveda); {format} scores its public test split here: remove `trainval`"
+    )
 }
 
 /// One labelled image on disk.
@@ -76,25 +97,31 @@ pub fn list_samples(
 ) -> anyhow::Result<Vec<SegSample>> {
     let samples: Vec<SegSample> = match params.format {
         SegFormat::Loveda => {
-            let split = if part == Part::Train {
-                loveda::LovedaSplit::Train
-            } else {
-                loveda::LovedaSplit::Val
-            };
-            loveda::list_split(root, split)?
-                .into_iter()
-                .filter_map(|s| {
-                    let labels = s.mask?;
-                    Some(SegSample {
-                        id: s.id,
-                        image: s.image,
-                        labels,
-                        format: SegFormat::Loveda,
-                        clutter: false,
-                    })
-                })
-                .collect()
+            let mut samples = Vec::new();
+            for half in part.halves() {
+                let split = if *half == Part::Train {
+                    loveda::LovedaSplit::Train
+                } else {
+                    loveda::LovedaSplit::Val
+                };
+                samples.extend(
+                    loveda::list_split(root, split)?
+                        .into_iter()
+                        .filter_map(|s| {
+                            let labels = s.mask?;
+                            Some(SegSample {
+                                id: s.id,
+                                image: s.image,
+                                labels,
+                                format: SegFormat::Loveda,
+                                clutter: false,
+                            })
+                        }),
+                );
+            }
+            samples
         }
+        SegFormat::Potsdam if part == Part::TrainVal => return Err(trainval_refused("potsdam")),
         SegFormat::Potsdam => {
             let held_out = params.val_tiles.as_deref();
             potsdam::find_potsdam_tiles(root, potsdam::PotsdamBands::Rgb, params.labels)?

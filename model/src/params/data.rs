@@ -92,6 +92,9 @@ pub const DATA_FORMATS: ParamType = ParamType::Choice(&["loveda", "potsdam", "do
 pub const DOTA_RELEASES: ParamType = ParamType::Choice(&["v1.0", "v1.5", "v2.0"]);
 /// The AP protocols of `rsfm eval dota`.
 pub const AP_PROTOCOLS: ParamType = ParamType::Choice(&["devkit", "devkit-v1.5", "mmrotate"]);
+/// What an `evaluate` stage reads: the labelled part this study holds out, or the hidden-label
+/// test split an evaluation server scores.
+pub const EVAL_SPLITS: ParamType = ParamType::Choice(&["held-out", "test"]);
 /// VOC07 11-point or VOC12 area AP.
 pub const AP_METRICS: ParamType = ParamType::Choice(&["voc07", "voc12"]);
 
@@ -110,9 +113,16 @@ pub struct SegDataParams {
     /// Potsdam: clutter scored as a sixth class (ISPRS's all-class protocol) rather than
     /// ignored; evaluation only (training always ignores it).
     pub clutter: bool,
+    /// Training reads `Train/` and `Val/` together (LoveDA, for the test server).
+    pub trainval: bool,
 }
 
 impl SegDataParams {
+    /// The part a fine-tuning stage learns from.
+    pub fn training_part(&self) -> crate::data::seg_samples::Part {
+        training_part(self.trainval)
+    }
+
     /// The classes a score covers: the model's, plus `clutter` when it is scored.
     pub fn scored_classes(&self) -> Vec<String> {
         let mut names = self.format.class_names();
@@ -146,9 +156,16 @@ pub struct DetDataParams {
     pub format: DetFormat,
     /// DOTA release whose classes are used (`v1.0`, `v1.5`, `v2.0`).
     pub version: String,
+    /// Training reads `train/` and `val/` together (DOTA, for the test server).
+    pub trainval: bool,
 }
 
 impl DetDataParams {
+    /// The part a fine-tuning stage learns from.
+    pub fn training_part(&self) -> crate::data::seg_samples::Part {
+        training_part(self.trainval)
+    }
+
     /// Class names, in label order.
     pub fn class_names(&self) -> anyhow::Result<Vec<String>> {
         let names: Vec<&str> = match self.format {
@@ -168,6 +185,16 @@ impl DetDataParams {
         self.version
             .parse()
             .map_err(|e: String| anyhow::anyhow!("params.version: {e}"))
+    }
+}
+
+/// Train and val together when `trainval`, else train.
+fn training_part(trainval: bool) -> crate::data::seg_samples::Part {
+    use crate::data::seg_samples::Part;
+    if trainval {
+        Part::TrainVal
+    } else {
+        Part::Train
     }
 }
 

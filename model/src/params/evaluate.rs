@@ -4,7 +4,7 @@ use serde::de::DeserializeOwned;
 
 use super::data::{
     potsdam_labels, resolved_dataset, DetDataParams, EvalTask, SegDataParams, SegFormat,
-    AP_METRICS, AP_PROTOCOLS, DATA_FORMATS, DOTA_RELEASES,
+    AP_METRICS, AP_PROTOCOLS, DATA_FORMATS, DOTA_RELEASES, EVAL_SPLITS,
 };
 use super::types::RATIO;
 use crate::data::formats::potsdam::PotsdamLabels;
@@ -24,6 +24,12 @@ crate::schema! {
         /// Dataset layout (seg: loveda, potsdam; det: dota, dior-r) (unset: the dataset's
         /// `format`).
         format: Option<String> as DATA_FORMATS = None,
+        /// `held-out`: score the labelled part this study holds out (DOTA `val/`, LoveDA
+        /// `Val/`, DIOR-R `test`, Potsdam's test tiles). `test`: predict the hidden-label test
+        /// images of DOTA (`test-dev/` for v2.0) or LoveDA (`Test/`) for the dataset's
+        /// evaluation server; nothing is scored here (`rsfm submit` packs the predictions,
+        /// `rsfm ingest` reads the server's score back).
+        split: String as EVAL_SPLITS = "held-out".to_string(),
         /// seg: Potsdam tiles scored, with their crops (unset: the 14 standard test tiles).
         val_tiles: Option<Vec<String>> = None,
         /// potsdam: which reference labels: `full` (`*_label.tif`, 5_Labels_all) or `eroded`
@@ -62,6 +68,9 @@ impl EvaluateParams {
             "`model_from` is not set: the plan names the stage whose model is scored"
         );
         let defaults = Self::default();
+        if self.predicts_test() {
+            self.check_test_split(&defaults)?;
+        }
         match self.task()? {
             EvalTask::Seg => {
                 let det_only = [
@@ -92,6 +101,32 @@ impl EvaluateParams {
         Ok(())
     }
 
+    /// Whether the stage predicts the hidden-label test split for an evaluation server.
+    pub fn predicts_test(&self) -> bool {
+        self.split == "test"
+    }
+
+    /// `split = "test"` applies to DOTA and LoveDA, whose test labels only their servers hold,
+    /// and takes no local scoring setting.
+    fn check_test_split(&self, defaults: &Self) -> anyhow::Result<()> {
+        let format = self.format.as_deref().unwrap_or_default();
+        anyhow::ensure!(
+            matches!(format, "dota" | "loveda"),
+            "`split = \"test\"` predicts the hidden test labels of dota or loveda for their evaluation servers; {format} publishes its test labels, which the default split scores here: remove `split`"
+        );
+        let scoring = [
+            ("protocol", self.protocol.is_some()),
+            ("ap_metric", self.ap_metric != defaults.ap_metric),
+            ("iou", self.iou != defaults.iou),
+        ];
+        if let Some((name, _)) = scoring.iter().find(|(_, set)| *set) {
+            anyhow::bail!(
+                "`{name}` sets how this study scores, and with `split = \"test\"` the evaluation server scores under its own protocol: remove `{name}`"
+            );
+        }
+        Ok(())
+    }
+
     /// The task, which the plan always sets.
     pub fn task(&self) -> anyhow::Result<EvalTask> {
         self.task
@@ -111,6 +146,7 @@ impl EvaluateParams {
             val_tiles: self.val_tiles.clone(),
             labels: potsdam_labels(self.labels, format)?,
             clutter: self.clutter,
+            trainval: false,
         })
     }
 
@@ -120,6 +156,7 @@ impl EvaluateParams {
             name: resolved_dataset(&self.dataset)?,
             format: self.format_as("det")?,
             version: self.version.clone(),
+            trainval: false,
         })
     }
 

@@ -28,6 +28,10 @@ crate::schema! {
         version: String as DOTA_RELEASES = "v1.0".to_string(),
         /// Fraction of the training images, chosen from the seed.
         fraction: f64 as RATIO = 1.0,
+        /// Learn from the train and val splits together (DOTA `train/` + `val/`, LoveDA
+        /// `Train/` + `Val/`), as for numbers an evaluation server scores on the hidden test
+        /// split; an `evaluate` stage with `split = "test"` then predicts the test images.
+        trainval: bool = false,
         /// A needed mae-pretrain stage whose checkpoint initialises the backbone (unset: the
         /// only needed mae-pretrain stage, if any).
         pretrained: Option<String> = None,
@@ -112,12 +116,17 @@ impl FinetuneDetParams {
 
     /// The dataset the stage reads.
     pub fn det_data(&self) -> anyhow::Result<DetDataParams> {
+        let format = self
+            .format
+            .ok_or_else(|| anyhow::anyhow!("`format` is not set: use one of dota, dior-r"))?;
+        if self.trainval && format == DetFormat::DiorR {
+            return Err(crate::data::seg_samples::trainval_refused("dior-r"));
+        }
         Ok(DetDataParams {
             name: resolved_dataset(&self.dataset)?,
-            format: self
-                .format
-                .ok_or_else(|| anyhow::anyhow!("`format` is not set: use one of dota, dior-r"))?,
+            format,
             version: self.version.clone(),
+            trainval: self.trainval,
         })
     }
 }

@@ -59,6 +59,10 @@ crate::schema! {
         photometric: bool = false,
         /// Fraction of the training images, chosen from the seed.
         fraction: f64 as RATIO = 1.0,
+        /// Learn from the train and val splits together (DOTA `train/` + `val/`, LoveDA
+        /// `Train/` + `Val/`), as for numbers an evaluation server scores on the hidden test
+        /// split; an `evaluate` stage with `split = "test"` then predicts the test images.
+        trainval: bool = false,
         /// A needed mae-pretrain stage whose checkpoint initialises the backbone (unset: the
         /// only needed mae-pretrain stage, if any).
         pretrained: Option<String> = None,
@@ -175,12 +179,16 @@ impl FinetuneSegParams {
         let format = self
             .format
             .ok_or_else(|| anyhow::anyhow!("`format` is not set: use one of loveda, potsdam"))?;
+        if self.trainval && format == SegFormat::Potsdam {
+            return Err(crate::data::seg_samples::trainval_refused("potsdam"));
+        }
         Ok(SegDataParams {
             name: resolved_dataset(&self.dataset)?,
             format,
             val_tiles: self.val_tiles.clone(),
             labels: potsdam_labels(self.labels, format)?,
             clutter: false,
+            trainval: self.trainval,
         })
     }
 }

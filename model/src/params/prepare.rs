@@ -150,6 +150,9 @@ crate::schema! {
         images: usize = 10,
         /// synth-*: image side in pixels (unset: the dataset's usual tile size).
         size: Option<u32> = None,
+        /// synth-dota, synth-loveda: unlabelled images of the hidden-label test split besides
+        /// `images` (DOTA `test-dev/`, LoveDA `Test/`).
+        test_images: usize = 0,
         /// tile-dota, crop-*: the dataset to cut, a name in the stage's `datasets` or a needed
         /// stage (unset: the only entry of `datasets`).
         dataset: Option<String> = None,
@@ -224,6 +227,7 @@ impl PrepareParams {
         let synth_only = [
             ("images", self.images != defaults.images),
             ("size", self.size.is_some()),
+            ("test_images", self.test_images > 0),
         ];
         let tile_only = [
             ("gap", self.gap != defaults.gap),
@@ -324,6 +328,9 @@ impl PrepareParams {
                 ];
                 refuse_keys(self.op, &reader_only)?;
                 refuse_keys(self.op, &tile_only)?;
+                if !matches!(self.op, PrepareOp::SynthDota | PrepareOp::SynthLoveda) {
+                    refuse_keys(self.op, &[("test_images", self.test_images > 0)])?;
+                }
                 anyhow::ensure!(
                     self.images > 0,
                     "`images = 0`: a synthetic dataset needs 1 image or more"

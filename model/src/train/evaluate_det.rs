@@ -1,6 +1,7 @@
 //! The detection `evaluate` stage: a fine-tuned Oriented R-CNN predicts every held-out image
 //! patch by patch (DOTA split, default 1024 with gap 200), patch detections are merged with
-//! rotated NMS, written as DOTA Task1 files and scored with the dataset's AP protocol.
+//! rotated NMS, written as DOTA Task1 files and scored with the dataset's AP protocol. With
+//! `split = "test"` it predicts the hidden-label test images instead, for the DOTA server.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,6 +17,7 @@ use super::stage::parse_device;
 use super::stage_inputs::{dataset_root, input_dir};
 use crate::data::formats::dota::write_task1_dir;
 use crate::data::image_io::read_image;
+use crate::data::test_images::{dota_test_images, write_predicted};
 use crate::metrics::detection::{evaluate, Detection, EvalOptions};
 use crate::nn::checkpoint;
 use crate::nn::oriented_rcnn::inference::{predict_large_image, TiledPrediction};
@@ -69,7 +71,6 @@ pub fn run(
     );
 
     let root = dataset_root(spec, &data.name)?;
-    let samples = list_samples(root, &data, Part::Val)?;
     let patch_size = model_spec.model.image_size as u32;
     let tiling = TiledPrediction {
         patch_size,
@@ -77,30 +78,54 @@ pub fn run(
         merge_iou: params.merge_iou,
         batch: 1,
     };
-    let mut task1 = Vec::new();
-    for (i, sample) in samples.iter().enumerate() {
-        let image = read_image(&sample.image)?;
-        task1.extend(predict_large_image(
-            &model, &image, &sample.id, &classes, &tiling, device,
-        )?);
-        events.emit(&Event::Progress {
-            step: i as u64 + 1,
-            total: samples.len() as u64,
-            loss: None,
-            items_per_s: None,
-            lr: None,
-        });
-    }
+    let predict = |images: &[(&str, &Path)], events: &mut Events| -> anyhow::Result<Vec<_>> {
+        let mut task1 = Vec::new();
+        for (i, (id, path)) in images.iter().enumerate() {
+            let image = read_image(path)?;
+            task1.extend(predict_large_image(
+                &model, &image, id, &classes, &tiling, device,
+            )?);
+            events.emit(&Event::Progress {
+                step: i as u64 + 1,
+                total: images.len() as u64,
+                loss: None,
+                items_per_s: None,
+                lr: None,
+            });
+        }
+        Ok(task1)
+    };
     let names: Vec<&str> = classes.iter().map(String::as_str).collect();
-    write_task1_dir(&out_dir.join(TASK1_DIR), &names, &task1)?;
-    let dets: Vec<Detection> = task1.into_iter().map(Detection::from).collect();
-    let scores = evaluate(
-        &ground_truths(&samples, &classes),
-        &dets,
-        &classes,
-        &options,
-    );
-    let metrics = scores.stage_metrics(samples.len(), dets.len());
+    let metrics = if params.predicts_test() {
+        let images = dota_test_images(root, data.dota_version()?)?;
+        let listed: Vec<(&str, &Path)> = images
+            .iter()
+            .map(|i| (i.id.as_str(), i.image.as_path()))
+            .collect();
+        let task1 = predict(&listed, events)?;
+        write_task1_dir(&out_dir.join(TASK1_DIR), &names, &task1)?;
+        write_predicted(out_dir, &images)?;
+        BTreeMap::from([
+            ("images".to_string(), images.len() as f64),
+            ("detections".to_string(), task1.len() as f64),
+        ])
+    } else {
+        let samples = list_samples(root, &data, Part::Val)?;
+        let listed: Vec<(&str, &Path)> = samples
+            .iter()
+            .map(|s| (s.id.as_str(), s.image.as_path()))
+            .collect();
+        let task1 = predict(&listed, events)?;
+        write_task1_dir(&out_dir.join(TASK1_DIR), &names, &task1)?;
+        let dets: Vec<Detection> = task1.into_iter().map(Detection::from).collect();
+        let scores = evaluate(
+            &ground_truths(&samples, &classes),
+            &dets,
+            &classes,
+            &options,
+        );
+        scores.stage_metrics(samples.len(), dets.len())
+    };
     for (name, value) in &metrics {
         events.metric(name, *value, None);
     }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
 
-use super::det_data::{list_samples, training_crop, CropSettings, Part};
+use super::det_data::{list_samples, training_crop, CropSettings};
 use super::events::Events;
 use super::rng::subset_of;
 use super::schedule::{Schedule, StepDecaySchedule};
@@ -74,7 +74,7 @@ pub fn run(
 ) -> anyhow::Result<Outcome> {
     let data = params.det_data()?;
     let root = dataset_root(spec, &data.name)?;
-    let all = list_samples(root, &data, Part::Train)?;
+    let all = list_samples(root, &data, data.training_part())?;
     let samples = subset_of(spec.seed, &all, params.fraction);
     let steps_per_epoch = samples.len().div_ceil(params.batch_size) as u64;
     let total = params.steps.unwrap_or(params.epochs * steps_per_epoch);

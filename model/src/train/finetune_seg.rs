@@ -11,7 +11,7 @@ use tch::{Kind, Tensor};
 use super::events::Events;
 use super::rng::subset_of;
 use super::schedule::{CosineSchedule, PolySchedule, Schedule};
-use super::seg_data::{list_samples, random_crop, Part, IGNORE_INDEX};
+use super::seg_data::{list_samples, random_crop, IGNORE_INDEX};
 use super::setup::TrainingSetup;
 use super::stage::Outcome;
 use super::stage_inputs::dataset_root;
@@ -123,7 +123,7 @@ pub fn run(
 ) -> anyhow::Result<Outcome> {
     let data = params.seg_data()?;
     let root = dataset_root(spec, &data.name)?;
-    let all = list_samples(root, &data, Part::Train)?;
+    let all = list_samples(root, &data, data.training_part())?;
     let samples = subset_of(spec.seed, &all, params.fraction);
     events.log(
         "info",

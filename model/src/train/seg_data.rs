@@ -56,6 +56,7 @@ mod tests {
                 images: 5,
                 seed: 2,
                 size: Some(64),
+                test_images: 0,
             },
         )
         .unwrap();
@@ -65,6 +66,7 @@ mod tests {
             format: SegFormat::Potsdam,
             val_tiles: None,
             clutter: false,
+            trainval: false,
         };
         let train = list_samples(dir.path(), &params, Part::Train).unwrap();
         let val = list_samples(dir.path(), &params, Part::Val).unwrap();

@@ -11,6 +11,7 @@ use crate::data::formats::dior::{
 };
 use crate::data::formats::dota::{self, DotaLabel, DotaObject, DotaVersion};
 use crate::data::image_io::{write_jpeg, write_png, Image};
+use crate::data::test_images::dota_test_dir;
 use crate::rng::SplitMix64;
 
 /// Renders image `index`: a textured background with non-overlapping objects.
@@ -37,7 +38,8 @@ fn render(
     (image, objects)
 }
 
-/// DOTA v2.0 layout: `{train,val}/images/P<id>.png` and `{train,val}/labelTxt/P<id>.txt`.
+/// DOTA v2.0 layout: `{train,val}/images/P<id>.png` and `{train,val}/labelTxt/P<id>.txt`, and
+/// `test-dev/images/P<id>.png` without labels for the test images asked for.
 pub fn write_dota(out: &Path, options: &SynthOptions, size: u32) -> DataResult<SplitIds> {
     let classes = DotaVersion::V2_0.classes();
     let mut ids = SplitIds::default();
@@ -60,6 +62,14 @@ pub fn write_dota(out: &Path, options: &SynthOptions, size: u32) -> DataResult<S
         let dir = out.join(split);
         write_png(&dir.join("images").join(format!("{id}.png")), &image)?;
         dota::write_label(&dir.join("labelTxt").join(format!("{id}.txt")), &label)?;
+    }
+    let test_dir = dota_test_dir(out, DotaVersion::V2_0);
+    for k in 0..options.test_images {
+        let index = options.images + k;
+        let (image, _) = render(options, size, index as u64, classes.len());
+        let id = format!("P{index:04}");
+        write_png(&test_dir.join(format!("{id}.png")), &image)?;
+        ids.test.push(id);
     }
     Ok(ids)
 }

@@ -109,6 +109,9 @@ pub struct SynthOptions {
     pub seed: u64,
     /// Image side in pixels; `None` = [`SynthDataset::default_size`].
     pub size: Option<u32>,
+    /// Unlabelled images of the hidden-label test split, besides `images` (DOTA and LoveDA
+    /// only: DOTA's `test-dev/images/`, LoveDA's `Test/`).
+    pub test_images: usize,
 }
 
 /// The ids written to each split.
@@ -119,6 +122,9 @@ pub struct SplitIds {
     /// Held-out ids (DIOR-R `test`, Million-AID `test`; for Potsdam the standard test tile
     /// ids, as its readers hold them out; else the last fifth).
     pub val: Vec<String>,
+    /// Ids of the unlabelled test split (DOTA `test-dev`, LoveDA `Test`), when asked for.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub test: Vec<String>,
 }
 
 impl SplitIds {
@@ -176,6 +182,15 @@ pub fn generate(
         return Err(DataError::invalid(
             out_dir,
             format!("image size {size} is out of range: use {MIN_SIZE} to 16384 pixels"),
+        ));
+    }
+    if options.test_images > 0 && !matches!(dataset, SynthDataset::Dota | SynthDataset::Loveda) {
+        return Err(DataError::invalid(
+            out_dir,
+            format!(
+                "{} has no hidden-label test split (its test labels are public): test images apply to dota and loveda; drop them",
+                dataset.name()
+            ),
         ));
     }
     if options.images == 0 {

@@ -360,16 +360,13 @@ fn loveda_map(rng: &mut SplitMix64, size: u32, domain: LovedaDomain) -> LabelMap
 }
 
 /// LoveDA layout: `{Train,Val}/{Urban,Rural}/images_png/<id>.png` and `masks_png/<id>.png`
-/// (0 = no-data, 1–7 = classes); even items are Urban, odd Rural.
+/// (0 = no-data, 1–7 = classes), and `Test/{Urban,Rural}/images_png/<id>.png` without masks for
+/// the test images asked for; even items are Urban, odd Rural.
 pub fn write_loveda(out: &Path, options: &SynthOptions, size: u32) -> DataResult<SplitIds> {
     let mut ids = SplitIds::default();
     for index in 0..options.images {
         let mut rng = SplitMix64::derive(options.seed, 4, index as u64);
-        let domain = if index % 2 == 0 {
-            LovedaDomain::Urban
-        } else {
-            LovedaDomain::Rural
-        };
+        let domain = loveda_domain(index);
         let map = loveda_map(&mut rng, size, domain);
         let image = render(&map, &LOVEDA_LOOKS, &mut rng, 3);
         let id = index.to_string();
@@ -388,5 +385,26 @@ pub fn write_loveda(out: &Path, options: &SynthOptions, size: u32) -> DataResult
             size,
         )?;
     }
+    for index in options.images..options.images + options.test_images {
+        let mut rng = SplitMix64::derive(options.seed, 4, index as u64);
+        let domain = loveda_domain(index);
+        let map = loveda_map(&mut rng, size, domain);
+        let image = render(&map, &LOVEDA_LOOKS, &mut rng, 3);
+        let id = index.to_string();
+        write_png(
+            &loveda::images_dir(out, LovedaSplit::Test, domain).join(format!("{id}.png")),
+            &image,
+        )?;
+        ids.test.push(id);
+    }
     Ok(ids)
+}
+
+/// Even items are Urban, odd Rural.
+fn loveda_domain(index: usize) -> LovedaDomain {
+    if index % 2 == 0 {
+        LovedaDomain::Urban
+    } else {
+        LovedaDomain::Rural
+    }
 }
