@@ -32,6 +32,7 @@ fn files(dir: &Path) -> Vec<PathBuf> {
             images: env_number("RSFM_BENCH_IMAGES", 512),
             seed: 0,
             size: Some(env_number("RSFM_BENCH_SIZE", 320) as u32),
+            test_images: 0,
         };
         generate(SynthDataset::MillionAid, dir, &options).expect("generate images");
         let paths: Vec<String> = millionaid::list_images(dir)

@@ -32,6 +32,7 @@ fn options(seed: u64) -> SynthOptions {
         images: 5,
         seed,
         size: Some(128),
+        test_images: 0,
     }
 }
 
@@ -178,6 +179,7 @@ fn loveda_synth_reads_back() {
             images: 10,
             seed: 4,
             size: Some(96),
+            test_images: 0,
         },
     )
     .unwrap();
@@ -207,6 +209,7 @@ fn millionaid_synth_reads_back() {
             images: 10,
             seed: 5,
             size: None,
+            test_images: 0,
         },
     )
     .unwrap();
@@ -227,7 +230,8 @@ fn bad_options_are_errors() {
         &SynthOptions {
             images: 0,
             seed: 1,
-            size: Some(64)
+            size: Some(64),
+            test_images: 0,
         }
     )
     .is_err());
@@ -237,7 +241,8 @@ fn bad_options_are_errors() {
         &SynthOptions {
             images: 1,
             seed: 1,
-            size: Some(8)
+            size: Some(8),
+            test_images: 0,
         }
     )
     .is_err());

@@ -58,6 +58,7 @@ fn tiny_detector_overfits_its_generated_training_images() {
             images: 3,
             seed: 11,
             size: Some(128),
+            test_images: 0,
         },
     )
     .unwrap();

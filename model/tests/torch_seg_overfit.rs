@@ -26,6 +26,7 @@ fn training_tiles(root: &std::path::Path) -> (Tensor, Tensor) {
         val_tiles: None,
         labels: Default::default(),
         clutter: false,
+        trainval: false,
     };
     let mut images = Vec::new();
     let mut labels = Vec::new();
@@ -64,6 +65,7 @@ fn tiny_segmenter_overfits_a_few_loveda_tiles() {
             images: 6,
             seed: 7,
             size: Some(TILE as u32),
+            test_images: 0,
         },
     )
     .unwrap();

@@ -37,6 +37,7 @@ fn pretrain_finetune_and_evaluate_on_generated_loveda() {
             images: 10,
             seed: 3,
             size: Some(64),
+            test_images: 0,
         },
     )
     .unwrap();
@@ -48,6 +49,7 @@ fn pretrain_finetune_and_evaluate_on_generated_loveda() {
             images: 16,
             seed: 4,
             size: Some(32),
+            test_images: 0,
         },
     )
     .unwrap();
@@ -159,6 +161,7 @@ fn bf16_fine_tuning_follows_the_fp32_loss_within_tolerance() {
             images: 6,
             seed: 3,
             size: Some(64),
+            test_images: 0,
         },
     )
     .unwrap();

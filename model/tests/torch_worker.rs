@@ -33,6 +33,7 @@ fn mae_stage(dir: &Path, steps: u64, base_lr: f64) -> Value {
                 images: 64,
                 seed: 5,
                 size: Some(32),
+                test_images: 0,
             },
         )
         .unwrap();
@@ -373,6 +374,7 @@ fn det_stage(dir: &Path, extra: Value) -> Value {
                 images: 3,
                 seed: 12,
                 size: Some(96),
+                test_images: 0,
             },
         )
         .unwrap();

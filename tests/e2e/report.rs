@@ -327,11 +327,15 @@ fn the_paper_study_plans_whole_and_refuses_to_run_without_its_datasets() {
     let plan: serde_json::Value = serde_json::from_str(&text(&plan.stdout)).unwrap();
     let stages = plan["stages"].as_array().unwrap();
     // 4 pretrainings, the Potsdam crops and the DOTA patches (LoveDA trains on whole images),
-    // 4 datasets × 4 sizes × 4 fractions × (fine-tune + evaluate).
-    assert_eq!(stages.len(), 4 + 2 + 4 * 4 * 4 * 2);
+    // 4 datasets × 4 sizes × 4 fractions × (fine-tune + evaluate), and per size the test-server
+    // protocol of DOTA and LoveDA (train + val fine-tune, test prediction).
+    assert_eq!(stages.len(), 4 + 2 + 4 * 4 * 4 * 2 + 2 * 4 * 2);
     assert!(stages.iter().all(|s| s["status"] == "no-data"));
     let estimate = &plan["estimate"];
-    assert_eq!(estimate["stages"].as_array().unwrap().len(), 4 + 4 * 4 * 4);
+    assert_eq!(
+        estimate["stages"].as_array().unwrap().len(),
+        4 + 4 * 4 * 4 + 2 * 4
+    );
     assert!(estimate["total_gpu_hours"].as_f64().unwrap() > 0.0);
 
     let run = without_data(&["run", paper, "--gpus", "none"]);

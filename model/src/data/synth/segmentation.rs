@@ -402,7 +402,7 @@ pub fn write_loveda(out: &Path, options: &SynthOptions, size: u32) -> DataResult
 
 /// Even items are Urban, odd Rural.
 fn loveda_domain(index: usize) -> LovedaDomain {
-    if index % 2 == 0 {
+    if index.is_multiple_of(2) {
         LovedaDomain::Urban
     } else {
         LovedaDomain::Rural
