@@ -150,6 +150,7 @@ async fn rerun(
         ProcessEnd::Success => Ok(paths.out),
         ProcessEnd::Failure(reason) => Err(format!("{reason}: {}", finished.stderr_tail.trim())),
         ProcessEnd::Interrupted => Err("interrupted".into()),
+        ProcessEnd::Stopped => Err("stopped at a checkpoint before its end".into()),
     }
 }
 

@@ -15,7 +15,7 @@ argv = ["sh", "-c", "n=$(cat \"$RSFM_WORK_DIR/n\" 2>/dev/null || echo 0); echo $
 
 [stage.broken]
 kind = "command"
-argv = ["sh", "-c", "echo 'boom: the input is wrong' >&2; exit 3"]
+argv = ["sh", "-c", "echo 'boom: the input is wrong' >&2; exit 4"]
 
 [stage.after_broken]
 kind = "command"
@@ -72,7 +72,7 @@ fn a_failure_skips_its_dependents_and_keep_going_runs_the_rest() {
         .as_str()
         .unwrap()
         .contains("boom: the input is wrong"));
-    assert!(failed[0]["error"].as_str().unwrap().contains("status 3"));
+    assert!(failed[0]["error"].as_str().unwrap().contains("status 4"));
     let attempts = project.sql("SELECT count(*) AS n FROM stage_runs r JOIN stages s ON s.key = r.stage_key WHERE s.name = 'flaky'");
     assert_eq!(attempts[0]["n"], 2, "flaky failed once, then succeeded");
 
@@ -148,7 +148,7 @@ name = "loud"
 
 [stage.loud]
 kind = "command"
-argv = ["sh", "-c", "head -c 20000000 /dev/zero | tr '\\0' x >&2; echo >&2; seq 1 100000 >&2; exit 3"]
+argv = ["sh", "-c", "head -c 20000000 /dev/zero | tr '\\0' x >&2; echo >&2; seq 1 100000 >&2; exit 4"]
 "#,
     );
     let out = project.rsfm(&["run", recipe.to_str().unwrap(), "--gpus", "none"]);

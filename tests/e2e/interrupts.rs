@@ -130,3 +130,58 @@ fn ctrl_c_marks_the_stage_interrupted_and_caches_nothing() {
     let rows = project.sql("SELECT status FROM stages");
     assert_eq!(rows[0]["status"], "interrupted");
 }
+
+/// [`COUNT`] that records its pid and, on SIGTERM, stops at its checkpoint with exit status 3
+/// (the worker protocol's "stopped at a checkpoint").
+const COUNT_STOPPABLE: &str = r#"
+echo $$ > "$RSFM_WORK_DIR/pid"
+trap 'exit 3' TERM
+"#;
+
+#[test]
+fn a_stage_stopped_at_a_checkpoint_from_outside_resumes_without_spending_a_retry() {
+    let script = format!("{COUNT_STOPPABLE}{COUNT}");
+    let recipe = RECIPE.replace("[stage.count]", "[stage.count]\nretries = 0");
+    let (project, recipe) =
+        Project::with_recipe("count.toml", &recipe, &[("count.sh", script.as_str())]);
+    let key = project.stage_key(&recipe, "count");
+    let work = project.results().join("work").join(&key);
+    let run = project
+        .command(&["run", recipe.to_str().unwrap(), "--gpus", "none"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_step(&work, 3);
+    let pid: i32 = std::fs::read_to_string(work.join("pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: signalling the stage process the run started (not the run itself), as a
+    // preemption or an operator would.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let out = run.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(
+            "interrupts/count: stopped at a checkpoint; resuming from it (1/20, no retry spent)"
+        ),
+        "{stderr}"
+    );
+    let starts = resume_starts(&work);
+    assert_eq!(starts.len(), 2, "{starts:?}");
+    assert!(starts[1] >= 3, "resumed from step {}", starts[1]);
+    let runs = project.sql("SELECT status FROM stage_runs");
+    assert_eq!(runs.len(), 1, "one attempt: {runs:?}");
+    assert_eq!(runs[0]["status"], "succeeded");
+    let stages = project.sql("SELECT attempts FROM stages");
+    assert_eq!(stages[0]["attempts"], 1);
+    let metrics = project.sql("SELECT value FROM metrics WHERE name = 'steps'");
+    assert_eq!(metrics[0]["value"].as_f64(), Some(10.0));
+    let log = std::fs::read_to_string(work.join("stage.log")).unwrap();
+    assert!(
+        log.contains("rsfm: interrupts/count: stopped at a checkpoint"),
+        "{log}"
+    );
+}

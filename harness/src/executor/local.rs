@@ -1,6 +1,7 @@
 //! Runs a stage's processes on this machine (one, or one per data-parallel rank): each in its
 //! own process group, protocol events parsed from rank 0's stdout, all of stdout and stderr
-//! appended to the stage log, SIGTERM then SIGKILL on interrupt or when a rank fails.
+//! appended to the stage log, SIGTERM then SIGKILL on interrupt or when a rank fails. Ranks that
+//! exit with [`STOPPED_AT_CHECKPOINT`] end the stage [`ProcessEnd::Stopped`], as under Slurm.
 //!
 //! The stage ends when its processes exit. Children they leave behind (`server &`), which may
 //! hold stdout open for ever, get [`DRAIN`] to close it; then whatever is left of the stage's
@@ -16,7 +17,7 @@ use tokio::process::Command;
 use tokio::sync::watch;
 
 use super::bounded_lines::{next_line, Tail};
-use super::{own_process_group, Finished, Invocation, ProcessEnd};
+use super::{own_process_group, Finished, Invocation, ProcessEnd, STOPPED_AT_CHECKPOINT};
 
 /// Time between SIGTERM and SIGKILL (`RSFM_KILL_GRACE_S` overrides; default 10 s).
 fn kill_grace() -> Duration {
@@ -120,6 +121,8 @@ pub async fn run(
     let mut stop_reason: Option<ProcessEnd> = None;
     let mut kill_at: Option<tokio::time::Instant> = None;
     let mut failure: Option<String> = None;
+    // Whether a rank exited stopped at a resume checkpoint.
+    let mut stopped = false;
     // Set once every rank has exited: the end of the wait for the pipes to close.
     let mut drain_until: Option<tokio::time::Instant> = None;
 
@@ -147,6 +150,11 @@ pub async fn run(
             Some(exit) = exits.join_next(), if !exits.is_empty() => {
                 let problem = match exit {
                     Ok((_, Ok(status))) if status.success() => None,
+                    // Every rank stops at the same step; the others are left to exit alike.
+                    Ok((_, Ok(status))) if status.code() == Some(STOPPED_AT_CHECKPOINT) => {
+                        stopped = true;
+                        None
+                    }
                     Ok((rank, Ok(status))) => Some((rank, describe_exit(status))),
                     Ok((rank, Err(e))) => Some((rank, format!("cannot wait for the process: {e}"))),
                     Err(e) => Some((0, format!("cannot wait for the process: {e}"))),
@@ -198,6 +206,7 @@ pub async fn run(
     let end = match (stop_reason, failure) {
         (Some(reason), _) => reason,
         (None, Some(reason)) => ProcessEnd::Failure(reason),
+        (None, None) if stopped => ProcessEnd::Stopped,
         (None, None) => ProcessEnd::Success,
     };
     Finished {

@@ -43,7 +43,17 @@ pub enum ProcessEnd {
     Failure(String),
     /// Stopped because the run was interrupted (Ctrl-C / SIGTERM, or `scancel`).
     Interrupted,
+    /// Stopped at a resume checkpoint without this run asking (exit status
+    /// [`STOPPED_AT_CHECKPOINT`], e.g. on a SIGTERM from elsewhere or Slurm's time-limit
+    /// signal): starting it again continues from the checkpoint.
+    Stopped,
 }
+
+/// Exit status of a stage process that stopped at a resume checkpoint (the worker protocol).
+pub const STOPPED_AT_CHECKPOINT: i32 = 3;
+
+/// Starts of one stage in a row after it stopped at a checkpoint, at most, on either backend.
+pub const MAX_RESUMES: u32 = 20;
 
 /// What a finished process left behind.
 #[derive(Debug, Clone)]

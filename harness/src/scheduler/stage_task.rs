@@ -15,7 +15,7 @@ use super::progress::Progress;
 use super::RunContext;
 use crate::cache::{Cache, Entry, TreeSnapshot, KEY_FILE, MANIFEST_FILE, STAGE_FILE};
 use crate::executor::command_line::{stage_argv, StagePaths};
-use crate::executor::{Invocation, Placement, ProcessEnd};
+use crate::executor::{Finished, Invocation, Placement, ProcessEnd, MAX_RESUMES};
 use crate::lock::TryLock;
 use crate::plan::PlannedStage;
 use crate::store::{ArtifactRow, MetricRow, StageOutcome, StageRecord, StageStatus};
@@ -131,24 +131,7 @@ async fn run_stage_inner(
         };
         let untouched = InputSnapshots::take(&job.inputs)?;
         let events = Arc::new(Mutex::new(Vec::new()));
-        let bar = progress.stage_bar(&name);
-        let finished = {
-            let events = events.clone();
-            ctx.executor
-                .run(
-                    planned,
-                    &invocation,
-                    move |event| {
-                        bar.update(&event);
-                        events
-                            .lock()
-                            .expect("metric list")
-                            .extend(event_metrics(&event));
-                    },
-                    cancel.clone(),
-                )
-                .await
-        };
+        let finished = run_resuming(ctx, planned, &invocation, &events, progress, &cancel).await;
         let mut metrics = std::mem::take(&mut *events.lock().expect("metric list"));
         let duration_s = started.elapsed().as_secs_f64();
         if let Some(note) = &finished.leftovers {
@@ -181,6 +164,10 @@ async fn run_stage_inner(
                 Err(err) => format!("{err:#}"),
             },
             ProcessEnd::Failure(reason) => reason,
+            ProcessEnd::Stopped => format!(
+                "stopped at a checkpoint {} times in a row: raise the time limit",
+                MAX_RESUMES + 1
+            ),
             ProcessEnd::Interrupted => {
                 let _ = fs_err::remove_dir_all(&out);
                 let outcome = ended(
@@ -221,6 +208,63 @@ async fn run_stage_inner(
             _ = cancel.wait_for(|c| *c) => return Ok(StageResult::Interrupted),
         }
         attempt += 1;
+    }
+}
+
+/// Runs the stage's process until it ends other than stopped at a resume checkpoint (exit
+/// status 3, by a SIGTERM rsfm did not send or `--stop-after`): a stopped process is started
+/// again at once, resuming from its work-dir checkpoint, without spending a retry, at most
+/// [`MAX_RESUMES`] times in a row (then it is returned stopped). Its events of every start go to `events` (one curve) and to
+/// one progress bar.
+async fn run_resuming(
+    ctx: &RunContext,
+    planned: &PlannedStage,
+    invocation: &Invocation,
+    events: &Arc<Mutex<Vec<MetricRow>>>,
+    progress: &Progress,
+    cancel: &watch::Receiver<bool>,
+) -> Finished {
+    let name = planned.display_name();
+    let bar = Arc::new(progress.stage_bar(&name));
+    let mut resumes = 0;
+    loop {
+        let (bar, events) = (bar.clone(), events.clone());
+        let finished = ctx
+            .executor
+            .run(
+                planned,
+                invocation,
+                move |event| {
+                    bar.update(&event);
+                    events
+                        .lock()
+                        .expect("metric list")
+                        .extend(event_metrics(&event));
+                },
+                cancel.clone(),
+            )
+            .await;
+        if finished.end != ProcessEnd::Stopped || resumes == MAX_RESUMES {
+            return finished;
+        }
+        resumes += 1;
+        let note = format!(
+            "{name}: stopped at a checkpoint; resuming from it ({resumes}/{MAX_RESUMES}, no retry spent)"
+        );
+        progress.println(&note);
+        append_log_line(&invocation.log_path, &format!("rsfm: {note}"));
+    }
+}
+
+/// Appends `line` to the stage log; a log that cannot be written loses the line only.
+fn append_log_line(log_path: &Path, line: &str) {
+    use std::io::Write;
+    let appended = fs_err::OpenOptions::new()
+        .append(true)
+        .open(log_path)
+        .and_then(|mut log| writeln!(log, "{line}"));
+    if let Err(err) = appended {
+        tracing::warn!("{err}");
     }
 }
 

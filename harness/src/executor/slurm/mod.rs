@@ -3,8 +3,9 @@
 //! of all the run's jobs per interval; each stage follows its job's state and tails its log for
 //! the worker's events. Ctrl-C cancels the jobs (`scancel`); a job that Slurm requeues runs again
 //! and the worker resumes from its work-dir checkpoint; a job whose worker stopped at a
-//! checkpoint on SIGTERM (exit status 3, e.g. `--signal` before the time limit) is submitted
-//! again. The harness alone ingests results, as with the local executor.
+//! checkpoint on SIGTERM (exit status 3, e.g. `--signal` before the time limit) ends
+//! [`ProcessEnd::Stopped`], and the scheduler starts the stage again as it does for a local
+//! process. The harness alone ingests results, as with the local executor.
 //!
 //! A data-parallel stage (`processes = N` or `gpus = N`) is one job of N tasks on one node:
 //! its batch script starts the ranks with `srun`, each with PyTorch's rendezvous variables
@@ -25,7 +26,7 @@ use std::time::{Duration, Instant};
 use rsfm_model::protocol::Event;
 use tokio::sync::{watch, Mutex};
 
-use super::{Finished, Invocation, ProcessEnd};
+use super::{Finished, Invocation, ProcessEnd, STOPPED_AT_CHECKPOINT};
 use crate::plan::PlannedStage;
 use commands::Accounting;
 use job_record::JobRecord;
@@ -38,12 +39,8 @@ use tail::LogTail;
 const LOG_TAIL_INTERVAL: Duration = Duration::from_millis(250);
 /// Longest wait for a cancelled job to end before the stage is reported interrupted anyway.
 const CANCEL_WAIT: Duration = Duration::from_secs(60);
-/// Exit status of a worker that stopped at a resume checkpoint on SIGTERM.
-const STOPPED_AT_CHECKPOINT: i32 = 3;
 /// Time without any state of a job before the run says so (it goes on waiting).
 const UNKNOWN_WARNING: Duration = Duration::from_secs(120);
-/// Submissions of one stage after its worker stopped at a checkpoint, at most.
-const MAX_RESUBMISSIONS: u32 = 20;
 /// Attempts of one `sbatch` call that fails for a transient reason.
 const SUBMIT_ATTEMPTS: u32 = 3;
 
@@ -57,14 +54,6 @@ pub struct SlurmExecutor {
     next_submit: Mutex<tokio::time::Instant>,
     submitted: std::sync::atomic::AtomicU64,
     started: Instant,
-}
-
-/// How one job ended, as far as the stage is concerned.
-enum JobEnd {
-    /// Finished: success, failure or interrupted.
-    Finished(ProcessEnd),
-    /// The worker saved a resume checkpoint and exited 3: submit again.
-    StoppedAtCheckpoint,
 }
 
 impl SlurmExecutor {
@@ -113,51 +102,29 @@ impl SlurmExecutor {
             return Finished::failure(format!("cannot write the batch script: {err}"));
         }
         let mut tail = LogTail::from_end(&invocation.log_path);
-        let mut resubmissions = 0;
-        loop {
-            tokio::select! {
-                _ = self.wait_for_submit_slot() => {}
-                _ = stopped(&mut cancel) => return self.finished(ProcessEnd::Interrupted, invocation),
-            }
-            // Not raced with Ctrl-C: a submission cut short could leave a job nobody follows;
-            // a job submitted after Ctrl-C is cancelled at once by `follow`.
-            let job = match self.submit(stage, invocation, &script_path).await {
-                Ok(job) => job,
-                Err(err) => {
-                    return Finished::failure(format!("cannot submit the Slurm job: {err:#}"))
-                }
-            };
-            let record = JobRecord {
-                job_id: job,
-                invocation_id: self.invocation_id,
-            };
-            if let Err(err) = record.write(work_dir) {
-                tracing::warn!("{err:#}");
-            }
-            self.poller.follow(job);
-            let end = self
-                .follow(job, &mut tail, &mut on_event, &mut cancel)
-                .await;
-            self.poller.forget(job);
-            match end {
-                JobEnd::Finished(end) => return self.finished(end, invocation),
-                JobEnd::StoppedAtCheckpoint if resubmissions < MAX_RESUBMISSIONS => {
-                    resubmissions += 1;
-                    tracing::warn!(
-                        "{}: Slurm job {job} stopped at a checkpoint; submitting it again ({resubmissions}/{MAX_RESUBMISSIONS})",
-                        stage.display_name()
-                    );
-                }
-                JobEnd::StoppedAtCheckpoint => {
-                    return self.finished(
-                        ProcessEnd::Failure(format!(
-                            "stopped at a checkpoint {MAX_RESUBMISSIONS} times in a row: raise the time limit"
-                        )),
-                        invocation,
-                    )
-                }
-            }
+        tokio::select! {
+            _ = self.wait_for_submit_slot() => {}
+            _ = stopped(&mut cancel) => return self.finished(ProcessEnd::Interrupted, invocation),
         }
+        // Not raced with Ctrl-C: a submission cut short could leave a job nobody follows;
+        // a job submitted after Ctrl-C is cancelled at once by `follow`.
+        let job = match self.submit(stage, invocation, &script_path).await {
+            Ok(job) => job,
+            Err(err) => return Finished::failure(format!("cannot submit the Slurm job: {err:#}")),
+        };
+        let record = JobRecord {
+            job_id: job,
+            invocation_id: self.invocation_id,
+        };
+        if let Err(err) = record.write(work_dir) {
+            tracing::warn!("{err:#}");
+        }
+        self.poller.follow(job);
+        let end = self
+            .follow(job, &mut tail, &mut on_event, &mut cancel)
+            .await;
+        self.poller.forget(job);
+        self.finished(end, invocation)
     }
 
     fn finished(&self, end: ProcessEnd, invocation: &Invocation) -> Finished {
@@ -224,7 +191,7 @@ impl SlurmExecutor {
         tail: &mut LogTail,
         on_event: &mut (impl FnMut(Event) + Send),
         cancel: &mut watch::Receiver<bool>,
-    ) -> JobEnd {
+    ) -> ProcessEnd {
         let mut states = self.poller.subscribe();
         let mut ticker = tokio::time::interval(LOG_TAIL_INTERVAL);
         let mut cancelled: Option<Instant> = None;
@@ -242,12 +209,12 @@ impl SlurmExecutor {
                         );
                     }
                     if cancelled.is_some_and(|at| at.elapsed() > CANCEL_WAIT) {
-                        return JobEnd::Finished(ProcessEnd::Interrupted);
+                        return ProcessEnd::Interrupted;
                     }
                 }
                 changed = states.changed() => {
                     if changed.is_err() {
-                        return JobEnd::Finished(ProcessEnd::Failure("the Slurm poller stopped".into()));
+                        return ProcessEnd::Failure("the Slurm poller stopped".into());
                     }
                     let info = states.borrow_and_update().get(&job).cloned();
                     known |= info.is_some();
@@ -266,11 +233,11 @@ impl SlurmExecutor {
         }
     }
 
-    async fn job_end(&self, job: JobId, info: JobInfo, cancelled: bool) -> JobEnd {
+    async fn job_end(&self, job: JobId, info: JobInfo, cancelled: bool) -> ProcessEnd {
         if cancelled {
-            return JobEnd::Finished(ProcessEnd::Interrupted);
+            return ProcessEnd::Interrupted;
         }
-        let end = match info.state {
+        match info.state {
             JobState::Completed => ProcessEnd::Success,
             JobState::Cancelled => ProcessEnd::Interrupted,
             JobState::Failed => {
@@ -279,7 +246,7 @@ impl SlurmExecutor {
                     None => commands::exit_code(job).await,
                 };
                 match code {
-                    Some(STOPPED_AT_CHECKPOINT) => return JobEnd::StoppedAtCheckpoint,
+                    Some(STOPPED_AT_CHECKPOINT) => ProcessEnd::Stopped,
                     Some(code) => {
                         ProcessEnd::Failure(format!("Slurm job {job} exited with status {code}"))
                     }
@@ -290,8 +257,7 @@ impl SlurmExecutor {
                 ProcessEnd::Failure(format!("Slurm job {job} reached its time limit"))
             }
             other => ProcessEnd::Failure(format!("Slurm job {job} ended {}", other.name())),
-        };
-        JobEnd::Finished(end)
+        }
     }
 }
 
