@@ -1,11 +1,8 @@
 //! `rsfm report` at paper scale: the study's plan, metrics stored under its current keys in a
 //! real database, cells with reported values, Δ and verdicts; a superseded key fills no cell.
 
-mod common;
-mod paper_plan;
-
-use common::{final_metric, record, record_run};
-use paper_plan::{paper_dir, paper_plan};
+use crate::common::{final_metric, record, record_run};
+use crate::paper_plan::{paper_dir, paper_plan};
 use rsfm_harness::report::{self, Format, ReportOptions};
 use rsfm_harness::store::{StageRecord, StageStatus, Store};
 

@@ -1,9 +1,7 @@
 //! The order in which `rsfm run` starts ready stages, on the paper study's plan: the heaviest
 //! chain of estimated training work first, and never a stage before one it needs.
 
-mod paper_plan;
-
-use paper_plan::paper_plan;
+use crate::paper_plan::paper_plan;
 use rsfm_harness::scheduler::priority::start_order;
 
 #[tokio::test]

@@ -1,9 +1,7 @@
 //! Which rows are current: the latest use per stage, or the keys recipes resolve to now;
 //! superseded and gone rows appear only in history.
 
-mod common;
-
-use common::{final_metric, record, record_run};
+use crate::common::{final_metric, record, record_run};
 use rsfm_harness::query::{self, ResultsQuery};
 use rsfm_harness::store::{StageScope, StageStatus, Store};
 

@@ -1,11 +1,9 @@
 //! `rsfm results`: filters and `--where` expressions select the right rows of a real database.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use common::{final_metric, record, record_run};
+use crate::common::{final_metric, record, record_run};
 use rsfm_harness::query::{self, ResultsQuery, WhereExpr};
 use rsfm_harness::store::{MetricRow, StageRecord, StageStatus, Store};
 use serde_json::json;

@@ -1,10 +1,8 @@
 //! `rsfm sql` is read-only: writes are refused and the rows survive, on a real database.
 
-mod common;
-
 use std::path::Path;
 
-use common::{final_metric, record, record_run};
+use crate::common::{final_metric, record, record_run};
 use rsfm_harness::store::{StageRecord, StageStatus, Store};
 use serde_json::json;
 

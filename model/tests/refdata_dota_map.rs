@@ -6,8 +6,7 @@ use rsfm_model::metrics::detection::{
 };
 use serde_json::Value;
 
-mod common;
-use common::refdata_cases;
+use crate::common::refdata_cases;
 
 fn cases() -> Vec<Value> {
     refdata_cases("dota_map_cases_public.json")

@@ -3,8 +3,7 @@
 use rsfm_model::geometry::{box_iou, polygon_iou, RotatedBox};
 use serde_json::Value;
 
-mod common;
-use common::refdata_cases;
+use crate::common::refdata_cases;
 
 fn cases() -> Vec<Value> {
     refdata_cases("rotated_iou_public.json")

@@ -4,8 +4,7 @@
 use rsfm_model::metrics::segmentation::{reduce_zero_label, ConfusionMatrix, SegReport};
 use serde_json::Value;
 
-mod common;
-use common::refdata_cases;
+use crate::common::refdata_cases;
 
 const TOL: f64 = 1e-9;
 const CLUTTER: usize = 5;

@@ -65,6 +65,7 @@ fn train(precision: Precision) -> (Vec<f64>, VarStore) {
 
 #[test]
 fn bf16_loss_follows_fp32_within_tolerance() {
+    let _turn = crate::common::torch_turn();
     let (fp32, _) = train(Precision::Fp32);
     let (bf16, vs) = train(Precision::Bf16);
     let worst = fp32

@@ -1,10 +1,8 @@
 //! Activation checkpointing: the same gradients as the plain backward pass (drop path on:
 //! the recompute replays the randomness), and a lower peak memory, measured as this
-//! process's peak resident set (`VmHWM`). The tests take turns: both reseed torch's global
-//! generator and the memory one reads a process-wide peak.
+//! process's peak resident set (`VmHWM`). Both reseed torch's global generator and take turns
+//! at it; the memory one reads a process-wide peak, so it runs alone in a process of its own.
 #![cfg(feature = "torch")]
-
-use std::sync::Mutex;
 
 use rsfm_model::arch::VitConfig;
 use rsfm_model::nn::checkpointing::Tape;
@@ -12,8 +10,6 @@ use rsfm_model::nn::mae::{MaeConfig, MaskedAutoencoder};
 use rsfm_model::nn::vitdet::{VitDetBackbone, VitDetConfig};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
-
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn vit(embed_dim: usize, depth: usize, parallel: usize, image_size: usize) -> VitConfig {
     VitConfig {
@@ -78,7 +74,7 @@ fn assert_same(plain: &[(String, Tensor)], checkpointed: &[(String, Tensor)]) {
 
 #[test]
 fn checkpointed_gradients_equal_the_plain_ones_with_drop_path() {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = crate::common::torch_turn();
     tch::manual_seed(1);
     let images = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
 
@@ -132,7 +128,12 @@ fn peak_rss() -> u64 {
 
 #[test]
 fn checkpointing_lowers_the_peak_memory_of_a_training_step() {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if crate::common::rerun_alone(
+        "torch_checkpointing::checkpointing_lowers_the_peak_memory_of_a_training_step",
+    ) {
+        return;
+    }
+    let _turn = crate::common::torch_turn();
     tch::manual_seed(2);
     let config = vit(256, 6, 1, 96);
     let windows = VitDetConfig {

@@ -49,6 +49,7 @@ fn spec(kind: &str, params: serde_json::Value, dir: &Path) -> StageSpec {
 
 #[test]
 fn tiny_detector_overfits_its_generated_training_images() {
+    let _turn = crate::common::torch_turn();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     generate(
@@ -128,6 +129,7 @@ fn tiny_detector_overfits_its_generated_training_images() {
 
 #[test]
 fn untrained_detector_predicts_the_dota_sample_into_valid_task1_files() {
+    let _turn = crate::common::torch_turn();
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../shared/fixtures/dota-devkit-sample/images");
     let vit: VitConfig = serde_json::from_value(json!({
@@ -182,6 +184,7 @@ fn untrained_detector_predicts_the_dota_sample_into_valid_task1_files() {
 
 #[test]
 fn the_stride_64_level_has_anchors_that_a_large_object_is_assigned_to() {
+    let _turn = crate::common::torch_turn();
     use rsfm_model::nn::oriented_rcnn::rpn::{assign_anchors, RpnTraining};
     use tch::{Kind, Tensor};
     let vit: VitConfig = serde_json::from_value(json!({

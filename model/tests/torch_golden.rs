@@ -56,16 +56,19 @@ fn check_vit(file: &str, parallel: usize) {
 
 #[test]
 fn plain_vit_matches_timm() {
+    let _turn = crate::common::torch_turn();
     check_vit("vit_plain.safetensors", 1);
 }
 
 #[test]
 fn parallel_vit_matches_timm_parallel_things_block() {
+    let _turn = crate::common::torch_turn();
     check_vit("vit_parallel.safetensors", 2);
 }
 
 #[test]
 fn mae_loss_mask_and_prediction_match_transformers_vitmae() {
+    let _turn = crate::common::torch_turn();
     let file = golden("mae.safetensors");
     let tensors = checkpoint::read_tensors(&file).unwrap();
     let mae_config = MaeConfig {

@@ -12,6 +12,7 @@ use tch::Device;
 
 #[test]
 fn instantiated_presets_match_their_analytical_counts() {
+    let _turn = crate::common::torch_turn();
     let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes/models");
     for name in ["vit-tiny", "vit-tiny-parallel", "vit-b", "vit-605m"] {
         let preset = ModelPreset::load(&models.join(format!("{name}.toml"))).unwrap();

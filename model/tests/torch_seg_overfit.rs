@@ -55,6 +55,7 @@ fn miou(model: &Segmenter, images: &Tensor, labels: &Tensor, num_classes: usize)
 
 #[test]
 fn tiny_segmenter_overfits_a_few_loveda_tiles() {
+    let _turn = crate::common::torch_turn();
     tch::set_num_threads(2);
     tch::manual_seed(5);
     let dir = tempfile::tempdir().unwrap();

@@ -415,6 +415,7 @@ fn logged(output: &Output, text: &str) -> bool {
 /// with `prefix` in front.
 fn write_encoder_checkpoint(dir: &Path, prefix: &str) {
     let config: VitConfig = serde_json::from_value(det_vit()).unwrap();
+    let _turn = crate::common::torch_turn();
     let vs = VarStore::new(Device::Cpu);
     let _ = VisionTransformer::new(&vs.root(), &config, PosEmbed::FixedSinCos);
     let named: BTreeMap<String, Tensor> = vs
