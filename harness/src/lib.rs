@@ -29,6 +29,7 @@ pub mod results_dir;
 pub mod scheduler;
 pub mod servers;
 pub mod store;
+pub mod suggest;
 pub mod time;
 
 #[cfg(test)]

@@ -31,6 +31,10 @@ const BUILT_IN: &[(&str, &str)] = &[
         "vit-tiny-parallel",
         include_str!("../../recipes/models/vit-tiny-parallel.toml"),
     ),
+    (
+        "vit-mini",
+        include_str!("../../recipes/models/vit-mini.toml"),
+    ),
 ];
 
 /// Finds and parses the preset `model` through the search path: a path to a preset file
@@ -74,9 +78,12 @@ pub fn find_preset(model: &str, dir: &Path) -> anyhow::Result<PresetText> {
         });
     }
     let built_in: Vec<&str> = BUILT_IN.iter().map(|(name, _)| *name).collect();
+    let typo = crate::suggest::closest(model, built_in.iter().copied())
+        .map(|close| format!(" (did you mean `{close}`?)"))
+        .unwrap_or_default();
     anyhow::bail!(
-        "no model preset `{model}`: looked for recipes/models/{model}.toml in {} and its parents, \
-         in ${MODELS_ENV}, and among the built-in presets ({})",
+        "no model preset `{model}`{typo}: looked for recipes/models/{model}.toml in {} and its \
+         parents, in ${MODELS_ENV}, and among the built-in presets ({})",
         dir.display(),
         built_in.join(", ")
     )
@@ -140,4 +147,29 @@ fn list_presets(dir: &Path) -> Vec<String> {
         .unwrap_or_default();
     names.sort();
     names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_preset_of_recipes_models_is_built_in_and_parses() {
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes/models");
+        let mut names: Vec<String> = std::fs::read_dir(&folder)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+            .map(|path| path.file_stem().unwrap().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let mut built_in: Vec<String> = BUILT_IN.iter().map(|(name, _)| name.to_string()).collect();
+        built_in.sort();
+        assert_eq!(built_in, names);
+        let nowhere = tempfile::tempdir().unwrap();
+        for name in &names {
+            let (origin, _) = load_preset(name, nowhere.path()).unwrap();
+            assert_eq!(origin, format!("built-in {name}"));
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! The bad-input corpus under `tests/bad/`: each case is a folder with the files it needs and a
-//! `case.toml` sidecar (`args`, `exit`, `stderr_contains`). Each case runs `rsfm --results
-//! results ARGS` in a copy of its folder and must exit with its code and name what it says
-//! (file, line, key) on stderr; no case may panic.
+//! `case.toml` sidecar (`args`, `exit`, `stderr_contains`, optionally `errors`: the number of
+//! `error:` lines). Each case runs `rsfm --results results ARGS` in a copy of its folder and
+//! must exit with its code and name what it says (file, line, key) on stderr; no case may panic.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,6 +20,9 @@ struct Case {
     exit: i32,
     /// Fragments stderr must contain (file:line:col, key, hint).
     stderr_contains: Vec<String>,
+    /// How many `error:` lines stderr must hold, when the case says (each problem once).
+    #[serde(default)]
+    errors: Option<usize>,
 }
 
 /// Fewest cases the corpus must hold.
@@ -80,6 +83,12 @@ fn check(dir: &Path) -> Option<String> {
     for fragment in &case.stderr_contains {
         if !stderr.contains(fragment.as_str()) {
             problems.push(format!("stderr lacks `{fragment}`"));
+        }
+    }
+    if let Some(expected) = case.errors {
+        let found = stderr.matches(" error: ").count();
+        if found != expected {
+            problems.push(format!("{found} `error:` lines, expected {expected}"));
         }
     }
     (!problems.is_empty()).then(|| format!("{name}: {}\n  stderr: {stderr}", problems.join("; ")))

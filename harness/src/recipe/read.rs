@@ -87,7 +87,7 @@ impl<'a> Table<'a> {
 /// An error for `key` not being one of `allowed` in `header`, with a suggestion if one is close.
 pub(crate) fn unknown_key(key: &str, at: &Location, header: &str, allowed: &[&str]) -> RecipeError {
     let mut help = format!("allowed keys: {}", quoted_list(allowed));
-    if let Some(close) = closest(key, allowed) {
+    if let Some(close) = crate::suggest::closest(key, allowed.iter().copied()) {
         help = format!("did you mean `{close}`? {help}");
     }
     RecipeError::at(
@@ -156,30 +156,6 @@ fn last(key: &str) -> &str {
     key.rsplit('.').next().unwrap_or(key)
 }
 
-/// The entry of `candidates` closest to `key` by edit distance, if close enough to be a typo.
-fn closest<'a>(key: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    candidates
-        .iter()
-        .map(|candidate| (edit_distance(key, candidate), *candidate))
-        .filter(|(distance, candidate)| *distance <= (candidate.len().max(key.len()) / 3).max(1))
-        .min_by_key(|(distance, _)| *distance)
-        .map(|(_, candidate)| candidate)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != *cb);
-            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
-        }
-        previous = current;
-    }
-    previous[b.len()]
-}
-
 /// Whether `name` is a valid stage or dataset name: letters, digits, `_` and `-`.
 pub(crate) fn is_valid_name(name: &str) -> bool {
     !name.is_empty()
@@ -192,13 +168,6 @@ pub(crate) fn is_valid_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn typos_get_a_suggestion() {
-        assert_eq!(closest("lrr", &["lr", "epochs"]), Some("lr"));
-        assert_eq!(closest("eopchs", &["lr", "epochs"]), Some("epochs"));
-        assert_eq!(closest("banana", &["lr", "epochs"]), None);
-    }
 
     #[test]
     fn names_are_letters_digits_dash_underscore() {

@@ -384,7 +384,15 @@ pub(crate) fn expand(
             params.insert(spec.name.to_string(), value);
         }
     }
-    if errors.is_empty() {
+    // A missing required key was reported when the stage's table was read: checking the
+    // parameters again would only say it a second time.
+    let required_present = template
+        .kind
+        .params()
+        .iter()
+        .filter(|spec| spec.required())
+        .all(|spec| params.contains_key(spec.name));
+    if errors.is_empty() && required_present {
         errors.keep(template.kind.check(&params).map_err(|problem| {
             RecipeError::at(
                 ErrorKind::InvalidValue,
