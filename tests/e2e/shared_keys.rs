@@ -43,8 +43,10 @@ fn an_axis_that_never_reaches_the_key_is_named_and_the_stage_runs_once() {
         "the run waited for its own lock: {stderr}"
     );
     let summary = last_json_line(&text(&out.stdout));
-    assert_eq!(
-        (summary["executed"].as_u64(), summary["cached"].as_u64()),
-        (Some(1), Some(1))
+    let counts = ["executed", "cached", "shared"].map(|n| summary[n].as_u64());
+    assert_eq!(counts, [Some(1), Some(0), Some(1)], "{summary}");
+    assert!(
+        stderr.contains("2 stages: 0 cached, 1 ran, 1 shared (the same key as a stage that ran)"),
+        "{stderr}"
     );
 }

@@ -162,6 +162,7 @@ pub async fn run(args: RunArgs, results: &Path, json: bool) -> anyhow::Result<Ex
             serde_json::json!({
                 "executed": summary.executed,
                 "cached": summary.cached,
+                "shared": summary.shared,
                 "failed": summary.failed,
                 "skipped": summary.skipped,
                 "not_started": summary.not_started,

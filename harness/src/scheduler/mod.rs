@@ -80,6 +80,10 @@ pub struct RunSummary {
     pub executed: usize,
     /// Stages found in the cache.
     pub cached: usize,
+    /// Stages with the same key as a stage this run ran (another recipe's copy of it, e.g. the
+    /// data and pretraining two recipes share): its entry serves both, and it is counted here
+    /// rather than as cached, so that each key's run counts once.
+    pub shared: usize,
     /// Stages that failed.
     pub failed: usize,
     /// Stages not run because a stage they need failed (or the run stopped).
@@ -107,7 +111,12 @@ pub struct Failure {
 impl RunSummary {
     /// The one summary line, e.g. `12 stages: 9 cached, 2 ran, 1 failed`.
     pub fn line(&self) -> String {
-        let total = self.executed + self.cached + self.failed + self.skipped + self.interrupted;
+        let total = self.executed
+            + self.cached
+            + self.shared
+            + self.failed
+            + self.skipped
+            + self.interrupted;
         let mut parts = vec![
             format!("{} cached", self.cached),
             format!("{} ran", self.executed),
@@ -115,6 +124,7 @@ impl RunSummary {
         let needing = self.skipped - self.not_started;
         let reasoned = self.failed > 0;
         for (n, what) in [
+            (self.shared, "shared (the same key as a stage that ran)"),
             (self.failed, "failed"),
             (
                 needing,
@@ -225,6 +235,8 @@ pub async fn run(
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let mut running: JoinSet<(usize, Vec<u32>, StageResult)> = JoinSet::new();
     let mut summary = RunSummary::default();
+    // Keys this run's stages ran: a later stage of the same key is counted `shared`.
+    let mut ran_keys = std::collections::HashSet::new();
     let mut stopping = false;
     let mut told_waiting = vec![false; n];
     let mut told_cpu = false;
@@ -390,7 +402,15 @@ pub async fn run(
                 }
                 progress.stage_done();
                 state[i] = match result {
-                    StageResult::Ran => { summary.executed += 1; State::Ran }
+                    StageResult::Ran => {
+                        summary.executed += 1;
+                        ran_keys.insert(plan.stages[i].key.key.clone());
+                        State::Ran
+                    }
+                    StageResult::Cached if ran_keys.contains(&plan.stages[i].key.key) => {
+                        summary.shared += 1;
+                        State::Cached
+                    }
                     StageResult::Cached => { summary.cached += 1; State::Cached }
                     StageResult::Interrupted => { summary.interrupted += 1; State::Interrupted }
                     StageResult::Busy(_) => State::Waiting,
