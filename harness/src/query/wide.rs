@@ -37,8 +37,8 @@ pub struct WideOptions {
 }
 
 /// The wide table of `rows` (final metrics; step rows are ignored): stage columns, then each
-/// `matrix.X` and `params.X` whose value differs between the stages shown, then one column per
-/// metric. Sorting puts missing values last.
+/// `matrix.X` and `params.X` whose value differs between the stages of one kind shown
+/// ([`varying_columns`]), then one column per metric. Sorting puts missing values last.
 pub async fn wide_table(
     store: &Store,
     rows: &[ResultRow],
@@ -64,19 +64,8 @@ pub async fn wide_table(
         .iter()
         .map(|k| documents.get(k).cloned().unwrap_or_default())
         .collect();
-    let varying: Vec<String> = flat
-        .iter()
-        .flat_map(|f| f.keys().cloned())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .filter(|name| {
-            let values: BTreeSet<String> = flat
-                .iter()
-                .map(|f| f.get(name).map_or("null".into(), Value::to_string))
-                .collect();
-            values.len() > 1
-        })
-        .collect();
+    let kinds: Vec<&str> = stages.iter().map(|(r, _)| r.kind.as_str()).collect();
+    let varying = varying_columns(&kinds, &flat);
     let mut columns: Vec<String> = STAGE_COLUMNS.iter().map(|c| c.to_string()).collect();
     if options.history {
         columns.extend(["state".to_string(), "finished_at".to_string()]);
@@ -121,6 +110,34 @@ pub async fn wide_table(
         columns,
         rows: table_rows,
     })
+}
+
+/// The `matrix.X` / `params.X` names whose value differs between stages of one kind (`kinds[i]`
+/// is the kind of the stage of `flat[i]`). A parameter that one kind has and another lacks, or
+/// whose values differ only from kind to kind (a pretraining's steps beside a fine-tuning's),
+/// is not a difference between the runs a user compares.
+fn varying_columns(kinds: &[&str], flat: &[BTreeMap<String, Value>]) -> Vec<String> {
+    let mut names_of_kind: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for (kind, document) in kinds.iter().zip(flat) {
+        names_of_kind
+            .entry(kind)
+            .or_default()
+            .extend(document.keys().map(String::as_str));
+    }
+    let mut values: BTreeMap<(&str, &str), BTreeSet<String>> = BTreeMap::new();
+    for (kind, document) in kinds.iter().zip(flat) {
+        for &name in &names_of_kind[kind] {
+            let value = document.get(name).map_or("null".into(), Value::to_string);
+            values.entry((kind, name)).or_default().insert(value);
+        }
+    }
+    values
+        .into_iter()
+        .filter(|(_, seen)| seen.len() > 1)
+        .map(|((_, name), _)| name.to_string())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
 }
 
 /// Orders two cells: numbers numerically, text lexically, nulls last in either direction.
@@ -192,6 +209,35 @@ fn flatten(prefix: &str, value: &Value, out: &mut BTreeMap<String, Value>) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn only_values_that_differ_within_a_kind_are_columns() {
+        let doc = |pairs: &[(&str, Value)]| -> BTreeMap<String, Value> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect()
+        };
+        let kinds = ["mae-pretrain", "finetune-seg", "finetune-seg"];
+        let flat = [
+            doc(&[
+                ("params.steps", json!(100)),
+                ("params.mask_ratio", json!(0.75)),
+            ]),
+            doc(&[("params.steps", json!(300)), ("matrix.lr", json!(0.001))]),
+            doc(&[("params.steps", json!(300)), ("matrix.lr", json!(0.003))]),
+        ];
+        assert_eq!(
+            varying_columns(&kinds, &flat),
+            vec!["matrix.lr".to_string()]
+        );
+        // Within one kind, a value set on one stage and unset on another differs.
+        let flat = [doc(&[]), doc(&[("params.lr", json!(0.1))]), doc(&[])];
+        assert_eq!(
+            varying_columns(&kinds, &flat),
+            vec!["params.lr".to_string()]
+        );
+    }
 
     #[test]
     fn nulls_sort_last_both_ways() {
