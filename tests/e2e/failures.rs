@@ -238,3 +238,42 @@ argv = ["sh", "-c", "printf 'bell\\a and \\033[2J clear\\n' >&2; exit 1"]
         assert!(shown.contains("red\\u{1b}[31mname"), "{what}: {shown}");
     }
 }
+
+#[test]
+fn status_filters_by_recipe_and_clear_dismisses_failures_until_they_run_again() {
+    let project = Project::new();
+    let broken = project.write(
+        "broken.toml",
+        "[experiment]\nname = \"broken\"\n\n[stage.broken]\nkind = \"command\"\nargv = [\"false\"]\n",
+    );
+    let fine = project.write(
+        "fine.toml",
+        "[experiment]\nname = \"fine\"\n\n[stage.fine]\nkind = \"command\"\nargv = [\"true\"]\n",
+    );
+    let run = |recipe: &std::path::Path| {
+        project.rsfm(&["run", recipe.to_str().unwrap(), "--gpus", "none"])
+    };
+    assert_eq!(run(&broken).status.code(), Some(1));
+    assert_eq!(run(&fine).status.code(), Some(0));
+    let shown = project.ok(&["status"]);
+    assert!(shown.contains("broken/broken"), "{shown}");
+    // Another recipe's stages only: the failure is not among them.
+    let of_fine = project.ok(&["status", fine.to_str().unwrap()]);
+    assert!(
+        of_fine.contains("no running, failed or interrupted stages"),
+        "{of_fine}"
+    );
+
+    let cleared = project.ok(&["status", "--clear"]);
+    assert!(
+        cleared.contains("dismissed 1 failed or interrupted stage"),
+        "{cleared}"
+    );
+    assert!(project
+        .ok(&["status"])
+        .contains("no running, failed or interrupted stages"));
+    assert!(project.ok(&["status", "--all"]).contains("broken/broken"));
+    // A new attempt shows it again.
+    assert_eq!(run(&broken).status.code(), Some(1));
+    assert!(project.ok(&["status"]).contains("broken/broken"));
+}

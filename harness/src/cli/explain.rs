@@ -198,8 +198,7 @@ async fn previous_manifest(
     let filter = StageFilter {
         statuses: vec![StageStatus::Succeeded, StageStatus::Cached],
         experiment: Some(planned.experiment.clone()),
-        key_prefix: None,
-        current: false,
+        ..StageFilter::default()
     };
     let mut rows: Vec<_> = store
         .stages(&filter)

@@ -1,8 +1,11 @@
-//! `rsfm status [--all] [--json]`: running, failed and interrupted stages (the current row of
-//! each), with the last lines of a failure's stderr.
+//! `rsfm status [RECIPE...] [--all] [--clear] [--json]`: running, failed and interrupted stages
+//! (the current row of each; with recipes, of the keys they resolve to now), with the last
+//! lines of a failure's stderr; `--clear` dismisses the failed and interrupted ones listed.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use super::session::{open_store, RecipeInputs, Session};
 
 use crate::executor::slurm::{job_record::JobRecord, states_now};
 use crate::query::for_terminal;
@@ -12,15 +15,32 @@ use crate::store::{StageFilter, StageRow, StageStatus, Store};
 /// Arguments of `rsfm status`.
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
-    /// List every stage (superseded rows too), not only current running, failed and
-    /// interrupted ones.
-    #[arg(long)]
+    /// Recipes whose stages to show, at the keys they resolve to now (default: every stage).
+    recipes: Vec<PathBuf>,
+    /// List every stage (superseded and dismissed rows too), not only current running, failed
+    /// and interrupted ones.
+    #[arg(long, conflicts_with = "clear")]
     all: bool,
+    /// Dismiss the failed and interrupted stages this would list (of RECIPE's stages, when
+    /// given): `status` no longer shows them until they run again; their rows stay.
+    #[arg(long)]
+    clear: bool,
 }
 
-/// Prints the stages that need attention.
+/// Prints the stages that need attention, or dismisses them (`--clear`).
 pub async fn run(args: StatusArgs, results: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let store = Store::open_read_only(&results.join("rsfm.db")).await?;
+    let (store, keys) = if args.recipes.is_empty() {
+        (Store::open_read_only(&results.join("rsfm.db")).await?, None)
+    } else {
+        let inputs = RecipeInputs {
+            paths: &args.recipes,
+            ..Default::default()
+        };
+        let session = Session::open_read_only(&inputs, results).await?;
+        let plan = session.plan().await?;
+        let keys: Vec<String> = plan.stages.iter().map(|s| s.key.key.clone()).collect();
+        (session.store, Some(keys))
+    };
     let statuses = if args.all {
         Vec::new()
     } else {
@@ -34,9 +54,14 @@ pub async fn run(args: StatusArgs, results: &Path, json: bool) -> anyhow::Result
         .stages(&StageFilter {
             statuses,
             current: !args.all,
+            keys,
+            undismissed: !args.all,
             ..StageFilter::default()
         })
         .await?;
+    if args.clear {
+        return clear(&rows, results, json).await;
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(ExitCode::SUCCESS);
@@ -81,6 +106,36 @@ pub async fn run(args: StatusArgs, results: &Path, json: bool) -> anyhow::Result
                 .map_or("state unknown", |info| info.state.name());
             println!("             slurm: job {} ({state})", job.job_id);
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Dismisses the failed and interrupted stages among `rows` and says how many.
+async fn clear(rows: &[StageRow], results: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let keys: Vec<String> = rows
+        .iter()
+        .filter(|r| r.status != StageStatus::Running)
+        .map(|r| r.key.clone())
+        .collect();
+    let (_, store) = open_store(results).await?;
+    let dismissed = store.dismiss(&keys).await?;
+    let running = rows.len() - keys.len();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "dismissed": dismissed, "running": running })
+        );
+    } else {
+        println!(
+            "dismissed {dismissed} failed or interrupted stage{} (shown again when they run; \
+             `status --all` lists them){}",
+            if dismissed == 1 { "" } else { "s" },
+            if running > 0 {
+                format!("; {running} running, kept")
+            } else {
+                String::new()
+            }
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

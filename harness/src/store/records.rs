@@ -221,6 +221,10 @@ pub struct StageFilter {
     pub key_prefix: Option<String>,
     /// Only the current row of each stage (see [`crate::store::StageScope`]).
     pub current: bool,
+    /// Only these keys (the keys recipes resolve to now), when set.
+    pub keys: Option<Vec<String>>,
+    /// Leave out stages dismissed by `rsfm status --clear`.
+    pub undismissed: bool,
 }
 
 /// A row of the stat cache: the sha256 of `path` when it had this size, mtime and inode.

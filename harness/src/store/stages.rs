@@ -23,7 +23,7 @@ impl Store {
                  seed = excluded.seed, split = excluded.split, protocol = excluded.protocol, status = 'running', attempts = stages.attempts + 1,
                  started_at = excluded.started_at, last_used_at = excluded.last_used_at, removed_at = NULL,
                  finished_at = NULL, duration_s = NULL, host = excluded.host, device = excluded.device,
-                 invocation_id = excluded.invocation_id, error = NULL, stderr_tail = NULL,
+                 invocation_id = excluded.invocation_id, error = NULL, stderr_tail = NULL, dismissed_at = NULL,
                  log_path = excluded.log_path, work_dir = excluded.work_dir, cache_dir = NULL",
         );
         bind_stage_record(upsert, rec)
@@ -291,6 +291,15 @@ impl Store {
         if filter.current {
             query.push(" AND key IN (SELECT key FROM current_stages)");
         }
+        if let Some(keys) = &filter.keys {
+            query.push(" AND key IN (SELECT value FROM json_each(");
+            query.push_bind(serde_json::to_string(keys)?);
+            query.push("))");
+        }
+        // A database written before dismissals existed has none (and no column for them).
+        if filter.undismissed && self.has_dismissals().await? {
+            query.push(" AND dismissed_at IS NULL");
+        }
         query.push(" ORDER BY experiment, name, key");
         let rows = query
             .build()
@@ -298,6 +307,35 @@ impl Store {
             .await
             .with_context(|| self.context("listing stages"))?;
         rows.iter().map(stage_row).collect()
+    }
+}
+
+impl Store {
+    /// Dismisses the failed and interrupted stages among `keys` from `rsfm status` (their rows
+    /// and history stay; a new attempt shows them again). Returns how many it dismissed.
+    pub async fn dismiss(&self, keys: &[String]) -> anyhow::Result<u64> {
+        let done = sqlx::query(
+            "UPDATE stages SET dismissed_at = ?
+             WHERE status IN ('failed', 'interrupted') AND dismissed_at IS NULL
+               AND key IN (SELECT value FROM json_each(?))",
+        )
+        .bind(crate::time::now_rfc3339())
+        .bind(serde_json::to_string(keys)?)
+        .execute(self.writer()?)
+        .await
+        .with_context(|| self.context("dismissing stages"))?;
+        Ok(done.rows_affected())
+    }
+
+    /// Whether the schema has `stages.dismissed_at` (a database opened read-only may predate it).
+    async fn has_dismissals(&self) -> anyhow::Result<bool> {
+        let found: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pragma_table_info('stages') WHERE name = 'dismissed_at'",
+        )
+        .fetch_one(&self.reader)
+        .await
+        .with_context(|| self.context("reading the schema"))?;
+        Ok(found > 0)
     }
 }
 
