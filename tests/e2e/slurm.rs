@@ -159,7 +159,10 @@ fn jobs_of(stage: &str, format: &str) -> (Vec<(u64, String)>, String) {
     );
     let mut jobs: Vec<(u64, String)> = listed
         .lines()
-        .filter(|l| l.ends_with(&format!(":{stage}")))
+        .filter(|l| {
+            let name = l.rsplit('|').next().unwrap_or("");
+            name.starts_with(&format!("{stage}:rsfm"))
+        })
         .map(|l| {
             let (id, rest) = l.split_once('|').unwrap();
             (id.parse().unwrap(), rest.to_string())
@@ -217,7 +220,14 @@ fn the_design_example_runs_as_slurm_jobs_like_it_runs_locally() {
             .find(|l| l.starts_with(&format!("{id}|")))
             .unwrap_or_else(|| panic!("squeue does not list job {id}: {listed}"));
         assert!(line.ends_with("|COMPLETED"), "{line}");
-        assert!(line.contains(&format!("example/{name}")), "{line}");
+        // The stage's name comes first, so a narrow `squeue` column still shows it.
+        assert!(line.contains(&format!("|example/{name}:rsfm")), "{line}");
+    }
+    // Stage times are the jobs' own run times (Slurm's whole seconds), not the wall time of the
+    // wait, which holds the queue and the poll interval.
+    for row in project.sql("SELECT name, duration_s FROM stages") {
+        let seconds = row["duration_s"].as_f64().unwrap();
+        assert_eq!(seconds.fract(), 0.0, "{row}");
     }
 
     let again = run_slurm(&project, &recipe);

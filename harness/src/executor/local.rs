@@ -213,6 +213,7 @@ pub async fn run(
         end,
         stderr_tail,
         leftovers,
+        run_s: None,
     }
 }
 

@@ -64,6 +64,10 @@ pub struct Finished {
     pub stderr_tail: String,
     /// What was done about processes it left running after it exited, if any.
     pub leftovers: Option<String>,
+    /// Seconds the process itself ran, where the backend knows it better than the wall time
+    /// around [`Executor::run`] (Slurm: the job's `RunTime`, without its queue wait and the
+    /// poll interval); `None`: that wall time is it.
+    pub run_s: Option<f64>,
 }
 
 impl Finished {
@@ -73,6 +77,7 @@ impl Finished {
             end: ProcessEnd::Failure(reason),
             stderr_tail: String::new(),
             leftovers: None,
+            run_s: None,
         }
     }
 }

@@ -133,7 +133,9 @@ async fn run_stage_inner(
         let events = Arc::new(Mutex::new(Vec::new()));
         let finished = run_resuming(ctx, planned, &invocation, &events, progress, &cancel).await;
         let mut metrics = std::mem::take(&mut *events.lock().expect("metric list"));
-        let duration_s = started.elapsed().as_secs_f64();
+        let duration_s = finished
+            .run_s
+            .unwrap_or_else(|| started.elapsed().as_secs_f64());
         if let Some(note) = &finished.leftovers {
             progress.println(&format!("{name}: {note}"));
         }
@@ -227,6 +229,8 @@ async fn run_resuming(
     let name = planned.display_name();
     let bar = Arc::new(progress.stage_bar(&name));
     let mut resumes = 0;
+    // The process's own run time over every start, while each start's is known.
+    let mut run_s = Some(0.0);
     loop {
         let (bar, events) = (bar.clone(), events.clone());
         let finished = ctx
@@ -244,8 +248,9 @@ async fn run_resuming(
                 cancel.clone(),
             )
             .await;
+        run_s = run_s.zip(finished.run_s).map(|(sum, this)| sum + this);
         if finished.end != ProcessEnd::Stopped || resumes == MAX_RESUMES {
-            return finished;
+            return Finished { run_s, ..finished };
         }
         resumes += 1;
         let note = format!(

@@ -119,6 +119,14 @@ pub async fn exit_code(job: JobId) -> Option<i32> {
     states::parse_scontrol_exit_code(&stdout)
 }
 
+/// The seconds a job ran (its last run, after a requeue), from `scontrol show job`; `None` once
+/// Slurm forgot it.
+pub async fn run_time(job: JobId) -> Option<f64> {
+    let args = ["show", "job", "-o", &job.to_string()].map(String::from);
+    let stdout = run("scontrol", &args).await.ok()?;
+    states::parse_scontrol_run_time(&stdout)
+}
+
 /// Cancels `jobs`.
 pub async fn scancel(jobs: &[JobId]) -> anyhow::Result<()> {
     let args: Vec<String> = jobs.iter().map(JobId::to_string).collect();

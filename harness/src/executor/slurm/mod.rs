@@ -124,7 +124,11 @@ impl SlurmExecutor {
             .follow(job, &mut tail, &mut on_event, &mut cancel)
             .await;
         self.poller.forget(job);
-        self.finished(end, invocation)
+        let run_s = commands::run_time(job).await;
+        Finished {
+            run_s,
+            ..self.finished(end, invocation)
+        }
     }
 
     fn finished(&self, end: ProcessEnd, invocation: &Invocation) -> Finished {
@@ -137,6 +141,7 @@ impl SlurmExecutor {
             end,
             stderr_tail,
             leftovers: None,
+            run_s: None,
         }
     }
 
@@ -148,7 +153,7 @@ impl SlurmExecutor {
         script: &Path,
     ) -> anyhow::Result<JobId> {
         let mut flags = vec![
-            format!("--job-name={}:{}", self.run_id, stage.display_name()),
+            format!("--job-name={}:{}", stage.display_name(), self.run_id),
             format!("--output={}", invocation.log_path.display()),
             "--open-mode=append".to_string(),
             "--requeue".to_string(),

@@ -105,9 +105,38 @@ pub fn parse_scontrol_exit_code(text: &str) -> Option<i32> {
         .and_then(|code| code.parse().ok())
 }
 
+/// The `RunTime=[D-]HH:MM:SS` field of `scontrol show job -o`, in seconds.
+pub fn parse_scontrol_run_time(text: &str) -> Option<f64> {
+    let field = text
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("RunTime="))?;
+    let (days, clock) = match field.split_once('-') {
+        Some((days, clock)) => (days.parse::<u64>().ok()?, clock),
+        None => (0, field),
+    };
+    let parts: Vec<u64> = clock
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let [h, m, s] = parts[..] else { return None };
+    Some((((days * 24 + h) * 60 + m) * 60 + s) as f64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_times_parse_with_and_without_days() {
+        let line = "JobId=7 JobName=x JobState=COMPLETED RunTime=00:00:03 TimeLimit=00:05:00";
+        assert_eq!(parse_scontrol_run_time(line), Some(3.0));
+        assert_eq!(
+            parse_scontrol_run_time("RunTime=2-01:02:03"),
+            Some(176_523.0)
+        );
+        assert_eq!(parse_scontrol_run_time("RunTime=Unknown"), None);
+        assert_eq!(parse_scontrol_run_time("JobState=PENDING"), None);
+    }
 
     #[test]
     fn replies_parse_into_states() {
