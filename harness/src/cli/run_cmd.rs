@@ -30,9 +30,9 @@ pub struct RunArgs {
     /// Stages running at once, at most (default: 1 locally, no limit with `--backend slurm`).
     #[arg(long, short = 'j')]
     jobs: Option<usize>,
-    /// Where stages run: `local` (this machine) or `slurm` (one `sbatch` job per stage).
-    #[arg(long, default_value = "local", value_parser = ["local", "slurm"])]
-    backend: String,
+    /// Where stages run.
+    #[arg(long, value_enum, default_value_t = Backend::Local)]
+    backend: Backend,
     /// Show what would run, run nothing.
     #[arg(long)]
     dry_run: bool,
@@ -48,9 +48,18 @@ pub struct RunArgs {
     data: Vec<String>,
 }
 
+/// Where a run's stages run (`--backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Backend {
+    /// This machine.
+    Local,
+    /// One `sbatch` job per stage.
+    Slurm,
+}
+
 /// Runs the recipes' pending stages.
 pub async fn run(args: RunArgs, results: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let slurm = args.backend == "slurm";
+    let slurm = args.backend == Backend::Slurm;
     let gpus = if slurm {
         Vec::new()
     } else {
