@@ -10,6 +10,7 @@ pub mod autocast;
 pub mod data;
 pub mod dist;
 pub mod geometry;
+pub mod libtorch_version;
 pub mod metrics;
 #[cfg(feature = "torch")]
 pub mod nn;

@@ -12,6 +12,39 @@ use serde::{Deserialize, Serialize};
 /// Name of the final metrics file a stage writes into its output dir.
 pub const METRICS_FILE: &str = "metrics.json";
 
+/// How a worker (or any stage process) ends: its exit status is part of the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerExit {
+    /// 0: the stage succeeded and `metrics.json` is written.
+    Ok,
+    /// 1: the stage failed (e.g. a non-finite loss).
+    Failed,
+    /// 2: a bad command line or `stage.json`.
+    BadSpec,
+    /// 3: stopped (`--stop-after`, SIGTERM, SIGINT) with a resume checkpoint in the work dir;
+    /// starting the same stage again continues from it.
+    Stopped,
+}
+
+impl WorkerExit {
+    /// The exit status.
+    pub const fn code(self) -> u8 {
+        match self {
+            WorkerExit::Ok => 0,
+            WorkerExit::Failed => 1,
+            WorkerExit::BadSpec => 2,
+            WorkerExit::Stopped => 3,
+        }
+    }
+}
+
+#[cfg(feature = "torch")]
+impl From<WorkerExit> for std::process::ExitCode {
+    fn from(exit: WorkerExit) -> Self {
+        std::process::ExitCode::from(exit.code())
+    }
+}
+
 /// Everything a worker needs to run one stage: the contents of `stage.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]

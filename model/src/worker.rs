@@ -1,9 +1,8 @@
 //! The worker process: `rsfm-worker run --stage stage.json --out DIR [--stop-after N]` runs
 //! one stage (see DESIGN.md, *Worker protocol*); `rsfm-worker selftest` checks libtorch.
 //!
-//! Exit codes: 0 success, 1 the stage failed (e.g. a NaN loss), 2 bad command line or
-//! `stage.json`, 3 stopped (by `--stop-after`, SIGTERM or SIGINT) with a resume checkpoint in
-//! the work dir: rerunning the same stage continues from it.
+//! Exit codes: [`WorkerExit`] (0 success, 1 the stage failed, e.g. a NaN loss, 2 bad command line
+//! or `stage.json`, 3 stopped with a resume checkpoint in the work dir).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -15,7 +14,7 @@ use tch::{Device, Kind, Tensor};
 use crate::dist::RankEnv;
 use crate::params::data::EvalTask;
 use crate::params::{EvaluateParams, FinetuneDetParams, FinetuneSegParams, MaePretrainParams};
-use crate::protocol::{StageSpec, METRICS_FILE};
+use crate::protocol::{StageSpec, WorkerExit, METRICS_FILE};
 use crate::train::events::Events;
 use crate::train::stage::{install_stop_signals, parse_device, Outcome};
 use crate::train::{evaluate_det, evaluate_seg, finetune_det, finetune_seg, mae_pretrain};
@@ -60,15 +59,15 @@ pub fn main() -> ExitCode {
         Err(err) => {
             let _ = err.print();
             return if err.use_stderr() {
-                ExitCode::from(2)
+                WorkerExit::BadSpec.into()
             } else {
-                ExitCode::SUCCESS
+                WorkerExit::Ok.into()
             };
         }
     };
     if cli.version {
         println!("{}", version_text());
-        return ExitCode::SUCCESS;
+        return WorkerExit::Ok.into();
     }
     match cli.command {
         Some(Command::Run {
@@ -83,7 +82,7 @@ pub fn main() -> ExitCode {
         Some(Command::Selftest) => selftest(),
         None => {
             eprintln!("error: give a subcommand: `run` or `selftest` (see --help)");
-            ExitCode::from(2)
+            WorkerExit::BadSpec.into()
         }
     }
 }
@@ -93,7 +92,9 @@ fn version_text() -> String {
     let libtorch = match loaded_libtorch() {
         Some(lib) => format!(
             "libtorch {} ({})",
-            libtorch_version(&lib).unwrap_or_else(|| "of unknown version".to_string()),
+            lib.parent()
+                .and_then(crate::libtorch_version::libtorch_version)
+                .unwrap_or_else(|| "of unknown version".to_string()),
             lib.display()
         ),
         None => "libtorch not found among the loaded libraries".to_string(),
@@ -114,23 +115,6 @@ fn loaded_libtorch() -> Option<PathBuf> {
         .and_then(|path| Path::new(path).parent().map(Path::to_path_buf))
 }
 
-/// The version libtorch's own header states, beside the library folder `lib`.
-fn libtorch_version(lib: &Path) -> Option<String> {
-    let header = lib.parent()?.join("include/torch/headeronly/version.h");
-    let text = std::fs::read_to_string(header).ok()?;
-    let part = |name: &str| {
-        text.lines()
-            .find_map(|line| line.strip_prefix(&format!("#define TORCH_VERSION_{name} ")))
-            .map(str::trim)
-    };
-    Some(format!(
-        "{}.{}.{}",
-        part("MAJOR")?,
-        part("MINOR")?,
-        part("PATCH")?
-    ))
-}
-
 /// A tiny forward pass through a ViT block: proves libtorch loads and computes.
 fn selftest() -> ExitCode {
     let vs = tch::nn::VarStore::new(Device::Cpu);
@@ -144,7 +128,7 @@ fn selftest() -> ExitCode {
     let x = Tensor::ones([1, 4, 8], (Kind::Float, Device::Cpu));
     let y = block.forward(&x, crate::nn::layers::TokenMixing::Global, false);
     println!("selftest ok: libtorch forward pass through a ViT block gives shape {:?}, cuda available: {}", y.size(), tch::Cuda::is_available());
-    ExitCode::SUCCESS
+    WorkerExit::Ok.into()
 }
 
 /// Arguments of `rsfm-worker run`.
@@ -203,7 +187,7 @@ fn run(args: &RunArgs) -> ExitCode {
         Ok(parsed) => parsed,
         Err(err) => {
             eprintln!("error: {err:#}");
-            return ExitCode::from(2);
+            return WorkerExit::BadSpec.into();
         }
     };
     // Under a data-parallel launch every rank runs this; rank 0 alone reports and writes.
@@ -211,12 +195,12 @@ fn run(args: &RunArgs) -> ExitCode {
         Ok(env) => env.is_none_or(|env| env.is_leader()),
         Err(err) => {
             eprintln!("error: {err:#}");
-            return ExitCode::from(2);
+            return WorkerExit::BadSpec.into();
         }
     };
     if !leader && matches!(stage, Stage::Evaluate(_)) {
         // Evaluation is not data parallel: rank 0 evaluates alone.
-        return ExitCode::SUCCESS;
+        return WorkerExit::Ok.into();
     }
     let mut events = if leader {
         Events::stdout()
@@ -243,7 +227,7 @@ fn run(args: &RunArgs) -> ExitCode {
         .map(Outcome::Finished),
     };
     let finished = match result {
-        Ok(Outcome::Finished(_)) if !leader => Ok(ExitCode::SUCCESS),
+        Ok(Outcome::Finished(_)) if !leader => Ok(WorkerExit::Ok.into()),
         result => result.and_then(|outcome| finish(outcome, &args.out)),
     };
     match finished {
@@ -251,7 +235,7 @@ fn run(args: &RunArgs) -> ExitCode {
         Err(err) => {
             events.log("error", format!("{err:#}"));
             eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            WorkerExit::Failed.into()
         }
     }
 }
@@ -263,8 +247,8 @@ fn finish(outcome: Outcome, out: &Path) -> anyhow::Result<ExitCode> {
             let tmp = out.join(format!("{METRICS_FILE}.tmp"));
             fs_err::write(&tmp, serde_json::to_vec_pretty(&metrics)?)?;
             fs_err::rename(&tmp, out.join(METRICS_FILE))?;
-            Ok(ExitCode::SUCCESS)
+            Ok(WorkerExit::Ok.into())
         }
-        Outcome::Stopped(_) => Ok(ExitCode::from(3)),
+        Outcome::Stopped(_) => Ok(WorkerExit::Stopped.into()),
     }
 }

@@ -104,13 +104,16 @@ fn pretrain_finetune_and_evaluate_on_generated_loveda() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     // The heads are new; no backbone tensor may be missing (the stage fails on one anyway).
-    let missing = stdout
-        .split_once(" missing [")
-        .and_then(|(_, rest)| rest.split_once(']'))
+    let new = stdout
+        .split_once("initialised here (its neck and heads: ")
+        .and_then(|(_, rest)| rest.split_once(')'))
         .map(|(names, _)| names)
         .unwrap_or_else(|| panic!("no load report in {stdout}"));
     assert!(
-        stdout.contains("loaded") && !missing.contains("backbone."),
+        stdout.contains("tensors loaded")
+            && new
+                .split(", ")
+                .all(|n| !n.starts_with("backbone.") || n.starts_with("backbone.neck.")),
         "{stdout}"
     );
     let trained = metrics(&dir.path().join("finetune"));

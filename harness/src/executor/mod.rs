@@ -50,7 +50,7 @@ pub enum ProcessEnd {
 }
 
 /// Exit status of a stage process that stopped at a resume checkpoint (the worker protocol).
-pub const STOPPED_AT_CHECKPOINT: i32 = 3;
+pub const STOPPED_AT_CHECKPOINT: i32 = rsfm_model::protocol::WorkerExit::Stopped.code() as i32;
 
 /// Starts of one stage in a row after it stopped at a checkpoint, at most, on either backend.
 pub const MAX_RESUMES: u32 = 20;

@@ -135,23 +135,12 @@ fn parse_loader_trace(trace: &str) -> Vec<PathBuf> {
         .collect()
 }
 
-/// The libtorch version recorded beside `library`: `build-version` at the libtorch root (the
-/// libtorch archives' file), else `__version__` of a PyTorch install's `version.py`.
+/// The version of the libtorch that `library` (one of its `lib/*.so`) belongs to.
 fn libtorch_version(library: &Path) -> String {
-    let Some(root) = library.parent().and_then(Path::parent) else {
-        return "unknown".into();
-    };
-    if let Ok(text) = std::fs::read_to_string(root.join("build-version")) {
-        return text.trim().to_string();
-    }
-    std::fs::read_to_string(root.join("version.py"))
-        .ok()
-        .and_then(|text| {
-            text.lines().find_map(|line| {
-                let value = line.strip_prefix("__version__")?.split('=').nth(1)?;
-                Some(value.trim().trim_matches(['\'', '"']).to_string())
-            })
-        })
+    library
+        .parent()
+        .and_then(Path::parent)
+        .and_then(rsfm_model::libtorch_version::libtorch_version)
         .unwrap_or_else(|| "unknown".into())
 }
 
@@ -178,7 +167,7 @@ mod tests {
     }
 
     #[test]
-    fn the_version_comes_from_build_version_or_version_py() {
+    fn the_version_is_the_library_roots_or_unknown() {
         let dir = tempfile::tempdir().unwrap();
         let lib = dir.path().join("lib/libtorch_cpu.so");
         assert_eq!(libtorch_version(&lib), "unknown");

@@ -13,6 +13,8 @@ use super::pos_embed::resample_patch_grid;
 /// What a load matched and what it did not.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LoadReport {
+    /// Model variables set from the file.
+    pub loaded: usize,
     /// Model variables the file does not have (left as initialised).
     pub missing: Vec<String>,
     /// File tensors the model has no variable for (ignored).
@@ -134,6 +136,7 @@ pub fn load_from(vs: &VarStore, file: HashMap<String, Tensor>) -> anyhow::Result
             var.size()
         );
         tch::no_grad(|| var.copy_(&src.to_kind(var.kind()).to_device(var.device())));
+        report.loaded += 1;
     }
     let mut unexpected: Vec<String> = file
         .keys()

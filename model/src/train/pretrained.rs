@@ -34,10 +34,7 @@ pub fn init_backbone(
         (BackboneInit::Pretrained, Some(name)) => {
             let file = input_dir(spec, "params.pretrained", name)?.join(CHECKPOINT_FILE);
             let report = load_backbone(vs, &file)?;
-            events.log(
-                "info",
-                format!("loaded {}: {}", file.display(), report.summary()),
-            );
+            events.log("info", fine_tuning_start(&file, &report));
         }
         _ => events.log(
             "info",
@@ -45,6 +42,39 @@ pub fn init_backbone(
         ),
     }
     Ok(())
+}
+
+/// The log line of a fine-tuning start from `file`: what came from the checkpoint, what this
+/// stage adds (the neck and heads MAE does not train) and what it leaves out of the file (MAE's
+/// decoder and mask token). Neither of the last two is a problem: it is the fine-tuning's shape.
+fn fine_tuning_start(file: &Path, report: &LoadReport) -> String {
+    let first = |names: &[String]| {
+        let shown: Vec<&str> = names.iter().take(3).map(String::as_str).collect();
+        let more = if names.len() > shown.len() {
+            ", …"
+        } else {
+            ""
+        };
+        format!("{}{more}", shown.join(", "))
+    };
+    let mut line = format!(
+        "backbone from {}: {} tensors loaded; {} new in this model, initialised here (its neck \
+         and heads: {}); {} of the checkpoint not used (MAE's decoder and mask token: {})",
+        file.display(),
+        report.loaded,
+        report.missing.len(),
+        first(&report.missing),
+        report.unexpected.len(),
+        first(&report.unexpected)
+    );
+    if !report.resampled.is_empty() {
+        line.push_str(&format!(
+            "; {} resampled to this model's grid ({})",
+            report.resampled.len(),
+            first(&report.resampled)
+        ));
+    }
+    line
 }
 
 /// Loads an MAE/timm checkpoint (`blocks.0...`) into the backbone of `vs`; fails naming the
