@@ -17,6 +17,7 @@ pub mod nn;
 pub mod params;
 pub mod protocol;
 pub mod rng;
+pub mod shapes;
 #[cfg(feature = "torch")]
 mod shim;
 #[cfg(feature = "torch")]

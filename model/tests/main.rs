@@ -17,6 +17,7 @@ mod tiling_dota;
 mod torch_bf16;
 mod torch_checkpointing;
 mod torch_detector;
+mod torch_flops;
 mod torch_golden;
 mod torch_params;
 mod torch_seg_overfit;

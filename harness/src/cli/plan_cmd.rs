@@ -51,7 +51,12 @@ pub async fn run(args: PlanArgs, results: &Path, json: bool) -> anyhow::Result<E
         data: &args.data,
     };
     let session = Session::open_read_only(&inputs, results).await?;
-    let plan = session.plan().await?;
+    // An estimate needs no key: without a worker, its stages' keys are provisional.
+    let plan = if args.estimate {
+        Plan::build_provisional(&session.recipes, &session.store, &session.cache).await?
+    } else {
+        session.plan().await?
+    };
     let entries = plan.entries();
     let costs = args.estimate.then(|| estimate::estimate(&plan, args.gpu));
     for warning in plan.shared_key_warnings() {
@@ -72,6 +77,9 @@ pub async fn run(args: PlanArgs, results: &Path, json: bool) -> anyhow::Result<E
     }
     if json {
         let mut out = serde_json::json!({ "stages": entries });
+        if let Some(worker) = &plan.missing_worker {
+            out["missing_worker"] = Value::from(worker.display().to_string());
+        }
         if let Some(costs) = &costs {
             out["estimate"] = serde_json::to_value(costs)?;
         }
@@ -121,6 +129,9 @@ pub async fn run(args: PlanArgs, results: &Path, json: bool) -> anyhow::Result<E
         }
     );
     print_missing_data(&session, &plan);
+    if let Some(worker) = &plan.missing_worker {
+        println!("{}", provisional_keys_note(worker));
+    }
     if let Some(costs) = &costs {
         print!("{}", render_estimate(costs));
     }
@@ -203,9 +214,17 @@ fn print_missing_data(session: &Session, plan: &Plan) {
     }
 }
 
+/// The line a plan without its worker prints.
+fn provisional_keys_note(worker: &Path) -> String {
+    format!(
+        "no rsfm-worker found at `{}`: the keys of worker stages (and of the stages after them) are provisional, none of them shown cached\nhelp: build it with `make worker`, or set RSFM_WORKER to its path, for the real keys",
+        worker.display()
+    )
+}
+
 /// The estimate as a text table with its totals and assumptions.
 pub fn render_estimate(costs: &Estimate) -> String {
-    let gib = |bytes: f64| bytes / (1u64 << 30) as f64;
+    let gib = |bytes: f64| bytes / estimate::GIB;
     let width = costs
         .stages
         .iter()
@@ -214,15 +233,15 @@ pub fn render_estimate(costs: &Estimate) -> String {
         .unwrap_or(5)
         .max(5);
     let mut text = format!(
-        "\nestimate on {} ({:.0} TFLOP/s bf16 peak, {:.0} GB) at {:.0}% MFU\n",
+        "\nestimate on {} ({:.0} TFLOP/s bf16 peak, {:.1} GiB) at {:.0}% MFU; GPU-hours are summed over a stage's GPUs, wall-clock hours are GPU-hours / GPUs\n",
         costs.gpu.name(),
         costs.gpu.peak_flops() / 1e12,
-        costs.gpu.memory_bytes() / 1e9,
+        costs.gpu_memory_gib,
         costs.mfu * 100.0
     );
     text += &format!(
-        "{:<width$}  {:>8}  {:>10}  {:>4}  {:>10}  {:>9}  {:>9}  fits one GPU\n",
-        "stage", "params", "FLOPs", "GPUs", "GPU-hours", "mem GiB", "ckpt GiB"
+        "{:<width$}  {:>8}  {:>10}  {:>5}  {:>4}  {:>9}  {:>7}  {:>9}  {:>9}  fits one GPU\n",
+        "stage", "params", "FLOPs", "heads", "GPUs", "GPU-hours", "wall h", "mem GiB", "ckpt GiB"
     );
     for s in &costs.stages {
         let fits = match (s.fits, s.fits_checkpointed) {
@@ -231,12 +250,14 @@ pub fn render_estimate(costs: &Estimate) -> String {
             (false, false) => "no",
         };
         text += &format!(
-            "{:<width$}  {:>8}  {:>10.3e}  {:>4}  {:>10.1}  {:>9.1}  {:>9.1}  {fits}\n",
+            "{:<width$}  {:>8}  {:>10.3e}  {:>4.0}%  {:>4}  {:>9.1}  {:>7.1}  {:>9.1}  {:>9.1}  {fits}\n",
             s.stage,
             super::params::human(s.params as f64),
             s.flops,
+            100.0 * s.head_flops / s.flops,
             s.gpus,
             s.gpu_hours,
+            s.wall_hours,
             gib(s.memory.peak()),
             gib(s.memory.peak_checkpointed()),
         );
@@ -244,16 +265,17 @@ pub fn render_estimate(costs: &Estimate) -> String {
     let too_big = costs.stages.iter().filter(|s| !s.fits).count();
     let never = costs.stages.iter().filter(|s| !s.fits_checkpointed).count();
     text += &format!(
-        "total: {:.3e} training FLOPs, {:.0} GPU-hours on {} ({} stages estimated; {} not: evaluation and commands)\n",
+        "total: {:.3e} training FLOPs, {:.0} GPU-hours on {} summed over GPUs, {:.0} wall-clock hours if the stages ran one after another ({} stages estimated; {} not: evaluation and commands)\n",
         costs.total_flops,
         costs.total_gpu_hours,
         costs.gpu.name(),
+        costs.total_wall_hours,
         costs.stages.len(),
         costs.not_estimated.len()
     );
     text += &format!(
         "{too_big} stages do not fit one GPU without activation checkpointing; {never} do not fit even with it\n"
     );
-    text += "model: FLOPs ≈ 6 × params × tokens (MAE encoder: visible tokens, decoder: all); memory per GPU = 16 B/param (fp32 weights, grads, AdamW) + bf16 activations at batch/GPUs\n";
+    text += "model: FLOPs = 6 per multiply-accumulate (MAE ≈ 6 × params × tokens: encoder visible tokens, decoder all; fine-tuning: every layer of backbone, pyramid, neck and heads, `heads` their share, RoI head at roi_batch RoIs per image); memory per GPU in GiB = 16 B/param (fp32 weights, grads, AdamW) + bf16 backbone activations at batch/GPUs\n";
     text
 }

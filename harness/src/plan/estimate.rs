@@ -1,16 +1,20 @@
 //! What a plan costs before it runs (`rsfm plan --estimate`): training FLOPs, GPU-hours at a
 //! stated utilisation and peak memory per GPU, per stage and in total.
 //!
-//! - **FLOPs** ≈ 6 × parameters × tokens processed (forward 2, backward 4 per parameter and
-//!   token): MAE's encoder sees the visible tokens only (25% at mask ratio 0.75), its decoder
-//!   every token; a fine-tuning stage counts its backbone over every token of its input.
-//!   Attention-score FLOPs and the detection/segmentation heads are left out.
-//! - **GPU-hours** = FLOPs / ([`MFU`] × the GPU's dense bf16 peak).
-//! - **Memory per GPU** (data parallel: each GPU holds a full replica and `batch / gpus`
-//!   samples): fp32 weights (4 B/param), fp32 gradients (4 B), AdamW moments (8 B), and bf16
-//!   activations of 34 × tokens × width bytes per block and sample (Korthikanti et al. 2022,
-//!   with fused attention, so no tokens² term); with activation checkpointing, only each
-//!   stage's input (2 × tokens × width bytes) plus one stage recomputed at a time.
+//! - **FLOPs**: 6 per multiply-accumulate (forward 2, backward 4). MAE ≈ 6 × parameters ×
+//!   tokens: its encoder sees the visible tokens only (25% at mask ratio 0.75), its decoder
+//!   every token. A fine-tuning stage counts the layers of the model it builds
+//!   ([`rsfm_model::shapes`]): the ViTDet backbone (window blocks on the padded grid, attention
+//!   scores), its simple feature pyramid, and Oriented R-CNN's neck, RPN and RoI head (at
+//!   `roi_batch` RoIs per image) or UperNet and the auxiliary FCN head.
+//! - **GPU-hours** = FLOPs / ([`MFU`] × the GPU's dense bf16 peak), summed over the stage's
+//!   GPUs; **wall-clock hours** = GPU-hours / GPUs (data parallel, perfect scaling).
+//! - **Memory per GPU** in GiB (data parallel: each GPU holds a full replica and `batch / gpus`
+//!   samples): fp32 weights (4 B/param), fp32 gradients (4 B), AdamW moments (8 B), heads
+//!   included, and bf16 backbone activations of 34 × tokens × width bytes per block and sample
+//!   (Korthikanti et al. 2022, with fused attention, so no tokens² term); with activation
+//!   checkpointing, only each stage's input (2 × tokens × width bytes) plus one stage
+//!   recomputed at a time. The heads' activations are not counted.
 //!
 //! `evaluate` and `command` stages are not estimated (their cost depends on the data).
 
@@ -19,6 +23,7 @@ use std::collections::HashMap;
 use rsfm_model::arch::VitConfig;
 use rsfm_model::params::mae::MaeConfig;
 use rsfm_model::params::{FinetuneDetParams, FinetuneSegParams, MaePretrainParams};
+use rsfm_model::shapes::{self, Layer};
 use serde::Serialize;
 
 use super::stage_params::parsed;
@@ -36,15 +41,18 @@ const ACTIVATION_BYTES: f64 = 34.0;
 /// Bytes per token and width unit kept per checkpointed stage (its bf16 input).
 const CHECKPOINT_BYTES: f64 = 2.0;
 
+/// Bytes in a GiB.
+pub const GIB: f64 = (1u64 << 30) as f64;
+
 /// A GPU model: peak dense bf16 throughput and memory.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Gpu {
-    /// NVIDIA A100 SXM 80 GB: 312 TFLOP/s bf16.
+    /// NVIDIA A100 SXM 80 GB (80.0 GiB): 312 TFLOP/s bf16.
     A100,
-    /// NVIDIA H100 SXM 80 GB: 989 TFLOP/s bf16.
+    /// NVIDIA H100 SXM 80 GB (79.6 GiB): 989 TFLOP/s bf16.
     H100,
-    /// NVIDIA H200 141 GB: 989 TFLOP/s bf16.
+    /// NVIDIA H200 141 GB (140.4 GiB): 989 TFLOP/s bf16.
     H200,
 }
 
@@ -57,12 +65,14 @@ impl Gpu {
         }
     }
 
-    /// Memory in bytes.
+    /// Memory in bytes: what `nvidia-smi` reports as the total (81,920, 81,559 and 143,771 MiB).
     pub fn memory_bytes(self) -> f64 {
-        match self {
-            Gpu::A100 | Gpu::H100 => 80e9,
-            Gpu::H200 => 141e9,
-        }
+        let mib: u32 = match self {
+            Gpu::A100 => 81_920,
+            Gpu::H100 => 81_559,
+            Gpu::H200 => 143_771,
+        };
+        f64::from(mib) * f64::from(1u32 << 20)
     }
 
     /// Its name as the flag spells it.
@@ -105,16 +115,20 @@ pub struct StageCost {
     pub stage: String,
     /// Its kind.
     pub kind: String,
-    /// Parameters trained (backbone, plus the MAE decoder).
+    /// Parameters trained (backbone, plus the MAE decoder or the fine-tuning heads).
     pub params: u64,
     /// Tokens through the backbone over the whole stage (encoder tokens for MAE).
     pub tokens: f64,
     /// Training FLOPs.
     pub flops: f64,
+    /// The part of `flops` outside the backbone (pyramid, neck and heads; 0 for MAE).
+    pub head_flops: f64,
     /// GPUs it asks for (at least 1).
     pub gpus: u32,
-    /// GPU-hours at [`MFU`] of the chosen GPU's peak.
+    /// GPU-hours at [`MFU`] of the chosen GPU's peak, summed over its GPUs.
     pub gpu_hours: f64,
+    /// Wall-clock hours on its GPUs: `gpu_hours / gpus`.
+    pub wall_hours: f64,
     /// Memory per GPU.
     pub memory: Memory,
     /// Whether it fits the chosen GPU without checkpointing.
@@ -128,6 +142,8 @@ pub struct StageCost {
 pub struct Estimate {
     /// The GPU assumed.
     pub gpu: Gpu,
+    /// The GPU's memory in GiB.
+    pub gpu_memory_gib: f64,
     /// The utilisation assumed.
     pub mfu: f64,
     /// Training stages, in plan order.
@@ -136,8 +152,11 @@ pub struct Estimate {
     pub not_estimated: Vec<String>,
     /// Sum of the stages' FLOPs.
     pub total_flops: f64,
-    /// Sum of the stages' GPU-hours.
+    /// Sum of the stages' GPU-hours (each summed over its GPUs).
     pub total_gpu_hours: f64,
+    /// Sum of the stages' wall-clock hours: the plan's duration if its stages ran one after
+    /// another.
+    pub total_wall_hours: f64,
 }
 
 /// Estimates every training stage of `plan` on `gpu`.
@@ -152,9 +171,11 @@ pub fn estimate(plan: &Plan, gpu: Gpu) -> Estimate {
     }
     Estimate {
         gpu,
+        gpu_memory_gib: gpu.memory_bytes() / GIB,
         mfu: MFU,
         total_flops: stages.iter().map(|s| s.flops).sum(),
         total_gpu_hours: stages.iter().map(|s| s.gpu_hours).sum(),
+        total_wall_hours: stages.iter().map(|s| s.wall_hours).sum(),
         stages,
         not_estimated,
     }
@@ -178,30 +199,46 @@ pub fn training_flops(planned: &PlannedStage) -> Option<f64> {
 
 /// The cost of one stage, or `None` when it is not a training stage with a known step count.
 fn stage_cost(planned: &PlannedStage, gpu: Gpu) -> Option<StageCost> {
-    let (backbone, steps, batch, decoder) = match planned.stage.kind {
+    let (work, steps, batch) = match planned.stage.kind {
         StageKind::MaePretrain => {
             let params: MaePretrainParams = parsed(planned)?;
-            let decoder = Some(params.mae);
-            (params.backbone, params.steps, params.batch_size, decoder)
+            let vit = params.backbone.vit().ok()?;
+            let work = mae_work(&vit, &params.mae);
+            (work, params.steps, params.batch_size)
         }
         StageKind::FinetuneDet => {
             let params: FinetuneDetParams = parsed(planned)?;
-            (params.backbone, params.steps?, params.batch_size, None)
+            let vit = params.backbone.vit().ok()?;
+            let classes = params.det_data().ok()?.class_names().ok()?.len();
+            let layers = shapes::detector_layers(&vit, &params.vitdet, &params.detector, classes);
+            (
+                finetune_work(&vit, &layers),
+                params.steps?,
+                params.batch_size,
+            )
         }
         StageKind::FinetuneSeg => {
             let params: FinetuneSegParams = parsed(planned)?;
-            (params.backbone, params.steps, params.batch_size, None)
+            let vit = params.backbone.vit().ok()?;
+            let classes = params.seg_data().ok()?.format.num_classes();
+            let layers = shapes::segmenter_layers(
+                &vit,
+                &params.vitdet,
+                params.head_channels,
+                params.aux_head_channels(),
+                classes,
+            );
+            (
+                finetune_work(&vit, &layers),
+                params.steps,
+                params.batch_size,
+            )
         }
         _ => return None,
     };
-    let vit = backbone.vit().ok()?;
     let (steps, batch) = (steps as f64, batch as f64);
     let gpus = planned.stage.resources.gpus.max(1);
     let per_gpu = (batch / f64::from(gpus)).ceil();
-    let work = match &decoder {
-        Some(decoder) => mae_work(&vit, decoder),
-        None => finetune_work(&vit),
-    };
     let flops = work.flops_per_sample * batch * steps;
     let memory = Memory {
         state: STATE_BYTES_PER_PARAM * work.params as f64,
@@ -215,8 +252,10 @@ fn stage_cost(planned: &PlannedStage, gpu: Gpu) -> Option<StageCost> {
         params: work.params,
         tokens: work.tokens_per_sample * batch * steps,
         flops,
+        head_flops: work.head_flops_per_sample * batch * steps,
         gpus,
         gpu_hours,
+        wall_hours: gpu_hours / f64::from(gpus),
         fits: memory.peak() <= gpu.memory_bytes(),
         fits_checkpointed: memory.peak_checkpointed() <= gpu.memory_bytes(),
         memory,
@@ -229,6 +268,7 @@ struct SampleWork {
     params: u64,
     tokens_per_sample: f64,
     flops_per_sample: f64,
+    head_flops_per_sample: f64,
     activations_per_sample: f64,
     checkpointed_per_sample: f64,
 }
@@ -243,15 +283,25 @@ fn activation_bytes(tokens: f64, width: f64, stages: usize, parallel: usize) -> 
     (full, checkpointed)
 }
 
-fn finetune_work(vit: &VitConfig) -> SampleWork {
-    let params = vit.param_count();
+/// Training FLOPs per multiply-accumulate: 2 forward, 4 backward.
+const FLOPS_PER_MAC: f64 = 6.0;
+
+/// A fine-tuning stage's sample through the model whose `layers` [`shapes`] lists: their
+/// multiply-accumulates and parameters, the backbone's activations.
+fn finetune_work(vit: &VitConfig, layers: &[Layer]) -> SampleWork {
     let tokens = vit.num_patches() as f64;
     let (activations, checkpointed) =
         activation_bytes(tokens, vit.embed_dim as f64, vit.depth, vit.parallel);
+    let heads: u64 = layers
+        .iter()
+        .filter(|l| !l.name.starts_with("backbone.") || l.name.starts_with("backbone.neck."))
+        .map(|l| l.macs)
+        .sum();
     SampleWork {
-        params,
+        params: shapes::total_params(layers),
         tokens_per_sample: tokens,
-        flops_per_sample: 6.0 * params as f64 * tokens,
+        flops_per_sample: FLOPS_PER_MAC * shapes::total_macs(layers) as f64,
+        head_flops_per_sample: FLOPS_PER_MAC * heads as f64,
         activations_per_sample: activations,
         checkpointed_per_sample: checkpointed,
     }
@@ -297,6 +347,7 @@ fn mae_work(vit: &VitConfig, decoder: &MaeConfig) -> SampleWork {
         params: encoder + dec,
         tokens_per_sample: visible,
         flops_per_sample: 6.0 * (encoder as f64 * visible + dec as f64 * all),
+        head_flops_per_sample: 0.0,
         activations_per_sample: enc_act + dec_act,
         checkpointed_per_sample: enc_ckpt + dec_ckpt,
     }
@@ -305,6 +356,7 @@ fn mae_work(vit: &VitConfig, decoder: &MaeConfig) -> SampleWork {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rsfm_model::params::vitdet::VitDetConfig;
 
     const VIT_B: u64 = 85_798_656;
 
@@ -345,14 +397,28 @@ mod tests {
     }
 
     #[test]
-    fn fine_tuning_vit_b_at_224_costs_six_flops_per_parameter_and_token() {
-        let work = finetune_work(&VitConfig::vit_base_patch16_224());
-        // 6 × 85,798,656 × 196 = 100,899,219,456.
-        assert_eq!(work.flops_per_sample, 100_899_219_456.0);
+    fn fine_tuning_vit_b_at_224_costs_six_flops_per_mac_of_backbone_and_heads() {
+        let vit = VitConfig::vit_base_patch16_224();
+        // One 14×14 window covers the grid: every block sees the 196 tokens.
+        let vitdet = VitDetConfig {
+            window_size: 14,
+            global_stages: None,
+            rel_pos: false,
+        };
+        let layers = shapes::segmenter_layers(&vit, &vitdet, 512, Some(256), 6);
+        let work = finetune_work(&vit, &layers);
+        // Blocks 12 × (4 × 768² + 2 × 768 × 3072) × 196 = 16,647,192,576; patch embedding
+        // 3 × 16² × 768 × 196 = 115,605,504; scores 12 × 2 × 196² × 768 = 708,083,712. The
+        // pyramid, UperNet (512 wide, maps 56, 28, 14, 7) and the FCN head (256 wide, on 14²)
+        // 44,711,122,944, most of it the 3×3 fusion of 2048 channels at 56².
+        assert_eq!(work.flops_per_sample, 6.0 * 62_182_004_736.0);
+        assert_eq!(work.head_flops_per_sample, 6.0 * 44_711_122_944.0);
         // 34 × 196 × 768 bytes per block, 12 blocks: 61,415,424 per image.
         assert_eq!(work.activations_per_sample, 61_415_424.0);
         // Checkpointed: 2 × 196 × 768 × 12 = 3,612,672 plus one block, 5,117,952.
         assert_eq!(work.checkpointed_per_sample, 3_612_672.0 + 5_117_952.0);
+        // The backbone's parameters, then the heads'.
+        assert_eq!(work.params, VIT_B + shapes::total_params(&layers[4..]));
     }
 
     #[test]

@@ -27,11 +27,23 @@ use crate::fingerprint::fingerprint_tree;
 use crate::recipe::{Recipe, Stage, StageKind};
 use crate::store::Store;
 use key::{hash_dep, KeyInputs, KeyManifest};
-pub use worker_identity::{rsfm_identity, worker_identity};
+pub use worker_identity::{missing_worker, rsfm_identity, worker_identity};
 use worker_params::{Needed, WorkerParams};
 
 /// The fingerprint that stands in the key of a stage whose dataset root does not exist.
 const ABSENT_DATA: &str = "absent";
+
+/// What stands for the worker's identity in provisional keys (see [`Plan::build_provisional`]).
+const ABSENT_WORKER: &str = "absent";
+
+/// What a plan does when the `rsfm-worker` is missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MissingWorker {
+    /// Fail: the keys of worker stages hold its identity.
+    Fail,
+    /// Key worker stages on a stand-in identity and record the missing path.
+    Provisional,
+}
 
 /// A stage of the plan with everything needed to run it.
 #[derive(Debug, Clone)]
@@ -69,6 +81,10 @@ impl PlannedStage {
 pub struct Plan {
     /// Stages; every stage comes after the stages it needs.
     pub stages: Vec<PlannedStage>,
+    /// The `rsfm-worker` that was not found, for a plan built with
+    /// [`Plan::build_provisional`]: the keys of its worker stages are provisional (they hold
+    /// a stand-in for the worker's identity) and none of them is cached.
+    pub missing_worker: Option<PathBuf>,
 }
 
 /// One stage of `rsfm plan --json` (the documented contract).
@@ -93,6 +109,25 @@ impl Plan {
     /// Expands `recipes` into a plan: orders the stages, fingerprints datasets (through the
     /// store's stat cache), hashes deps files and computes every key.
     pub async fn build(recipes: &[Recipe], store: &Store, cache: &Cache) -> anyhow::Result<Plan> {
+        Plan::build_with(recipes, store, cache, MissingWorker::Fail).await
+    }
+
+    /// [`Plan::build`] for what needs no key (`plan --estimate`): where the `rsfm-worker` is
+    /// missing, worker stages get provisional keys and [`Plan::missing_worker`] names it.
+    pub async fn build_provisional(
+        recipes: &[Recipe],
+        store: &Store,
+        cache: &Cache,
+    ) -> anyhow::Result<Plan> {
+        Plan::build_with(recipes, store, cache, MissingWorker::Provisional).await
+    }
+
+    async fn build_with(
+        recipes: &[Recipe],
+        store: &Store,
+        cache: &Cache,
+        missing: MissingWorker,
+    ) -> anyhow::Result<Plan> {
         let mut fingerprints: HashMap<PathBuf, String> = HashMap::new();
         let mut dep_hashes: HashMap<PathBuf, String> = HashMap::new();
         let mut worker: Option<serde_json::Value> = None;
@@ -165,7 +200,17 @@ impl Plan {
                     }
                     _ => {
                         if worker.is_none() {
-                            worker = Some(worker_identity(store).await?);
+                            let absent = match missing {
+                                MissingWorker::Provisional => missing_worker(),
+                                MissingWorker::Fail => None,
+                            };
+                            worker = Some(match absent {
+                                Some(path) => {
+                                    plan.missing_worker = Some(path);
+                                    serde_json::json!({ "build": ABSENT_WORKER })
+                                }
+                                None => worker_identity(store).await?,
+                            });
                         }
                         worker.clone()
                     }
@@ -197,7 +242,10 @@ impl Plan {
                     seed: stage.seed,
                 };
                 let key = inputs.manifest();
-                let cached = missing_data.is_empty() && cache.lookup(&key.key).is_some();
+                let provisional = plan.missing_worker.is_some()
+                    && !matches!(stage.kind, StageKind::Command | StageKind::Prepare);
+                let cached =
+                    missing_data.is_empty() && !provisional && cache.lookup(&key.key).is_some();
                 index_of.insert(stage.name.as_str(), plan.stages.len());
                 plan.stages.push(PlannedStage {
                     stage: stage.clone(),

@@ -47,6 +47,13 @@ pub async fn worker_identity(store: &Store) -> anyhow::Result<Value> {
     Ok(json!({ field: code, "libtorch": libtorch }))
 }
 
+/// The worker [`find_worker`] names, when it is not there (not a file where it has a folder,
+/// not on `PATH` otherwise): worker stages' keys cannot be computed.
+pub fn missing_worker() -> Option<PathBuf> {
+    let worker = find_worker();
+    locate(&worker).is_err().then_some(worker)
+}
+
 /// The identity of the code that runs `prepare` stages, which `rsfm prepare` runs: `{"rsfm":
 /// build identity}` of the running `rsfm` executable (the one the executor starts), or its
 /// sha256 when it has none.

@@ -10,8 +10,7 @@ use tch::Tensor;
 
 use super::norm::{Norm2d, NormSpec};
 
-/// Pooling scales of the pyramid pooling module.
-pub const POOL_SCALES: [i64; 4] = [1, 2, 3, 6];
+pub use crate::shapes::{AUX_MAP, POOL_SCALES};
 
 /// What every conv module of a head shares: its normalisation and the classifier's dropout.
 #[derive(Debug, Clone, Default)]
@@ -137,7 +136,8 @@ impl UperHead {
         let (h, w) = (coarsest.size()[2], coarsest.size()[3]);
         let mut pooled = vec![coarsest.shallow_clone()];
         for (module, scale) in self.psp_modules.iter().zip(POOL_SCALES) {
-            let p = module.forward_t(&coarsest.adaptive_avg_pool2d([scale, scale]), train)?;
+            let side = scale as i64;
+            let p = module.forward_t(&coarsest.adaptive_avg_pool2d([side, side]), train)?;
             pooled.push(resize(&p, h, w));
         }
         let mut laterals = self
@@ -166,9 +166,6 @@ impl UperHead {
         Ok(self.classifier.forward_t(&fused, train))
     }
 }
-
-/// Index of the map the auxiliary head reads: the third of four (mmseg's `in_index=2`).
-pub const AUX_MAP: usize = 2;
 
 /// The auxiliary FCN head (`auxiliary_head`): one 3×3 ConvModule on one pyramid map and a
 /// classifier. It adds a loss in training and is not used at inference.

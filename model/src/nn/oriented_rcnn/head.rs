@@ -4,6 +4,8 @@
 use tch::nn::{self, Module};
 use tch::Tensor;
 
+use crate::shapes::ROI_DELTAS;
+
 /// The head's layers.
 #[derive(Debug)]
 pub struct RoiHead {
@@ -29,7 +31,7 @@ impl RoiHead {
             fc1: linear(path / "fc1", channels * roi * roi, fc_dim, None),
             fc2: linear(path / "fc2", fc_dim, fc_dim, None),
             cls: linear(path / "cls", fc_dim, num_classes + 1, Some(0.01)),
-            reg: linear(path / "reg", fc_dim, 5, Some(0.001)),
+            reg: linear(path / "reg", fc_dim, ROI_DELTAS as i64, Some(0.001)),
         }
     }
 

@@ -27,6 +27,7 @@ use super::vitdet::{VitDetBackbone, VitDetConfig};
 use crate::arch::VitConfig;
 use crate::geometry::RotatedBox;
 use crate::params::detector::DetectorParams;
+use crate::shapes::{ANCHOR_RATIOS, ROI_SIZE};
 
 /// Ground truth of one training image.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -91,14 +92,14 @@ impl OrientedRcnnConfig {
             num_classes,
             channels: params.channels,
             anchor_scale: params.anchor_scale,
-            anchor_ratios: vec![0.5, 1.0, 2.0],
+            anchor_ratios: ANCHOR_RATIOS.to_vec(),
             rpn_pre_nms: params.rpn_pre_nms,
             rpn_post_nms: params.rpn_post_nms,
             rpn_nms_iou: 0.8,
             rpn_batch: params.rpn_batch,
             roi_batch: params.roi_batch,
             roi_positive_fraction: 0.25,
-            roi_size: 7,
+            roi_size: ROI_SIZE,
             roi_sampling: 2,
             fc_dim: params.fc_dim,
             finest_scale: params.finest_scale,

@@ -8,6 +8,7 @@ use super::anchors::hbox_iou;
 use super::coding::{decode_midpoint, encode_midpoint, midpoint_form, tensor_to_boxes};
 use super::ImageTargets;
 use crate::geometry::hull_nms_per_class;
+use crate::shapes::RPN_DELTAS;
 
 /// Raw RPN outputs of one level for the batch.
 #[derive(Debug)]
@@ -45,7 +46,7 @@ impl RpnHead {
         RpnHead {
             conv: small_init(path / "conv", channels, channels, 3),
             cls: small_init(path / "cls", channels, num_anchors, 1),
-            reg: small_init(path / "reg", channels, num_anchors * 6, 1),
+            reg: small_init(path / "reg", channels, num_anchors * RPN_DELTAS as i64, 1),
             num_anchors,
         }
     }
@@ -61,7 +62,7 @@ impl RpnHead {
                 let deltas = self
                     .reg
                     .forward(&x)
-                    .reshape([b, self.num_anchors, 6, h, w])
+                    .reshape([b, self.num_anchors, RPN_DELTAS as i64, h, w])
                     .permute([0, 3, 4, 1, 2])
                     .reshape([b, -1, 6]);
                 RpnLevel { logits, deltas }
