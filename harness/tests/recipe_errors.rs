@@ -1,26 +1,29 @@
-//! Bad recipes fail with a `RecipeError` that names `file:line:col` and the fix.
+//! Bad recipes fail with a `RecipeError` that names `file:line:col` and the fix. The recipes are
+//! cases of the bad-input corpus `tests/bad/`, which the e2e tests run through the binary.
 
 use rsfm_harness::recipe::{self, ErrorKind, RecipeError};
 use std::path::PathBuf;
 
-fn bad(name: &str) -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/recipes/bad")).join(name)
+/// The folder of the corpus case `case`.
+fn case_dir(case: &str) -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/bad")).join(case)
 }
 
-/// Loads `tests/recipes/bad/<name>` and checks the error's kind and `file:line:col`.
-fn error_at(name: &str, kind: ErrorKind, line: usize, col: usize) -> (RecipeError, String) {
-    error_in(name, name, kind, line, col)
+/// Loads `tests/bad/<case>/recipe.toml` and checks the error's kind and `recipe.toml:line:col`.
+fn error_at(case: &str, kind: ErrorKind, line: usize, col: usize) -> (RecipeError, String) {
+    error_in(case, "recipe.toml", kind, line, col)
 }
 
-/// Loads `tests/recipes/bad/<recipe>` and checks that the error is at `name:line:col`.
+/// Loads `tests/bad/<case>/recipe.toml` and checks that the error is at `name:line:col`.
 fn error_in(
-    recipe: &str,
+    case: &str,
     name: &str,
     kind: ErrorKind,
     line: usize,
     col: usize,
 ) -> (RecipeError, String) {
-    let errors = recipe::load(&bad(recipe)).expect_err("the recipe should not load");
+    let errors =
+        recipe::load(&case_dir(case).join("recipe.toml")).expect_err("the recipe should not load");
     let error = errors.first().clone();
     let shown = error.to_string();
     assert_eq!(error.kind, kind, "{shown}");
@@ -34,7 +37,7 @@ fn error_in(
 
 #[test]
 fn unknown_key_lists_the_allowed_keys() {
-    let (_, shown) = error_at("unknown_key.toml", ErrorKind::UnknownKey, 7, 1);
+    let (_, shown) = error_at("recipe-misspelt-base-lr", ErrorKind::UnknownKey, 7, 1);
     assert!(
         shown.contains("unknown key `base_lrr` in [stage.train]"),
         "{shown}"
@@ -47,7 +50,7 @@ fn unknown_key_lists_the_allowed_keys() {
 
 #[test]
 fn wrong_type_names_expected_and_found() {
-    let (_, shown) = error_at("wrong_type.toml", ErrorKind::WrongType, 7, 10);
+    let (_, shown) = error_at("recipe-epochs-not-integer", ErrorKind::WrongType, 7, 10);
     assert!(
         shown.contains("wrong type for `stage.train.epochs`: expected integer, found string"),
         "{shown}"
@@ -57,22 +60,27 @@ fn wrong_type_names_expected_and_found() {
 
 #[test]
 fn needs_cycle_lists_the_cycle() {
-    let (_, shown) = error_at("needs_cycle.toml", ErrorKind::NeedsCycle, 7, 10);
+    let (_, shown) = error_at("recipe-needs-cycle", ErrorKind::NeedsCycle, 7, 10);
     assert!(shown.contains("cycle in `needs`: a -> b -> a"), "{shown}");
     assert!(shown.contains("help: "), "{shown}");
 }
 
 #[test]
 fn unknown_needs_lists_the_stages() {
-    let (_, shown) = error_at("unknown_needs.toml", ErrorKind::UnknownNeeds, 10, 22);
+    let (_, shown) = error_at(
+        "recipe-needs-misspelt-stage",
+        ErrorKind::UnknownNeeds,
+        10,
+        22,
+    );
     assert!(shown.contains("needs `generat`"), "{shown}");
     assert!(shown.contains("stages: `generate`, `square`"), "{shown}");
 }
 
 #[test]
 fn missing_extends_file_is_reported_at_its_entry() {
-    let (_, shown) = error_at("missing_extends.toml", ErrorKind::MissingExtends, 2, 12);
-    assert!(shown.contains("`does-not-exist.toml` not found"), "{shown}");
+    let (_, shown) = error_at("recipe-missing-extends", ErrorKind::MissingExtends, 1, 12);
+    assert!(shown.contains("`missing.toml` not found"), "{shown}");
     assert!(
         shown.contains("relative to the folder of the file"),
         "{shown}"
@@ -82,23 +90,26 @@ fn missing_extends_file_is_reported_at_its_entry() {
 #[test]
 fn extends_cycle_is_reported_where_it_closes() {
     let (_, shown) = error_in(
-        "cycle_b.toml",
-        "cycle_a.toml",
+        "recipe-extends-cycle",
+        "base.toml",
         ErrorKind::ExtendsCycle,
         1,
         12,
     );
     assert!(shown.contains("`extends` cycle:"), "{shown}");
     let cycle = &shown[shown.find("cycle:").unwrap()..];
-    let b = cycle.find("cycle_b.toml").unwrap();
-    let a = cycle.find("cycle_a.toml").unwrap();
-    assert!(b < a && cycle.rfind("cycle_b.toml").unwrap() > a, "{shown}");
+    let recipe = cycle.find("recipe.toml").unwrap();
+    let base = cycle.find("base.toml").unwrap();
+    assert!(
+        recipe < base && cycle.rfind("recipe.toml").unwrap() > base,
+        "{shown}"
+    );
 }
 
 #[test]
 fn undefined_variable_names_what_is_defined() {
     let (_, shown) = error_at(
-        "undefined_variable.toml",
+        "recipe-misspelt-matrix-variable",
         ErrorKind::UndefinedVariable,
         9,
         17,
@@ -111,7 +122,7 @@ fn undefined_variable_names_what_is_defined() {
 #[test]
 fn input_placeholder_must_be_needed() {
     let (_, shown) = error_at(
-        "input_not_needed.toml",
+        "recipe-input-stage-not-needed",
         ErrorKind::UndefinedVariable,
         10,
         16,
@@ -122,7 +133,7 @@ fn input_placeholder_must_be_needed() {
 
 #[test]
 fn empty_matrix_axis_is_reported() {
-    let (_, shown) = error_at("empty_axis.toml", ErrorKind::EmptyMatrixAxis, 5, 8);
+    let (_, shown) = error_at("recipe-matrix-empty-axis", ErrorKind::EmptyMatrixAxis, 2, 8);
     assert!(
         shown.contains("matrix axis `matrix.size` is empty"),
         "{shown}"
@@ -132,7 +143,12 @@ fn empty_matrix_axis_is_reported() {
 
 #[test]
 fn bad_provenance_source_lists_the_prefixes() {
-    let (_, shown) = error_at("bad_source.toml", ErrorKind::BadProvenance, 7, 31);
+    let (_, shown) = error_at(
+        "recipe-provenance-not-a-prefix",
+        ErrorKind::BadProvenance,
+        7,
+        31,
+    );
     assert!(
         shown.contains("unknown provenance source `the paper`"),
         "{shown}"
@@ -152,19 +168,19 @@ fn bad_provenance_source_lists_the_prefixes() {
 
 #[test]
 fn toml_syntax_error_has_a_position() {
-    let (_, shown) = error_at("syntax.toml", ErrorKind::Syntax, 7, 6);
+    let (_, shown) = error_at("recipe-toml-syntax", ErrorKind::Syntax, 1, 12);
     assert!(shown.contains("invalid TOML"), "{shown}");
 }
 
 #[test]
 fn invalid_stage_name_is_rejected() {
-    let (_, shown) = error_at("bad_stage_name.toml", ErrorKind::BadName, 4, 8);
+    let (_, shown) = error_at("recipe-stage-name-at-sign", ErrorKind::BadName, 4, 8);
     assert!(shown.contains("invalid stage name `train@2`"), "{shown}");
 }
 
 #[test]
 fn a_missing_recipe_file_names_the_path() {
-    let errors = recipe::load(&bad("no-such-recipe.toml")).unwrap_err();
+    let errors = recipe::load(&case_dir("no-such-case").join("no-such-recipe.toml")).unwrap_err();
     let error = errors.first();
     assert_eq!(error.kind, ErrorKind::Io);
     assert!(error.to_string().contains("no-such-recipe.toml"), "{error}");
