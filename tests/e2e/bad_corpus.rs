@@ -13,22 +13,31 @@ use crate::common::{repo_root, text};
 /// The sidecar of one case.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Case {
+pub(crate) struct Case {
     /// Arguments after `rsfm --results results`.
     args: Vec<String>,
     /// Expected exit code.
     exit: i32,
     /// Fragments stderr must contain (file:line:col, key, hint).
-    stderr_contains: Vec<String>,
+    pub(crate) stderr_contains: Vec<String>,
     /// How many `error:` lines stderr must hold, when the case says (each problem once).
     #[serde(default)]
     errors: Option<usize>,
 }
 
+impl Case {
+    /// The sidecar `case.toml` of the case folder `dir`.
+    pub(crate) fn read(dir: &Path) -> Case {
+        let sidecar = std::fs::read_to_string(dir.join("case.toml")).unwrap();
+        toml::from_str(&sidecar).unwrap_or_else(|e| panic!("{}: bad sidecar: {e}", dir.display()))
+    }
+}
+
 /// Fewest cases the corpus must hold.
 const MIN_CASES: usize = 40;
 
-fn copy_tree(from: &Path, to: &Path) {
+/// Copies the folder `from` (a case) to `to`, subfolders included.
+pub(crate) fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
@@ -54,9 +63,7 @@ fn case_dirs() -> Vec<PathBuf> {
 /// What is wrong with one case's outcome, if anything.
 fn check(dir: &Path) -> Option<String> {
     let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-    let sidecar = std::fs::read_to_string(dir.join("case.toml")).unwrap();
-    let case: Case =
-        toml::from_str(&sidecar).unwrap_or_else(|e| panic!("{}: bad sidecar: {e}", dir.display()));
+    let case = Case::read(dir);
     let work = tempfile::tempdir().unwrap();
     copy_tree(dir, work.path());
     let out = Command::new(env!("CARGO_BIN_EXE_rsfm"))
