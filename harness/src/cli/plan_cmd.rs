@@ -198,7 +198,9 @@ fn render_sensitivity(found: &Sensitivity) -> String {
     text
 }
 
-/// Names the missing datasets and how to provide them.
+/// Names the missing or misplaced datasets, the stages waiting for them and how to provide
+/// them. `plan` itself exits 0 (it is how one looks at a study, and estimates it, before the
+/// data is there); `run` and `run --dry-run` refuse these stages with exit 2.
 fn print_missing_data(session: &Session, plan: &Plan) {
     let names: std::collections::BTreeSet<&str> = plan
         .stages
@@ -207,9 +209,30 @@ fn print_missing_data(session: &Session, plan: &Plan) {
         .collect();
     let missing = dataset_roots::missing(&session.recipes, |name| names.contains(name));
     if !missing.is_empty() {
+        let waiting: Vec<String> = plan
+            .stages
+            .iter()
+            .filter(|s| !s.missing_data.is_empty())
+            .map(|s| {
+                if session.recipes.len() > 1 {
+                    s.display_name()
+                } else {
+                    s.stage.name.clone()
+                }
+            })
+            .collect();
+        let shown: Vec<&str> = waiting.iter().take(8).map(String::as_str).collect();
+        let more = if waiting.len() > shown.len() {
+            format!(" and {} more", waiting.len() - shown.len())
+        } else {
+            String::new()
+        };
         println!(
-            "{}",
-            dataset_roots::describe_missing(&missing).replacen("; nothing was run", "", 1)
+            "{}
+  waiting for them: {}{more}
+help: `rsfm run` and `rsfm run --dry-run` refuse these stages (exit 2) until the data is in place",
+            dataset_roots::describe_missing(&missing).replacen("; nothing was run", "", 1),
+            shown.join(", ")
         );
     }
 }

@@ -130,6 +130,7 @@ impl Plan {
     ) -> anyhow::Result<Plan> {
         let mut fingerprints: HashMap<PathBuf, String> = HashMap::new();
         let mut dep_hashes: HashMap<PathBuf, String> = HashMap::new();
+        let mut misplaced_roots: HashMap<PathBuf, bool> = HashMap::new();
         let mut worker: Option<serde_json::Value> = None;
         let mut rsfm: Option<serde_json::Value> = None;
         let mut plan = Plan::default();
@@ -141,7 +142,15 @@ impl Plan {
                 let mut dataset_fps = Vec::new();
                 let mut missing_data = Vec::new();
                 for (name, root) in &datasets {
-                    if !root.exists() {
+                    // Absent or misplaced (the layout check `run` refuses on): no fingerprint.
+                    let misplaced = *misplaced_roots.entry(root.clone()).or_insert_with(|| {
+                        recipe
+                            .datasets
+                            .get(name)
+                            .and_then(crate::dataset_roots::problem)
+                            .is_some()
+                    });
+                    if misplaced {
                         missing_data.push(name.clone());
                         dataset_fps.push((name.clone(), ABSENT_DATA.to_string()));
                         continue;

@@ -55,7 +55,7 @@ pub fn list_samples(
                 let dir = root.join(if *half == Part::Train { "train" } else { "val" });
                 samples.extend(dota::read_split(
                     &dir.join("images"),
-                    &dir.join("labelTxt"),
+                    &dota::find_label_dir(&dir, Some(version))?,
                     ClassCheck::Version(version),
                 )?);
             }

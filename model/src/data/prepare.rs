@@ -131,12 +131,12 @@ fn tile_dota(params: &PrepareParams, source: &Path, out: &Path) -> DataResult<Va
         if !from.join("images").is_dir() {
             return Err(DataError::invalid(
                 &from,
-                format!("no `{split}/images` folder: a DOTA root holds `{split}/images` and `{split}/labelTxt` (or remove `{split}` from `splits`)"),
+                format!("no `{split}/images` folder: a DOTA root holds `{split}/images` and `{split}/labelTxt` or the official `{split}/labelTxt-v2.0/DOTA-v2.0_{split}` (or remove `{split}` from `splits`)"),
             ));
         }
         let summary = split_dataset(
             &from.join("images"),
-            &from.join("labelTxt"),
+            &crate::data::formats::dota::find_label_dir(&from, None)?,
             &out.join(split),
             ClassCheck::Any,
             &options,

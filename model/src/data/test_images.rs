@@ -5,10 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::data::error::{sorted_entries, DataError, DataResult};
+use crate::data::error::{DataError, DataResult};
 use crate::data::formats::dota::DotaVersion;
 use crate::data::formats::loveda::{self, LovedaSplit};
-use crate::data::image_io::is_image_path;
 
 /// The file of a test-split evaluation's output that lists, one id a line, every test image it
 /// predicted.
@@ -41,15 +40,11 @@ pub fn dota_test_images(root: &Path, version: DotaVersion) -> DataResult<Vec<Tes
             "no DOTA test images here: unpack the test images (DOTA v2.0: test-dev/images/) under the dataset root",
         ));
     }
-    let mut images: Vec<TestImage> = sorted_entries(&dir)?
+    // At any depth: the official test-dev archives unpack into `images/part3/`, ….
+    let images: Vec<TestImage> = crate::data::formats::dota::list_images(&dir)?
         .into_iter()
-        .filter(|path| is_image_path(path))
-        .filter_map(|image| {
-            let id = image.file_stem()?.to_str()?.to_string();
-            Some(TestImage { id, image })
-        })
+        .map(|(id, image)| TestImage { id, image })
         .collect();
-    images.sort_by(|a, b| a.id.cmp(&b.id));
     non_empty(images, &dir)
 }
 

@@ -1,5 +1,10 @@
 //! DOTA: `labelTxt/<image>.txt` annotations and `Task1_<class>.txt` detection results.
 //!
+//! A split folder (`train/`, `val/`) holds its images anywhere below `images/` (the official
+//! archives unpack into `images/part4/`, …) and its labels in one of the folders of
+//! [`label_dirs`]: the official archive's (`labelTxt-v2.0/DOTA-v2.0_train/`,
+//! `labelTxt-v1.5/DOTA-v1.5_train/`, `labelTxt-v1.0/labelTxt/`) or the devkit's `labelTxt/`.
+//!
 //! Label files may start with `imagesource:` and `gsd:` header lines; each object row is
 //! `x1 y1 x2 y2 x3 y3 x4 y4 class [difficult]` (difficult defaults to 0). Result files hold
 //! one detection a line: `image score x1 y1 ... x4 y4`.
@@ -254,6 +259,115 @@ pub fn write_label(path: &Path, label: &DotaLabel) -> DataResult<()> {
     write_file(path, format_label(label).as_bytes())
 }
 
+/// The label folders of a split of `version`, relative to the split folder (`train`, `val`),
+/// in the order they are looked for: the one the official archive of `version` unpacks to,
+/// then the devkit's (and `tile-dota`'s) `labelTxt`. Without a version, the official folders of
+/// every release, newest first.
+///
+/// Sources: DOTA v2.0's `train/labelTxt-v2.0/DOTA-v2.0_train/` (beside `DOTA-v2.0_train_hbb/`)
+/// and v1.5's `train/labelTxt-v1.5/DOTA-v1.5_train/` as the download site's folders appear in
+/// users' scripts and READMEs (the archives' own listing was not seen); v1.0's
+/// `labelTxt-v1.0/labelTxt/` (beside `trainset_reclabelTxt/`) as MMYOLO's dataset preparation
+/// documents OpenDataLab's DOTA v1.0 download. The official v1.0 site's own folder names were
+/// not verified.
+pub fn label_dirs(split: &str, version: Option<DotaVersion>) -> Vec<String> {
+    let official = |v: DotaVersion| match v {
+        DotaVersion::V2_0 => format!("labelTxt-v2.0/DOTA-v2.0_{split}"),
+        DotaVersion::V1_5 => format!("labelTxt-v1.5/DOTA-v1.5_{split}"),
+        DotaVersion::V1_0 => "labelTxt-v1.0/labelTxt".to_string(),
+    };
+    let mut dirs: Vec<String> = match version {
+        Some(v) => vec![official(v)],
+        None => [DotaVersion::V2_0, DotaVersion::V1_5, DotaVersion::V1_0]
+            .map(official)
+            .to_vec(),
+    };
+    dirs.push("labelTxt".to_string());
+    dirs
+}
+
+/// Whether `dir` holds a `.txt` file directly.
+pub fn holds_labels(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.path().extension().is_some_and(|x| x == "txt") && e.path().is_file())
+    })
+}
+
+/// The label folder of the split folder `split_dir` (named `train`, `val`, …) for `version`:
+/// the first of [`label_dirs`] that holds `.txt` files. None found is an error naming the
+/// folders looked for, and a label folder of another release when there is one.
+pub fn find_label_dir(split_dir: &Path, version: Option<DotaVersion>) -> DataResult<PathBuf> {
+    let split = split_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let wanted = label_dirs(split, version);
+    if let Some(found) = wanted
+        .iter()
+        .map(|d| split_dir.join(d))
+        .find(|d| holds_labels(d))
+    {
+        return Ok(found);
+    }
+    let other = label_dirs(split, None)
+        .into_iter()
+        .find(|d| !wanted.contains(d) && holds_labels(&split_dir.join(d)));
+    let message = match other {
+        Some(other) => format!(
+            "labels of another DOTA release here (`{other}`): this stage reads DOTA {}; set its `version` to the release of these labels",
+            version.map_or("?", version_name)
+        ),
+        None => format!(
+            "no DOTA labels: expected `.txt` files in {}",
+            wanted
+                .iter()
+                .map(|d| format!("`{d}/`"))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        ),
+    };
+    Err(DataError::invalid(split_dir, message))
+}
+
+fn version_name(version: DotaVersion) -> &'static str {
+    match version {
+        DotaVersion::V1_0 => "v1.0",
+        DotaVersion::V1_5 => "v1.5",
+        DotaVersion::V2_0 => "v2.0",
+    }
+}
+
+/// Every image below `dir` (at any depth: the official archives unpack into `images/part4/`,
+/// …) by id (file stem). Two images of one id are an error naming both.
+pub fn list_images(dir: &Path) -> DataResult<BTreeMap<String, PathBuf>> {
+    fn walk(dir: &Path, out: &mut BTreeMap<String, PathBuf>) -> DataResult<()> {
+        for path in sorted_entries(dir)? {
+            if path.is_dir() {
+                walk(&path, out)?;
+            } else if is_image_path(&path) {
+                let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+                    continue;
+                };
+                if let Some(first) = out.insert(stem.to_string(), path.clone()) {
+                    return Err(DataError::invalid(
+                        &path,
+                        format!(
+                            "a second image of id `{stem}` (the first: {}): keep one of them",
+                            first.display()
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, &mut out)?;
+    Ok(out)
+}
+
 /// One image of a DOTA split with its annotation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DotaSample {
@@ -267,24 +381,19 @@ pub struct DotaSample {
     pub label: DotaLabel,
 }
 
-/// Reads a split laid out as `images_dir/<id>.{png,jpg,tif}` with `labels_dir/<id>.txt`.
+/// Reads a split laid out as `images_dir/**/<id>.{png,jpg,tif}` with `labels_dir/<id>.txt`.
 ///
-/// Every label must have its image (a label without one is an error naming it); images
-/// without a label file are listed with an empty annotation (as DOTA's test split).
+/// Every label must have its image (labels without one are an error naming the first and how
+/// many); images without a label file are listed with an empty annotation (as DOTA's test
+/// split).
 pub fn read_split(
     images_dir: &Path,
     labels_dir: &Path,
     classes: ClassCheck<'_>,
 ) -> DataResult<Vec<DotaSample>> {
-    let mut images: BTreeMap<String, PathBuf> = BTreeMap::new();
-    for path in sorted_entries(images_dir)? {
-        if is_image_path(&path) {
-            if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
-                images.insert(stem.to_string(), path);
-            }
-        }
-    }
+    let images = list_images(images_dir)?;
     let mut labels: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut orphans: Vec<PathBuf> = Vec::new();
     if labels_dir.is_dir() {
         for path in sorted_entries(labels_dir)? {
             if path.extension().is_some_and(|e| e == "txt") {
@@ -292,18 +401,28 @@ pub fn read_split(
                     .file_stem()
                     .and_then(|s| s.to_str())
                     .unwrap_or_default();
-                if !images.contains_key(stem) {
-                    return Err(DataError::invalid(
-                        &path,
-                        format!(
-                            "label has no image `{stem}.png` (or .jpg/.tif) in {}",
-                            images_dir.display()
-                        ),
-                    ));
+                if images.contains_key(stem) {
+                    labels.insert(stem.to_string(), path);
+                } else {
+                    orphans.push(path);
                 }
-                labels.insert(stem.to_string(), path);
             }
         }
+    }
+    if let Some(first) = orphans.first() {
+        let stem = first
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default();
+        return Err(DataError::invalid(
+            first,
+            format!(
+                "label has no image `{stem}.png` (or .jpg/.tif) below {} ({} label{} without one in all); DOTA v2.0's labels cover the DOTA v1.0 images too: unpack those (train part1-3, val part1) below the same images/ folder",
+                images_dir.display(),
+                orphans.len(),
+                if orphans.len() == 1 { "" } else { "s" }
+            ),
+        ));
     }
     images
         .into_iter()
