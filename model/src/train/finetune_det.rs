@@ -17,7 +17,7 @@ use super::schedule::{Schedule, StepDecaySchedule};
 use super::setup::TrainingSetup;
 use super::stage::Outcome;
 use super::stage_inputs::dataset_root;
-use super::step_loop::{loss_summary, run_steps, LoopEnd, LoopSettings};
+use super::step_loop::{loss_summary, run_steps, LoopEnd, LoopSettings, StepLoss};
 use crate::arch::VitConfig;
 use crate::autocast::Autocast;
 use crate::nn::oriented_rcnn::{OrientedRcnn, OrientedRcnnConfig};
@@ -132,7 +132,15 @@ pub fn run(
             model.features(&images, true)
         };
         let features: Vec<Tensor> = features.iter().map(|f| f.to_kind(Kind::Float)).collect();
-        Ok(model.losses_from_features(&features, &targets).total())
+        let losses = model.losses_from_features(&features, &targets);
+        Ok(StepLoss {
+            total: losses.total(),
+            parts: losses
+                .named()
+                .into_iter()
+                .map(|(name, part)| (name, part.detach()))
+                .collect(),
+        })
     })?;
     let losses = match end {
         LoopEnd::Finished(losses) => losses,

@@ -15,7 +15,7 @@ use super::seg_data::{list_samples, random_crop, IGNORE_INDEX};
 use super::setup::TrainingSetup;
 use super::stage::Outcome;
 use super::stage_inputs::dataset_root;
-use super::step_loop::{loss_summary, run_steps, LoopEnd, LoopSettings};
+use super::step_loop::{loss_summary, run_steps, LoopEnd, LoopSettings, StepLoss};
 use crate::arch::VitConfig;
 use crate::autocast::Autocast;
 use crate::dist::ProcessGroup;
@@ -174,10 +174,20 @@ pub fn run(
                 i64::from(IGNORE_INDEX),
             )
         };
-        let loss = loss_of(&logits);
+        // `loss` = `loss.main` + aux_loss_weight × `loss.aux`.
+        let main = loss_of(&logits);
         Ok(match aux {
-            Some(aux) => loss + loss_of(&aux) * params.aux_loss_weight,
-            None => loss,
+            Some(aux) => {
+                let aux = loss_of(&aux);
+                StepLoss {
+                    total: &main + &aux * params.aux_loss_weight,
+                    parts: vec![("loss.main", main.detach()), ("loss.aux", aux.detach())],
+                }
+            }
+            None => StepLoss {
+                parts: vec![("loss.main", main.detach())],
+                total: main,
+            },
         })
     })?;
     let losses = match end {

@@ -77,16 +77,21 @@ impl Replicas {
         Ok(Some(dp))
     }
 
-    /// The mean of `loss` over the ranks and whether any rank has `stop` set, so every rank
-    /// logs the global batch's loss and all stop (or fail) at the same step.
-    pub fn agree(&self, loss: f64, stop: bool) -> anyhow::Result<(f64, bool)> {
+    /// The mean over the ranks of each of `values` (the step's loss and its parts) and
+    /// whether any rank has `stop` set, so every rank logs the global batch's loss and all
+    /// stop (or fail) at the same step.
+    pub fn agree(&self, values: &[f64], stop: bool) -> anyhow::Result<(Vec<f64>, bool)> {
         let Some((env, group)) = &self.joined else {
-            return Ok((loss, stop));
+            return Ok((values.to_vec(), stop));
         };
-        let both = Tensor::from_slice(&[loss, f64::from(u8::from(stop))]).to_kind(Kind::Double);
+        let mut all = values.to_vec();
+        all.push(f64::from(u8::from(stop)));
+        let both = Tensor::from_slice(&all).to_kind(Kind::Double);
         group.all_reduce_sum(std::slice::from_ref(&both))?;
-        let sums = Vec::<f64>::try_from(&both)?;
-        Ok((sums[0] / env.world_size as f64, sums[1] > 0.0))
+        let mut sums = Vec::<f64>::try_from(&both)?;
+        let stop = sums.pop().is_some_and(|s| s > 0.0);
+        let ranks = env.world_size as f64;
+        Ok((sums.into_iter().map(|s| s / ranks).collect(), stop))
     }
 
     /// Waits for every rank (at the end of training, before rank 0 writes the outputs).

@@ -51,6 +51,26 @@ pub enum LoopEnd {
     Stopped(u64),
 }
 
+/// A micro-batch's loss as the loop sees it: the objective it backpropagates and the named
+/// parts that objective is made of (a detector's four losses, a segmenter's main and
+/// auxiliary ones), each logged as a curve of its own beside `loss`.
+#[derive(Debug)]
+pub struct StepLoss {
+    /// The objective.
+    pub total: Tensor,
+    /// Metric name and value of each part, in the same order at every step.
+    pub parts: Vec<(&'static str, Tensor)>,
+}
+
+impl From<Tensor> for StepLoss {
+    fn from(total: Tensor) -> Self {
+        StepLoss {
+            total,
+            parts: Vec::new(),
+        }
+    }
+}
+
 /// One micro-batch of a step, as the loss sees it.
 #[derive(Debug, Clone)]
 pub struct Step {
@@ -99,16 +119,18 @@ impl Step {
 
 /// Runs the remaining steps of the stage `spec` on the model in `setup`. `loss_at(step)`
 /// computes the loss of this rank's share of a step (torch's generator is already seeded for
-/// it, the same on every rank: masking, drop path, sampling); everything else happens here.
-/// With several ranks, all start from rank 0's weights, gradients and the logged loss are
-/// averaged over them, and rank 0 alone writes resume checkpoints.
-pub fn run_steps(
+/// it, the same on every rank: masking, drop path, sampling), as a tensor or a [`StepLoss`]
+/// whose parts are logged as metric rows `name` at every logged step (averaged over the
+/// micro-batches and ranks as the total is); everything else happens here. With several
+/// ranks, all start from rank 0's weights, gradients and the logged loss are averaged over
+/// them, and rank 0 alone writes resume checkpoints.
+pub fn run_steps<L: Into<StepLoss>>(
     spec: &StageSpec,
     setup: &TrainingSetup,
     opt: &mut AdamW,
     settings: &LoopSettings,
     events: &mut Events,
-    mut loss_at: impl FnMut(&mut Step) -> anyhow::Result<Tensor>,
+    mut loss_at: impl FnMut(&mut Step) -> anyhow::Result<L>,
 ) -> anyhow::Result<LoopEnd> {
     let vs = &setup.vs;
     let replicas = &setup.replicas;
@@ -167,7 +189,9 @@ pub fn run_steps(
     while state.step < total {
         let step = state.step;
         opt.zero_grad();
-        let mut micro_losses = 0.0;
+        // The total first, then each part: summed over the micro-batches, then averaged.
+        let mut sums: Vec<f64> = vec![0.0];
+        let mut names: Vec<&'static str> = Vec::new();
         for micro in 0..micro_batches {
             // Every micro-batch sees torch's generator as the whole step would, so draws made
             // for the global batch (masking noise) are the same and each takes its rows.
@@ -179,7 +203,7 @@ pub fn run_steps(
                 micro,
                 micro_batches,
             };
-            let loss = loss_at(&mut at)?;
+            let StepLoss { total: loss, parts } = loss_at(&mut at)?.into();
             let value = scalar(&loss);
             anyhow::ensure!(
                 value.is_finite(),
@@ -187,12 +211,27 @@ pub fn run_steps(
                 step + 1,
                 micro + 1
             );
-            micro_losses += value;
+            if micro == 0 {
+                names = parts.iter().map(|(name, _)| *name).collect();
+                sums.resize(1 + names.len(), 0.0);
+            }
+            anyhow::ensure!(
+                parts.len() == names.len(),
+                "the loss of micro-batch {} has {} parts, the first had {}",
+                micro + 1,
+                parts.len(),
+                names.len()
+            );
+            sums[0] += value;
+            for (sum, (_, part)) in sums[1..].iter_mut().zip(&parts) {
+                *sum += scalar(part);
+            }
             (loss / micro_batches as f64).backward();
             setup.tape.backward();
         }
-        let (value, stop_signal) =
-            replicas.agree(micro_losses / micro_batches as f64, stop_requested())?;
+        let means: Vec<f64> = sums.iter().map(|s| s / micro_batches as f64).collect();
+        let (means, stop_signal) = replicas.agree(&means, stop_requested())?;
+        let value = means[0];
         anyhow::ensure!(
             value.is_finite(),
             "loss is {value} at step {}: training diverged",
@@ -219,6 +258,9 @@ pub fn run_steps(
                 items_per_s: Some(rate),
                 lr: Some(lr),
             });
+            for (name, part) in names.iter().zip(&means[1..]) {
+                events.metric(name, *part, Some(state.step));
+            }
         }
         let periodic = settings.checkpoint_every > 0 && state.step % settings.checkpoint_every == 0;
         let asked = settings

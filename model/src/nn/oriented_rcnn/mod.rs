@@ -177,6 +177,17 @@ impl DetLosses {
     pub fn total(&self) -> Tensor {
         &self.rpn_cls + &self.rpn_reg + &self.roi_cls + &self.roi_reg
     }
+
+    /// Each loss with the name of its curve: `loss.rpn_cls`, `loss.rpn_box`, `loss.roi_cls`,
+    /// `loss.roi_box` (their sum is the logged `loss`).
+    pub fn named(&self) -> [(&'static str, &Tensor); 4] {
+        [
+            ("loss.rpn_cls", &self.rpn_cls),
+            ("loss.rpn_box", &self.rpn_reg),
+            ("loss.roi_cls", &self.roi_cls),
+            ("loss.roi_box", &self.roi_reg),
+        ]
+    }
 }
 
 /// Pyramid levels the RoI head pools from: the first four (strides 4–32), as MMRotate's
