@@ -170,6 +170,14 @@ fn detector_and_segmenter_curves_hold_their_loss_components() {
         // Classification losses start near ln 2 (RPN) and ln(classes + 1) (RoI): never zero.
         assert!(det["loss.rpn_cls"].values().all(|v| *v > 0.01), "{det:?}");
         assert!(det["loss.roi_cls"].values().all(|v| *v > 0.01), "{det:?}");
+        // Positive RoIs per image: at least the ground truth added to the proposals (every
+        // synthetic image has objects), at most roi_batch × 0.25 = 4.
+        let positives = &det["roi.positives"];
+        assert_eq!(positives.keys().copied().collect::<Vec<_>>(), steps);
+        assert!(
+            positives.values().all(|v| (1.0..=4.0).contains(v)),
+            "{stage}: {positives:?}"
+        );
     }
 
     let seg = curves(&project, "seg");

@@ -178,9 +178,19 @@ fn a_tiny_training_stage_keeps_its_curve_and_its_evaluation_names_what_it_scored
         .iter()
         .map(|c| c.as_str().unwrap())
         .collect();
+    // The segmenter's loss components (tests/e2e/curves.rs) are columns of their own.
     assert_eq!(
         columns,
-        ["experiment", "name", "step", "items_per_s", "loss", "lr"]
+        [
+            "experiment",
+            "name",
+            "step",
+            "items_per_s",
+            "loss",
+            "loss.aux",
+            "loss.main",
+            "lr"
+        ]
     );
     let points = curve["rows"].as_array().unwrap();
     assert!(points.len() >= 5, "{curve}");
@@ -189,7 +199,7 @@ fn a_tiny_training_stage_keeps_its_curve_and_its_evaluation_names_what_it_scored
         .all(|p| p[4].as_f64().is_some_and(f64::is_finite)));
     // The learning rate follows the default poly schedule (power 1): the recipe's `lr` decayed
     // linearly over the steps, scaled by the warmup, so it peaks as the warmup ends and falls.
-    let lrs: Vec<f64> = points.iter().map(|p| p[5].as_f64().unwrap()).collect();
+    let lrs: Vec<f64> = points.iter().map(|p| p[7].as_f64().unwrap()).collect();
     let steps = lrs.len() as f64;
     for (step, lr) in lrs.iter().enumerate().skip(1) {
         let expected = 2e-3 * (1.0 - step as f64 / steps);

@@ -139,6 +139,7 @@ pub fn run(
                 .named()
                 .into_iter()
                 .map(|(name, part)| (name, part.detach()))
+                .chain([("roi.positives", Tensor::from(losses.positive_rois))])
                 .collect(),
         })
     })?;

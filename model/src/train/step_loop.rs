@@ -51,14 +51,15 @@ pub enum LoopEnd {
     Stopped(u64),
 }
 
-/// A micro-batch's loss as the loop sees it: the objective it backpropagates and the named
-/// parts that objective is made of (a detector's four losses, a segmenter's main and
-/// auxiliary ones), each logged as a curve of its own beside `loss`.
+/// A micro-batch's loss as the loop sees it: the objective it backpropagates and named values
+/// logged as curves of their own beside `loss`: the parts the objective is made of (a
+/// detector's four losses, a segmenter's main and auxiliary ones) and counts that explain them
+/// (the detector's positive RoIs).
 #[derive(Debug)]
 pub struct StepLoss {
     /// The objective.
     pub total: Tensor,
-    /// Metric name and value of each part, in the same order at every step.
+    /// Metric name and value of each part or count, in the same order at every step.
     pub parts: Vec<(&'static str, Tensor)>,
 }
 

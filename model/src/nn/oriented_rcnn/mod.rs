@@ -159,7 +159,7 @@ impl OrientedRcnnConfig {
     }
 }
 
-/// The four training losses.
+/// The four training losses and the count that explains the RoI ones.
 #[derive(Debug)]
 pub struct DetLosses {
     /// RPN objectness.
@@ -168,8 +168,12 @@ pub struct DetLosses {
     pub rpn_reg: Tensor,
     /// RoI classification.
     pub roi_cls: Tensor,
-    /// RoI rotated-delta regression.
+    /// RoI rotated-delta regression (summed over the positive RoIs, divided by all sampled).
     pub roi_reg: Tensor,
+    /// Foreground RoIs sampled per image (at most `roi_batch · roi_positive_fraction`): the
+    /// ground-truth boxes added to the proposals, then the proposals that overlap an object as
+    /// the RPN learns; the RoI regression loss grows with them.
+    pub positive_rois: f64,
 }
 
 impl DetLosses {
@@ -403,6 +407,7 @@ impl OrientedRcnn {
             rpn_reg,
             roi_cls,
             roi_reg,
+            positive_rois: pos_rois.len() as f64 / targets.len().max(1) as f64,
         }
     }
 
