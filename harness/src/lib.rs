@@ -16,6 +16,7 @@ pub mod dataset_roots;
 pub mod disk;
 pub mod error;
 pub mod executor;
+pub mod export;
 pub mod fingerprint;
 pub mod lock;
 pub mod param_count;

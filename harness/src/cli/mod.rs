@@ -7,6 +7,7 @@ mod cache_cmd;
 mod config;
 mod eval;
 mod explain;
+mod export;
 mod ingest;
 mod kinds;
 pub(crate) mod params;
@@ -110,6 +111,9 @@ enum Command {
     Ingest(ingest::IngestArgs),
     /// Rerun cached stages in a scratch dir: identical, within tolerance, or not reproducible.
     Audit(audit::AuditArgs),
+    /// Write the stages' curves, final metrics and parameters as TensorBoard event files or an
+    /// MLflow file store (offline, from rsfm.db).
+    Export(export::ExportArgs),
     /// Inspect, verify and clean the stage cache.
     Cache {
         #[command(subcommand)]
@@ -168,6 +172,7 @@ pub fn main() -> ExitCode {
             Command::Audit(args) => audit::run(args, &results, json).await,
             Command::Submit(args) => submit::run(args, &results, json).await,
             Command::Ingest(args) => ingest::run(args, &results, json).await,
+            Command::Export(args) => export::run(args, &results, json).await,
             Command::Cache { command } => cache_cmd::run(command, &results, json).await,
         }
     });
