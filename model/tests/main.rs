@@ -23,3 +23,4 @@ mod torch_params;
 mod torch_seg_overfit;
 mod torch_seg_worker;
 mod torch_worker;
+mod torch_zero;

@@ -1,6 +1,7 @@
 //! Data parallel training on PyTorch's c10d: the rendezvous variables a launcher sets
 //! ([`RankEnv`]), the process group over Gloo (and NCCL where compiled in), the gradient
-//! all-reduce and weight broadcast of [`DataParallel`], and the [`DistributedSampler`] that
+//! all-reduce and weight broadcast of [`DataParallel`], ZeRO-1's exchange of updated parameter
+//! slices ([`ParameterGather`]), and the [`DistributedSampler`] that
 //! gives each rank its own part of every global batch.
 
 mod env;
@@ -15,8 +16,12 @@ mod process_group;
 #[cfg(feature = "torch")]
 mod sampler;
 #[cfg(feature = "torch")]
+mod zero;
+#[cfg(feature = "torch")]
 pub use data_parallel::{DataParallel, DEFAULT_BUCKET_BYTES};
 #[cfg(feature = "torch")]
 pub use process_group::ProcessGroup;
 #[cfg(feature = "torch")]
 pub use sampler::DistributedSampler;
+#[cfg(feature = "torch")]
+pub use zero::ParameterGather;

@@ -102,6 +102,10 @@ crate::schema! {
         /// Recompute each transformer block's activations in the backward pass instead of
         /// keeping them: less memory, about one more forward pass of time, the same numbers.
         activation_checkpointing: bool = false,
+        /// Shard the AdamW moments over the data-parallel processes (ZeRO-1): each keeps and
+        /// updates only its slice of the flattened parameters, then the updated slices are
+        /// exchanged. The same update as unsharded, so it is not in the key.
+        optimizer_sharding: bool = false,
         /// `fp32`, or `bf16` autocast over fp32 master weights and optimiser state (unset: bf16
         /// on a GPU, fp32 on a CPU; the device is not in the key).
         precision: Option<Precision> = None,

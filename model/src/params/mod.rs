@@ -34,7 +34,7 @@ pub use types::{ParamType, ParamValue};
 
 /// Parameters that change how fast a stage runs but never what it computes: the plan leaves
 /// them out of the stage key (they still reach the worker in `stage.json`).
-pub const NOT_IN_KEY: &[&str] = &["loader_threads"];
+pub const NOT_IN_KEY: &[&str] = &["loader_threads", "optimizer_sharding"];
 
 /// Whether the plan leaves parameter `name` of a `kind` stage out of its key: the
 /// [`NOT_IN_KEY`] ones, and `accum_steps` except on `finetune-seg` (micro-batches change only

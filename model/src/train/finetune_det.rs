@@ -17,7 +17,7 @@ use super::schedule::{Schedule, StepDecaySchedule};
 use super::setup::TrainingSetup;
 use super::stage::Outcome;
 use super::stage_inputs::dataset_root;
-use super::step_loop::{loss_summary, run_steps, LoopEnd, LoopSettings, StepLoss};
+use super::step_loop::{run_steps, LoopEnd, LoopSettings, StepLoss};
 use crate::arch::VitConfig;
 use crate::autocast::Autocast;
 use crate::nn::oriented_rcnn::{OrientedRcnn, OrientedRcnnConfig};
@@ -143,13 +143,13 @@ pub fn run(
                 .collect(),
         })
     })?;
-    let losses = match end {
-        LoopEnd::Finished(losses) => losses,
+    let trained = match end {
+        LoopEnd::Finished(trained) => trained,
         LoopEnd::Stopped(step) => return Ok(Outcome::Stopped(step)),
     };
 
     setup.save_trained_model(out_dir, DETECTOR_FILE, &model_spec)?;
-    let mut metrics = loss_summary(&losses);
+    let mut metrics = trained.summary();
     // The detector stage reports the smoothed first and last losses only.
     metrics.remove("loss_final");
     metrics.insert("train_images".to_string(), samples.len() as f64);

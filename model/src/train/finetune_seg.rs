@@ -15,7 +15,7 @@ use super::seg_data::{list_samples, random_crop, IGNORE_INDEX};
 use super::setup::TrainingSetup;
 use super::stage::Outcome;
 use super::stage_inputs::dataset_root;
-use super::step_loop::{loss_summary, run_steps, LoopEnd, LoopSettings, StepLoss};
+use super::step_loop::{run_steps, LoopEnd, LoopSettings, StepLoss};
 use crate::arch::VitConfig;
 use crate::autocast::Autocast;
 use crate::dist::ProcessGroup;
@@ -190,13 +190,13 @@ pub fn run(
             },
         })
     })?;
-    let losses = match end {
-        LoopEnd::Finished(losses) => losses,
+    let trained = match end {
+        LoopEnd::Finished(trained) => trained,
         LoopEnd::Stopped(step) => return Ok(Outcome::Stopped(step)),
     };
 
     setup.save_trained_model(out_dir, MODEL_FILE, &model_spec)?;
-    let mut metrics = loss_summary(&losses);
+    let mut metrics = trained.summary();
     metrics.insert("train_images".to_string(), samples.len() as f64);
     metrics.insert("params".to_string(), model_spec.model.param_count() as f64);
     for (name, value) in &metrics {

@@ -10,7 +10,7 @@ use super::schedule::{scaled_lr, CosineSchedule, Schedule};
 use super::setup::TrainingSetup;
 use super::stage::Outcome;
 use super::stage_inputs::dataset_root;
-use super::step_loop::{loss_summary, run_steps, LoopEnd, LoopSettings, Step};
+use super::step_loop::{run_steps, LoopEnd, LoopSettings, Step};
 use crate::autocast::Autocast;
 use crate::data::formats::millionaid;
 use crate::data::loader::{Loader, LoaderConfig, MaeAugment};
@@ -121,7 +121,7 @@ pub fn run(
     if params.activation_checkpointing {
         model.checkpoint_activations(&setup.tape);
     }
-    let mut opt = setup.pretraining_optimizer(params.weight_decay);
+    let mut opt = setup.pretraining_optimizer(params.weight_decay, params.optimizer_sharding);
     let peak_lr = scaled_lr(params.base_lr, params.batch_size);
     let schedule = Schedule::Cosine(CosineSchedule {
         peak_lr,
@@ -176,14 +176,14 @@ pub fn run(
         let _autocast = Autocast::for_precision(precision, setup.device)?;
         Ok(model.forward_with_noise(&batch, &noise, true).loss)
     })?;
-    let losses = match end {
-        LoopEnd::Finished(losses) => losses,
+    let trained = match end {
+        LoopEnd::Finished(trained) => trained,
         LoopEnd::Stopped(step) => return Ok(Outcome::Stopped(step)),
     };
 
     setup.save_checkpoint(out_dir)?;
-    let mut metrics = loss_summary(&losses);
-    metrics.insert("steps".into(), losses.len() as f64);
+    let mut metrics = trained.summary();
+    metrics.insert("steps".into(), trained.losses.len() as f64);
     metrics.insert("params".into(), vit.param_count() as f64);
     for (name, value) in &metrics {
         events.metric(name, *value, Some(params.steps));

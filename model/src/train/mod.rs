@@ -9,6 +9,7 @@ pub mod evaluate_seg;
 pub mod events;
 pub mod finetune_det;
 pub mod finetune_seg;
+pub mod flat_params;
 pub mod images;
 pub mod mae_pretrain;
 pub mod optim;

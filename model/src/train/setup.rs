@@ -11,7 +11,7 @@ use tch::Device;
 
 use super::events::Events;
 use super::mae_pretrain::CHECKPOINT_FILE;
-use super::optim::{AdamW, AdamWConfig};
+use super::optim::{AdamW, AdamWConfig, ParamGroup};
 use super::params::{decay_groups, layer_decay_groups};
 use super::pretrained::init_backbone;
 use super::replicas::Replicas;
@@ -36,6 +36,8 @@ pub struct FineTuningStart<'a> {
     pub weight_decay: f64,
     /// Layer-wise learning-rate decay per block stage from the top.
     pub layer_decay: f64,
+    /// Shard the AdamW moments over the data-parallel ranks (ZeRO-1).
+    pub optimizer_sharding: bool,
 }
 
 /// Reads a [`FineTuningStart`] from each fine-tuning stage's parameters (same field names).
@@ -49,6 +51,7 @@ macro_rules! fine_tuning_start_from {
                     activation_checkpointing: params.activation_checkpointing,
                     weight_decay: params.weight_decay,
                     layer_decay: params.layer_decay,
+                    optimizer_sharding: params.optimizer_sharding,
                 }
             }
         }
@@ -89,27 +92,48 @@ impl TrainingSetup {
     }
 
     /// AdamW as the MAE recipe uses it: betas (0.9, 0.95), weight decay except on norms,
-    /// biases, tokens and position tables.
-    pub fn pretraining_optimizer(&self, weight_decay: f64) -> AdamW {
-        AdamW::new(decay_groups(&self.vs, weight_decay), AdamWConfig::default())
+    /// biases, tokens and position tables; its moments sharded over the ranks when `sharding`.
+    pub fn pretraining_optimizer(&self, weight_decay: f64, sharding: bool) -> AdamW {
+        self.optimizer(
+            decay_groups(&self.vs, weight_decay),
+            AdamWConfig::default(),
+            sharding,
+        )
     }
 
     /// AdamW as ViTDet fine-tuning uses it: betas (0.9, 0.999) and layer-wise lr decay over
-    /// the `depth` stages of the backbone.
+    /// the `depth` stages of the backbone; its moments sharded over the ranks when
+    /// `sharding`.
     pub fn fine_tuning_optimizer(
         &self,
         weight_decay: f64,
         layer_decay: f64,
         depth: usize,
+        sharding: bool,
     ) -> AdamW {
-        AdamW::new(
+        self.optimizer(
             layer_decay_groups(&self.vs, weight_decay, layer_decay, depth),
             AdamWConfig {
                 beta1: 0.9,
                 beta2: 0.999,
                 eps: 1e-8,
             },
+            sharding,
         )
+    }
+
+    /// AdamW over `groups`: this rank's ZeRO-1 shard when `sharding`, else all of it.
+    fn optimizer(&self, groups: Vec<ParamGroup>, config: AdamWConfig, sharding: bool) -> AdamW {
+        if sharding {
+            AdamW::sharded(
+                groups,
+                config,
+                self.replicas.rank(),
+                self.replicas.world_size(),
+            )
+        } else {
+            AdamW::new(groups, config)
+        }
     }
 
     /// Before a fine-tuning stage's first step: turns on activation checkpointing when asked,
@@ -126,7 +150,12 @@ impl TrainingSetup {
             backbone.vit.checkpoint_activations(&self.tape);
         }
         init_backbone(spec, start.init, start.pretrained, &self.vs, events)?;
-        Ok(self.fine_tuning_optimizer(start.weight_decay, start.layer_decay, backbone.depth()))
+        Ok(self.fine_tuning_optimizer(
+            start.weight_decay,
+            start.layer_decay,
+            backbone.depth(),
+            start.optimizer_sharding,
+        ))
     }
 
     /// On the leader rank only (the others hold the same weights): writes the trained

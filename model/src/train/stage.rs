@@ -24,11 +24,17 @@ pub fn parse_device(name: &str) -> anyhow::Result<Device> {
 }
 
 /// sha256 over kind, parameters and seed: identifies a run, so a resume checkpoint of other
-/// settings is never picked up.
+/// settings is never picked up. The parameters the stage key leaves out
+/// ([`crate::params::left_out_of_key`]: loader threads, optimiser sharding, ...) are left out
+/// here too, so a run stopped with one value of them resumes with another.
 pub fn run_digest(spec: &StageSpec) -> String {
+    let mut params = spec.params.clone();
+    if let Some(object) = params.as_object_mut() {
+        object.retain(|name, _| !crate::params::left_out_of_key(&spec.kind, name));
+    }
     let mut hasher = Sha256::new();
     hasher.update(spec.kind.as_bytes());
-    hasher.update(spec.params.to_string().as_bytes());
+    hasher.update(params.to_string().as_bytes());
     hasher.update(spec.seed.to_le_bytes());
     hex::encode(hasher.finalize())
 }
@@ -64,4 +70,30 @@ pub fn stop_requested() -> bool {
     STOP_REQUESTED
         .get()
         .is_some_and(|f| f.load(Ordering::Relaxed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(params: serde_json::Value) -> StageSpec {
+        StageSpec {
+            kind: "mae-pretrain".into(),
+            params,
+            inputs: Default::default(),
+            datasets: Default::default(),
+            device: "cpu".into(),
+            seed: 3,
+            work_dir: "work".into(),
+        }
+    }
+
+    #[test]
+    fn the_run_digest_ignores_what_the_key_ignores() {
+        let base = run_digest(&spec(serde_json::json!({"steps": 4})));
+        let sharded =
+            serde_json::json!({"steps": 4, "optimizer_sharding": true, "loader_threads": 2});
+        assert_eq!(run_digest(&spec(sharded)), base);
+        assert_ne!(run_digest(&spec(serde_json::json!({"steps": 5}))), base);
+    }
 }

@@ -1,8 +1,9 @@
 //! The step loop every training stage shares (MAE, segmentation, detection): resume from the
 //! work dir, seed torch for each step and hand the loss this rank's share of the global batch,
 //! backward (through the checkpointed blocks too), average the gradients over the
-//! data-parallel ranks, AdamW update on the scheduled lr, fail on a non-finite loss, report
-//! progress, checkpoint periodically and on a stop request (rank 0 alone writes).
+//! data-parallel ranks, AdamW update on the scheduled lr (each rank its slice under ZeRO-1,
+//! then the slices are exchanged), fail on a non-finite loss, report progress, checkpoint
+//! periodically and on a stop request.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -11,12 +12,13 @@ use tch::Tensor;
 
 use super::events::Events;
 use super::optim::AdamW;
-use super::replicas::{Shard, ShardSample};
+use super::replicas::{Replicas, Shard, ShardSample};
 use super::resume::{self, ResumeState};
 use super::rng::seed_torch_for_step;
 use super::schedule::Schedule;
 use super::setup::TrainingSetup;
 use super::stage::{run_digest, stop_requested};
+use crate::dist::{ParameterGather, DEFAULT_BUCKET_BYTES};
 use crate::nn::layers::scalar;
 use crate::protocol::{Event, StageSpec};
 
@@ -45,10 +47,29 @@ pub struct LoopSettings {
 /// How the loop ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LoopEnd {
-    /// Every step ran; the loss of each.
-    Finished(Vec<f64>),
+    /// Every step ran.
+    Finished(Trained),
     /// Stopped after this many steps; a resume checkpoint is in the work dir.
     Stopped(u64),
+}
+
+/// What a finished loop reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trained {
+    /// The loss of each step.
+    pub losses: Vec<f64>,
+    /// Bytes of AdamW moments one rank holds, the largest over the ranks (about a
+    /// `1/ranks` share of the unsharded size under ZeRO-1).
+    pub optimizer_state_bytes: f64,
+}
+
+impl Trained {
+    /// [`loss_summary`] of the losses, and `optimizer_state_bytes`.
+    pub fn summary(&self) -> BTreeMap<String, f64> {
+        let mut metrics = loss_summary(&self.losses);
+        metrics.insert("optimizer_state_bytes".into(), self.optimizer_state_bytes);
+        metrics
+    }
 }
 
 /// A micro-batch's loss as the loop sees it: the objective it backpropagates and named values
@@ -124,7 +145,8 @@ impl Step {
 /// whose parts are logged as metric rows `name` at every logged step (averaged over the
 /// micro-batches and ranks as the total is); everything else happens here. With several
 /// ranks, all start from rank 0's weights, gradients and the logged loss are averaged over
-/// them, and rank 0 alone writes resume checkpoints.
+/// them, and every rank takes part in writing resume checkpoints (rank 0 the model, each rank
+/// its optimiser shard when `opt` is sharded).
 pub fn run_steps<L: Into<StepLoss>>(
     spec: &StageSpec,
     setup: &TrainingSetup,
@@ -167,6 +189,27 @@ pub fn run_steps<L: Into<StepLoss>>(
         },
     };
     let data_parallel = replicas.data_parallel(vs)?;
+    let (_, shards) = opt.shard();
+    let gather = match (&data_parallel, shards > 1) {
+        (Some(dp), true) => Some(ParameterGather::new(
+            dp.group(),
+            opt.parameters(),
+            opt.slice(),
+            DEFAULT_BUCKET_BYTES,
+        )),
+        _ => None,
+    };
+    let optimizer_state_bytes = largest_over_ranks(replicas, opt.state_bytes())?;
+    if gather.is_some() {
+        events.log(
+            "info",
+            format!(
+                "optimizer state sharded over {shards} processes (ZeRO-1): {} elements of {} each, at most {optimizer_state_bytes} bytes of moments per process",
+                opt.slice().len(),
+                opt.layout().total()
+            ),
+        );
+    }
     if data_parallel.is_some() {
         events.log(
             "info",
@@ -246,6 +289,9 @@ pub fn run_steps<L: Into<StepLoss>>(
         }
         let lr = settings.schedule.lr(step);
         opt.step(lr);
+        if let Some(gather) = &gather {
+            gather.all_gather()?;
+        }
         state.step += 1;
         state.losses.push(value);
 
@@ -269,8 +315,8 @@ pub fn run_steps<L: Into<StepLoss>>(
             .is_some_and(|n| state.step - first_step >= n)
             || stop_signal;
         let stopping = asked && state.step < total;
-        if (periodic || stopping) && replicas.is_leader() {
-            resume::save(&spec.work_dir, vs, opt, &state)?;
+        if periodic || stopping {
+            resume::save(&spec.work_dir, vs, opt, &state, replicas)?;
         }
         if stopping {
             replicas.barrier()?;
@@ -285,7 +331,23 @@ pub fn run_steps<L: Into<StepLoss>>(
         }
     }
     replicas.barrier()?;
-    Ok(LoopEnd::Finished(state.losses))
+    Ok(LoopEnd::Finished(Trained {
+        losses: state.losses,
+        optimizer_state_bytes,
+    }))
+}
+
+/// The largest of the ranks' `bytes` (each rank's own number in its slot of a vector
+/// averaged over the ranks, so each slot holds one rank's value exactly, divided).
+fn largest_over_ranks(replicas: &Replicas, bytes: usize) -> anyhow::Result<f64> {
+    let ranks = replicas.world_size();
+    let mut slots = vec![0.0; ranks];
+    slots[replicas.rank()] = bytes as f64;
+    let (means, _) = replicas.agree(&slots, false)?;
+    Ok(means
+        .into_iter()
+        .map(|mean| (mean * ranks as f64).round())
+        .fold(0.0, f64::max))
 }
 
 /// Scales the gradients of the trainable variables of `vs` so that their joint L2 norm is at
