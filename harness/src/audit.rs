@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::cache::{Cache, Manifest, KEY_FILE, STAGE_FILE};
+use crate::cache::{Cache, Manifest, KEY_FILE, RESOLVED_RECIPE_FILE, STAGE_FILE};
 use crate::executor::command_line::{stage_argv, StagePaths};
 use crate::executor::{local, Invocation, Placement, ProcessEnd};
 use crate::plan::{Plan, PlannedStage};
@@ -170,7 +170,7 @@ fn compare(
     let cached: BTreeMap<String, String> = manifest
         .files
         .iter()
-        .filter(|f| f.path != STAGE_FILE && f.path != KEY_FILE)
+        .filter(|f| ![STAGE_FILE, KEY_FILE, RESOLVED_RECIPE_FILE].contains(&f.path.as_str()))
         .map(|f| (f.path.clone(), f.sha256.clone()))
         .collect();
     let mut files: Vec<String> = cached

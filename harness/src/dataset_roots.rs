@@ -207,10 +207,13 @@ pub fn problem(def: &DatasetDef) -> Option<MissingDataset> {
 }
 
 /// The first need of `format` that `root` does not meet: the entry named in messages and the
-/// ones that would do instead. An absent root gives an empty entry.
+/// ones that would do instead. An absent root (or a plain file where a folder belongs) gives
+/// an empty entry; a pipe, socket or device is left to the fingerprint, which refuses it.
 fn first_unmet(root: &Path, format: &str) -> Option<(String, Vec<String>)> {
-    if !root.is_dir() {
-        return Some((String::new(), Vec::new()));
+    match std::fs::metadata(root) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(meta) if !meta.is_file() => return None,
+        _ => return Some((String::new(), Vec::new())),
     }
     needs(format).iter().find_map(|need| match *need {
         Need::Entry(entry) => (!root.join(entry).exists()).then(|| (entry.to_string(), vec![])),

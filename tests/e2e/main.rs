@@ -22,6 +22,7 @@ mod official_layouts;
 mod potsdam_labels;
 mod prepare;
 mod report;
+mod replay;
 mod rescore;
 mod sensitivity;
 mod shared_keys;

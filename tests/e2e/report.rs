@@ -44,17 +44,11 @@ dataset = "loveda"
 format = "loveda"
 "#;
 
-/// The tables of `recipes/paper/tables/tables.toml`.
-const TABLES: [&str; 8] = [
-    "sizes",
-    "dota",
-    "dior-r",
-    "potsdam",
-    "loveda",
-    "comparison",
-    "efficiency",
-    "claims",
-];
+/// The tables of `recipes/paper/tables/tables.toml` a LoveDA-only study can fill.
+const TABLES: [&str; 5] = ["sizes", "loveda", "comparison", "efficiency", "claims"];
+
+/// The tables it cannot fill: left out of every format, named once in `index.html`.
+const LEFT_OUT: [&str; 3] = ["dota", "dior-r", "potsdam"];
 
 /// A project with the tiny study, copies of the tiny presets and of the paper folder's
 /// reported values and tables.
@@ -148,6 +142,34 @@ fn a_tiny_study_reports_current_results_in_every_format_and_loads_in_chromium() 
             );
         }
     }
+    for table in LEFT_OUT {
+        for ext in ["md", "tex", "csv"] {
+            assert!(
+                !project.path(&format!("reports/{table}.{ext}")).exists(),
+                "{table}.{ext}: no stage of the study can fill it"
+            );
+        }
+    }
+    // No folder of this machine in any format: recipe files relative to the project.
+    let root = project.path("").canonicalize().unwrap();
+    for file in ["loveda.md", "loveda.tex", "index.html"] {
+        let written = read(&project, &format!("reports/{file}"));
+        assert!(
+            !written.contains(root.to_str().unwrap())
+                && written.contains("recipes/study/tiny.toml"),
+            "{file} names the recipe relative to the project"
+        );
+    }
+    let asked = project.rsfm(&[
+        "report",
+        "recipes/study",
+        "--paper",
+        "paper",
+        "--table",
+        "dota",
+    ]);
+    assert_eq!(asked.status.code(), Some(2), "{}", text(&asked.stderr));
+    assert!(text(&asked.stderr).contains("no stage of these recipes can fill"));
     let tex = read(&project, "reports/loveda.tex");
     assert!(
         tex.contains("\\toprule") && tex.contains("\\bottomrule"),
@@ -188,12 +210,11 @@ fn a_tiny_study_reports_current_results_in_every_format_and_loads_in_chromium() 
             "{row}"
         );
     }
-    let dota = md_row(
-        &project,
-        "claims",
-        "DOTA v2.0 mAP grows with parameter count",
+    let claims = read(&project, "reports/claims.md");
+    assert!(
+        !claims.contains("DOTA v2.0 mAP"),
+        "claims about unscored datasets are left out: {claims}"
     );
-    assert!(dota.contains("| not enough data |"), "{dota}");
 
     // Headless Chromium: no console message, every table and plot in the DOM, a screenshot.
     let index = project.path("reports/index.html");
@@ -220,13 +241,27 @@ fn a_tiny_study_reports_current_results_in_every_format_and_loads_in_chromium() 
             "table {table} missing from the DOM"
         );
     }
-    for dataset in ["dota-map", "dior-r-map", "potsdam-oa", "loveda-miou"] {
-        for kind in ["scaling", "efficiency"] {
+    for kind in ["scaling", "efficiency"] {
+        assert!(
+            dom_text.contains(&format!("id=\"plot-{kind}-loveda-miou\"")),
+            "plot {kind}-loveda-miou missing"
+        );
+        for dataset in ["dota-map", "dior-r-map", "potsdam-oa"] {
             assert!(
-                dom_text.contains(&format!("id=\"plot-{kind}-{dataset}\"")),
-                "plot {kind}-{dataset} missing"
+                !dom_text.contains(&format!("id=\"plot-{kind}-{dataset}\"")),
+                "plot {kind}-{dataset}: nothing scores it"
             );
         }
+    }
+    let left_out = dom_text
+        .lines()
+        .find(|l| l.contains("id=\"left-out\""))
+        .unwrap_or_else(|| panic!("no left-out line in the DOM"));
+    for table in LEFT_OUT {
+        assert!(
+            left_out.contains(&format!("<code>{table}</code>")),
+            "{left_out}"
+        );
     }
     assert!(
         dom_text.contains("tiny &lt;script&gt;alert(1)&lt;/script&gt; study"),

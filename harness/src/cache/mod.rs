@@ -23,6 +23,8 @@ use crate::process::{host_name, pid_is_alive};
 pub const STAGE_FILE: &str = "stage.json";
 /// File in each entry holding the key manifest.
 pub const KEY_FILE: &str = "key.json";
+/// File in each entry holding the recipe that repeats it (`crate::plan::replay`).
+pub const RESOLVED_RECIPE_FILE: &str = "recipe.resolved.toml";
 
 /// The cache under one results directory.
 #[derive(Debug, Clone)]

@@ -7,6 +7,7 @@ pub mod estimate;
 pub mod key;
 pub mod key_error;
 mod order;
+pub mod replay;
 pub mod resolved;
 pub mod scoring;
 pub mod sensitivity;
@@ -56,6 +57,8 @@ pub struct PlannedStage {
     pub recipe_dir: PathBuf,
     /// Datasets it reads: (name, root).
     pub datasets: Vec<(String, PathBuf)>,
+    /// The formats its datasets' tables give, by dataset name (for `recipe.resolved.toml`).
+    pub dataset_formats: BTreeMap<String, String>,
     /// What `stage.json` gets, for the kinds the worker runs (`None` for `command`).
     pub worker_params: Option<WorkerParams>,
     /// Indices (into [`Plan::stages`]) of the stages it needs, in `needs` order.
@@ -278,6 +281,7 @@ impl Plan {
         self.stages
             .iter()
             .zip(same_key_as)
+                    dataset_formats: dataset_formats(recipe, stage),
             .map(|(s, earlier)| PlanEntry {
                 name: s.stage.name.clone(),
                 matrix: s
@@ -334,3 +338,15 @@ fn resolve_datasets(recipe: &Recipe, stage: &Stage) -> anyhow::Result<Vec<(Strin
         })
         .collect()
 }
+/// The formats of the stage's datasets that their tables give, by name.
+fn dataset_formats(recipe: &Recipe, stage: &Stage) -> BTreeMap<String, String> {
+    stage
+        .datasets
+        .iter()
+        .filter_map(|name| {
+            let format = recipe.datasets.get(name)?.format.clone()?;
+            Some((name.clone(), format))
+        })
+        .collect()
+}
+

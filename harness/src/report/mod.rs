@@ -6,6 +6,8 @@
 //! of exactly those keys are read from the store ([`measured`]); a superseded run never fills a
 //! cell. Reported numbers and tolerances come from `reported.toml`, read at report time; the
 //! tables and labels from `tables/tables.toml`, rendered by the minijinja templates beside it.
+//! A table no stage of the recipes can fill (a DOTA table of a LoveDA-only study) is left out
+//! of every format, and named once in `index.html`.
 //! A report of recipes outside the paper folder (e.g. `recipes/smoke`) is smoke scale: a
 //! banner says so and no cell gets a Δ or a verdict against the paper.
 
@@ -143,6 +145,17 @@ pub async fn generate(
         gpu_hours: &gpu_hours,
         verdicts: paper_scale,
     };
+    let (shown, left_out): (Vec<&spec::TableSpec>, Vec<&spec::TableSpec>) = selected
+        .iter()
+        .partition(|spec| tables::fillable(spec, &inputs));
+    if let (Some(name), [spec]) = (options.table.as_deref(), left_out.as_slice()) {
+        if name != "all" {
+            return Err(BadInput::msg(format!(
+                "--table {name}: no stage of these recipes can fill `{}` (no `evaluate` stage scores its datasets, or no stage names a model)\nhelp: add the recipes that score them, or leave out --table",
+                spec.title
+            )));
+        }
+    }
     let all_plots = plots::plots(&inputs);
     let view = render::ReportView {
         banner: if paper_scale {
@@ -150,7 +163,7 @@ pub async fn generate(
         } else {
             "Smoke scale: these recipes are not the paper's study (recipes outside the paper folder); reported values are shown for orientation only, with no Δ and no verdict.".to_string()
         },
-        recipes: recipe_refs(recipes)?,
+        recipes: recipe_refs(recipes, &std::env::current_dir()?)?,
         code: {
             let mut code: Vec<String> = observations
                 .iter()
@@ -163,28 +176,88 @@ pub async fn generate(
         },
         evaluated: observations.iter().filter(|o| o.metrics.is_some()).count(),
         evaluations: observations.len(),
-        tables: selected
+        tables: shown
             .iter()
             .map(|spec| tables::build(spec, &inputs))
+            .collect(),
+        left_out: left_out
+            .iter()
+            .map(|spec| render::LeftOut {
+                name: spec.name.clone(),
+                title: spec.title.clone(),
+            })
             .collect(),
         plots: render::plot_views(&all_plots),
     };
     render::write(&view, &tables_dir, &options.formats, &options.out)
 }
 
-/// File, content hash and description of each recipe.
-fn recipe_refs(recipes: &[Recipe]) -> anyhow::Result<Vec<render::RecipeRef>> {
+/// File (relative to its project, [`project_path`]), content hash and description of each
+/// recipe.
+fn recipe_refs(recipes: &[Recipe], cwd: &Path) -> anyhow::Result<Vec<render::RecipeRef>> {
+    let cwd = cwd.canonicalize().unwrap_or_else(|_| cwd.to_path_buf());
     recipes
         .iter()
         .map(|r| {
             let hash = crate::fingerprint::sha256_file(&r.path)
                 .with_context(|| format!("hashing {}", r.path.display()))?;
             Ok(render::RecipeRef {
-                file: r.path.display().to_string(),
+                file: project_path(&r.path, &cwd),
                 sha256: hash[..12].to_string(),
                 experiment: r.experiment.name.clone(),
                 description: r.experiment.description.clone().unwrap_or_default(),
             })
         })
         .collect()
+}
+
+/// `path` as a report shows it, with no folder of this machine: relative to its project root,
+/// the parent of the nearest folder above it named `recipes` (`recipes/smoke/study.toml`); a
+/// file outside any `recipes/` folder relative to the current folder `cwd` when below it, else
+/// its name alone.
+fn project_path(path: &Path, cwd: &Path) -> String {
+    let slashed = |relative: &Path| {
+        relative
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join("/")
+    };
+    let folder = path.parent().unwrap_or(path);
+    let project = folder
+        .ancestors()
+        .find(|dir| dir.file_name().is_some_and(|name| name == "recipes"))
+        .and_then(Path::parent);
+    for root in project.into_iter().chain([cwd]) {
+        if let Ok(relative) = path.strip_prefix(root) {
+            return slashed(relative);
+        }
+    }
+    path.file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recipe_paths_are_relative_to_the_project() {
+        let cwd = Path::new("/home/someone/elsewhere");
+        assert_eq!(
+            project_path(Path::new("/work/main/recipes/smoke/study.toml"), cwd),
+            "recipes/smoke/study.toml"
+        );
+        // The nearest `recipes` folder above the file is the project's.
+        assert_eq!(
+            project_path(Path::new("/srv/recipes/lab/recipes/paper/a.toml"), cwd),
+            "recipes/paper/a.toml"
+        );
+        assert_eq!(
+            project_path(Path::new("/home/someone/elsewhere/study/b.toml"), cwd),
+            "study/b.toml"
+        );
+        assert_eq!(project_path(Path::new("/tmp/x/c.toml"), cwd), "c.toml");
+    }
 }

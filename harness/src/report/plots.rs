@@ -1,5 +1,6 @@
 //! The report's plots: per dataset, score vs parameter count (log axis), reproduced beside
-//! reported; per efficiency column, score vs training-set fraction, one line per size.
+//! reported; per efficiency column, score vs training-set fraction, one line per size. Only
+//! datasets some evaluation of the plan scores get a plot.
 
 use super::cells::{percent, Stat};
 use super::spec::{MetricColumn, TableKind};
@@ -23,7 +24,8 @@ fn mean(inputs: &Inputs<'_>, column: &MetricColumn, model: &str, fraction: f64) 
     Stat::of(&values).map(|s| s.mean)
 }
 
-/// Every plot of the report, in table order.
+/// Every plot of the report, in table order, of the datasets some evaluation of the plan
+/// scores (a plot no stage can fill is left out, as its table is).
 pub fn plots(inputs: &Inputs<'_>) -> Vec<Plot> {
     let mut plots = Vec::new();
     for spec in &inputs.specs.tables {
@@ -32,6 +34,9 @@ pub fn plots(inputs: &Inputs<'_>) -> Vec<Plot> {
                 let (Some(dataset), Some(metric)) = (&spec.dataset, spec.metrics.first()) else {
                     continue;
                 };
+                if !inputs.scores(dataset) {
+                    continue;
+                }
                 plots.push(scaling(
                     inputs,
                     &MetricColumn {
@@ -41,7 +46,12 @@ pub fn plots(inputs: &Inputs<'_>) -> Vec<Plot> {
                 ));
             }
             TableKind::Efficiency => {
-                plots.extend(spec.columns.iter().map(|c| efficiency(inputs, c)));
+                plots.extend(
+                    spec.columns
+                        .iter()
+                        .filter(|c| inputs.scores(&c.dataset))
+                        .map(|c| efficiency(inputs, c)),
+                );
             }
             TableKind::Sizes | TableKind::Comparison | TableKind::Claims => {}
         }

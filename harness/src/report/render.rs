@@ -42,6 +42,15 @@ pub struct RecipeRef {
     pub description: String,
 }
 
+/// A table left out of the report: no stage of its recipes can fill it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LeftOut {
+    /// Its `--table` name.
+    pub name: String,
+    /// Its heading.
+    pub title: String,
+}
+
 /// A plot with its SVG.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlotView {
@@ -66,8 +75,10 @@ pub struct ReportView {
     pub evaluated: usize,
     /// Evaluations in the plan.
     pub evaluations: usize,
-    /// The tables.
+    /// The tables some stage of the recipes can fill.
     pub tables: Vec<TableView>,
+    /// The tables none can: not written, named once in `index.html`.
+    pub left_out: Vec<LeftOut>,
     /// The plots.
     pub plots: Vec<PlotView>,
 }

@@ -73,10 +73,10 @@ impl Axis {
         if !lo.is_finite() {
             (lo, hi) = (0.0, 1.0);
         }
-        let pad = if hi > lo { (hi - lo) * 0.08 } else { 0.5 };
         if log {
-            (lo, hi) = ((lo - pad).floor(), (hi + pad).ceil());
+            (lo, hi) = (log_bound(lo, Bound::Below), log_bound(hi, Bound::Above));
         } else {
+            let pad = if hi > lo { (hi - lo) * 0.08 } else { 0.5 };
             (lo, hi) = (lo - pad, hi + pad);
         }
         Axis {
@@ -96,11 +96,18 @@ impl Axis {
     /// Tick positions in data units and their labels.
     fn ticks(&self) -> Vec<(f64, String)> {
         if self.log {
-            return (self.lo as i32..=self.hi as i32)
-                .map(|e| {
-                    let v = 10f64.powi(e);
-                    (v, super::tables::human(v))
+            // Decades; on an axis of two decades or less also the half-decades (3 × 10^k),
+            // so that even the shortest axis (half a decade) has both ends marked.
+            let halves = self.hi - self.lo <= 2.0 + 1e-9;
+            return (self.lo.floor() as i32..=self.hi.ceil() as i32)
+                .flat_map(|e| [(e, 1.0), (e, 3.0)])
+                .filter(|&(_, m)| halves || m == 1.0)
+                .map(|(e, m)| m * 10f64.powi(e))
+                .filter(|v| {
+                    let at = v.log10();
+                    at >= self.lo - 1e-9 && at <= self.hi + 1e-9
                 })
+                .map(|v| (v, super::tables::human(v)))
                 .collect();
         }
         let raw = (self.hi - self.lo) / 8.0;
@@ -123,6 +130,34 @@ impl Axis {
                 (v, format!("{v:.decimals$}"))
             })
             .collect()
+    }
+}
+
+/// Which way [`log_bound`] rounds.
+#[derive(Clone, Copy, PartialEq)]
+enum Bound {
+    Below,
+    Above,
+}
+
+/// Room kept between the outermost point and the end of a log axis, in decades (≈ 5%), so that
+/// no marker sits on the frame.
+const LOG_ROOM: f64 = 0.02;
+
+/// The end of a log axis (in decades) for an outermost point at `10^at`: the nearest decade or
+/// half-decade (1 or 3 × 10^k) below (or above) it with [`LOG_ROOM`] to spare, so at most about
+/// half a decade of the axis is empty on either side.
+fn log_bound(at: f64, bound: Bound) -> f64 {
+    let halves = |e: f64| [e, e + 3f64.log10()];
+    let decade = at.floor();
+    let candidates = (-1..=2).flat_map(|d| halves(decade + f64::from(d) - 1.0));
+    match bound {
+        Bound::Below => candidates
+            .filter(|&c| c <= at - LOG_ROOM)
+            .fold(f64::NEG_INFINITY, f64::max),
+        Bound::Above => candidates
+            .filter(|&c| c >= at + LOG_ROOM)
+            .fold(f64::INFINITY, f64::min),
     }
 }
 
@@ -288,9 +323,60 @@ mod tests {
         assert!(svg.contains("reported &amp; &lt;b&gt;") && svg.contains("mAP &lt;vs&gt; size"));
         assert!(!svg.contains("<b>"));
         assert!(
-            svg.contains(">1.00B<") && svg.contains(">10.00M<"),
-            "log ticks by decade"
+            svg.contains(">1.00B<") && svg.contains(">100.00M<") && svg.contains(">3.00B<"),
+            "log ticks by decade and half-decade"
         );
+        assert!(!svg.contains(">10.00M<"), "no decade below the axis");
+    }
+
+    fn log_ticks(lo: f64, hi: f64) -> (Axis, Vec<String>) {
+        let axis = Axis::new([lo, hi].into_iter(), true, 0.0, 100.0);
+        let labels = axis.ticks().into_iter().map(|t| t.1).collect();
+        (axis, labels)
+    }
+
+    #[test]
+    fn a_log_axis_fits_the_smoke_models() {
+        // vit-tiny (113.6K) to the largest smoke size: from 100K, not 10K, to 1M.
+        let (axis, labels) = log_ticks(113.6e3, 840e3);
+        assert!((axis.lo - 5.0).abs() < 1e-9 && (axis.hi - 6.0).abs() < 1e-9);
+        assert_eq!(labels, ["100.0K", "300.0K", "1.00M"]);
+        // The paper's sizes: 30M to 3B, half-decades marked.
+        let (_, labels) = log_ticks(86e6, 2.4e9);
+        assert_eq!(labels, ["30.00M", "100.00M", "300.00M", "1.00B", "3.00B"]);
+        // A point on a decade keeps room: 100K starts the axis at 30K.
+        let (axis, labels) = log_ticks(100e3, 100e3);
+        assert!((axis.lo - 3e4f64.log10()).abs() < 1e-9, "{}", axis.lo);
+        assert_eq!(labels, ["30.0K", "100.0K", "300.0K"]);
+    }
+
+    #[test]
+    fn a_log_axis_never_has_a_decade_of_empty_space() {
+        for (lo, hi) in [
+            (1.0, 1.0),
+            (9.9e4, 1.01e5),
+            (113.6e3, 113.6e3),
+            (2.9e5, 3.1e6),
+            (1.0e6, 9.99e9),
+            (86e6, 2.4e9),
+        ] {
+            let axis = Axis::new([lo, hi].into_iter(), true, 0.0, 100.0);
+            let (below, above) = (lo.log10() - axis.lo, axis.hi - hi.log10());
+            for (side, gap) in [("below", below), ("above", above)] {
+                assert!(
+                    (LOG_ROOM - 1e-9..0.6).contains(&gap),
+                    "{lo}..{hi}: {gap} decades empty {side}"
+                );
+            }
+            let ends = [axis.lo, axis.hi].map(|e| 10f64.powf(e - e.floor()));
+            assert!(
+                ends.iter().all(|m| (m - 1.0).abs() < 1e-6
+                    || (m - 3.0).abs() < 1e-6
+                    || (m - 10.0).abs() < 1e-6),
+                "{lo}..{hi}: ends at a decade or half-decade: {ends:?}"
+            );
+            assert!(axis.ticks().len() >= 2, "{lo}..{hi}: both ends marked");
+        }
     }
 
     #[test]

@@ -64,6 +64,42 @@ pub struct Inputs<'a> {
     pub verdicts: bool,
 }
 
+impl Inputs<'_> {
+    /// Whether some evaluation of the plan (run or not) scores `dataset`: only then can a
+    /// column, row or claim of that dataset get a reproduced value.
+    pub fn scores(&self, dataset: &str) -> bool {
+        self.observations.iter().any(|o| o.dataset == dataset)
+    }
+
+    /// The columns of `spec` whose dataset some evaluation of the plan scores.
+    fn scored_columns<'s>(&self, spec: &'s TableSpec) -> Vec<&'s MetricColumn> {
+        spec.columns
+            .iter()
+            .filter(|c| self.scores(&c.dataset))
+            .collect()
+    }
+
+    /// The claims about a dataset some evaluation of the plan scores.
+    fn scored_claims(&self) -> impl Iterator<Item = &claim_checks::Claim> {
+        self.claims
+            .claims
+            .iter()
+            .filter(|claim| self.scores(&claim.dataset))
+    }
+}
+
+/// Whether some stage of the plan can fill `spec`: a sizes table needs a model, a dataset
+/// table an evaluation of its dataset, a comparison or efficiency table one of its columns'
+/// datasets, a claims table one claim's dataset. The others are left out of the report.
+pub fn fillable(spec: &TableSpec, inputs: &Inputs<'_>) -> bool {
+    match spec.kind {
+        TableKind::Sizes => !inputs.models.is_empty(),
+        TableKind::Dataset => spec.dataset.as_deref().is_some_and(|d| inputs.scores(d)),
+        TableKind::Comparison | TableKind::Efficiency => !inputs.scored_columns(spec).is_empty(),
+        TableKind::Claims => inputs.scored_claims().next().is_some(),
+    }
+}
+
 /// Numbered footnotes and provenance lines of one table under construction.
 #[derive(Default)]
 struct Notes {
@@ -416,16 +452,15 @@ fn column_label(specs: &TableSpecs, column: &MetricColumn) -> String {
 }
 
 fn comparison(spec: &TableSpec, inputs: &Inputs<'_>, notes: &mut Notes) -> Body {
-    let columns = spec
-        .columns
+    let shown_columns = inputs.scored_columns(spec);
+    let columns = shown_columns
         .iter()
         .map(|c| column_label(inputs.specs, c))
         .collect();
     let mut methods: Vec<&str> = Vec::new();
     for value in &inputs.reported.values {
         if let Some(method) = value.method.as_deref() {
-            let shown = spec
-                .columns
+            let shown = shown_columns
                 .iter()
                 .any(|c| c.dataset == value.dataset && c.metric == value.metric);
             if shown && !methods.contains(&method) {
@@ -437,8 +472,7 @@ fn comparison(spec: &TableSpec, inputs: &Inputs<'_>, notes: &mut Notes) -> Body 
         .iter()
         .map(|method| RowView {
             label: (*method).to_string(),
-            cells: spec
-                .columns
+            cells: shown_columns
                 .iter()
                 .map(
                     |c| match inputs.reported.find(&c.dataset, &c.metric, method, 1.0) {
@@ -463,8 +497,7 @@ fn comparison(spec: &TableSpec, inputs: &Inputs<'_>, notes: &mut Notes) -> Body 
             } else {
                 format!("{} (this study, smoke scale: not comparable)", m.label())
             },
-            cells: spec
-                .columns
+            cells: shown_columns
                 .iter()
                 .map(|c| study_cell(inputs, notes, c, &m.params.model, 1.0))
                 .collect(),
@@ -485,7 +518,7 @@ fn efficiency(spec: &TableSpec, inputs: &Inputs<'_>, notes: &mut Notes) -> Body 
     let fractions = fractions(inputs.observations);
     let columns = fractions.iter().map(|f| format!("{f}")).collect();
     let mut rows = Vec::new();
-    for column in &spec.columns {
+    for column in inputs.scored_columns(spec) {
         for model in inputs.models {
             rows.push(RowView {
                 label: format!("{} · {}", column_label(inputs.specs, column), model.label()),
@@ -505,9 +538,7 @@ fn claims(inputs: &Inputs<'_>) -> Body {
         .map(String::from)
         .to_vec();
     let rows = inputs
-        .claims
-        .claims
-        .iter()
+        .scored_claims()
         .map(|claim| {
             let checked = claim_checks::check(claim, inputs.models, inputs.observations);
             let pairs = if checked.pairs.is_empty() {

@@ -369,6 +369,7 @@ pub async fn run(
                 forced: forced(i),
                 lineage: Lineage::of(plan, i),
                 cpu_threads: cpu_share(options.jobs, planned.stage.resources.ranks()),
+                resolved_recipe: crate::plan::replay::resolved_recipe(plan, i),
             };
             state[i] = State::Running;
             let (ctx, progress, cancel) = (ctx.clone(), progress.clone(), cancel_rx.clone());

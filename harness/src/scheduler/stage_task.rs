@@ -13,7 +13,9 @@ use tokio::sync::watch;
 use super::lineage::Lineage;
 use super::progress::Progress;
 use super::RunContext;
-use crate::cache::{Cache, Entry, TreeSnapshot, KEY_FILE, MANIFEST_FILE, STAGE_FILE};
+use crate::cache::{
+    Cache, Entry, TreeSnapshot, KEY_FILE, MANIFEST_FILE, RESOLVED_RECIPE_FILE, STAGE_FILE,
+};
 use crate::executor::command_line::{stage_argv, StagePaths};
 use crate::executor::{Finished, Invocation, Placement, ProcessEnd, MAX_RESUMES};
 use crate::lock::TryLock;
@@ -53,6 +55,8 @@ pub struct StageJob {
     pub lineage: Lineage,
     /// CPU threads each of its processes may use (its share of this machine's cores).
     pub cpu_threads: usize,
+    /// Its `recipe.resolved.toml`, written into its cache entry.
+    pub resolved_recipe: String,
 }
 
 /// Runs `job` to its end.
@@ -146,25 +150,27 @@ async fn run_stage_inner(
             (end, None) => end,
         };
         let failure = match end {
-            ProcessEnd::Success => match timed_commit(ctx, planned, &out, &mut metrics) {
-                Ok((entry, commit_s)) => {
-                    let outcome = StageOutcome {
-                        status: StageStatus::Succeeded,
-                        error: None,
-                        stderr_tail: None,
-                        metrics,
-                        artifacts: artifacts(&entry),
-                        cache_dir: Some(entry.dir.display().to_string()),
-                        duration_s,
-                        commit_s: Some(commit_s),
-                    };
-                    ctx.store.stage_finished(&key, &outcome).await?;
-                    drop(lock);
-                    progress.stage_finished(&name, duration_s, commit_s, &outcome.metrics);
-                    return Ok(StageResult::Ran);
+            ProcessEnd::Success => {
+                match timed_commit(ctx, planned, &job.resolved_recipe, &out, &mut metrics) {
+                    Ok((entry, commit_s)) => {
+                        let outcome = StageOutcome {
+                            status: StageStatus::Succeeded,
+                            error: None,
+                            stderr_tail: None,
+                            metrics,
+                            artifacts: artifacts(&entry),
+                            cache_dir: Some(entry.dir.display().to_string()),
+                            duration_s,
+                            commit_s: Some(commit_s),
+                        };
+                        ctx.store.stage_finished(&key, &outcome).await?;
+                        drop(lock);
+                        progress.stage_finished(&name, duration_s, commit_s, &outcome.metrics);
+                        return Ok(StageResult::Ran);
+                    }
+                    Err(err) => format!("{err:#}"),
                 }
-                Err(err) => format!("{err:#}"),
-            },
+            }
             ProcessEnd::Failure(reason) => reason,
             ProcessEnd::Stopped => format!(
                 "stopped at a checkpoint {} times in a row: raise the time limit",
@@ -328,23 +334,25 @@ fn ended(status: StageStatus, error: String, stderr_tail: String, duration_s: f6
 fn timed_commit(
     ctx: &RunContext,
     planned: &PlannedStage,
+    resolved_recipe: &str,
     out: &Path,
     metrics: &mut Vec<MetricRow>,
 ) -> anyhow::Result<(Entry, f64)> {
     let started = Instant::now();
-    let entry = commit(ctx, planned, out, metrics)?;
+    let entry = commit(ctx, planned, resolved_recipe, out, metrics)?;
     Ok((entry, started.elapsed().as_secs_f64()))
 }
 
 /// Reads `metrics.json` (if any) into `metrics`, in place of the final metrics that events
-/// already reported, and commits the build dir to the cache.
+/// already reported, writes `recipe.resolved.toml` and commits the build dir to the cache.
 fn commit(
     ctx: &RunContext,
     planned: &PlannedStage,
+    resolved_recipe: &str,
     out: &Path,
     metrics: &mut Vec<MetricRow>,
 ) -> anyhow::Result<Entry> {
-    for reserved in [STAGE_FILE, KEY_FILE, MANIFEST_FILE] {
+    for reserved in [STAGE_FILE, KEY_FILE, MANIFEST_FILE, RESOLVED_RECIPE_FILE] {
         anyhow::ensure!(
             !out.join(reserved).exists(),
             "the stage wrote `{reserved}` into its output {}, a name rsfm keeps for the cache entry's own records: rename the file",
@@ -374,6 +382,7 @@ fn commit(
         "sources": planned.stage.sources,
         "seed": planned.stage.seed,
     });
+    fs_err::write(out.join(RESOLVED_RECIPE_FILE), resolved_recipe)?;
     ctx.cache
         .commit(out, &planned.key, &stage_json, &planned.stage.name)
 }
