@@ -27,6 +27,7 @@ mod rescore;
 mod sensitivity;
 mod shared_keys;
 mod slurm;
+mod slurm_nodes;
 mod smoke;
 mod sql_bounds;
 mod sync_bn;

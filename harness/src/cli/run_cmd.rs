@@ -89,6 +89,13 @@ pub async fn run(args: RunArgs, results: &Path, json: bool) -> anyhow::Result<Ex
     for warning in plan.shared_key_warnings() {
         eprintln!("warning: {warning}");
     }
+    if !slurm {
+        let pending = plan
+            .stages
+            .iter()
+            .filter(|s| !s.cached || is_forced(s, &args.force));
+        crate::executor::local::refuse_multi_node(pending)?;
+    }
     if args.dry_run {
         for stage in &plan.stages {
             let status = if is_forced(stage, &args.force) {

@@ -18,6 +18,8 @@ use tokio::sync::watch;
 
 use super::bounded_lines::{next_line, Tail};
 use super::{own_process_group, Finished, Invocation, ProcessEnd, STOPPED_AT_CHECKPOINT};
+use crate::plan::PlannedStage;
+use crate::recipe::{ErrorKind, RecipeError};
 
 /// Time between SIGTERM and SIGKILL (`RSFM_KILL_GRACE_S` overrides; default 10 s).
 fn kill_grace() -> Duration {
@@ -32,6 +34,26 @@ fn kill_grace() -> Duration {
 const DRAIN: Duration = Duration::from_secs(1);
 /// Time between SIGTERM and SIGKILL for the processes a stage left running.
 const LEFTOVER_GRACE: Duration = Duration::from_secs(2);
+
+/// Refuses `stages` that ask for more than one node (`nodes = M`): this executor starts its
+/// processes on this machine, so it names the recipe line and the backend that can run them.
+pub fn refuse_multi_node<'a>(
+    stages: impl IntoIterator<Item = &'a PlannedStage>,
+) -> Result<(), RecipeError> {
+    let Some(stage) = stages.into_iter().find(|s| s.stage.resources.nodes() > 1) else {
+        return Ok(());
+    };
+    Err(RecipeError::at(
+        ErrorKind::InvalidValue,
+        stage.stage.location_of("nodes"),
+        format!(
+            "stage {} asks for `nodes = {}`, but the local backend runs every rank on this machine",
+            stage.display_name(),
+            stage.stage.resources.nodes()
+        ),
+    )
+    .help("run it with `--backend slurm` (docs/slurm.md; `scripts/slurm-local.sh start DIR --nodes 2` makes a local cluster), or remove `nodes` to run its ranks here"))
+}
 
 /// One line a rank wrote.
 struct RankLine {

@@ -1,5 +1,5 @@
-//! What a stage asks of the machine: GPUs, data-parallel processes, GPU memory and a time
-//! limit (not in the key).
+//! What a stage asks of the machine: GPUs, data-parallel processes, nodes, GPU memory and a
+//! time limit (not in the key).
 
 use serde::Serialize;
 use std::time::Duration;
@@ -7,11 +7,14 @@ use std::time::Duration;
 /// Resources a stage requests.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Resources {
-    /// Number of GPUs (0: runs on CPU).
+    /// Number of GPUs per node (0: runs on CPU).
     pub gpus: u32,
-    /// Data-parallel worker processes (`processes`; unset: one per GPU, at least one). Set
-    /// it to run several ranks on the CPU.
+    /// Data-parallel worker processes per node (`processes`; unset: one per GPU, at least
+    /// one). Set it to run several ranks on the CPU.
     pub processes: Option<u32>,
+    /// Nodes the stage's ranks spread over (`nodes`; unset: one), each running
+    /// [`Resources::ranks_per_node`] of them. Only the Slurm backend runs more than one.
+    pub nodes: Option<u32>,
     /// GPU memory the stage needs, in GiB, for packing small stages.
     pub gpu_mem_gb: Option<f64>,
     /// Wall-clock limit.
@@ -19,9 +22,19 @@ pub struct Resources {
 }
 
 impl Resources {
-    /// How many worker processes (data-parallel ranks) the stage runs as.
+    /// How many worker processes (data-parallel ranks) the stage runs as, over all its nodes.
     pub fn ranks(&self) -> u32 {
+        self.ranks_per_node() * self.nodes()
+    }
+
+    /// How many of its ranks run on each of its nodes.
+    pub fn ranks_per_node(&self) -> u32 {
         self.processes.unwrap_or(self.gpus).max(1)
+    }
+
+    /// How many nodes its ranks spread over (at least 1).
+    pub fn nodes(&self) -> u32 {
+        self.nodes.unwrap_or(1).max(1)
     }
 }
 

@@ -72,6 +72,7 @@ pub const COMMON_KEYS: &[&str] = &[
     "description",
     "gpus",
     "processes",
+    "nodes",
     "gpu_mem_gb",
     "time_limit",
     "retries",
@@ -416,6 +417,9 @@ pub(crate) fn expand(
             }),
         )
         .flatten();
+    let nodes = errors
+        .keep(fields.converted("nodes", ParamType::Count, at_least_one))
+        .flatten();
     let gpu_mem_gb = errors
         .keep(fields.converted("gpu_mem_gb", ParamType::Float, positive))
         .flatten();
@@ -435,6 +439,7 @@ pub(crate) fn expand(
     let resources = Resources {
         gpus,
         processes,
+        nodes,
         gpu_mem_gb,
         time_limit,
     };
@@ -689,6 +694,19 @@ fn data_parallel_processes(
         .help("data-parallel stages run one process per GPU: leave `processes` out when `gpus` is set, or give at least 1 for CPU stages"));
     }
     Ok(processes)
+}
+
+fn at_least_one(value: &Value, node: &Node, key: &str) -> Result<u32, RecipeError> {
+    let count = to_u32(value, node, key)?;
+    if count == 0 {
+        return Err(RecipeError::at(
+            ErrorKind::InvalidValue,
+            &node.at,
+            format!("`{key}` = 0"),
+        )
+        .help("give the number of nodes the stage's ranks spread over, at least 1 (`processes` or `gpus` count the ranks of each node)"));
+    }
+    Ok(count)
 }
 
 fn positive(value: &Value, node: &Node, key: &str) -> Result<f64, RecipeError> {

@@ -7,9 +7,9 @@
 //! [`ProcessEnd::Stopped`], and the scheduler starts the stage again as it does for a local
 //! process. The harness alone ingests results, as with the local executor.
 //!
-//! A data-parallel stage (`processes = N` or `gpus = N`) is one job of N tasks on one node:
-//! its batch script starts the ranks with `srun`, each with PyTorch's rendezvous variables
-//! derived from Slurm's ([`script`]).
+//! A data-parallel stage (`processes = N` or `gpus = N` per node, `nodes = M`) is one job of
+//! M × N tasks (`--nodes=M --ntasks-per-node=N`): its batch script starts the ranks with
+//! `srun`, each with PyTorch's rendezvous variables derived from Slurm's ([`script`]).
 
 mod commands;
 pub mod job_record;

@@ -1,7 +1,8 @@
 //! The batch script of a stage's Slurm job: the local executor's command line, environment and
 //! working directory, with the command `exec`ed so that Slurm's signals reach it directly. A
-//! data-parallel stage (`ranks > 1`) `exec`s `srun`, which starts one task per rank; each task
-//! takes PyTorch's rendezvous variables from Slurm's own ([`rank_setup`], [`rank_launcher`]).
+//! data-parallel stage (`ranks > 1`, on one node or several) `exec`s `srun`, which starts one
+//! task per rank; each task takes PyTorch's rendezvous variables from Slurm's own
+//! ([`rank_setup`], [`rank_launcher`]).
 
 use super::super::Invocation;
 
@@ -55,9 +56,11 @@ fn rank_setup(ranks: u32) -> String {
     )
 }
 
-/// The words before the command that start it as `ranks` `srun` tasks, each with `RANK`,
-/// `WORLD_SIZE` and `LOCAL_RANK` from `SLURM_PROCID`, `SLURM_NTASKS` and `SLURM_LOCALID` (a
-/// `sh -c` wrapper sets them, then `exec`s the command).
+/// The words before the command that start it as `ranks` `srun` tasks (laid out over the
+/// job's nodes as `--ntasks-per-node` says), each with `RANK`, `WORLD_SIZE` and `LOCAL_RANK`
+/// from `SLURM_PROCID`, `SLURM_NTASKS` and `SLURM_LOCALID`, and torchrun's `LOCAL_WORLD_SIZE`
+/// and `GROUP_RANK` (the node's index) from `SLURM_NNODES` and `SLURM_NODEID` (a `sh -c`
+/// wrapper sets them, then `exec`s the command).
 ///
 /// `srun` exits with the highest exit status of its tasks, so ranks that all stop at a
 /// checkpoint (status 3) make the job end with 3. It is not given `--kill-on-bad-exit`, which
@@ -68,7 +71,8 @@ fn rank_launcher(ranks: u32) -> String {
     format!(
         "srun --ntasks={ranks} sh -c \
          'RANK=$SLURM_PROCID WORLD_SIZE=$SLURM_NTASKS LOCAL_RANK=$SLURM_LOCALID; \
-         export RANK WORLD_SIZE LOCAL_RANK; exec \"$@\"' rsfm-rank "
+         LOCAL_WORLD_SIZE=$((SLURM_NTASKS / SLURM_NNODES)) GROUP_RANK=$SLURM_NODEID; \
+         export RANK WORLD_SIZE LOCAL_RANK LOCAL_WORLD_SIZE GROUP_RANK; exec \"$@\"' rsfm-rank "
     )
 }
 
@@ -139,17 +143,18 @@ mod tests {
         tool(
             &bin,
             "srun",
-            "n=${1#--ntasks=}; shift; i=0; while [ $i -lt $n ]; do SLURM_PROCID=$i SLURM_NTASKS=$n SLURM_LOCALID=$i \"$@\" || exit; i=$((i + 1)); done\n",
+            "n=${1#--ntasks=}; shift; i=0; while [ $i -lt $n ]; do SLURM_PROCID=$i SLURM_NTASKS=$n SLURM_LOCALID=$((i % 2)) SLURM_NNODES=$((n / 2)) SLURM_NODEID=$((i / 2)) \"$@\" || exit; i=$((i + 1)); done\n",
         );
         let argv = [
             "sh",
             "-c",
-            "echo \"$RANK/$WORLD_SIZE/$LOCAL_RANK $MASTER_ADDR:$MASTER_PORT $1\"",
+            "echo \"$RANK/$WORLD_SIZE/$LOCAL_RANK/$LOCAL_WORLD_SIZE/$GROUP_RANK $MASTER_ADDR:$MASTER_PORT $1\"",
             "sh",
             "it's",
         ];
-        let script = batch_script(&invocation(&argv, dir.path(), 2), "ddp/pretrain");
-        assert!(script.contains("exec srun --ntasks=2 sh -c "), "{script}");
+        // Two nodes of two ranks each.
+        let script = batch_script(&invocation(&argv, dir.path(), 4), "ddp/pretrain");
+        assert!(script.contains("exec srun --ntasks=4 sh -c "), "{script}");
         let path = dir.path().join("job.sh");
         std::fs::write(&path, &script).unwrap();
         let out = std::process::Command::new("sh")
@@ -169,7 +174,8 @@ mod tests {
         );
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
-            "0/2/0 10.0.0.7:23456 it's\n1/2/1 10.0.0.7:23456 it's\n"
+            "0/4/0/2/0 10.0.0.7:23456 it's\n1/4/1/2/0 10.0.0.7:23456 it's\n\
+             2/4/0/2/1 10.0.0.7:23456 it's\n3/4/1/2/1 10.0.0.7:23456 it's\n"
         );
     }
 }

@@ -78,8 +78,8 @@ impl SlurmSettings {
         Duration::from_secs_f64(1.0 / rate)
     }
 
-    /// The flags that place `stage`: partition, account, QoS, time limit, tasks (one per
-    /// data-parallel rank), GPUs, extra flags.
+    /// The flags that place `stage`: partition, account, QoS, time limit, nodes and tasks (one
+    /// per data-parallel rank), GPUs (per node), extra flags.
     pub fn stage_flags(&self, stage: &PlannedStage) -> Vec<SbatchFlag> {
         let table = &self.table;
         let mut flags = Vec::new();
@@ -119,10 +119,21 @@ impl SlurmSettings {
             );
         }
         if ranks > 1 {
-            // One task per data-parallel rank, all on one node: the GPU flag below counts the
-            // GPUs of that node, and every rank sees them all (it takes `cuda:LOCAL_RANK`).
-            push(format!("--ntasks={ranks}"), &stage.stage.location);
-            push("--nodes=1".to_string(), &stage.stage.location);
+            // One task per data-parallel rank, `nodes` nodes with the same number each: the
+            // GPU flag below counts the GPUs of one node, and every rank of a node sees them
+            // all (it takes `cuda:LOCAL_RANK`).
+            push(
+                format!("--nodes={}", resources.nodes()),
+                stage.stage.location_of("nodes"),
+            );
+            push(
+                format!("--ntasks-per-node={}", resources.ranks_per_node()),
+                stage.stage.location_of(if resources.processes.is_some() {
+                    "processes"
+                } else {
+                    "gpus"
+                }),
+            );
         }
         if resources.gpus > 0 {
             let (style, at) = match &table.gpu_flag {

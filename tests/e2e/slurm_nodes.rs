@@ -1,0 +1,256 @@
+//! Data parallel over several Slurm nodes: a two-node cluster of this machine
+//! (`scripts/slurm-local.sh start DIR --nodes 2`, each slurmd in its own network namespace),
+//! started by each test in its own folder and stopped when the test ends, even on a panic.
+//! Needs root (namespaces), Debian's slurm-wlm and munge, and iproute2.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::common::{last_json_line, repo_root, text, worker, Project};
+use crate::data_parallel::{metric_rows, recipe};
+
+/// A running two-node cluster; `Drop` stops it and checks that nothing of it is left.
+struct TwoNodes {
+    dir: tempfile::TempDir,
+    /// What `start` recorded that it made (`netns NAME` / `link NAME` lines).
+    made: String,
+}
+
+impl TwoNodes {
+    fn start() -> TwoNodes {
+        assert_eq!(
+            unsafe { libc::geteuid() },
+            0,
+            "the multi-node Slurm tests make network namespaces: run them as root"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let out = slurm_local(&["start", dir.path().to_str().unwrap(), "--nodes", "2"]);
+        assert!(
+            text(&out.stdout).contains("export SLURM_CONF="),
+            "{}",
+            text(&out.stdout)
+        );
+        let made = std::fs::read_to_string(dir.path().join("made")).unwrap();
+        TwoNodes { dir, made }
+    }
+
+    fn conf(&self) -> PathBuf {
+        self.dir.path().join("slurm.conf")
+    }
+
+    /// A Slurm client command against this cluster; its stdout.
+    fn client(&self, program: &str, args: &[&str]) -> String {
+        let out = Command::new(program)
+            .args(args)
+            .env("SLURM_CONF", self.conf())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{program} {args:?}: {}",
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    /// `rsfm run RECIPE --backend slurm --json` in `project`, required to succeed; its summary.
+    fn run(&self, project: &Project, recipe: &Path) -> serde_json::Value {
+        let out = project
+            .command(&[
+                "run",
+                recipe.to_str().unwrap(),
+                "--backend",
+                "slurm",
+                "--json",
+            ])
+            .env("SLURM_CONF", self.conf())
+            .env("RSFM_WORKER", worker())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        last_json_line(&text(&out.stdout))
+    }
+}
+
+impl Drop for TwoNodes {
+    fn drop(&mut self) {
+        let out = Command::new(script())
+            .args(["stop", self.dir.path().to_str().unwrap()])
+            .output()
+            .unwrap();
+        if std::thread::panicking() {
+            return;
+        }
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let namespaces = text(
+            &Command::new("ip")
+                .args(["netns", "list"])
+                .output()
+                .unwrap()
+                .stdout,
+        );
+        let links = text(
+            &Command::new("ip")
+                .args(["-o", "link"])
+                .output()
+                .unwrap()
+                .stdout,
+        );
+        for line in self.made.lines() {
+            let (kind, name) = line.split_once(' ').unwrap();
+            let left = match kind {
+                "netns" => namespaces
+                    .lines()
+                    .any(|l| l.split_whitespace().next() == Some(name)),
+                _ => links.contains(&format!(" {name}:")) || links.contains(&format!(" {name}@")),
+            };
+            assert!(!left, "`stop` left {kind} {name}");
+        }
+    }
+}
+
+fn script() -> PathBuf {
+    repo_root().join("scripts/slurm-local.sh")
+}
+
+/// `scripts/slurm-local.sh ARGS`, required to succeed.
+fn slurm_local(args: &[&str]) -> Output {
+    let out = Command::new(script()).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "`scripts/slurm-local.sh {}` failed (it needs root, slurm-wlm, munge and iproute2):\n{}{}",
+        args.join(" "),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    out
+}
+
+/// A project with the `vit-tiny` preset, fast Slurm polling, and the data-parallel MAE recipe
+/// with `processes` ranks on each of `nodes` nodes and a global batch of 4; the recipe's path.
+fn mae_project(nodes: u32, processes: u32) -> (Project, PathBuf) {
+    let project = Project::new();
+    let preset = std::fs::read_to_string(repo_root().join("recipes/models/vit-tiny.toml")).unwrap();
+    project.write("recipes/models/vit-tiny.toml", &preset);
+    project.write(
+        "rsfm.toml",
+        "[slurm]\npoll_interval = \"0.3s\"\nsubmit_rate = 50\n",
+    );
+    let mut text = recipe(processes, 4);
+    if nodes > 1 {
+        text = text.replace(
+            &format!("processes = {processes}\n"),
+            &format!("processes = {processes}\nnodes = {nodes}\n"),
+        );
+    }
+    let recipe = project.write("mae.toml", &text);
+    (project, recipe)
+}
+
+/// The pretrain stage's Slurm job id.
+fn job_id(project: &Project, key: &str) -> String {
+    let path = project
+        .results()
+        .join("work")
+        .join(key)
+        .join("slurm-job.json");
+    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    record["job_id"].to_string()
+}
+
+/// Requires `project`'s per-step losses to be `baseline`'s (relative 1e-5).
+fn same_losses(project: &Project, baseline: &Project, layout: &str) {
+    for name in ["loss", "loss_final"] {
+        let (got, want) = (metric_rows(project, name), metric_rows(baseline, name));
+        assert_eq!(got.len(), want.len(), "{name}: {got:?} vs {want:?}");
+        for ((step, a), (_, b)) in got.iter().zip(&want) {
+            assert!(
+                ((a - b) / b).abs() < 1e-5,
+                "{name} at step {step:?}: {a} on {layout}, {b} in one process"
+            );
+        }
+    }
+}
+
+#[test]
+fn ranks_on_two_nodes_train_like_one_process_and_the_cluster_leaves_nothing_behind() {
+    let cluster = TwoNodes::start();
+    let nodes = cluster.client("sinfo", &["-h", "-N", "-o", "%N %T"]);
+    assert_eq!(nodes, "n1 idle\nn2 idle\n");
+
+    // One process, the same global batch, through the local executor.
+    let (baseline, baseline_recipe) = mae_project(1, 1);
+    let out = baseline
+        .command(&[
+            "run",
+            baseline_recipe.to_str().unwrap(),
+            "--gpus",
+            "none",
+            "--json",
+        ])
+        .env("RSFM_WORKER", worker())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let key = baseline.stage_key(&baseline_recipe, "pretrain");
+
+    for (processes, ranks, cpus) in [(1, 2, 2), (2, 4, 4)] {
+        let layout = format!("2 nodes × {processes}");
+        let (project, mae) = mae_project(2, processes);
+        // `nodes` and `processes` are resources: the key is the one-process stage's.
+        assert_eq!(project.stage_key(&mae, "pretrain"), key, "{layout}");
+        let first = cluster.run(&project, &mae);
+        assert_eq!(first["executed"], 2, "{layout}: {first}");
+
+        // One job on both nodes, one task per rank, all in one process group.
+        let job = job_id(&project, &key);
+        let listed = cluster.client(
+            "squeue",
+            &["-h", "-t", "all", "-o", "%T|%D|%N|%C", "-j", &job],
+        );
+        assert_eq!(
+            listed.trim(),
+            format!("COMPLETED|2|n[1-2]|{cpus}"),
+            "{layout}: state|nodes|node list|CPUs of job {job}"
+        );
+        let log =
+            std::fs::read_to_string(project.results().join("work").join(&key).join("stage.log"))
+                .unwrap();
+        assert!(
+            log.contains(&format!("data parallel over {ranks} processes")),
+            "{layout}:\n{log}"
+        );
+        same_losses(&project, &baseline, &layout);
+
+        let again = cluster.run(&project, &mae);
+        assert_eq!(
+            (again["executed"].as_u64(), again["cached"].as_u64()),
+            (Some(0), Some(2)),
+            "{layout}: {again}"
+        );
+    }
+}
+
+#[test]
+fn the_local_backend_refuses_a_multi_node_stage_naming_its_line() {
+    let (project, mae) = mae_project(2, 1);
+    let line = std::fs::read_to_string(&mae)
+        .unwrap()
+        .lines()
+        .position(|l| l == "nodes = 2")
+        .unwrap()
+        + 1;
+    for extra in [&[][..], &["--dry-run"][..]] {
+        let mut args = vec!["run", mae.to_str().unwrap(), "--gpus", "none"];
+        args.extend_from_slice(extra);
+        let out = project.rsfm(&args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(&format!("{}:{line}:1: ", mae.display())),
+            "names `nodes = 2`'s line: {stderr}"
+        );
+        assert!(stderr.contains("--backend slurm"), "{stderr}");
+    }
+    assert!(!project.results().join("work").exists());
+}
