@@ -494,6 +494,7 @@ log_every = 1
 grad_clip = 35.0
 accum_steps = 1
 activation_checkpointing = true
+optimizer_sharding = true
 loader_threads = 2
 
 [stage.seg]
@@ -544,6 +545,7 @@ log_every = 1
 grad_clip = 35.0
 accum_steps = 1
 activation_checkpointing = true
+optimizer_sharding = true
 precision = "fp32"
 
 [stage.det]
@@ -595,6 +597,7 @@ log_every = 10
 grad_clip = 35.0
 accum_steps = 1
 activation_checkpointing = true
+optimizer_sharding = true
 precision = "bf16"
 
 [stage.score_seg]

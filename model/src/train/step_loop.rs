@@ -204,7 +204,7 @@ pub fn run_steps<L: Into<StepLoss>>(
         events.log(
             "info",
             format!(
-                "optimizer state sharded over {shards} processes (ZeRO-1): {} elements of {} each, at most {optimizer_state_bytes} bytes of moments per process",
+                "optimizer state sharded over {shards} processes (ZeRO-1): this one updates {} of the {} parameter elements; at most {optimizer_state_bytes} bytes of moments per process",
                 opt.slice().len(),
                 opt.layout().total()
             ),
