@@ -1,7 +1,8 @@
 //! Data parallel through the local executor: a tiny MAE stage with `processes = 2` runs as two
 //! Gloo ranks through `rsfm run`, writes its metrics once, is cached on the second run, and
-//! ends at the loss of the same stage run as one process (the key ignores `processes` and `loader_threads`); a
-//! batch the ranks cannot split and a failing rank fail the stage.
+//! ends at the loss of the same stage run as one process (the key ignores `processes`,
+//! `loader_threads` and `optimizer_sharding`); a batch the ranks cannot split and a failing rank
+//! fail the stage.
 
 use std::path::PathBuf;
 
@@ -85,7 +86,9 @@ fn outputs(project: &Project) -> (Vec<serde_json::Value>, Vec<serde_json::Value>
 
 #[test]
 fn two_processes_train_like_one_write_once_and_are_cached() {
-    let (two, two_recipe) = project(2, 4);
+    // The two ranks shard their optimiser state (ZeRO-1), which is not in the key either.
+    let (two, _) = project(2, 4);
+    let two_recipe = two.write("mae.toml", &(recipe(2, 4) + "optimizer_sharding = true\n"));
     let first = run(&two, &two_recipe);
     assert!(
         first.status.success(),
@@ -103,7 +106,8 @@ fn two_processes_train_like_one_write_once_and_are_cached() {
     let log =
         std::fs::read_to_string(two.results().join("work").join(&key).join("stage.log")).unwrap();
     assert!(
-        log.contains("data parallel over 2 processes, 2 samples each per step"),
+        log.contains("data parallel over 2 processes, 2 samples each per step")
+            && log.contains("optimizer state sharded over 2 processes (ZeRO-1)"),
         "{log}"
     );
 
@@ -130,7 +134,7 @@ fn two_processes_train_like_one_write_once_and_are_cached() {
     assert_eq!(
         one.stage_key(&one_recipe, "pretrain"),
         key,
-        "`processes` and `loader_threads` are not in the key"
+        "`processes`, `loader_threads` and `optimizer_sharding` are not in the key"
     );
     let single = run(&one, &one_recipe);
     assert!(
