@@ -11,6 +11,7 @@ mod estimates;
 mod eval_synth;
 mod example_recipe;
 mod exit_codes;
+mod export;
 mod failures;
 mod faults;
 mod first_hour;
