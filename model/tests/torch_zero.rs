@@ -1,6 +1,7 @@
 //! ZeRO-1 and reshardable resume checkpoints through the `rsfm-worker` binary, its ranks as
 //! local Gloo processes: a tiny MAE stage on 2 ranks with `optimizer_sharding` follows the
-//! unsharded loss curve (relative 1e-6) with half the optimiser memory per rank, and a stage
+//! unsharded loss curve (relative 1e-6) with half the optimiser memory per rank, so does a
+//! segmentation fine-tuning stage with layer-wise lr decay, weight decay and clipping, and a stage
 //! stopped at a checkpoint on 2 sharded ranks resumes on 1 rank (unsharded) and on 4 (sharded),
 //! continuing the curve of an uninterrupted run.
 #![cfg(feature = "torch")]
@@ -235,4 +236,52 @@ fn a_run_stopped_on_two_sharded_ranks_resumes_on_one_rank_and_on_four() {
             &format!("2 sharded ranks, then {ranks}"),
         );
     }
+}
+
+#[test]
+fn zero_one_fine_tuning_with_layer_decay_follows_the_unsharded_curve() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("loveda");
+    generate(
+        SynthDataset::Loveda,
+        &data,
+        &SynthOptions {
+            images: 8,
+            seed: 3,
+            size: Some(64),
+            test_images: 0,
+        },
+    )
+    .unwrap();
+    let run = |name: &str, sharding: bool| {
+        let stage = json!({
+            "kind": "finetune-seg",
+            "params": {
+                "model": { "patch_size": 8, "image_size": 32, "embed_dim": 32, "depth": 2, "num_heads": 2 },
+                "window_size": 2, "head_channels": 16, "norm": "gn",
+                "dataset": "loveda", "format": "loveda", "init": "scratch",
+                "steps": 4, "batch_size": 4, "lr": 2e-3, "warmup_steps": 1,
+                "layer_decay": 0.5, "weight_decay": 0.05, "grad_clip": 0.5,
+                "optimizer_sharding": sharding,
+            },
+            "datasets": { "loveda": data },
+            "device": "cpu",
+            "seed": 5,
+            "work_dir": dir.path().join(format!("{name}.work")),
+        });
+        let out = dir.path().join(name);
+        let output = run_ranks(&stage, &out, 2, &[], 0);
+        assert_eq!(logged(&output, "(ZeRO-1)"), sharding);
+        (losses(&output), metric(&out, "optimizer_state_bytes"))
+    };
+    let (unsharded, whole) = run("unsharded", false);
+    let (sharded, half) = run("sharded", true);
+    assert_eq!(unsharded.len(), 4);
+    assert_curves_match(
+        &sharded,
+        &unsharded,
+        1e-6,
+        "fine-tuning sharded vs unsharded",
+    );
+    assert_eq!(half, 8.0 * (whole / 16.0).ceil());
 }
