@@ -234,3 +234,70 @@ char* rsfm_autocast_exit(int device_type, int prev_enabled, int prev_dtype) {
 }
 
 }  // extern "C"
+
+// ---------------------------------------------------------------------------------------------
+// PyTorch checkpoint files written through libtorch's own pickler and zip writer, in
+// `torch.save`'s format: `data.pkl` (plain dicts, tensors as `torch._utils._rebuild_tensor_v2`
+// of persistent storages) beside `data/<id>` storage records, which
+// `torch.load(path, weights_only=True)` reads. (`torch::pickle_save` tags typed dicts with
+// `torch.jit._pickle.restore_type_tag`, which `weights_only` refuses.)
+
+#include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/serialization/pickler.h>
+
+namespace {
+
+void write_torch_save(const std::string& path, const c10::IValue& value) {
+  std::vector<char> pickle;
+  std::vector<std::string> storage_ids;
+  torch::jit::Pickler pickler(
+      [&](const char* bytes, size_t n) { pickle.insert(pickle.end(), bytes, bytes + n); },
+      /*tensor_table=*/nullptr, /*type_renamer=*/nullptr, /*memoized_class_types=*/nullptr,
+      [&](const at::Tensor&) {
+        storage_ids.push_back(std::to_string(storage_ids.size()));
+        return storage_ids.back();
+      },
+      /*tag_aggregates=*/false);
+  pickler.protocol();
+  pickler.pushIValue(value);
+  pickler.stop();
+  caffe2::serialize::PyTorchStreamWriter writer(path);
+  writer.writeRecord("data.pkl", pickle.data(), pickle.size());
+  const auto& tensors = pickler.tensorData();
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    auto data = torch::jit::getWriteableTensorData(tensors[i]);
+    writer.writeRecord("data/" + storage_ids[i], data.data(), data.sizeInBytes());
+  }
+  writer.writeEndOfFile();
+}
+
+}  // namespace
+
+extern "C" {
+
+// Writes named tensors as a `torch.save` file: a flat dict when `group` is null, else
+// {group: {name: tensor}, "meta": {key: value}} (MMEngine's checkpoint layout).
+char* rsfm_pth_write(const char* path, const char* group, const char* const* names,
+                     at::Tensor* const* tensors, size_t n, const char* const* meta_keys,
+                     const char* const* meta_values, size_t m) {
+  return guarded([&] {
+    c10::Dict<std::string, at::Tensor> state;
+    for (size_t i = 0; i < n; ++i) {
+      state.insert(std::string(names[i]), *tensors[i]);
+    }
+    if (group == nullptr) {
+      write_torch_save(path, state);
+      return;
+    }
+    c10::Dict<std::string, std::string> meta;
+    for (size_t i = 0; i < m; ++i) {
+      meta.insert(std::string(meta_keys[i]), std::string(meta_values[i]));
+    }
+    c10::impl::GenericDict outer(c10::StringType::get(), c10::AnyType::get());
+    outer.insert(std::string(group), state);
+    outer.insert(std::string("meta"), meta);
+    write_torch_save(path, outer);
+  });
+}
+
+}  // extern "C"

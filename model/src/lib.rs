@@ -23,6 +23,8 @@ mod shim;
 #[cfg(feature = "torch")]
 pub mod train;
 #[cfg(feature = "torch")]
+pub mod weights;
+#[cfg(feature = "torch")]
 #[allow(
     clippy::print_stdout,
     clippy::print_stderr,

@@ -80,3 +80,18 @@ pub fn check(error: *mut c_char, what: &str) -> anyhow::Result<()> {
     unsafe { rsfm_free_error(error) };
     anyhow::bail!("{what}: {message}")
 }
+
+extern "C" {
+    /// Writes named tensors as a `torch.save`-compatible file: a flat dict when `group` is
+    /// null, else `{group: {name: tensor}, "meta": {key: value}}`.
+    pub fn rsfm_pth_write(
+        path: *const c_char,
+        group: *const c_char,
+        names: *const *const c_char,
+        tensors: *const *const C_tensor,
+        n: usize,
+        meta_keys: *const *const c_char,
+        meta_values: *const *const c_char,
+        m: usize,
+    ) -> *mut c_char;
+}

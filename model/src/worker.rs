@@ -1,5 +1,6 @@
 //! The worker process: `rsfm-worker run --stage stage.json --out DIR [--stop-after N]` runs
-//! one stage (see DESIGN.md, *Worker protocol*); `rsfm-worker selftest` checks libtorch.
+//! one stage (see DESIGN.md, *Worker protocol*); `rsfm-worker selftest` checks libtorch;
+//! `rsfm-worker weights import|export` converts published checkpoints (what `rsfm weights` runs).
 //!
 //! Exit codes: [`WorkerExit`] (0 success, 1 the stage failed, e.g. a NaN loss, 2 bad command line
 //! or `stage.json`, 3 stopped with a resume checkpoint in the work dir).
@@ -50,6 +51,8 @@ enum Command {
     },
     /// A forward pass through a ViT block: proves libtorch loads and computes.
     Selftest,
+    /// Published weights in (`import`) and rsfm's out (`export`): what `rsfm weights` runs.
+    Weights(crate::weights::command::WeightsArgs),
 }
 
 /// Entry point of `rsfm-worker`.
@@ -80,6 +83,16 @@ pub fn main() -> ExitCode {
             stop_after,
         }),
         Some(Command::Selftest) => selftest(),
+        Some(Command::Weights(args)) => match crate::weights::command::run(&args) {
+            Ok(text) => {
+                print!("{text}");
+                WorkerExit::Ok.into()
+            }
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                WorkerExit::BadSpec.into()
+            }
+        },
         None => {
             eprintln!("error: give a subcommand: `run` or `selftest` (see --help)");
             WorkerExit::BadSpec.into()

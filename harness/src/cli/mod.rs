@@ -22,6 +22,7 @@ mod sql;
 mod status;
 mod submit;
 mod synth;
+mod weights;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -114,6 +115,9 @@ enum Command {
     /// Write the stages' curves, final metrics and parameters as TensorBoard event files or an
     /// MLflow file store (offline, from rsfm.db).
     Export(export::ExportArgs),
+    /// Published checkpoints in (`import`: .pth or safetensors to rsfm's timm names) and rsfm's
+    /// out (`export`: timm or MMEngine layout).
+    Weights(weights::WeightsArgs),
     /// Inspect, verify and clean the stage cache.
     Cache {
         #[command(subcommand)]
@@ -143,6 +147,7 @@ pub fn main() -> ExitCode {
             | Command::Synth(_)
             | Command::Eval(_)
             | Command::Prepare(_)
+            | Command::Weights(_)
     );
     let results = match session::results_dir(cli.results.clone()).and_then(|dir| {
         if uses_results {
@@ -173,6 +178,7 @@ pub fn main() -> ExitCode {
             Command::Submit(args) => submit::run(args, &results, json).await,
             Command::Ingest(args) => ingest::run(args, &results, json).await,
             Command::Export(args) => export::run(args, &results, json).await,
+            Command::Weights(args) => weights::run(&args, json),
             Command::Cache { command } => cache_cmd::run(command, &results, json).await,
         }
     });

@@ -227,6 +227,20 @@ impl Plan {
                         worker.clone()
                     }
                 };
+                // A published checkpoint enters the key by its content, not its path.
+                let pretrained_file = match worker_params
+                    .as_ref()
+                    .and_then(|w| w.pretrained_file.as_ref())
+                {
+                    Some(path) => Some(
+                        crate::fingerprint::sha256_file_cached(path, store)
+                            .await
+                            .with_context(|| {
+                                format!("hashing the pretrained checkpoint {}", path.display())
+                            })?,
+                    ),
+                    None => None,
+                };
                 let inputs = KeyInputs {
                     kind: stage.kind.as_str().to_string(),
                     params: worker_params.as_ref().map_or_else(
@@ -236,6 +250,10 @@ impl Plan {
                             params.retain(|name, _| {
                                 !rsfm_model::params::left_out_of_key(stage.kind.as_str(), name)
                             });
+                            if let Some(sha256) = &pretrained_file {
+                                params
+                                    .insert("pretrained".into(), format!("sha256:{sha256}").into());
+                            }
                             params
                         },
                     ),

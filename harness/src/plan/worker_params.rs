@@ -4,6 +4,8 @@
 //! resolved (`dataset`, `format`, `pretrained`, `model_from`, `task`), then checked as the
 //! worker will check them. Names do not change on the way.
 
+use std::path::PathBuf;
+
 use anyhow::Context;
 use rsfm_model::arch::{FineTuneTask, ModelPreset};
 use rsfm_model::data::formats::potsdam::PotsdamLabels;
@@ -32,6 +34,9 @@ pub struct WorkerParams {
     pub from_preset: Vec<(String, String)>,
     /// Keys of `params` that the stage leaves out and a rule of the kind sets, with the rule.
     pub by_rule: Vec<(String, &'static str)>,
+    /// The published checkpoint `pretrained` names (resolved against the recipe's folder),
+    /// when it names a file rather than a needed stage: its sha256 stands for it in the key.
+    pub pretrained_file: Option<PathBuf>,
 }
 
 /// Why an `mae-pretrain` stage that sets no `drop_path` runs without stochastic depth.
@@ -62,6 +67,7 @@ pub fn translate(
         dataset_inputs: Vec::new(),
         from_preset: Vec::new(),
         by_rule: Vec::new(),
+        pretrained_file: None,
     };
     let params = match stage.kind {
         StageKind::Command => return Ok(None),
@@ -77,6 +83,7 @@ pub fn translate(
         dataset_inputs: inputs.dataset_inputs,
         from_preset: inputs.from_preset,
         by_rule: inputs.by_rule,
+        pretrained_file: inputs.pretrained_file,
     }))
 }
 
@@ -88,6 +95,7 @@ struct Inputs<'a> {
     dataset_inputs: Vec<String>,
     from_preset: Vec<(String, String)>,
     by_rule: Vec<(String, &'static str)>,
+    pretrained_file: Option<PathBuf>,
 }
 
 impl Inputs<'_> {
@@ -293,11 +301,25 @@ impl Inputs<'_> {
         ))
     }
 
-    /// `pretrained`: a needed `mae-pretrain` stage, by default the only one.
-    fn pretrained(&self, written: &Option<String>) -> anyhow::Result<Option<String>> {
+    /// `pretrained`: a needed `mae-pretrain` stage, by default the only one, or a published
+    /// checkpoint (`.pth`, `.safetensors`, or any path with a `/`) relative to the recipe's
+    /// folder, which the worker gets as an absolute path.
+    fn pretrained(&mut self, written: &Option<String>) -> anyhow::Result<Option<String>> {
         let pretrains = self.needed_of(&[StageKind::MaePretrain]);
         match written {
             Some(name) if pretrains.contains(&name.as_str()) => Ok(Some(name.clone())),
+            Some(name) if names_a_file(name) => {
+                let path = self.recipe.dir.join(name);
+                if !path.is_file() {
+                    return Err(KeyProblem::error(
+                        "pretrained",
+                        format!("`pretrained = \"{name}\"`: no such file ({})", path.display()),
+                        "give a .pth or .safetensors checkpoint relative to the recipe's folder, or name a needed mae-pretrain stage",
+                    ));
+                }
+                self.pretrained_file = Some(path.clone());
+                Ok(Some(path.display().to_string()))
+            }
             Some(name) => Err(KeyProblem::error(
                 "pretrained",
                 format!(
@@ -385,6 +407,14 @@ fn pick_format<T: DeserializeOwned>(
             "set `format` here or in the dataset's `[dataset.NAME]` table",
         )),
     }
+}
+
+/// Whether a `pretrained` value names a checkpoint file rather than a stage.
+fn names_a_file(value: &str) -> bool {
+    value.contains('/')
+        || [".pth", ".pt", ".safetensors"]
+            .iter()
+            .any(|ext| value.ends_with(ext))
 }
 
 fn list_or_none(names: &[&str]) -> String {
@@ -750,6 +780,21 @@ format = "loveda"
         let score = results[3].as_ref().unwrap().as_ref().unwrap();
         assert_eq!(score.params["model_from"], json!("seg"));
         assert_eq!(score.params["task"], json!("seg"));
+    }
+
+    #[test]
+    fn a_pretrained_file_is_resolved_against_the_recipe_and_a_missing_one_named() {
+        let text = SMALL.replace(
+            "format = \"loveda\"\nmodel",
+            "format = \"loveda\"\npretrained = \"weights/mae.pth\"\nmodel",
+        );
+        let results = translate_all(&text);
+        let error = format!("{:#}", results[2].as_ref().unwrap_err());
+        assert!(
+            error.contains("`pretrained = \"weights/mae.pth\"`: no such file"),
+            "{error}"
+        );
+        assert!(error.contains("relative to the recipe's folder"), "{error}");
     }
 
     #[test]

@@ -1,12 +1,16 @@
 //! The one pretrained-weight loader of the fine-tuning stages: the backbone (`backbone.*`,
 //! its feature-pyramid neck aside) comes whole from a needed `mae-pretrain` stage's
-//! checkpoint, or the stage fails before training naming the first missing tensors; with
-//! `init = "scratch"` it keeps its random initialisation on purpose.
+//! checkpoint or from a published checkpoint file (`pretrained` an absolute path: a `.pth` or
+//! safetensors file read as `rsfm weights import` reads it), or the stage fails before training
+//! naming the first missing tensors; with `init = "scratch"` it keeps its random initialisation
+//! on purpose.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::Context;
 use tch::nn::VarStore;
+use tch::Tensor;
 
 use super::events::Events;
 use super::mae_pretrain::CHECKPOINT_FILE;
@@ -14,6 +18,7 @@ use super::stage_inputs::input_dir;
 use crate::nn::checkpoint::{self, LoadReport};
 use crate::params::init::BackboneInit;
 use crate::protocol::StageSpec;
+use crate::weights::import::{import, ImportOptions};
 
 /// Where the backbone variables live in a fine-tuning model.
 const BACKBONE: &str = "backbone.";
@@ -31,6 +36,16 @@ pub fn init_backbone(
     events: &mut Events,
 ) -> anyhow::Result<()> {
     match (BackboneInit::resolve(init, pretrained)?, pretrained) {
+        (BackboneInit::Pretrained, Some(name)) if Path::new(name).is_absolute() => {
+            let file = Path::new(name);
+            let imported = import(file, &ImportOptions::default())?;
+            events.log(
+                "info",
+                format!("published checkpoint {}", imported.report.summary()),
+            );
+            let report = load_backbone_tensors(vs, imported.tensors.into_iter().collect(), file)?;
+            events.log("info", fine_tuning_start(file, &report));
+        }
         (BackboneInit::Pretrained, Some(name)) => {
             let file = input_dir(spec, "params.pretrained", name)?.join(CHECKPOINT_FILE);
             let report = load_backbone(vs, &file)?;
@@ -80,7 +95,16 @@ fn fine_tuning_start(file: &Path, report: &LoadReport) -> String {
 /// Loads an MAE/timm checkpoint (`blocks.0...`) into the backbone of `vs`; fails naming the
 /// first backbone tensors the file lacks.
 pub fn load_backbone(vs: &VarStore, file: &Path) -> anyhow::Result<LoadReport> {
-    let tensors = checkpoint::with_prefix(checkpoint::read_tensors(file)?, BACKBONE);
+    load_backbone_tensors(vs, checkpoint::read_tensors(file)?, file)
+}
+
+/// [`load_backbone`] from tensors in timm names already read from `file`.
+fn load_backbone_tensors(
+    vs: &VarStore,
+    tensors: HashMap<String, Tensor>,
+    file: &Path,
+) -> anyhow::Result<LoadReport> {
+    let tensors = checkpoint::with_prefix(tensors, BACKBONE);
     let report = checkpoint::load_from(vs, tensors)
         .with_context(|| format!("loading {}", file.display()))?;
     let missing: Vec<&str> = report
