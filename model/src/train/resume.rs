@@ -39,6 +39,15 @@ pub struct ResumeState {
     pub losses: Vec<f64>,
 }
 
+/// A checkpoint a run resumes from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resumed {
+    /// Where the run stood.
+    pub state: ResumeState,
+    /// Ranks its optimiser state was sharded over (1: not sharded).
+    pub shards: usize,
+}
+
 /// How the optimiser state of a checkpoint is laid out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OptimizerManifest {
@@ -139,14 +148,14 @@ pub fn save(
 
 /// Restores model and optimiser from `work_dir/resume/` when it holds a checkpoint of the
 /// same run (`run_digest`), whatever number of ranks wrote it and whether its optimiser was
-/// sharded; returns its state, or `None` to start afresh. A checkpoint over other parameters
-/// is an error that names the first difference.
+/// sharded; returns it, or `None` to start afresh. A checkpoint over other parameters is an
+/// error that names the first difference.
 pub fn load(
     work_dir: &Path,
     run_digest: &str,
     vs: &VarStore,
     opt: &mut AdamW,
-) -> anyhow::Result<Option<ResumeState>> {
+) -> anyhow::Result<Option<Resumed>> {
     let dir = dir(work_dir);
     let state_path = dir.join(STATE);
     if !state_path.is_file() {
@@ -209,7 +218,10 @@ pub fn load(
         opt.load_slice_state(shard.start, &tensors)
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     }
-    Ok(Some(state))
+    Ok(Some(Resumed {
+        state,
+        shards: manifest.shards.len(),
+    }))
 }
 
 /// Checks that the shards of `manifest` follow one another from 0 to `total`.
@@ -268,7 +280,13 @@ mod tests {
         let (vs2, _) = model(&[2, 2], "bias");
         let mut half = AdamW::sharded(decay_groups(&vs2, 0.05), Default::default(), 1, 2);
         let resumed = load(work.path(), "d", &vs2, &mut half).unwrap();
-        assert_eq!(resumed, Some(state()));
+        assert_eq!(
+            resumed,
+            Some(Resumed {
+                state: state(),
+                shards: 1
+            })
+        );
         assert_eq!(half.steps(), 1);
         let whole = Vec::<f32>::try_from(&opt.slice_state()["exp_avg"]).unwrap();
         let part = Vec::<f32>::try_from(&half.slice_state()["exp_avg"]).unwrap();

@@ -171,16 +171,20 @@ pub fn run_steps<L: Into<StepLoss>>(
     fs_err::create_dir_all(&spec.work_dir)?;
     let digest = run_digest(spec);
     let mut state = match resume::load(&spec.work_dir, &digest, vs, opt)? {
-        Some(state) => {
+        Some(resumed) => {
+            let (_, shards_now) = opt.shard();
             events.log(
                 "info",
                 format!(
-                    "resuming from step {} ({})",
-                    state.step,
-                    spec.work_dir.display()
+                    "resuming from step {} ({}); optimizer state of {} shard(s), now {} shard(s) over {} process(es)",
+                    resumed.state.step,
+                    spec.work_dir.display(),
+                    resumed.shards,
+                    shards_now,
+                    replicas.world_size()
                 ),
             );
-            state
+            resumed.state
         }
         None => ResumeState {
             step: 0,
