@@ -254,3 +254,110 @@ fn the_local_backend_refuses_a_multi_node_stage_naming_its_line() {
     }
     assert!(!project.results().join("work").exists());
 }
+
+/// Progress steps in a log, in order.
+fn progress_steps(log: &str) -> Vec<u64> {
+    log.lines()
+        .filter(|l| l.contains("\"event\":\"progress\""))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["step"].as_u64())
+        .collect()
+}
+
+/// Waits until `condition` holds (at most `seconds`).
+fn wait_until(what: &str, seconds: u64, mut condition: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !condition() {
+        assert!(
+            start.elapsed().as_secs() < seconds,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_failed_node_requeues_the_job_and_it_resumes_from_its_checkpoint_never_succeeding_before() {
+    let cluster = TwoNodes::start();
+    let (project, mae) = mae_project(2, 1);
+    let long = std::fs::read_to_string(&mae)
+        .unwrap()
+        .replace("steps = 8\n", "steps = 1500\ncheckpoint_every = 100\n");
+    std::fs::write(&mae, long).unwrap();
+    let key = project.stage_key(&mae, "pretrain");
+    let log_path = project.results().join("work").join(&key).join("stage.log");
+    let run = project
+        .command(&["run", mae.to_str().unwrap(), "--backend", "slurm", "--json"])
+        .env("SLURM_CONF", cluster.conf())
+        .env("RSFM_WORKER", worker())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    wait_until("step 150", 120, || {
+        progress_steps(&log()).last().is_some_and(|s| *s >= 150)
+    });
+
+    // Node n2 fails: its slurmd, the job step it started and the rank in it die at once.
+    let n2 = cluster
+        .made
+        .lines()
+        .filter_map(|l| l.strip_prefix("netns "))
+        .find(|name| name.ends_with("-n2"))
+        .unwrap()
+        .to_string();
+    let pids = text(
+        &Command::new("ip")
+            .args(["netns", "pids", &n2])
+            .output()
+            .unwrap()
+            .stdout,
+    );
+    assert!(!pids.trim().is_empty(), "nothing runs in {n2}");
+    for pid in pids.split_whitespace() {
+        // SAFETY: killing processes of the test's own cluster node.
+        unsafe { libc::kill(pid.parse().unwrap(), libc::SIGKILL) };
+    }
+    let job = job_id(&project, &key);
+    wait_until("Slurm to requeue the job", 120, || {
+        cluster
+            .client("squeue", &["-h", "-t", "all", "-o", "%T", "-j", &job])
+            .trim()
+            == "PENDING"
+    });
+    assert!(log().contains("DUE TO NODE FAILURE"), "{}", log());
+    let status = project.sql("SELECT status FROM stages WHERE name = 'pretrain'");
+    assert_eq!(
+        status[0]["status"], "running",
+        "never a success before it resumes"
+    );
+
+    // The node comes back; the requeued job runs again from the last checkpoint.
+    slurm_local(&[
+        "start",
+        cluster.dir.path().to_str().unwrap(),
+        "--nodes",
+        "2",
+    ]);
+    let out = run.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("Slurm requeued job {job}")),
+        "{stderr}"
+    );
+    let log = log();
+    let resumed: u64 = log
+        .split("resuming from step ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the requeued job did not resume:\n{log}"));
+    assert!(
+        resumed >= 100 && resumed.is_multiple_of(100),
+        "resumed from {resumed}"
+    );
+    assert_eq!(progress_steps(&log).last(), Some(&1500));
+    assert_eq!(last_json_line(&text(&out.stdout))["executed"], 2);
+}

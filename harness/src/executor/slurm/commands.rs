@@ -127,6 +127,14 @@ pub async fn run_time(job: JobId) -> Option<f64> {
     states::parse_scontrol_run_time(&stdout)
 }
 
+/// Why a pending job waits, as `squeue` says it (`%r`, e.g. "Nodes required for job are DOWN,
+/// DRAINED or reserved ..."); `None` when Slurm does not answer.
+pub async fn pending_reason(job: JobId) -> Option<String> {
+    let args = ["-h", "-t", "all", "-o", "%r", "-j", &job.to_string()].map(String::from);
+    let stdout = run("squeue", &args).await.ok()?;
+    Some(stdout.trim().to_string()).filter(|r| !r.is_empty())
+}
+
 /// Cancels `jobs`.
 pub async fn scancel(jobs: &[JobId]) -> anyhow::Result<()> {
     let args: Vec<String> = jobs.iter().map(JobId::to_string).collect();

@@ -121,7 +121,13 @@ impl SlurmExecutor {
         }
         self.poller.follow(job);
         let end = self
-            .follow(job, &mut tail, &mut on_event, &mut cancel)
+            .follow(
+                job,
+                &stage.display_name(),
+                &mut tail,
+                &mut on_event,
+                &mut cancel,
+            )
             .await;
         self.poller.forget(job);
         let run_s = commands::run_time(job).await;
@@ -189,10 +195,12 @@ impl SlurmExecutor {
         tokio::time::sleep_until(slot).await;
     }
 
-    /// Follows `job` to its end: its log's events to `on_event`, `scancel` on cancel.
+    /// Follows `job` (of stage `label`) to its end: its log's events to `on_event`, `scancel`
+    /// on cancel, a warning when Slurm puts it back in the queue after it ran.
     async fn follow(
         &self,
         job: JobId,
+        label: &str,
         tail: &mut LogTail,
         on_event: &mut (impl FnMut(Event) + Send),
         cancel: &mut watch::Receiver<bool>,
@@ -202,6 +210,7 @@ impl SlurmExecutor {
         let mut cancelled: Option<Instant> = None;
         let submitted = Instant::now();
         let mut known = false;
+        let mut ran = false;
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
@@ -223,6 +232,14 @@ impl SlurmExecutor {
                     }
                     let info = states.borrow_and_update().get(&job).cloned();
                     known |= info.is_some();
+                    if let Some(JobInfo { state: JobState::Active(name), .. }) = &info {
+                        if name == "RUNNING" {
+                            ran = true;
+                        } else if ran && (name == "PENDING" || name.starts_with("REQUEUE")) {
+                            ran = false;
+                            self.warn_requeued(job, label).await;
+                        }
+                    }
                     if let Some(info) = info.filter(|i| i.state.is_final()) {
                         tail.read_events().into_iter().for_each(&mut *on_event);
                         return self.job_end(job, info, cancelled.is_some()).await;
@@ -236,6 +253,17 @@ impl SlurmExecutor {
                 }
             }
         }
+    }
+
+    /// Says that `job` went back to the queue after it ran (a failed node, preemption,
+    /// `scontrol requeue`), and what it waits for now.
+    async fn warn_requeued(&self, job: JobId, label: &str) {
+        let reason = commands::pending_reason(job)
+            .await
+            .unwrap_or_else(|| "Slurm gives no reason".into());
+        tracing::warn!(
+            "{label}: Slurm requeued job {job} after it ran (the stage log says why); it resumes from its last checkpoint when it runs again; waiting: {reason}"
+        );
     }
 
     async fn job_end(&self, job: JobId, info: JobInfo, cancelled: bool) -> ProcessEnd {
