@@ -9,7 +9,7 @@ use std::process::Command;
 use crate::common::{repo_root, text, worker, Project};
 
 /// The tiny study: its description carries markup that must stay text in the HTML.
-const TINY: &str = r#"
+pub const TINY: &str = r#"
 [experiment]
 name = "tiny-report"
 description = "tiny <script>alert(1)</script> study"

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use super::{Plan, PlannedStage};
+use crate::recipe::quote_key as toml_key;
 
 /// The resolved recipe of `plan.stages[index]` and the stages it needs, as TOML text.
 pub fn resolved_recipe(plan: &Plan, index: usize) -> String {
@@ -223,19 +224,6 @@ fn toml_string(text: &str) -> String {
     toml::Value::String(text.to_string()).to_string()
 }
 
-/// A TOML key: bare when it can be, else quoted.
-fn toml_key(key: &str) -> String {
-    let bare = !key.is_empty()
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if bare {
-        key.to_string()
-    } else {
-        toml_string(key)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,6 +233,14 @@ mod tests {
         assert_eq!(toml_key("finetune"), "finetune");
         assert_eq!(toml_key("finetune@vit-tiny"), "\"finetune@vit-tiny\"");
         assert_eq!(toml_key("a.b"), "\"a.b\"");
+        for name in ["a.b", "x\"y", "back\\slash", "new\nline", "é"] {
+            let parsed: toml::Table =
+                toml::from_str(&format!("[s.{}]\nv = 1", toml_key(name))).unwrap();
+            assert!(
+                parsed["s"].as_table().unwrap().contains_key(name),
+                "{name:?}"
+            );
+        }
     }
 
     #[test]

@@ -35,6 +35,7 @@ pub use error::{ErrorKind, RecipeError, RecipeErrors};
 pub use experiment::Experiment;
 pub use kinds::{CommandParams, ParamType, StageKind};
 pub use location::Location;
+pub(crate) use origins::quote_key;
 pub use origins::{toml_origins, Origin};
 pub use overrides::{is_cli_origin, Override};
 pub use provenance::{is_valid_source, SOURCE_PREFIXES};

@@ -58,17 +58,27 @@ fn walk(node: &Node, key: &str, origins: &mut Vec<Origin>) -> Result<(), RecipeE
     Ok(())
 }
 
-/// A key as TOML writes it in a dotted path: bare if it can be, quoted otherwise.
-fn quote_key(key: &str) -> String {
+/// A key as TOML writes it (in a dotted path or a table header): bare if it can be, else a
+/// quoted basic string.
+pub(crate) fn quote_key(key: &str) -> String {
     let bare = !key.is_empty()
         && key
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if bare {
-        key.to_string()
-    } else {
-        format!("{key:?}")
+        return key.to_string();
     }
+    let mut quoted = String::from('"');
+    for c in key.chars() {
+        match c {
+            '"' => quoted.push_str("\\\""),
+            '\\' => quoted.push_str("\\\\"),
+            c if c.is_control() => quoted.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('"');
+    quoted
 }
 
 /// The JSON form of a recipe value (non-finite floats and date-times as strings).
