@@ -281,6 +281,7 @@ impl Plan {
                     stage: stage.clone(),
                     experiment: recipe.experiment.name.clone(),
                     recipe_dir: recipe.dir.clone(),
+                    dataset_formats: dataset_formats(recipe, stage),
                     datasets,
                     worker_params,
                     needs,
@@ -299,7 +300,6 @@ impl Plan {
         self.stages
             .iter()
             .zip(same_key_as)
-                    dataset_formats: dataset_formats(recipe, stage),
             .map(|(s, earlier)| PlanEntry {
                 name: s.stage.name.clone(),
                 matrix: s
@@ -340,6 +340,18 @@ impl Plan {
     }
 }
 
+/// The formats of the stage's datasets that their tables give, by name.
+fn dataset_formats(recipe: &Recipe, stage: &Stage) -> BTreeMap<String, String> {
+    stage
+        .datasets
+        .iter()
+        .filter_map(|name| {
+            let format = recipe.datasets.get(name)?.format.clone()?;
+            Some((name.clone(), format))
+        })
+        .collect()
+}
+
 /// The stage's datasets as (name, absolute root).
 fn resolve_datasets(recipe: &Recipe, stage: &Stage) -> anyhow::Result<Vec<(String, PathBuf)>> {
     stage
@@ -356,15 +368,3 @@ fn resolve_datasets(recipe: &Recipe, stage: &Stage) -> anyhow::Result<Vec<(Strin
         })
         .collect()
 }
-/// The formats of the stage's datasets that their tables give, by name.
-fn dataset_formats(recipe: &Recipe, stage: &Stage) -> BTreeMap<String, String> {
-    stage
-        .datasets
-        .iter()
-        .filter_map(|name| {
-            let format = recipe.datasets.get(name)?.format.clone()?;
-            Some((name.clone(), format))
-        })
-        .collect()
-}
-
