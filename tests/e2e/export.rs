@@ -2,7 +2,7 @@
 //! are exported both ways and read back by the trackers' own readers (TensorBoard's
 //! `EventAccumulator`, MLflow's `MlflowClient`, in a Python venv cached under the target dir):
 //! every scalar and step equals `rsfm results --curve`, final metrics and parameters come
-//! along, and a second export adds no point.
+//! along, and a second export adds no point, nor one after a later attempt of a stage.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -224,6 +224,31 @@ fn tensorboard_and_mlflow_read_back_every_point_once() {
         once,
         "a second export changed what the trackers read"
     );
+
+    // A later attempt of one stage (same key, as after a requeue): its runs are rewritten in
+    // place, the events file named after the earlier start is gone.
+    let rerun = project.run_json(&recipe, &["--force", "seg"]);
+    assert_eq!(rerun["executed"], 1, "{rerun}");
+    export(&tb_args);
+    export(&ml_args);
+    let stages = expected(&project);
+    let after = read();
+    check_tensorboard(&after["tensorboard"], &stages);
+    check_mlflow(&after["mlflow"], &stages);
+    for stage in &stages {
+        let folder = tb_dir.join(format!("export/{}-{}", stage.name, &stage.key[..12]));
+        let events = std::fs::read_dir(&folder)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .contains("tfevents")
+            })
+            .count();
+        assert_eq!(events, 1, "{}: one events file", folder.display());
+    }
 }
 
 fn check_tensorboard(runs: &Value, stages: &[Expected]) {
