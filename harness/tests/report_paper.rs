@@ -99,10 +99,6 @@ async fn paper_cells_show_reported_delta_and_verdict_from_current_keys_only() {
         comparison.contains("comparison,\"S5, ViT-H\",DIOR-R mAP,—,75.30"),
         "a published number is reported, never reproduced: {comparison}"
     );
-    assert!(
-        comparison.contains("comparison,\"S5, ViT-H\",DIOR-R mAP,—,75.30"),
-        "{comparison}"
-    );
     let rows = store.reported(Some("dior-r")).await.unwrap();
     assert!(rows
         .iter()

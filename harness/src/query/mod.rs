@@ -3,7 +3,7 @@
 
 mod curve;
 mod stream;
-mod table;
+pub(crate) mod table;
 mod where_expr;
 mod wide;
 

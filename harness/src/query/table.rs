@@ -53,20 +53,27 @@ pub fn csv_row(row: &[Value]) -> String {
             if v.is_null() {
                 String::new()
             } else {
-                csv_field(&exact_cell(v))
+                exact_cell(v)
             }
         })
         .collect();
-    csv_line(&fields)
+    csv_record(&fields)
 }
 
 /// The CSV header line of `columns`.
 pub fn csv_header(columns: &[String]) -> String {
-    csv_line(&columns.iter().map(|c| csv_field(c)).collect::<Vec<_>>())
+    csv_record(columns)
 }
 
-fn csv_line(fields: &[String]) -> String {
-    format!("{}\r\n", fields.join(","))
+/// One RFC 4180 record, CRLF-terminated, written by the `csv` crate: a field with a comma,
+/// quote, CR or LF is quoted, quotes doubled. Every CSV rsfm writes goes through it.
+pub fn csv_record<S: AsRef<str>>(fields: &[S]) -> String {
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    // Writing into memory cannot fail, and the bytes are the UTF-8 fields with ASCII added.
+    let _ = writer.write_record(fields.iter().map(|f| f.as_ref().as_bytes()));
+    String::from_utf8(writer.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
 /// Column widths and alignments of a text table, measured on some rows and applied to any
@@ -244,14 +251,6 @@ fn exact_cell(value: &Value) -> String {
             _ => n.to_string(),
         },
         other => other.to_string(),
-    }
-}
-
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\r', '\n']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_string()
     }
 }
 

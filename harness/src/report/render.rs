@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::svg::{self, Plot};
 use super::tables::TableView;
+use crate::query::table::csv_record;
 
 /// An output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -189,8 +190,17 @@ pub fn write(
 /// A table as CSV, one line per cell: row, column, reproduced, reported, delta, verdict,
 /// assumption note, stage keys and source.
 pub fn csv(table: &TableView) -> String {
-    let mut text =
-        String::from("table,row,column,reproduced,reported,delta,verdict,note,provenance\n");
+    let mut text = csv_record(&[
+        "table",
+        "row",
+        "column",
+        "reproduced",
+        "reported",
+        "delta",
+        "verdict",
+        "note",
+        "provenance",
+    ]);
     for row in &table.rows {
         for (column, cell) in table.columns.iter().zip(&row.cells) {
             let fields = [
@@ -208,21 +218,10 @@ pub fn csv(table: &TableView) -> String {
                 },
                 cell.title.as_str(),
             ];
-            let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-            text += &line.join(",");
-            text.push('\n');
+            text += &csv_record(&fields);
         }
     }
     text
-}
-
-/// A CSV field, quoted when it holds a comma, quote or line break.
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_string()
-    }
 }
 
 /// Escapes LaTeX specials and spells the report's symbols in LaTeX.
@@ -278,9 +277,23 @@ mod tests {
     }
 
     #[test]
-    fn csv_quotes_what_needs_quoting() {
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("plain"), "plain");
+    fn a_table_is_one_csv_record_per_cell_with_rfc_4180_quoting() {
+        let table = TableView {
+            name: "t".into(),
+            columns: vec!["a,b".into()],
+            rows: vec![super::super::tables::RowView {
+                label: "say \"hi\"".into(),
+                cells: vec![Default::default()],
+            }],
+            ..Default::default()
+        };
+        let text = csv(&table);
+        let lines: Vec<&str> = text.split("\r\n").collect();
+        assert_eq!(
+            lines[0],
+            "table,row,column,reproduced,reported,delta,verdict,note,provenance"
+        );
+        assert_eq!(lines[1], "t,\"say \"\"hi\"\"\",\"a,b\",,,,,,");
+        assert_eq!(lines.len(), 3, "{text:?}");
     }
 }

@@ -12,7 +12,7 @@ use super::spec::{MetricColumn, TableKind, TableSpec, TableSpecs};
 pub(super) use crate::param_count::human;
 
 /// A rendered-ready table.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct TableView {
     /// File name and `--table` name.
     pub name: String,
