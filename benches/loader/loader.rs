@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use rsfm_model::data::formats::millionaid;
-use rsfm_model::data::loader::{BatchPlan, Loader, LoaderConfig, MaeAugment, Sample};
+use rsfm_model::data::loader::{mae_images, BatchPlan, Loader, LoaderConfig, MaeAugment, Sample};
 use rsfm_model::data::synth::{generate, SynthDataset, SynthOptions};
 use rsfm_model::rng::SplitMix64;
 
@@ -77,9 +77,8 @@ fn main() {
     let config = LoaderConfig {
         threads,
         prefetch: 2 * threads,
-        seed: 0,
     };
-    let mut loader = Loader::start(paths, MaeAugment::new(224), plans, config);
+    let mut loader = Loader::start(mae_images(paths, MaeAugment::new(224), 0), plans, config);
     // The first batch includes thread start-up: timing starts after it, as on the PyTorch side.
     loader
         .next_batch()
@@ -88,7 +87,7 @@ fn main() {
     let started = Instant::now();
     let mut images = 0;
     for batch in loader {
-        images += batch.expect("readable images").indices.len();
+        images += batch.expect("readable images").items.len();
     }
     let seconds = started.elapsed().as_secs_f64();
     println!(

@@ -2,10 +2,12 @@
 //! augmentation, and a damaged image fails naming its file.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
+use rsfm_model::data::error::DataError;
 use rsfm_model::data::image_io::{write_jpeg, Image};
-use rsfm_model::data::loader::{Batch, BatchPlan, Loader, LoaderConfig, MaeAugment, Sample};
+use rsfm_model::data::loader::{
+    mae_images, Batch, BatchPlan, Loader, LoaderConfig, MaeAugment, Sample,
+};
 
 /// JPEGs of assorted sizes (one gray) with smooth content, so crops differ visibly.
 fn write_images(dir: &std::path::Path, count: usize) -> Vec<PathBuf> {
@@ -48,18 +50,20 @@ fn plans(len: usize, batch: usize, steps: u64) -> Vec<BatchPlan> {
         .collect()
 }
 
-fn load_all(paths: &[PathBuf], threads: usize, prefetch: usize) -> Vec<Batch> {
-    let config = LoaderConfig {
-        threads,
-        prefetch,
-        seed: 3,
-    };
-    let loader = Loader::start(
-        paths.into(),
-        MaeAugment::new(24),
-        plans(paths.len(), 4, 5),
-        config,
-    );
+fn mae_loader(
+    paths: &[PathBuf],
+    side: u32,
+    plans: Vec<BatchPlan>,
+    config: LoaderConfig,
+    seed: u64,
+) -> Loader<Vec<f32>, DataError> {
+    let produce = mae_images(paths.into(), MaeAugment::new(side), seed);
+    Loader::start(produce, plans, config)
+}
+
+fn load_all(paths: &[PathBuf], threads: usize, prefetch: usize) -> Vec<Batch<Vec<f32>>> {
+    let config = LoaderConfig { threads, prefetch };
+    let loader = mae_loader(paths, 24, plans(paths.len(), 4, 5), config, 3);
     loader.collect::<Result<Vec<_>, _>>().unwrap()
 }
 
@@ -73,12 +77,14 @@ fn batches_are_the_same_for_one_and_four_threads() {
     assert_eq!(one, four);
     for (step, batch) in one.iter().enumerate() {
         assert_eq!(batch.step, step as u64);
-        assert_eq!(batch.pixels.len(), 4 * 3 * 24 * 24);
-        assert!(batch.pixels.iter().all(|v| v.is_finite()));
+        assert_eq!(batch.items.len(), 4);
+        for image in &batch.items {
+            assert_eq!(image.len(), 3 * 24 * 24);
+            assert!(image.iter().all(|v| v.is_finite()));
+        }
     }
     // Index 0 is drawn in epoch 0 (step 0) and again in epoch 1: different crops.
-    let plane = 3 * 24 * 24;
-    let first = &one[0].pixels[..plane];
+    let first = &one[0].items[0];
     let (step, slot) = plans(6, 4, 5)
         .iter()
         .flat_map(|p| {
@@ -90,7 +96,7 @@ fn batches_are_the_same_for_one_and_four_threads() {
         .find(|(_, _, x)| x.index == 0 && x.epoch == 1)
         .map(|(step, slot, _)| (step as usize, slot))
         .unwrap();
-    assert_ne!(first, &one[step].pixels[slot * plane..(slot + 1) * plane]);
+    assert_ne!(first, &one[step].items[slot]);
 }
 
 #[test]
@@ -104,10 +110,8 @@ fn a_damaged_image_fails_naming_the_file() {
     let config = LoaderConfig {
         threads: 2,
         prefetch: 2,
-        seed: 1,
     };
-    let paths: Arc<[PathBuf]> = paths.into();
-    let loader = Loader::start(paths, MaeAugment::new(16), plans(4, 4, 3), config);
+    let loader = mae_loader(&paths, 16, plans(4, 4, 3), config, 1);
     let err = loader
         .collect::<Result<Vec<_>, _>>()
         .expect_err("a truncated JPEG must fail");

@@ -19,6 +19,7 @@ mod torch_checkpointing;
 mod torch_detector;
 mod torch_flops;
 mod torch_golden;
+mod torch_loader;
 mod torch_params;
 mod torch_seg_overfit;
 mod torch_seg_worker;

@@ -576,6 +576,7 @@ grad_clip = 35.0
 accum_steps = 1
 activation_checkpointing = true
 optimizer_sharding = true
+loader_threads = 2
 precision = "fp32"
 
 [stage.det]
@@ -628,6 +629,7 @@ grad_clip = 35.0
 accum_steps = 1
 activation_checkpointing = true
 optimizer_sharding = true
+loader_threads = 2
 precision = "bf16"
 
 [stage.score_seg]

@@ -109,12 +109,20 @@ crate::schema! {
         /// `fp32`, or `bf16` autocast over fp32 master weights and optimiser state (unset: bf16
         /// on a GPU, fp32 on a CPU; the device is not in the key).
         precision: Option<Precision> = None,
+        /// Threads that read, decode and crop images ahead of the step loop (unset: the
+        /// machine's cores shared among its ranks, 1 to 8). The batches are the same for any
+        /// count, so it is not in the key.
+        loader_threads: Option<usize> = None,
     }
 }
 
 impl FinetuneSegParams {
     /// Checks values the types cannot; errors name the key.
     pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.loader_threads != Some(0),
+            "`loader_threads` must be positive (or unset for one per core)"
+        );
         let vit = self.backbone.vit()?;
         self.vitdet.validate(vit.depth, vit.grid_size())?;
         BackboneInit::resolve(self.init, self.pretrained.as_deref())?;

@@ -1,13 +1,17 @@
 //! Oriented-object samples from DOTA-format (`{train,val}/images`, `{train,val}/labelTxt`) or
-//! DIOR-R folders, and the training crop of a sample (see [`crate::data::transforms`]).
+//! DIOR-R folders, the training crop of a sample (see [`crate::data::transforms`]), and the
+//! loader work that makes a rank's crops on the loader's threads.
+
+use std::sync::Arc;
 
 use anyhow::Context;
 use tch::Tensor;
 
-use super::images::{standardize, to_tensor};
+use super::replicas::ShardSample;
 use super::rng::SplitMix64;
 use crate::data::formats::dota::DotaObject;
-use crate::data::image_io::read_image;
+use crate::data::image_io::{read_image, Image};
+use crate::data::loader::{images_tensor, normalized_planes};
 use crate::data::tiling::{CutPolicy, SplitOptions};
 use crate::data::transforms::crop::random_split_window;
 use crate::data::transforms::dihedral::Dihedral;
@@ -27,14 +31,24 @@ pub struct CropSettings {
     pub rotate: bool,
 }
 
-/// A standardised `[3, S, S]` crop of a random DOTA split window of the image (padded with 0
-/// when smaller), flipped and turned at random, with its objects moved along; objects less
-/// than 70% inside are dropped. Every draw comes from `rng`.
+/// A training crop and its objects: the image as normalised planes on the loader's threads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetCrop {
+    /// `[3, S, S]` ImageNet-normalised samples, channel-major
+    /// ([`normalized_planes`]).
+    pub pixels: Vec<f32>,
+    /// The objects in crop coordinates.
+    pub targets: ImageTargets,
+}
+
+/// An `S × S` crop of a random DOTA split window of the image (padded with 0 when smaller),
+/// flipped and turned at random, with its objects moved along; objects less than 70% inside
+/// are dropped. Every draw comes from `rng`.
 pub fn training_crop(
     sample: &DetSample,
     cfg: &CropSettings,
     rng: &mut SplitMix64,
-) -> anyhow::Result<(Tensor, ImageTargets)> {
+) -> anyhow::Result<(Image, ImageTargets)> {
     let image = read_image(&sample.image)?;
     let options = SplitOptions {
         patch_size: cfg.size,
@@ -64,5 +78,27 @@ pub fn training_crop(
                 .push(object.class.parse().context("class index")?);
         }
     }
-    Ok((standardize(&to_tensor(&turn.image(&crop))), targets))
+    Ok((turn.image(&crop), targets))
+}
+
+/// The loader's produce function for detection: a sample of `samples` → its
+/// [`training_crop`] with the sample's own augmentation stream, normalised.
+pub fn training_crops(
+    samples: Arc<[DetSample]>,
+    cfg: CropSettings,
+) -> impl Fn(ShardSample) -> anyhow::Result<DetCrop> + Send + Sync + 'static {
+    move |mut sample| {
+        let (image, targets) = training_crop(&samples[sample.index], &cfg, &mut sample.augment)?;
+        Ok(DetCrop {
+            pixels: normalized_planes(&image),
+            targets,
+        })
+    }
+}
+
+/// The `[n, 3, S, S]` images and the targets of `crops`.
+pub fn crop_batch(crops: &[DetCrop], side: u32) -> (Tensor, Vec<ImageTargets>) {
+    let pixels: Vec<&[f32]> = crops.iter().map(|c| c.pixels.as_slice()).collect();
+    let targets = crops.iter().map(|c| c.targets.clone()).collect();
+    (images_tensor(&pixels, side), targets)
 }

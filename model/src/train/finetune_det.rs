@@ -4,22 +4,25 @@
 //! optionally from an MAE checkpoint; resumable from the work dir.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
 
-use super::det_data::{list_samples, training_crop, CropSettings};
+use super::det_data::{crop_batch, list_samples, training_crops, CropSettings};
 use super::events::Events;
 use super::rng::subset_of;
 use super::schedule::{Schedule, StepDecaySchedule};
 use super::setup::TrainingSetup;
 use super::stage::Outcome;
 use super::stage_inputs::dataset_root;
-use super::step_loop::{run_steps, LoopEnd, LoopSettings, StepLoss};
+use super::step_batches::{loader_config, loader_threads, shard_plans, StepBatches};
+use super::step_loop::{run_steps, LoopEnd, LoopSettings, Step, StepLoss};
 use crate::arch::VitConfig;
 use crate::autocast::Autocast;
+use crate::data::loader::Loader;
 use crate::nn::oriented_rcnn::{OrientedRcnn, OrientedRcnnConfig};
 use crate::nn::vitdet::VitDetConfig;
 use crate::params::precision::Precision;
@@ -75,7 +78,7 @@ pub fn run(
     let data = params.det_data()?;
     let root = dataset_root(spec, &data.name)?;
     let all = list_samples(root, &data, data.training_part())?;
-    let samples = subset_of(spec.seed, &all, params.fraction);
+    let samples: Arc<[_]> = subset_of(spec.seed, &all, params.fraction).into();
     let steps_per_epoch = samples.len().div_ceil(params.batch_size) as u64;
     let total = params.steps.unwrap_or(params.epochs * steps_per_epoch);
     let drops = params
@@ -116,16 +119,19 @@ pub fn run(
         rotate: params.rotate90,
     };
     let precision = Precision::resolve(params.precision, &spec.device);
+    let threads = loader_threads(params.loader_threads, setup.replicas.world_size());
+    events.log("info", format!("{threads} loader threads"));
+    let train_samples = Arc::clone(&samples);
+    let mut batches = StepBatches::new(move |step: &Step| {
+        Loader::start(
+            training_crops(Arc::clone(&train_samples), crop),
+            shard_plans(step.shard, train_samples.len(), step.index, total),
+            loader_config(threads),
+        )
+    });
     let end = run_steps(spec, &setup, &mut opt, &settings, events, |step| {
-        let mut images = Vec::new();
-        let mut targets = Vec::new();
-        for mut sample in step.samples(samples.len()) {
-            let (image, target) =
-                training_crop(&samples[sample.index], &crop, &mut sample.augment)?;
-            images.push(image);
-            targets.push(target);
-        }
-        let images = Tensor::stack(&images, 0).to_device(setup.device);
+        let (images, targets) = crop_batch(batches.micro_batch(step)?, crop.size);
+        let images = images.to_device(setup.device);
         // Autocast covers the backbone and neck; the heads, box coding and losses stay fp32.
         let features = {
             let _autocast = Autocast::for_precision(precision, setup.device)?;

@@ -3,6 +3,7 @@
 //! deterministic fraction of the training images; resumable from the work dir.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
@@ -11,13 +12,15 @@ use tch::{Kind, Tensor};
 use super::events::Events;
 use super::rng::subset_of;
 use super::schedule::{CosineSchedule, PolySchedule, Schedule};
-use super::seg_data::{list_samples, random_crop, IGNORE_INDEX};
+use super::seg_data::{crop_batch, list_samples, training_crops, IGNORE_INDEX};
 use super::setup::TrainingSetup;
 use super::stage::Outcome;
 use super::stage_inputs::dataset_root;
-use super::step_loop::{run_steps, LoopEnd, LoopSettings, StepLoss};
+use super::step_batches::{loader_config, loader_threads, shard_plans, StepBatches};
+use super::step_loop::{run_steps, LoopEnd, LoopSettings, Step, StepLoss};
 use crate::arch::VitConfig;
 use crate::autocast::Autocast;
+use crate::data::loader::Loader;
 use crate::dist::ProcessGroup;
 use crate::nn::norm::NormSpec;
 use crate::nn::segmenter::{SegHeads, Segmenter};
@@ -124,7 +127,7 @@ pub fn run(
     let data = params.seg_data()?;
     let root = dataset_root(spec, &data.name)?;
     let all = list_samples(root, &data, data.training_part())?;
-    let samples = subset_of(spec.seed, &all, params.fraction);
+    let samples: Arc<[_]> = subset_of(spec.seed, &all, params.fraction).into();
     events.log(
         "info",
         format!(
@@ -151,17 +154,21 @@ pub fn run(
     };
     let augment = params.augment(model_spec.model.image_size as u32, IGNORE_INDEX);
     let precision = Precision::resolve(params.precision, &spec.device);
+    let threads = loader_threads(params.loader_threads, setup.replicas.world_size());
+    events.log("info", format!("{threads} loader threads"));
+    let train_samples = Arc::clone(&samples);
+    let total = params.steps;
+    let mut batches = StepBatches::new(move |step: &Step| {
+        Loader::start(
+            training_crops(Arc::clone(&train_samples), augment),
+            shard_plans(step.shard, train_samples.len(), step.index, total),
+            loader_config(threads),
+        )
+    });
     let end = run_steps(spec, &setup, &mut opt, &settings, events, |step| {
-        let mut images = Vec::new();
-        let mut labels = Vec::new();
-        for mut sample in step.samples(samples.len()) {
-            let (image, label) = samples[sample.index].load()?;
-            let (img, lab) = random_crop(&image, &label, &augment, &mut sample.augment);
-            images.push(img);
-            labels.push(lab);
-        }
-        let images = Tensor::stack(&images, 0).to_device(setup.device);
-        let labels = Tensor::stack(&labels, 0).to_device(setup.device);
+        let (images, labels) = crop_batch(batches.micro_batch(step)?, augment.crop);
+        let images = images.to_device(setup.device);
+        let labels = labels.to_device(setup.device);
         // Autocast covers the forward pass only; the losses are taken in fp32.
         let (logits, aux) = {
             let _autocast = Autocast::for_precision(precision, setup.device)?;

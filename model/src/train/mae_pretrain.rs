@@ -10,26 +10,22 @@ use super::schedule::{scaled_lr, CosineSchedule, Schedule};
 use super::setup::TrainingSetup;
 use super::stage::Outcome;
 use super::stage_inputs::dataset_root;
+use super::step_batches::{loader_config, loader_threads, StepBatches};
 use super::step_loop::{run_steps, LoopEnd, LoopSettings, Step};
 use crate::autocast::Autocast;
+use crate::data::error::DataError;
 use crate::data::formats::millionaid;
-use crate::data::loader::{Loader, LoaderConfig, MaeAugment};
+use crate::data::loader::{images_tensor, mae_images, Loader, MaeAugment};
 use crate::dist::DistributedSampler;
 use crate::nn::mae::MaskedAutoencoder;
 use crate::params::data::resolved_dataset;
 use crate::params::precision::Precision;
 use crate::params::MaePretrainParams;
 use crate::protocol::StageSpec;
-use anyhow::Context;
 use tch::{Kind, Tensor};
 
 /// File name of the pretrained weights in the stage's output dir.
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
-
-/// Batches decoded ahead of the step loop.
-const PREFETCH_BATCHES: usize = 2;
-/// Most loader threads a rank takes when the recipe sets none.
-const MAX_DEFAULT_LOADER_THREADS: usize = 8;
 
 fn image_paths(spec: &StageSpec, params: &MaePretrainParams) -> anyhow::Result<Arc<[PathBuf]>> {
     let root = dataset_root(spec, &resolved_dataset(&params.dataset)?)?;
@@ -45,64 +41,30 @@ fn image_paths(spec: &StageSpec, params: &MaePretrainParams) -> anyhow::Result<A
     Ok(paths.into())
 }
 
-/// `loader_threads`, or the machine's cores shared among the `ranks` on it (1 to 8).
-fn loader_threads(requested: Option<usize>, ranks: usize) -> usize {
-    requested.unwrap_or_else(|| {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        (cores / ranks.max(1)).clamp(1, MAX_DEFAULT_LOADER_THREADS)
-    })
-}
-
-/// This rank's batches from the first step the loop asks for (0, or the step it resumes
-/// from) to the end: started on that first request, so the loader's position comes from the
-/// resume checkpoint's step.
-struct RankBatches {
+/// This rank's augmented images from the step the loop starts at to the end (MAE's
+/// distributed sampler order, each sample drawn in its epoch).
+fn rank_batches(
     paths: Arc<[PathBuf]>,
     augment: MaeAugment,
-    config: LoaderConfig,
+    seed: u64,
+    threads: usize,
     total_steps: u64,
-    loader: Option<Loader>,
-    /// The last step's batch, which its later micro-batches take their rows of.
-    current: Option<(u64, Tensor)>,
-}
-
-impl RankBatches {
-    /// This micro-batch's images of `step`: rows of the rank's `[per_rank, 3, size, size]`
-    /// batch, loaded once per step.
-    fn micro_batch(&mut self, step: &Step) -> anyhow::Result<Tensor> {
-        if !matches!(&self.current, Some((index, _)) if *index == step.index) {
-            let batch = self.next(step)?;
-            self.current = Some((step.index, batch));
-        }
-        let (_, batch) = self.current.as_ref().context("a batch was just loaded")?;
-        Ok(step.micro_rows(batch))
-    }
-
-    /// This rank's `[per_rank, 3, size, size]` images of `step`.
-    fn next(&mut self, step: &Step) -> anyhow::Result<Tensor> {
-        let loader = self.loader.get_or_insert_with(|| {
-            let sampler = DistributedSampler {
-                seed: step.shard.seed,
-                len: self.paths.len(),
-                rank: step.shard.rank,
-                world_size: step.shard.world_size,
-            };
-            let per_rank = step.shard.per_rank;
-            let plans = (step.index..self.total_steps).map(move |s| sampler.plan(s, per_rank));
-            Loader::start(Arc::clone(&self.paths), self.augment, plans, self.config)
-        });
-        let batch = loader
-            .next_batch()
-            .with_context(|| format!("the image loader ended before step {}", step.index + 1))?
-            .context("cannot load a training image")?;
-        anyhow::ensure!(
-            batch.step == step.index,
-            "the image loader gave step {} for step {}",
-            batch.step,
-            step.index
-        );
-        Ok(batch.to_tensor())
-    }
+) -> StepBatches<Vec<f32>, DataError> {
+    StepBatches::new(move |step: &Step| {
+        let sampler = DistributedSampler {
+            seed: step.shard.seed,
+            len: paths.len(),
+            rank: step.shard.rank,
+            world_size: step.shard.world_size,
+        };
+        let per_rank = step.shard.per_rank;
+        let plans = (step.index..total_steps).map(move |s| sampler.plan(s, per_rank));
+        Loader::start(
+            mae_images(Arc::clone(&paths), augment, seed),
+            plans,
+            loader_config(threads),
+        )
+    })
 }
 
 /// Runs (or resumes) the stage. `stop_after` ends the call after that many completed steps
@@ -151,20 +113,21 @@ pub fn run(
     };
     let patches = vit.num_patches() as i64;
     let precision = Precision::resolve(params.precision, &spec.device);
-    let mut batches = RankBatches {
+    let side = vit.image_size as u32;
+    let mut batches = rank_batches(
         paths,
-        augment: MaeAugment::new(vit.image_size as u32),
-        config: LoaderConfig {
-            threads,
-            prefetch: PREFETCH_BATCHES,
-            seed: spec.seed,
-        },
-        total_steps: params.steps,
-        loader: None,
-        current: None,
-    };
+        MaeAugment::new(side),
+        spec.seed,
+        threads,
+        params.steps,
+    );
     let end = run_steps(spec, &setup, &mut opt, &settings, events, |step| {
-        let batch = batches.micro_batch(step)?.to_device(setup.device);
+        let images: Vec<&[f32]> = batches
+            .micro_batch(step)?
+            .iter()
+            .map(Vec::as_slice)
+            .collect();
+        let batch = images_tensor(&images, side).to_device(setup.device);
         // The masking noise is drawn for the global batch and this rank keeps its rows, so
         // N ranks mask each image as one process with the whole batch does.
         let noise = Tensor::rand(

@@ -23,4 +23,5 @@ pub mod seg_data;
 pub mod setup;
 pub mod stage;
 pub mod stage_inputs;
+pub mod step_batches;
 pub mod step_loop;

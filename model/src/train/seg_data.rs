@@ -1,11 +1,15 @@
 //! Segmentation samples from LoveDA or ISPRS Potsdam folders, as (image, labels) pairs, with
-//! random crops for training (see [`crate::data::transforms`]).
+//! random crops for training (see [`crate::data::transforms`]), and the loader work that
+//! reads and crops a rank's samples on the loader's threads.
+
+use std::sync::Arc;
 
 use tch::{Kind, Tensor};
 
-use super::images::{normalize, to_tensor};
+use super::replicas::ShardSample;
 use super::rng::SplitMix64;
 use crate::data::image_io::Image;
+use crate::data::loader::{images_tensor, normalized_planes};
 use crate::data::transforms::dihedral::Dihedral;
 use crate::data::transforms::seg_augment::SegAugment;
 
@@ -13,15 +17,14 @@ pub use crate::data::seg_samples::{list_samples, Part, SegSample, IGNORE_INDEX};
 
 /// A training sample as `augment` says (rescaled, a crop of `augment.crop` pixels padded with
 /// `IGNORE_INDEX` labels where the image is smaller, photometric distortion), flipped
-/// horizontally half the time: normalised `[3, s, s]` image and `[s, s]` int64 labels. Every
-/// draw comes from `rng`.
+/// horizontally half the time: the `crop × crop` image and one-channel labels. Every draw
+/// comes from `rng`.
 pub fn random_crop(
     image: &Image,
     labels: &[u8],
     augment: &SegAugment,
     rng: &mut SplitMix64,
-) -> (Tensor, Tensor) {
-    let size = augment.crop;
+) -> (Image, Image) {
     let label_image = Image {
         width: image.width,
         height: image.height,
@@ -33,11 +36,46 @@ pub fn random_crop(
         hflip: rng.below(2) == 1,
         ..Dihedral::default()
     };
-    let img = normalize(&to_tensor(&flip.image(&crop)), size as i64);
-    let lab = Tensor::from_slice(&flip.image(&label_crop).data)
-        .reshape([size as i64, size as i64])
+    (flip.image(&crop), flip.image(&label_crop))
+}
+
+/// A training crop as the loader's threads make it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegCrop {
+    /// `[3, S, S]` ImageNet-normalised samples, channel-major ([`normalized_planes`]).
+    pub pixels: Vec<f32>,
+    /// `[S, S]` labels.
+    pub labels: Vec<u8>,
+}
+
+/// The loader's produce function for segmentation: a sample of `samples` → its image and
+/// labels read, [`random_crop`]ped with the sample's own augmentation stream, normalised.
+pub fn training_crops(
+    samples: Arc<[SegSample]>,
+    augment: SegAugment,
+) -> impl Fn(ShardSample) -> anyhow::Result<SegCrop> + Send + Sync + 'static {
+    move |mut sample| {
+        let (image, labels) = samples[sample.index].load()?;
+        let (crop, label_crop) = random_crop(&image, &labels, &augment, &mut sample.augment);
+        Ok(SegCrop {
+            pixels: normalized_planes(&crop),
+            labels: label_crop.data,
+        })
+    }
+}
+
+/// The `[n, 3, S, S]` images and `[n, S, S]` int64 labels of `crops`.
+pub fn crop_batch(crops: &[SegCrop], side: u32) -> (Tensor, Tensor) {
+    let pixels: Vec<&[f32]> = crops.iter().map(|c| c.pixels.as_slice()).collect();
+    let labels: Vec<u8> = crops
+        .iter()
+        .flat_map(|c| c.labels.iter().copied())
+        .collect();
+    let side = i64::from(side);
+    let labels = Tensor::from_slice(&labels)
+        .view([crops.len() as i64, side, side])
         .to_kind(Kind::Int64);
-    (img, lab)
+    (images_tensor(&pixels, side as u32), labels)
 }
 
 #[cfg(test)]
@@ -94,13 +132,11 @@ mod tests {
             &SegAugment::crop_only(8, IGNORE_INDEX),
             &mut rng,
         );
-        assert_eq!(img.size(), vec![3, 8, 8]);
-        let lab = Vec::<i64>::try_from(lab.flatten(0, -1)).unwrap();
-        assert_eq!(lab.iter().filter(|&&l| l == 1).count(), 12);
+        assert_eq!((img.width, img.height, img.channels), (8, 8, 3));
+        assert_eq!((lab.width, lab.height, lab.channels), (8, 8, 1));
+        assert_eq!(lab.data.iter().filter(|&&l| l == 1).count(), 12);
         assert_eq!(
-            lab.iter()
-                .filter(|&&l| l == i64::from(IGNORE_INDEX))
-                .count(),
+            lab.data.iter().filter(|&&l| l == IGNORE_INDEX).count(),
             64 - 12
         );
     }

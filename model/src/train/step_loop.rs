@@ -12,7 +12,7 @@ use tch::Tensor;
 
 use super::events::Events;
 use super::optim::AdamW;
-use super::replicas::{Replicas, Shard, ShardSample};
+use super::replicas::{Replicas, Shard};
 use super::resume::{self, ResumeState};
 use super::rng::seed_torch_for_step;
 use super::schedule::Schedule;
@@ -110,19 +110,6 @@ impl Step {
     /// Samples in this micro-batch.
     pub fn micro_size(&self) -> usize {
         self.shard.per_rank / self.micro_batches
-    }
-
-    /// This micro-batch's samples of the step over a dataset of `len` samples, each with its
-    /// own augmentation stream (crops, flips and turns draw from it, never from torch's
-    /// generator, so the data of a step depends only on the run seed and the step).
-    pub fn samples(&self, len: usize) -> Vec<ShardSample> {
-        let size = self.micro_size();
-        self.shard
-            .samples(self.index, len)
-            .into_iter()
-            .skip(self.micro * size)
-            .take(size)
-            .collect()
     }
 
     /// This micro-batch's rows of `rank_rows`, a tensor of this rank's whole share (first

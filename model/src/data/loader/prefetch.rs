@@ -1,25 +1,18 @@
-//! The threaded loader: a pool of threads decodes and augments samples, batches come back in
-//! order, and at most `prefetch` batches are in flight ahead of the consumer.
+//! The threaded loader: a pool of threads turns each planned sample into an item with one
+//! `produce` function (decode and augment an MAE image, crop a detection or segmentation
+//! sample), batches come back in plan order, and at most `prefetch` batches are in flight
+//! ahead of the consumer.
 //!
-//! Each sample's randomness comes from (seed, epoch, index) alone, so the batches are the same
-//! whatever the number of threads.
+//! A sample carries everything its item depends on (its file index and the key of its random
+//! stream), so the batches are the same whatever the number of threads.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use super::mae_augment::MaeAugment;
-use crate::data::error::DataError;
-use crate::data::image_io::read_image;
-use crate::rng::SplitMix64;
-
-/// Stream id of the loader's augmentation draws.
-const AUGMENT_STREAM: u64 = 6;
-
-/// One sample of a batch: which file, and the epoch it is drawn in.
+/// One MAE sample of a batch: which file, and the epoch it is drawn in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sample {
     /// Index into the loader's file list.
@@ -28,75 +21,73 @@ pub struct Sample {
     pub epoch: u64,
 }
 
-/// The indices of a step's batch and their epochs.
+/// The samples of a step's batch, in batch order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BatchPlan {
+pub struct BatchPlan<S = Sample> {
     /// Training step the batch is for.
     pub step: u64,
     /// Its samples, in batch order.
-    pub samples: Vec<Sample>,
+    pub samples: Vec<S>,
 }
 
 /// How the loader runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoaderConfig {
-    /// Decoding threads (at least 1).
+    /// Producing threads (at least 1).
     pub threads: usize,
-    /// Batches decoded ahead of the consumer (at least 1).
+    /// Batches produced ahead of the consumer (at least 1).
     pub prefetch: usize,
-    /// Run seed of the augmentation.
-    pub seed: u64,
 }
 
-/// A decoded, augmented batch.
+/// A produced batch: one item per planned sample, in plan order.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Batch {
+pub struct Batch<T> {
     /// Training step it is for.
     pub step: u64,
-    /// The samples' file indices.
-    pub indices: Vec<usize>,
-    /// Output side in pixels.
-    pub size: u32,
-    /// `[n, 3, size, size]` normalised samples, row-major.
-    pub pixels: Vec<f32>,
+    /// The samples' items, in plan order.
+    pub items: Vec<T>,
 }
 
-struct Job {
+/// A sample bound to the produce function, run by whichever pool thread takes it.
+type Work<T, E> = Box<dyn FnOnce() -> Result<T, E> + Send>;
+
+struct Job<T, E> {
     seq: u64,
     slot: usize,
-    sample: Sample,
+    work: Work<T, E>,
 }
 
-enum Message {
+enum Message<T, E> {
     Begin {
         seq: u64,
-        plan: BatchPlan,
+        step: u64,
+        len: usize,
     },
     Done {
         seq: u64,
         slot: usize,
-        result: Result<Vec<f32>, DataError>,
+        result: Result<T, E>,
     },
 }
 
-struct Partial {
-    plan: BatchPlan,
-    pixels: Vec<f32>,
+struct Partial<T> {
+    step: u64,
+    items: Vec<Option<T>>,
     missing: usize,
 }
 
-/// Batches of augmented images from a pool of threads, in plan order.
-pub struct Loader {
-    messages: Receiver<Message>,
+/// Batches of produced items from a pool of threads, in plan order; `E` is the error a
+/// sample that cannot be produced gives.
+pub struct Loader<T, E> {
+    messages: Receiver<Message<T, E>>,
     permits: Option<SyncSender<()>>,
-    partial: BTreeMap<u64, Partial>,
+    partial: BTreeMap<u64, Partial<T>>,
     next_seq: u64,
-    size: u32,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
 
-impl std::fmt::Debug for Loader {
+impl<T, E> std::fmt::Debug for Loader<T, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Loader")
             .field("threads", &self.threads.len())
@@ -105,14 +96,17 @@ impl std::fmt::Debug for Loader {
     }
 }
 
-impl Loader {
-    /// Starts loading the batches of `plans` from `paths` with `augment`.
-    pub fn start(
-        paths: Arc<[PathBuf]>,
-        augment: MaeAugment,
-        plans: impl IntoIterator<Item = BatchPlan> + Send + 'static,
+impl<T: Send + 'static, E: Send + 'static> Loader<T, E> {
+    /// Starts producing the batches of `plans`, each sample's item by `produce`.
+    pub fn start<S, P>(
+        produce: P,
+        plans: impl IntoIterator<Item = BatchPlan<S>> + Send + 'static,
         config: LoaderConfig,
-    ) -> Self {
+    ) -> Self
+    where
+        S: Send + 'static,
+        P: Fn(S) -> Result<T, E> + Send + Sync + 'static,
+    {
         let prefetch = config.prefetch.max(1);
         let (permit_tx, permit_rx) = mpsc::sync_channel::<()>(prefetch);
         for _ in 0..prefetch {
@@ -120,38 +114,42 @@ impl Loader {
                 .send(())
                 .expect("the channel holds `prefetch` permits");
         }
-        let (message_tx, messages) = mpsc::channel::<Message>();
-        let (job_tx, job_rx) = mpsc::channel::<Job>();
+        let (message_tx, messages) = mpsc::channel::<Message<T, E>>();
+        let (job_tx, job_rx) = mpsc::channel::<Job<T, E>>();
         let job_rx = Arc::new(Mutex::new(job_rx));
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         for _ in 0..config.threads.max(1) {
             let jobs = Arc::clone(&job_rx);
             let out = message_tx.clone();
-            let paths = Arc::clone(&paths);
             let stop = Arc::clone(&stop);
-            threads.push(std::thread::spawn(move || {
-                work(&paths, augment, config.seed, &jobs, &out, &stop)
-            }));
+            threads.push(std::thread::spawn(move || work(&jobs, &out, &stop)));
         }
         let feeder_stop = Arc::clone(&stop);
+        let produce = Arc::new(produce);
         threads.push(std::thread::spawn(move || {
-            feed(plans, &permit_rx, &job_tx, &message_tx, &feeder_stop)
+            feed(
+                plans,
+                produce,
+                &permit_rx,
+                &job_tx,
+                &message_tx,
+                &feeder_stop,
+            )
         }));
         Loader {
             messages,
             permits: Some(permit_tx),
             partial: BTreeMap::new(),
             next_seq: 0,
-            size: augment.size,
             stop,
             threads,
         }
     }
 
-    /// The next batch in plan order; None after the last; an error naming the file when a
-    /// sample cannot be read (the loader is then spent).
-    pub fn next_batch(&mut self) -> Option<Result<Batch, DataError>> {
+    /// The next batch in plan order; None after the last; the sample's error when one cannot
+    /// be produced (the loader is then spent).
+    pub fn next_batch(&mut self) -> Option<Result<Batch<T>, E>> {
         loop {
             if let Some(done) = self.partial.get(&self.next_seq) {
                 if done.missing == 0 {
@@ -161,24 +159,20 @@ impl Loader {
                         let _ = permits.send(());
                     }
                     return Some(Ok(Batch {
-                        step: done.plan.step,
-                        indices: done.plan.samples.iter().map(|s| s.index).collect(),
-                        size: self.size,
-                        pixels: done.pixels,
+                        step: done.step,
+                        items: done.items.into_iter().flatten().collect(),
                     }));
                 }
             }
-            let plane = 3 * self.size as usize * self.size as usize;
             match self.messages.recv() {
                 Err(_) => return None,
-                Ok(Message::Begin { seq, plan }) => {
-                    let n = plan.samples.len();
+                Ok(Message::Begin { seq, step, len }) => {
                     self.partial.insert(
                         seq,
                         Partial {
-                            plan,
-                            pixels: vec![0.0; n * plane],
-                            missing: n,
+                            step,
+                            items: (0..len).map(|_| None).collect(),
+                            missing: len,
                         },
                     );
                 }
@@ -187,16 +181,18 @@ impl Loader {
                         self.shut_down();
                         return Some(Err(err));
                     }
-                    Ok(sample) => {
+                    Ok(item) => {
                         let partial = self.partial.get_mut(&seq).expect("Begin precedes Done");
-                        partial.pixels[slot * plane..(slot + 1) * plane].copy_from_slice(&sample);
+                        partial.items[slot] = Some(item);
                         partial.missing -= 1;
                     }
                 },
             }
         }
     }
+}
 
+impl<T, E> Loader<T, E> {
     /// Stops the threads: no new sample starts; samples in flight finish.
     fn shut_down(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
@@ -210,53 +206,56 @@ impl Loader {
     }
 }
 
-impl Iterator for Loader {
-    type Item = Result<Batch, DataError>;
+impl<T: Send + 'static, E: Send + 'static> Iterator for Loader<T, E> {
+    type Item = Result<Batch<T>, E>;
 
     fn next(&mut self) -> Option<Self::Item> {
         self.next_batch()
     }
 }
 
-impl Drop for Loader {
+impl<T, E> Drop for Loader<T, E> {
     fn drop(&mut self) {
         self.shut_down();
     }
 }
 
 /// The feeder: one batch's jobs per permit.
-fn feed(
-    plans: impl IntoIterator<Item = BatchPlan>,
+fn feed<S, T, E, P>(
+    plans: impl IntoIterator<Item = BatchPlan<S>>,
+    produce: Arc<P>,
     permits: &Receiver<()>,
-    jobs: &Sender<Job>,
-    out: &Sender<Message>,
+    jobs: &Sender<Job<T, E>>,
+    out: &Sender<Message<T, E>>,
     stop: &AtomicBool,
-) {
+) where
+    S: Send + 'static,
+    P: Fn(S) -> Result<T, E> + Send + Sync + 'static,
+{
     for (seq, plan) in (0u64..).zip(plans) {
         if permits.recv().is_err() || stop.load(Ordering::Relaxed) {
             return;
         }
-        let samples = plan.samples.clone();
-        if out.send(Message::Begin { seq, plan }).is_err() {
+        let begin = Message::Begin {
+            seq,
+            step: plan.step,
+            len: plan.samples.len(),
+        };
+        if out.send(begin).is_err() {
             return;
         }
-        for (slot, sample) in samples.into_iter().enumerate() {
-            if jobs.send(Job { seq, slot, sample }).is_err() {
+        for (slot, sample) in plan.samples.into_iter().enumerate() {
+            let produce = Arc::clone(&produce);
+            let work: Work<T, E> = Box::new(move || produce(sample));
+            if jobs.send(Job { seq, slot, work }).is_err() {
                 return;
             }
         }
     }
 }
 
-/// A pool thread: decode and augment until the job channel closes.
-fn work(
-    paths: &[PathBuf],
-    augment: MaeAugment,
-    seed: u64,
-    jobs: &Mutex<Receiver<Job>>,
-    out: &Sender<Message>,
-    stop: &AtomicBool,
-) {
+/// A pool thread: produce items until the job channel closes.
+fn work<T, E>(jobs: &Mutex<Receiver<Job<T, E>>>, out: &Sender<Message<T, E>>, stop: &AtomicBool) {
     loop {
         let job = match jobs.lock() {
             Ok(rx) => match rx.recv() {
@@ -268,15 +267,10 @@ fn work(
         if stop.load(Ordering::Relaxed) {
             return;
         }
-        let Sample { index, epoch } = job.sample;
-        let result = read_image(&paths[index]).map(|image| {
-            let mut rng = SplitMix64::new(seed, AUGMENT_STREAM, (epoch << 40) ^ index as u64);
-            augment.apply(&image, &mut rng)
-        });
         let message = Message::Done {
             seq: job.seq,
             slot: job.slot,
-            result,
+            result: (job.work)(),
         };
         if out.send(message).is_err() {
             return;
