@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Debian packages the tests use: Slurm and munge (the Slurm backend's tests run real daemons),
-# Chromium (the HTML report test), Gloo's headers (the c10d shim). Installs the missing ones
+# iproute2 (the two-node Slurm cluster's namespaces and links), Chromium (the HTML report test),
+# Gloo's headers (the c10d shim). Installs the missing ones
 # when run as root; otherwise names them and exits 1.
 set -euo pipefail
-packages=(slurm-wlm munge chromium libgloo-dev)
+packages=(slurm-wlm munge iproute2 chromium libgloo-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

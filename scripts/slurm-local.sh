@@ -136,9 +136,6 @@ controller_addr() { echo "$(cat "$dir/subnet").1"; }
 make_network() {
     local bridge node ns host_link peer
     [[ -s $made ]] && return 0
-    # One cluster at a time picks its subnet and makes its links, so two never take the same.
-    exec 9>/run/lock/rsfm-slurm-local.lock
-    flock 9
     free_subnet >"$dir/subnet"
     : >"$made"
     bridge=$(bridge_name)
@@ -173,8 +170,6 @@ make_network() {
             echo "$(node_addr "$node") $node"
         done
     } >"$dir/hosts"
-    flock -u 9
-    exec 9>&-
 }
 
 # Removes what `make_network` recorded, last first; kills what still runs in the namespaces
@@ -283,7 +278,7 @@ start_munged() {
     fi
     munged --force --key-file="$dir/munge/munge.key" --socket="$dir/munge/munge.sock" \
         --pid-file="$dir/munge/munged.pid" --log-file="$dir/munge/munged.log" \
-        --seed-file="$dir/munge/munged.seed"
+        --seed-file="$dir/munge/munged.seed" 9>&-
 }
 
 # Starts daemon $1 (slurmctld, slurmd, or node nI's slurmd) unless it runs; waits for its pid.
@@ -297,11 +292,11 @@ start_slurm_daemon() {
             nsenter --net="/var/run/netns/$(netns_name "$daemon")" \
                 unshare --uts --mount --propagation private \
                 sh -c 'hostname "$1" && mount --bind "$2" /etc/hosts && exec slurmd -f "$3" -N "$1"' \
-                sh "$daemon" "$dir/hosts" "$conf"
+                sh "$daemon" "$dir/hosts" "$conf" 9>&-
             log=$dir/log/slurmd-$daemon.log
             ;;
         *)
-            "$daemon" -f "$conf"
+            "$daemon" -f "$conf" 9>&-
             log=$dir/log/$daemon.log
             ;;
     esac
@@ -340,6 +335,10 @@ start() {
         exit 1
     fi
     mkdir -p "$dir/state" "$dir/spool" "$dir/run" "$dir/log"
+    # One cluster starts at a time, so that two never pick the same ports or subnet (the
+    # daemons do not inherit the lock: `9>&-`).
+    exec 9>"${TMPDIR:-/tmp}/rsfm-slurm-local.lock"
+    flock 9
     echo "$nodes" >"$dir/nodes"
     if ! running_pid slurmctld >/dev/null; then
         [[ $nodes -gt 1 ]] && make_network
