@@ -86,6 +86,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ranks_are_the_ranks_of_a_node_times_the_nodes() {
+        let layout = |gpus, processes, nodes| Resources {
+            gpus,
+            processes,
+            nodes,
+            ..Resources::default()
+        };
+        let counts = |r: Resources| (r.ranks_per_node(), r.nodes(), r.ranks());
+        assert_eq!(counts(layout(0, None, None)), (1, 1, 1));
+        assert_eq!(counts(layout(0, None, Some(2))), (1, 2, 2));
+        assert_eq!(counts(layout(0, Some(2), Some(2))), (2, 2, 4));
+        assert_eq!(counts(layout(4, None, Some(3))), (4, 3, 12));
+    }
+
+    #[test]
     fn time_limits_parse_in_both_styles() {
         let secs = |text| parse_time_limit(text).map(|limit| limit.as_secs());
         assert_eq!(secs("01:30:00"), Some(5400));
