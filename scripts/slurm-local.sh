@@ -111,7 +111,8 @@ free_port_pair() {
     echo "$port"
 }
 
-# The first /24 of 198.18.0.0/15 that no address of this host lies in: `198.18.K`.
+# The first /24 of 198.18.0.0/16 (in the /15 reserved for network tests) that no address of
+# this host lies in: `198.18.K`.
 free_subnet() {
     local used k
     used=$(ip -4 -o addr show 2>/dev/null | awk '{print $4}')
