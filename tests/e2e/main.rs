@@ -28,6 +28,7 @@ mod rescore;
 mod sensitivity;
 mod shared_keys;
 mod slurm;
+mod slurm_detach;
 mod slurm_nodes;
 mod smoke;
 mod sql_bounds;

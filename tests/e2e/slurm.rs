@@ -10,7 +10,7 @@ use crate::common::{last_json_line, repo_root, text, Project};
 use crate::interrupts::{resume_starts, COUNT, RECIPE as COUNT_RECIPE};
 
 /// The shared cluster: its folder and `slurm.conf`.
-struct Cluster {
+pub(crate) struct Cluster {
     dir: PathBuf,
     conf: PathBuf,
 }
@@ -48,7 +48,7 @@ extern "C" fn stop_cluster() {
 }
 
 /// Starts the shared cluster on first use.
-fn cluster() -> &'static Cluster {
+pub(crate) fn cluster() -> &'static Cluster {
     CLUSTER.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("rsfm-slurm-tests-{}", std::process::id()));
         let out = slurm_local("start", &dir);
@@ -63,7 +63,7 @@ fn cluster() -> &'static Cluster {
 }
 
 /// A project whose `rsfm.toml` polls fast, for tests.
-fn project() -> Project {
+pub(crate) fn project() -> Project {
     let project = Project::new();
     project.write(
         "rsfm.toml",
@@ -73,7 +73,7 @@ fn project() -> Project {
 }
 
 /// `rsfm ... ` with the shared cluster's `SLURM_CONF`.
-fn rsfm_slurm(project: &Project, args: &[&str]) -> Command {
+pub(crate) fn rsfm_slurm(project: &Project, args: &[&str]) -> Command {
     let mut command = project.command(args);
     command.env("SLURM_CONF", &cluster().conf);
     command
@@ -98,7 +98,7 @@ fn run_slurm(project: &Project, recipe: &Path) -> serde_json::Value {
 }
 
 /// A Slurm client command against the shared cluster; its stdout.
-fn slurm_client(program: &str, args: &[&str]) -> String {
+pub(crate) fn slurm_client(program: &str, args: &[&str]) -> String {
     let out = Command::new(program)
         .args(args)
         .env("SLURM_CONF", &cluster().conf)
@@ -186,7 +186,7 @@ fn wait(mut child: Child) -> Output {
 }
 
 /// Waits until `condition` holds (at most 2 minutes).
-fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+pub(crate) fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     let start = Instant::now();
     while !condition() {
         assert!(

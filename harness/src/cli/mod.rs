@@ -4,6 +4,7 @@
 
 mod audit;
 mod cache_cmd;
+mod cancel;
 mod config;
 mod eval;
 mod explain;
@@ -81,8 +82,16 @@ enum Command {
     Plan(plan_cmd::PlanArgs),
     /// Run the pending stages of recipes.
     Run(run_cmd::RunArgs),
-    /// Show running, failed and interrupted stages.
+    /// Show running, failed and interrupted stages; reattach to detached Slurm runs.
     Status(status::StatusArgs),
+    /// Cancel the Slurm jobs of a detached run.
+    Cancel(cancel::CancelArgs),
+    /// The body of a detached Slurm job: run one stage, commit its cache entry (internal).
+    #[command(hide = true)]
+    StageJob {
+        /// The job's `detach-job.json`.
+        spec: PathBuf,
+    },
     /// Explain why stages are pending: the key fields that changed since their last cached run.
     Explain(explain::ExplainArgs),
     /// Show a resolved recipe.
@@ -164,6 +173,10 @@ pub fn main() -> ExitCode {
             Command::Plan(args) => plan_cmd::run(args, &results, json).await,
             Command::Run(args) => run_cmd::run(args, &results, json).await,
             Command::Status(args) => status::run(args, &results, json).await,
+            Command::Cancel(args) => cancel::run(args, &results, json).await,
+            Command::StageJob { spec } => crate::executor::slurm::detach::job::run(&spec)
+                .await
+                .map(|code| ExitCode::from(u8::try_from(code).unwrap_or(1))),
             Command::Explain(args) => explain::run(args, &results, json).await,
             Command::Config { command } => config::run(command, json),
             Command::Results(args) => results::run(args, &results, json).await,

@@ -1,4 +1,4 @@
-//! `rsfm run RECIPE... [--gpus auto|none|0,1] [--jobs N] [--backend local|slurm] [--keep-going] [--force STAGE] [--dry-run] [--json]`.
+//! `rsfm run RECIPE... [--gpus auto|none|0,1] [--jobs N] [--backend local|slurm] [--detach] [--keep-going] [--force STAGE] [--dry-run] [--json]`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,7 +8,7 @@ use super::session::{RecipeInputs, Session};
 use super::{BadInput, Ended};
 use crate::dataset_roots;
 use crate::executor::command_line::find_worker;
-use crate::executor::slurm::{preflight, settings::SlurmSettings, SlurmExecutor};
+use crate::executor::slurm::{detach, preflight, settings::SlurmSettings, SlurmExecutor};
 use crate::executor::Executor;
 use crate::plan::Plan;
 use crate::recipe::Override;
@@ -39,6 +39,10 @@ pub struct RunArgs {
     /// Rerun this stage (full name or base name) even when cached; repeatable.
     #[arg(long)]
     force: Vec<String>,
+    /// With `--backend slurm`: submit every pending stage at once, each job depending on the
+    /// jobs of the stages it needs, print the run id and exit (`rsfm status RUN` reattaches).
+    #[arg(long)]
+    detach: bool,
     /// After a failure, go on with the stages that do not depend on it.
     #[arg(long)]
     keep_going: bool,
@@ -60,6 +64,11 @@ enum Backend {
 /// Runs the recipes' pending stages.
 pub async fn run(args: RunArgs, results: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let slurm = args.backend == Backend::Slurm;
+    if args.detach && !slurm {
+        return Err(BadInput::msg(
+            "rsfm run --detach: only the Slurm backend runs stages without rsfm: add `--backend slurm`",
+        ));
+    }
     let gpus = if slurm {
         Vec::new()
     } else {
@@ -127,6 +136,9 @@ pub async fn run(args: RunArgs, results: &Path, json: bool) -> anyhow::Result<Ex
     };
     let argv: Vec<String> = std::env::args().collect();
     let invocation_id = session.store.begin_invocation(&argv).await?;
+    if let (true, Some(settings)) = (args.detach, &slurm_settings) {
+        return detach(&session, &plan, settings, &args.force, invocation_id, json).await;
+    }
     let executor = match slurm_settings {
         Some(settings) => Executor::Slurm(Arc::new(
             SlurmExecutor::start(settings, invocation_id).await?,
@@ -192,6 +204,53 @@ pub async fn run(args: RunArgs, results: &Path, json: bool) -> anyhow::Result<Ex
         _ => Ended::Success,
     }
     .into())
+}
+
+/// Submits the run detached and prints its id (and with `--json` what it submitted).
+async fn detach(
+    session: &Session,
+    plan: &Plan,
+    settings: &SlurmSettings,
+    force: &[String],
+    invocation_id: i64,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let ctx = RunContext {
+        results_dir: session.results_dir.clone(),
+        cache: session.cache.clone(),
+        store: session.store.clone(),
+        invocation_id,
+        worker: find_worker(),
+        executor: Executor::Local,
+    };
+    let run = detach::run_id(invocation_id);
+    let submitted = detach::submit::submit(plan, &ctx, settings, force, &run).await;
+    let status = if submitted.is_ok() {
+        "detached"
+    } else {
+        "failed"
+    };
+    let summary = match &submitted {
+        Ok(s) => serde_json::to_value(s)?,
+        Err(_) => serde_json::Value::Null,
+    };
+    session
+        .store
+        .finish_invocation(invocation_id, status, &summary)
+        .await?;
+    let submitted = submitted?;
+    if json {
+        println!("{summary}");
+    } else {
+        eprintln!(
+            "rsfm: {} jobs submitted in {:.1} s, {} stages cached; `rsfm status {run}` follows them, `rsfm cancel {run}` cancels them",
+            submitted.jobs.len(),
+            submitted.submit_s,
+            submitted.cached
+        );
+        println!("{run}");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Every `--force` name must name a stage of the plan: a typo is bad input, not a silent no-op.

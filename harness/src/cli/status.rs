@@ -1,12 +1,16 @@
-//! `rsfm status [RECIPE...] [--all] [--clear] [--json]`: running, failed and interrupted stages
-//! (the current row of each; with recipes, of the keys they resolve to now), with the last
+//! `rsfm status [RECIPE...|RUN] [--all] [--clear] [--json]`: running, failed and interrupted
+//! stages (the current row of each; with recipes, of the keys they resolve to now), with the last
 //! lines of a failure's stderr; `--clear` dismisses the failed and interrupted ones listed.
+//! Detached Slurm runs with jobs not yet ingested (or run RUN alone) are reattached first: one
+//! state query, the finished jobs ingested, each stage's state shown.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::session::{open_store, RecipeInputs, Session};
 
+use super::BadInput;
+use crate::executor::slurm::detach::ingest;
 use crate::executor::slurm::{job_record::JobRecord, states_now};
 use crate::query::for_terminal;
 use crate::scheduler::{last_lines, FAILURE_TAIL_LINES};
@@ -15,7 +19,8 @@ use crate::store::{StageFilter, StageRow, StageStatus, Store};
 /// Arguments of `rsfm status`.
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
-    /// Recipes whose stages to show, at the keys they resolve to now (default: every stage).
+    /// Recipes whose stages to show, at the keys they resolve to now (default: every stage), or
+    /// the id of a detached run (`detach-N`, printed by `rsfm run --detach`).
     recipes: Vec<PathBuf>,
     /// List every stage (superseded and dismissed rows too), not only current running, failed
     /// and interrupted ones.
@@ -29,6 +34,11 @@ pub struct StatusArgs {
 
 /// Prints the stages that need attention, or dismisses them (`--clear`).
 pub async fn run(args: StatusArgs, results: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let run = detached_run_arg(&args.recipes);
+    reattach(run.as_deref(), results, json).await?;
+    if run.is_some() {
+        return Ok(ExitCode::SUCCESS);
+    }
     let (store, keys) = if args.recipes.is_empty() {
         (Store::open_read_only(&results.join("rsfm.db")).await?, None)
     } else {
@@ -108,6 +118,87 @@ pub async fn run(args: StatusArgs, results: &Path, json: bool) -> anyhow::Result
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The detached run named as the one argument: a `detach-N` that is no file.
+fn detached_run_arg(args: &[PathBuf]) -> Option<String> {
+    match args {
+        [one] if !one.exists() => one
+            .to_str()
+            .filter(|s| {
+                s.strip_prefix("detach-")
+                    .is_some_and(|n| n.parse::<i64>().is_ok())
+            })
+            .map(str::to_string),
+        _ => None,
+    }
+}
+
+/// Reattaches to detached run `run` (or to every detached run with jobs not yet ingested) and
+/// shows its stages; nothing when there is none.
+async fn reattach(run: Option<&str>, results: &Path, json: bool) -> anyhow::Result<()> {
+    let db = results.join("rsfm.db");
+    if !db.exists() {
+        return match run {
+            Some(run) => Err(BadInput::msg(format!(
+                "no detached run {run}: {} does not exist",
+                db.display()
+            ))),
+            None => Ok(()),
+        };
+    }
+    let runs = match run {
+        Some(run) => vec![run.to_string()],
+        // A database from before detached runs has none.
+        None => Store::open_read_only(&db)
+            .await?
+            .detached_runs(true)
+            .await
+            .unwrap_or_default(),
+    };
+    if runs.is_empty() {
+        return Ok(());
+    }
+    let (results_dir, store) = open_store(results).await?;
+    if let Some(run) = run {
+        if store.detached_jobs(run).await?.is_none() {
+            let known = store.detached_runs(false).await?;
+            return Err(BadInput::msg(format!(
+                "no detached run {run} in {} (runs: {})",
+                db.display(),
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            )));
+        }
+    }
+    let views = ingest::reattach(&store, &results_dir, &runs).await?;
+    if json && run.is_some() {
+        println!("{}", serde_json::to_string_pretty(&views[0])?);
+        return Ok(());
+    }
+    if json {
+        return Ok(());
+    }
+    for view in &views {
+        println!("run {}", view.run);
+        for stage in &view.stages {
+            println!(
+                "  {:<12} {}  job {}{}",
+                stage.state,
+                for_terminal(&stage.stage),
+                stage.job_id,
+                stage
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(": {}", for_terminal(r)))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Dismisses the failed and interrupted stages among `rows` and says how many.

@@ -19,7 +19,7 @@ use crate::cache::{
 use crate::executor::command_line::{stage_argv, StagePaths};
 use crate::executor::{Finished, Invocation, Placement, ProcessEnd, MAX_RESUMES};
 use crate::lock::TryLock;
-use crate::plan::PlannedStage;
+use crate::plan::{key::KeyManifest, PlannedStage};
 use crate::store::{ArtifactRow, MetricRow, StageOutcome, StageRecord, StageStatus};
 
 /// How a stage task ended.
@@ -280,11 +280,11 @@ fn append_log_line(log_path: &Path, line: &str) {
 }
 
 /// The input entries of a stage as they were before it ran.
-struct InputSnapshots(Vec<(String, PathBuf, TreeSnapshot)>);
+pub(crate) struct InputSnapshots(Vec<(String, PathBuf, TreeSnapshot)>);
 
 impl InputSnapshots {
     /// Stats every input entry of the stage.
-    fn take(inputs: &BTreeMap<String, PathBuf>) -> anyhow::Result<Self> {
+    pub(crate) fn take(inputs: &BTreeMap<String, PathBuf>) -> anyhow::Result<Self> {
         inputs
             .iter()
             .map(|(name, dir)| Ok((name.clone(), dir.clone(), TreeSnapshot::take(dir)?)))
@@ -295,7 +295,7 @@ impl InputSnapshots {
     /// After the stage: None when no input entry changed; else the failure to report, after
     /// moving each changed entry to `damaged/` (its content is no longer what its key says, so
     /// its producer runs again).
-    fn check(&self, cache: &Cache) -> anyhow::Result<Option<String>> {
+    pub(crate) fn check(&self, cache: &Cache) -> anyhow::Result<Option<String>> {
         let mut problems = Vec::new();
         for (name, dir, snapshot) in &self.0 {
             if let Some(change) = snapshot.first_change()? {
@@ -352,6 +352,40 @@ fn commit(
     out: &Path,
     metrics: &mut Vec<MetricRow>,
 ) -> anyhow::Result<Entry> {
+    let build = BuildOutput {
+        key: &planned.key,
+        stage_json: &stage_json(planned),
+        stage_name: &planned.stage.name,
+        resolved_recipe,
+        out,
+    };
+    commit_build(&ctx.cache, &build, metrics)
+}
+
+/// A stage's finished build dir and what its cache entry records beside it.
+pub(crate) struct BuildOutput<'a> {
+    /// The stage's key and key manifest.
+    pub key: &'a KeyManifest,
+    /// Its `stage.json` ([`stage_json`]).
+    pub stage_json: &'a serde_json::Value,
+    /// Its name (the manifest's `stage`).
+    pub stage_name: &'a str,
+    /// Its `recipe.resolved.toml`.
+    pub resolved_recipe: &'a str,
+    /// The build dir the stage wrote.
+    pub out: &'a Path,
+}
+
+/// The commit of a stage's output, wherever it ran (this process, or a detached Slurm job):
+/// refuses reserved file names, reads `metrics.json` (if any) into `metrics` in place of the
+/// final metrics that events already reported, writes `recipe.resolved.toml` and commits the
+/// build dir to the cache.
+pub(crate) fn commit_build(
+    cache: &Cache,
+    build: &BuildOutput<'_>,
+    metrics: &mut Vec<MetricRow>,
+) -> anyhow::Result<Entry> {
+    let out = build.out;
     for reserved in [STAGE_FILE, KEY_FILE, MANIFEST_FILE, RESOLVED_RECIPE_FILE] {
         anyhow::ensure!(
             !out.join(reserved).exists(),
@@ -368,12 +402,22 @@ fn commit(
                 metrics_path.display()
             )
         })?;
-        let finals = final_metrics(&metrics_path, &value)?;
-        // A final metric the worker also sent as an event is one row, its metrics.json value.
-        metrics.retain(|m| m.step.is_some() || !finals.iter().any(|f| f.name == m.name));
-        metrics.extend(finals);
+        merge_final_metrics(metrics, final_metrics(&metrics_path, &value)?);
     }
-    let stage_json = serde_json::json!({
+    fs_err::write(out.join(RESOLVED_RECIPE_FILE), build.resolved_recipe)?;
+    cache.commit(out, build.key, build.stage_json, build.stage_name)
+}
+
+/// Puts `finals` (a `metrics.json`'s rows) into `metrics`: a final metric the worker also sent
+/// as an event is one row, its `metrics.json` value.
+pub(crate) fn merge_final_metrics(metrics: &mut Vec<MetricRow>, finals: Vec<MetricRow>) {
+    metrics.retain(|m| m.step.is_some() || !finals.iter().any(|f| f.name == m.name));
+    metrics.extend(finals);
+}
+
+/// The `stage.json` of a stage's cache entry.
+pub(crate) fn stage_json(planned: &PlannedStage) -> serde_json::Value {
+    serde_json::json!({
         "experiment": planned.experiment,
         "name": planned.stage.name,
         "kind": planned.stage.kind.as_str(),
@@ -381,10 +425,7 @@ fn commit(
         "params": planned.stage.params,
         "sources": planned.stage.sources,
         "seed": planned.stage.seed,
-    });
-    fs_err::write(out.join(RESOLVED_RECIPE_FILE), resolved_recipe)?;
-    ctx.cache
-        .commit(out, &planned.key, &stage_json, &planned.stage.name)
+    })
 }
 
 /// The final metrics in the `metrics.json` of the cache entry `entry_dir` (none when it has
@@ -439,7 +480,7 @@ fn json_type(value: &serde_json::Value) -> &'static str {
 
 /// The metric rows a worker event stands for: a metric event as it is, a progress event as its
 /// loss, learning rate and throughput at its step (the stage's curve).
-fn event_metrics(event: &Event) -> Vec<MetricRow> {
+pub(crate) fn event_metrics(event: &Event) -> Vec<MetricRow> {
     match event {
         Event::Metric { name, value, step } => vec![MetricRow {
             name: name.clone(),
@@ -468,7 +509,7 @@ fn event_metrics(event: &Event) -> Vec<MetricRow> {
 
 /// Appends a timestamped header for an attempt to the stage log, so the log of a stage that
 /// ran several times reads as one section per attempt.
-fn append_attempt_header(
+pub(crate) fn append_attempt_header(
     log_path: &Path,
     name: &str,
     key: &str,
@@ -526,7 +567,8 @@ fn flatten_metrics(
     Ok(())
 }
 
-fn artifacts(entry: &Entry) -> Vec<ArtifactRow> {
+/// The artifact rows of a committed entry.
+pub(crate) fn artifacts(entry: &Entry) -> Vec<ArtifactRow> {
     entry
         .manifest
         .files
@@ -576,7 +618,8 @@ pub fn cached_record(ctx: &RunContext, planned: &PlannedStage, lineage: &Lineage
     )
 }
 
-fn stage_record(
+/// The store record of a stage that runs on `device` with `work` and `log`.
+pub(crate) fn stage_record(
     ctx: &RunContext,
     planned: &PlannedStage,
     lineage: &Lineage,

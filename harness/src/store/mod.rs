@@ -7,6 +7,7 @@
 
 mod current;
 mod damage;
+mod detached;
 mod file_hashes;
 mod read_only_sql;
 mod records;
@@ -24,6 +25,7 @@ use sqlx::sqlite::{
 };
 
 pub use current::StageScope;
+pub use detached::{DetachedJob, QUEUED};
 pub use read_only_sql::{check_read_only, ReadOnlySqlError};
 pub use records::{
     ArtifactRow, FileHashRow, MetricRow, ReportedRow, StageFilter, StageOutcome, StageRecord,

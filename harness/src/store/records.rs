@@ -1,6 +1,6 @@
 //! The rows the store reads and writes.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Where a stage stands, as stored in `stages.status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -73,7 +73,7 @@ impl std::str::FromStr for StageStatus {
 }
 
 /// What the harness knows about a stage when it starts it (or finds it cached).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StageRecord {
     /// Content key (sha256 hex).
     pub key: String,

@@ -12,6 +12,7 @@
 //! `srun`, each with PyTorch's rendezvous variables derived from Slurm's ([`script`]).
 
 mod commands;
+pub mod detach;
 pub mod job_record;
 mod poll;
 pub mod preflight;

@@ -38,6 +38,16 @@ impl LogTail {
         }
     }
 
+    /// Follows `path` from byte `offset` (where a detached job began to write to it).
+    pub(crate) fn from_offset(path: &Path, offset: u64) -> LogTail {
+        LogTail {
+            path: path.to_path_buf(),
+            offset,
+            partial: Vec::new(),
+            skipping: false,
+        }
+    }
+
     /// The protocol events among the lines written since the last call.
     pub(crate) fn read_events(&mut self) -> Vec<Event> {
         let Ok(mut file) = std::fs::File::open(&self.path) else {
