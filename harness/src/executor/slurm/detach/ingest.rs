@@ -105,8 +105,23 @@ async fn follow(
         state: "unknown".into(),
         reason: None,
     };
-    let Some(info) = info else {
-        return Ok(view);
+    // Slurm forgets a finished job after `MinJobAge` (without accounting): the job's end file,
+    // written as it ends, says how it ended.
+    let forgotten;
+    let info = match (info, spec::read_end(work)) {
+        (Some(info), _) => info,
+        (None, Some(end)) => {
+            forgotten = JobInfo {
+                state: if end.committed {
+                    JobState::Completed
+                } else {
+                    JobState::Failed
+                },
+                exit_code: None,
+            };
+            &forgotten
+        }
+        (None, None) => return Ok(view),
     };
     let (state, reason) = match &info.state {
         JobState::Active(name) => {

@@ -13,7 +13,7 @@ use super::super::commands;
 use super::super::script::{batch_script, shell_quote};
 use super::super::settings::SlurmSettings;
 use super::super::states::JobId;
-use super::spec::{write_json, JobSpec, JOB_SPEC_FILE};
+use super::spec::{write_json, JobSpec, JOB_END_FILE, JOB_SPEC_FILE, STARTS_FILE};
 use crate::executor::command_line::{stage_argv, StagePaths};
 use crate::executor::{Invocation, Placement};
 use crate::plan::Plan;
@@ -135,6 +135,10 @@ struct PreparedJob {
 /// job script of stage `i` into `work`.
 fn prepare(plan: &Plan, i: usize, ctx: &RunContext, work: &Path) -> anyhow::Result<PreparedJob> {
     let planned = &plan.stages[i];
+    // A new job: what an earlier job of the key left says nothing about it.
+    for stale in [JOB_END_FILE, STARTS_FILE] {
+        let _ = std::fs::remove_file(work.join(stale));
+    }
     let inputs: BTreeMap<String, std::path::PathBuf> = planned
         .needs
         .iter()
