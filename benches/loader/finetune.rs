@@ -8,7 +8,7 @@
 //! Usage: `loader_finetune DIR` (generates synthetic DOTA and LoveDA trees in DIR/dota and
 //! DIR/loveda when missing and writes their `files.txt`, the lists both sides read).
 //! Environment: `RSFM_BENCH_THREADS` (loader threads, 2), `RSFM_BENCH_FT_IMAGES` (images per
-//! dataset, 64), `RSFM_BENCH_FT_SIZE` (side of the generated images, 640),
+//! dataset, 160), `RSFM_BENCH_FT_SIZE` (side of the generated images, 640),
 //! `RSFM_BENCH_FT_CROP` (crop side, 512), `RSFM_BENCH_EPOCHS` (2). Prints one JSON line per
 //! task.
 
@@ -39,7 +39,7 @@ fn prepare(dataset: SynthDataset, dir: &Path, segmentation: bool) {
         return;
     }
     let options = SynthOptions {
-        images: env_number("RSFM_BENCH_FT_IMAGES", 64),
+        images: env_number("RSFM_BENCH_FT_IMAGES", 160),
         seed: 0,
         size: Some(env_number("RSFM_BENCH_FT_SIZE", 640) as u32),
         test_images: 0,
@@ -48,7 +48,7 @@ fn prepare(dataset: SynthDataset, dir: &Path, segmentation: bool) {
     let mut lines = Vec::new();
     for path in pngs(dir) {
         let text = path.display().to_string();
-        if segmentation && text.contains("/images_png/") {
+        if segmentation && text.contains("/Train/") && text.contains("/images_png/") {
             lines.push(format!(
                 "{text}\t{}",
                 text.replace("/images_png/", "/masks_png/")
