@@ -265,7 +265,7 @@ decoder_num_heads = 2
 "#;
 
 /// A project with the worker recipe and the `vit-tiny` preset it names.
-fn worker_project(project: Project) -> (Project, PathBuf) {
+pub(crate) fn worker_project(project: Project) -> (Project, PathBuf) {
     let preset = std::fs::read_to_string(repo_root().join("recipes/models/vit-tiny.toml")).unwrap();
     project.write("recipes/models/vit-tiny.toml", &preset);
     let recipe = project.write("mae.toml", WORKER_RECIPE);
@@ -273,7 +273,7 @@ fn worker_project(project: Project) -> (Project, PathBuf) {
 }
 
 /// Progress steps in a log, in order.
-fn progress_steps(log: &str) -> Vec<u64> {
+pub(crate) fn progress_steps(log: &str) -> Vec<u64> {
     log.lines()
         .filter(|l| l.contains("\"event\":\"progress\""))
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())

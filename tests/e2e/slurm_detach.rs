@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::common::{last_json_line, text, Project};
-use crate::slurm::{project, rsfm_slurm, slurm_client, wait_until};
+use crate::slurm::{progress_steps, project, rsfm_slurm, slurm_client, wait_until, worker_project};
 
 /// A 3-stage chain: each stage adds its number to the one before and writes `n`.
 const CHAIN: &str = r#"
@@ -184,4 +184,46 @@ fn a_failed_first_stage_leaves_its_dependents_skipped_with_the_reason() {
         rows[0]["stderr_tail"].as_str().unwrap().contains("no luck"),
         "{rows:?}"
     );
+}
+
+#[test]
+fn a_requeued_detached_training_job_continues_the_same_record_and_curve() {
+    let (project, recipe) = worker_project(project());
+    let (summary, _) = detach(&project, &recipe);
+    let ids = job_ids(&summary);
+    assert_eq!(ids.len(), 2, "{summary}");
+    let run = summary["run"].as_str().unwrap().to_string();
+    let key = project.stage_key(&recipe, "pretrain");
+    let log_path = project.results().join("work").join(&key).join("stage.log");
+    wait_until("the worker's fifth step", || {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        progress_steps(&log).last().is_some_and(|s| *s >= 5)
+    });
+    slurm_client("scontrol", &["requeue", &ids[1].to_string()]);
+    let states = settled(&project, &run);
+    assert!(
+        states.iter().all(|(_, s, _)| s == "succeeded"),
+        "{states:?}"
+    );
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        log.contains("resuming from step "),
+        "the requeued job did not resume:\n{log}"
+    );
+
+    // One record, its attempt counted once per start of the job, one curve over both starts.
+    let row = &project.sql(&format!(
+        "SELECT attempts, (SELECT COUNT(*) FROM stage_runs WHERE stage_key = '{key}') AS runs \
+         FROM stages WHERE key = '{key}'"
+    ))[0];
+    assert_eq!(row["attempts"], 2, "{row}");
+    assert_eq!(row["runs"], 1, "{row}");
+    let steps: Vec<i64> = project
+        .sql(&format!(
+            "SELECT step FROM metrics WHERE stage_key = '{key}' AND name = 'loss' ORDER BY step"
+        ))
+        .iter()
+        .map(|r| r["step"].as_i64().unwrap())
+        .collect();
+    assert_eq!(steps, (1..=240).collect::<Vec<i64>>());
 }

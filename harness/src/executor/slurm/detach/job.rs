@@ -16,6 +16,8 @@ use crate::scheduler::stage_task::{self, BuildOutput, InputSnapshots};
 pub async fn run(spec_path: &Path) -> anyhow::Result<i32> {
     let spec = JobSpec::read(spec_path)?;
     let work = spec_path.parent().unwrap_or(Path::new("."));
+    // A requeued job's earlier start may have left an end file: this start writes its own.
+    let _ = std::fs::remove_file(work.join(JOB_END_FILE));
     let starts = spec::starts(work) + 1;
     fs_err::write(work.join(STARTS_FILE), starts.to_string())?;
     let cache = Cache::open(&spec.results_dir)?;
