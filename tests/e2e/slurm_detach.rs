@@ -227,3 +227,28 @@ fn a_requeued_detached_training_job_continues_the_same_record_and_curve() {
         .collect();
     assert_eq!(steps, (1..=240).collect::<Vec<i64>>());
 }
+
+#[test]
+fn a_detached_job_stopped_at_a_checkpoint_is_requeued_and_resumes() {
+    let project = project();
+    // Exits 3 (stopped at a checkpoint) on its first start, finishes on the next.
+    let recipe = project.write(
+        "resume.toml",
+        "[experiment]\nname = \"detach-resume\"\n\n[stage.twice]\nkind = \"command\"\n\
+         argv = [\"sh\", \"-c\", \"if [ -e \\\"$RSFM_WORK_DIR/ckpt\\\" ]; then echo '{{\\\"resumed\\\": 1}}' > \\\"$1/metrics.json\\\"; else touch \\\"$RSFM_WORK_DIR/ckpt\\\"; exit 3; fi\", \"sh\", \"{out}\"]\n",
+    );
+    let (summary, _) = detach(&project, &recipe);
+    let ids = job_ids(&summary);
+    let run = summary["run"].as_str().unwrap().to_string();
+    let states = settled(&project, &run);
+    assert_eq!(states[0].1, "succeeded", "{states:?}");
+    assert_eq!(project.metric("twice", "resumed"), 1.0);
+    let attempts = project.sql("SELECT attempts FROM stages WHERE name = 'twice'");
+    assert_eq!(attempts[0]["attempts"], 2, "{attempts:?}");
+    // One job, put back in the queue by itself.
+    let state = slurm_client(
+        "squeue",
+        &["-h", "-t", "all", "-o", "%T", "-j", &ids[0].to_string()],
+    );
+    assert_eq!(state.trim(), "COMPLETED");
+}

@@ -268,7 +268,7 @@ async fn run_resuming(
 }
 
 /// Appends `line` to the stage log; a log that cannot be written loses the line only.
-fn append_log_line(log_path: &Path, line: &str) {
+pub(crate) fn append_log_line(log_path: &Path, line: &str) {
     use std::io::Write;
     let appended = fs_err::OpenOptions::new()
         .append(true)

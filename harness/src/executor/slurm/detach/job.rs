@@ -1,13 +1,17 @@
 //! `rsfm stage-job SPEC`, the body of a detached job: takes the key's lock, runs the stage's
 //! script (the command line `rsfm run --backend slurm` submits), then does what the scheduler
 //! does after a stage process ends: the tamper check of its inputs and the commit of its build
-//! dir into the cache. It writes `detach-end.json` and never opens the store.
+//! dir into the cache. It writes `detach-end.json` and never opens the store. A stage stopped at
+//! a checkpoint (exit status 3, e.g. on the time-limit signal) has its job requeued, at most
+//! [`MAX_RESUMES`] times, as the scheduler starts such a stage again.
 
 use std::path::Path;
 use std::time::Instant;
 
+use super::super::commands;
 use super::spec::{self, JobEnd, JobSpec, JOB_END_FILE, STARTS_FILE};
 use crate::cache::Cache;
+use crate::executor::{MAX_RESUMES, STOPPED_AT_CHECKPOINT};
 use crate::lock::TryLock;
 use crate::scheduler::stage_task::{self, BuildOutput, InputSnapshots};
 
@@ -53,6 +57,19 @@ pub async fn run(spec_path: &Path) -> anyhow::Result<i32> {
     let duration_s = started.elapsed().as_secs_f64();
     if let Some(problem) = untouched.check(&cache)? {
         return end(work, Some(&spec.out), problem, duration_s);
+    }
+    if status == STOPPED_AT_CHECKPOINT && starts <= MAX_RESUMES {
+        if let Some(job) = std::env::var("SLURM_JOB_ID").ok().filter(|j| !j.is_empty()) {
+            // As an attached run submits such a stage again: the job goes back to the queue
+            // (dependents keep waiting on it) and its next start resumes from the checkpoint.
+            let _ = fs_err::remove_dir_all(&spec.out);
+            stage_task::append_log_line(
+                &spec.log,
+                &format!("rsfm: stopped at a checkpoint; requeueing Slurm job {job} to resume ({starts}/{MAX_RESUMES})"),
+            );
+            commands::run("scontrol", &["requeue".to_string(), job]).await?;
+            return Ok(status);
+        }
     }
     if status != 0 {
         let _ = end(
