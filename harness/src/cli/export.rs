@@ -5,10 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::session::{RecipeInputs, Session};
-use super::BadInput;
+use super::session::read_store_for;
 use crate::export::{self, ExportSummary, Tracker};
-use crate::store::{StageScope, Store};
+use crate::store::StageScope;
 
 /// Arguments of `rsfm export`.
 #[derive(Debug, clap::Args)]
@@ -29,30 +28,7 @@ pub async fn run(args: ExportArgs, results_dir: &Path, json: bool) -> anyhow::Re
     if let Some(out) = &args.out {
         crate::results_dir::check_output_folder(out, "--out")?;
     }
-    let (store, current_keys) = if args.recipes.is_empty() {
-        let store = Store::open_read_only(&results_dir.join("rsfm.db"))
-            .await
-            .map_err(BadInput::wrap)?;
-        (store, None)
-    } else {
-        if !results_dir.join("rsfm.db").is_file() {
-            return Err(BadInput::msg(format!(
-                "no results yet: {} does not exist (run `rsfm run` first)",
-                results_dir.join("rsfm.db").display()
-            )));
-        }
-        let session = Session::open_read_only(
-            &RecipeInputs {
-                paths: &args.recipes,
-                ..Default::default()
-            },
-            results_dir,
-        )
-        .await?;
-        let plan = session.plan().await?;
-        let keys = plan.stages.iter().map(|s| s.key.key.clone()).collect();
-        (session.store, Some(keys))
-    };
+    let (store, current_keys) = read_store_for(&args.recipes, results_dir).await?;
     let out = args.out.unwrap_or_else(|| {
         results_dir
             .join("export")

@@ -3,10 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::session::{RecipeInputs, Session};
+use super::session::read_store_for;
 use super::BadInput;
 use crate::query::{self, OutputFormat, ResultsQuery, Table, WhereExpr, WideOptions};
-use crate::store::{StageScope, Store};
+use crate::store::StageScope;
 
 /// Arguments of `rsfm results`.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -77,30 +77,7 @@ pub async fn run(args: ResultsArgs, results_dir: &Path, json: bool) -> anyhow::R
         .map(WhereExpr::parse)
         .transpose()
         .map_err(BadInput::wrap)?;
-    let (store, current_keys) = if args.recipes.is_empty() {
-        let store = Store::open_read_only(&results_dir.join("rsfm.db"))
-            .await
-            .map_err(BadInput::wrap)?;
-        (store, None)
-    } else {
-        if !results_dir.join("rsfm.db").is_file() {
-            return Err(BadInput::msg(format!(
-                "no results yet: {} does not exist (run `rsfm run` first)",
-                results_dir.join("rsfm.db").display()
-            )));
-        }
-        let session = Session::open_read_only(
-            &RecipeInputs {
-                paths: &args.recipes,
-                ..Default::default()
-            },
-            results_dir,
-        )
-        .await?;
-        let plan = session.plan().await?;
-        let keys = plan.stages.iter().map(|s| s.key.key.clone()).collect();
-        (session.store, Some(keys))
-    };
+    let (store, current_keys) = read_store_for(&args.recipes, results_dir).await?;
     let scope = StageScope {
         current_keys,
         history: args.all,
@@ -231,7 +208,7 @@ fn shorten_keys(table: &mut Table) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{MetricRow, StageOutcome, StageRecord, StageStatus};
+    use crate::store::{MetricRow, StageOutcome, StageRecord, StageStatus, Store};
 
     #[tokio::test]
     async fn bad_input_exits_2_good_input_0() {

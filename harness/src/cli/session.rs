@@ -75,6 +75,36 @@ pub async fn open_store(results_dir: &Path) -> anyhow::Result<(PathBuf, Store)> 
     Ok((results_dir, store))
 }
 
+/// The store of `results_dir`, read-only, and the stage keys `recipes` resolve to now (`None`
+/// without recipes: every current stage). Exit 2 when there are no results yet.
+pub async fn read_store_for(
+    recipes: &[PathBuf],
+    results_dir: &Path,
+) -> anyhow::Result<(Store, Option<Vec<String>>)> {
+    let db = results_dir.join("rsfm.db");
+    if recipes.is_empty() {
+        let store = Store::open_read_only(&db).await.map_err(BadInput::wrap)?;
+        return Ok((store, None));
+    }
+    if !db.is_file() {
+        return Err(BadInput::msg(format!(
+            "no results yet: {} does not exist (run `rsfm run` first)",
+            db.display()
+        )));
+    }
+    let session = Session::open_read_only(
+        &RecipeInputs {
+            paths: recipes,
+            ..Default::default()
+        },
+        results_dir,
+    )
+    .await?;
+    let plan = session.plan().await?;
+    let keys = plan.stages.iter().map(|s| s.key.key.clone()).collect();
+    Ok((session.store, Some(keys)))
+}
+
 /// What a command names of its recipes: files or folders (a folder stands for the recipes in
 /// it), `--set` overrides applied to each, and `--data NAME=PATH` roots, which win over
 /// `RSFM_DATA_<NAME>` variables, which win over the recipes' own roots.
