@@ -63,15 +63,7 @@ pub fn init_backbone(
 /// stage adds (the neck and heads MAE does not train) and what it leaves out of the file (MAE's
 /// decoder and mask token). Neither of the last two is a problem: it is the fine-tuning's shape.
 fn fine_tuning_start(file: &Path, report: &LoadReport) -> String {
-    let first = |names: &[String]| {
-        let shown: Vec<&str> = names.iter().take(3).map(String::as_str).collect();
-        let more = if names.len() > shown.len() {
-            ", …"
-        } else {
-            ""
-        };
-        format!("{}{more}", shown.join(", "))
-    };
+    let first = crate::weights::first_names;
     let mut line = format!(
         "backbone from {}: {} tensors loaded; {} new in this model, initialised here (its neck \
          and heads: {}); {} of the checkpoint not used (MAE's decoder and mask token: {})",

@@ -78,15 +78,7 @@ pub struct ImportReport {
 impl ImportReport {
     /// One line for logs.
     pub fn summary(&self) -> String {
-        let first = |names: &[String]| {
-            let shown: Vec<&str> = names.iter().take(3).map(String::as_str).collect();
-            let more = if names.len() > shown.len() {
-                ", …"
-            } else {
-                ""
-            };
-            format!("{}{more}", shown.join(", "))
-        };
+        let first = super::first_names;
         let a = &self.architecture;
         let mut line = format!(
             "{} ({}{}): a ViT of width {}, {} stage{} × {} branch{}, patch {}, grid {}×{}; {} \

@@ -9,3 +9,15 @@ pub mod import;
 pub mod layout;
 pub mod pth;
 pub mod unpickle;
+
+/// The first three of `names`, comma-separated, with `, …` when there are more: how log lines
+/// list tensor names.
+pub fn first_names(names: &[String]) -> String {
+    let shown: Vec<&str> = names.iter().take(3).map(String::as_str).collect();
+    let more = if names.len() > shown.len() {
+        ", …"
+    } else {
+        ""
+    };
+    format!("{}{more}", shown.join(", "))
+}
