@@ -289,3 +289,42 @@ async fn ingest_failure(
     };
     store.stage_finished(&job.stage_key, &outcome).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(needs: &[&str]) -> DetachedJob {
+        DetachedJob {
+            run_id: "detach-1".into(),
+            position: 2,
+            stage_key: "c".into(),
+            stage: "chain/c".into(),
+            job_id: 3,
+            needs: needs.iter().map(|n| n.to_string()).collect(),
+            work_dir: "/r/work/c".into(),
+            log_offset: 0,
+            record: String::new(),
+            state: crate::store::QUEUED.into(),
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn a_cancelled_dependent_names_the_first_stage_it_needs_that_did_not_succeed() {
+        let mut seen: Ended = HashMap::new();
+        seen.insert("a".into(), ("chain/a".into(), 1, "succeeded".into()));
+        seen.insert("b".into(), ("chain/b".into(), 2, "skipped".into()));
+        assert_eq!(
+            failed_need(&job(&["a", "b"]), &seen).as_deref(),
+            Some("needs chain/b, which was skipped (Slurm job 2); Slurm cancelled this job")
+        );
+        // A cached need (not in the run) or one still pending is no reason to skip.
+        seen.insert("b".into(), ("chain/b".into(), 2, "pending".into()));
+        assert_eq!(failed_need(&job(&["a", "b", "cached"]), &seen), None);
+        assert_eq!(
+            waits_for(&job(&["a", "b"]), &seen).as_deref(),
+            Some("waits for chain/b (job 2)")
+        );
+    }
+}
