@@ -153,16 +153,7 @@ async fn run_stage_inner(
             ProcessEnd::Success => {
                 match timed_commit(ctx, planned, &job.resolved_recipe, &out, &mut metrics) {
                     Ok((entry, commit_s)) => {
-                        let outcome = StageOutcome {
-                            status: StageStatus::Succeeded,
-                            error: None,
-                            stderr_tail: None,
-                            metrics,
-                            artifacts: artifacts(&entry),
-                            cache_dir: Some(entry.dir.display().to_string()),
-                            duration_s,
-                            commit_s: Some(commit_s),
-                        };
+                        let outcome = succeeded(&entry, metrics, duration_s, Some(commit_s));
                         ctx.store.stage_finished(&key, &outcome).await?;
                         drop(lock);
                         progress.stage_finished(&name, duration_s, commit_s, &outcome.metrics);
@@ -568,6 +559,26 @@ fn flatten_metrics(
 }
 
 /// The artifact rows of a committed entry.
+/// The outcome of a stage whose output was committed as `entry`, with its metric rows, its own
+/// run time and the commit's time.
+pub(crate) fn succeeded(
+    entry: &Entry,
+    metrics: Vec<MetricRow>,
+    duration_s: f64,
+    commit_s: Option<f64>,
+) -> StageOutcome {
+    StageOutcome {
+        status: StageStatus::Succeeded,
+        error: None,
+        stderr_tail: None,
+        metrics,
+        artifacts: artifacts(entry),
+        cache_dir: Some(entry.dir.display().to_string()),
+        duration_s,
+        commit_s,
+    }
+}
+
 pub(crate) fn artifacts(entry: &Entry) -> Vec<ArtifactRow> {
     entry
         .manifest

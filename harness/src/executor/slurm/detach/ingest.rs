@@ -13,7 +13,7 @@ use super::super::states::{JobId, JobInfo, JobState};
 use super::super::tail::{last_lines, LogTail};
 use super::spec::{self, JobEnd};
 use crate::cache::Cache;
-use crate::scheduler::stage_task::{artifacts, cached_metrics, event_metrics, merge_final_metrics};
+use crate::scheduler::stage_task::{cached_metrics, event_metrics, merge_final_metrics, succeeded};
 use crate::store::{DetachedJob, StageOutcome, StageRecord, StageStatus, Store};
 
 /// One stage of a detached run as `rsfm status` shows it.
@@ -250,16 +250,7 @@ async fn ingest_success(
         .collect();
     merge_final_metrics(&mut metrics, cached_metrics(&entry.dir)?);
     start_record(store, job).await?;
-    let outcome = StageOutcome {
-        status: StageStatus::Succeeded,
-        error: None,
-        stderr_tail: None,
-        metrics,
-        artifacts: artifacts(&entry),
-        cache_dir: Some(entry.dir.display().to_string()),
-        duration_s: end.duration_s,
-        commit_s: end.commit_s,
-    };
+    let outcome = succeeded(&entry, metrics, end.duration_s, end.commit_s);
     store.stage_finished(&job.stage_key, &outcome).await
 }
 
