@@ -71,6 +71,25 @@ pub(crate) fn metric_rows(project: &Project, name: &str) -> Vec<(Option<i64>, f6
         .collect()
 }
 
+/// Requires the pretrain stage's per-step losses and final loss in `got` to be those in `want`
+/// (relative 1e-5); the labels say where each ran, for the message.
+pub(crate) fn same_losses(got: &Project, got_label: &str, want: &Project, want_label: &str) {
+    for name in ["loss", "loss_final"] {
+        let (a_rows, b_rows) = (metric_rows(got, name), metric_rows(want, name));
+        assert_eq!(
+            a_rows.len(),
+            b_rows.len(),
+            "{name}: {a_rows:?} vs {b_rows:?}"
+        );
+        for ((step, a), (_, b)) in a_rows.iter().zip(&b_rows) {
+            assert!(
+                ((a - b) / b).abs() < 1e-5,
+                "{name} at step {step:?}: {a} {got_label}, {b} {want_label}"
+            );
+        }
+    }
+}
+
 /// Metric names with their row counts, and output file names, of the pretrain stage.
 fn outputs(project: &Project) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
     let metrics = project.sql(

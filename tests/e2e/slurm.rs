@@ -547,7 +547,7 @@ fn a_gpu_request_the_cluster_cannot_meet_is_rejected_naming_the_gpu_flag_line() 
 
 #[test]
 fn a_two_process_mae_stage_runs_as_two_srun_ranks_like_it_runs_locally() {
-    use crate::data_parallel::{metric_rows, recipe};
+    use crate::data_parallel::{recipe, same_losses};
     let slurm = project();
     let preset = std::fs::read_to_string(repo_root().join("recipes/models/vit-tiny.toml")).unwrap();
     slurm.write("recipes/models/vit-tiny.toml", &preset);
@@ -615,20 +615,7 @@ fn a_two_process_mae_stage_runs_as_two_srun_ranks_like_it_runs_locally() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
-    for name in ["loss", "loss_final"] {
-        let (under_slurm, locally) = (metric_rows(&slurm, name), metric_rows(&local, name));
-        assert_eq!(
-            under_slurm.len(),
-            locally.len(),
-            "{name}: {under_slurm:?} vs {locally:?}"
-        );
-        for ((step, a), (_, b)) in under_slurm.iter().zip(&locally) {
-            assert!(
-                ((a - b) / b).abs() < 1e-5,
-                "{name} at step {step:?}: {a} under Slurm, {b} locally"
-            );
-        }
-    }
+    same_losses(&slurm, "under Slurm", &local, "locally");
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use crate::common::{last_json_line, repo_root, text, worker, Project};
-use crate::data_parallel::{metric_rows, recipe};
+use crate::data_parallel::{recipe, same_losses};
 
 /// A running two-node cluster; `Drop` stops it and checks that nothing of it is left.
 struct TwoNodes {
@@ -158,20 +158,6 @@ fn job_id(project: &Project, key: &str) -> String {
     record["job_id"].to_string()
 }
 
-/// Requires `project`'s per-step losses to be `baseline`'s (relative 1e-5).
-fn same_losses(project: &Project, baseline: &Project, layout: &str) {
-    for name in ["loss", "loss_final"] {
-        let (got, want) = (metric_rows(project, name), metric_rows(baseline, name));
-        assert_eq!(got.len(), want.len(), "{name}: {got:?} vs {want:?}");
-        for ((step, a), (_, b)) in got.iter().zip(&want) {
-            assert!(
-                ((a - b) / b).abs() < 1e-5,
-                "{name} at step {step:?}: {a} on {layout}, {b} in one process"
-            );
-        }
-    }
-}
-
 #[test]
 fn ranks_on_two_nodes_train_like_one_process_and_the_cluster_leaves_nothing_behind() {
     let cluster = TwoNodes::start();
@@ -220,7 +206,12 @@ fn ranks_on_two_nodes_train_like_one_process_and_the_cluster_leaves_nothing_behi
             log.contains(&format!("data parallel over {ranks} processes")),
             "{layout}:\n{log}"
         );
-        same_losses(&project, &baseline, &layout);
+        same_losses(
+            &project,
+            &format!("on {layout}"),
+            &baseline,
+            "in one process",
+        );
 
         let again = cluster.run(&project, &mae);
         assert_eq!(
