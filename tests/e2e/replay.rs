@@ -42,8 +42,31 @@ fn the_resolved_recipe_of_an_entry_replans_to_its_keys_all_cached() {
     let text = std::fs::read_to_string(&resolved).unwrap();
     assert!(
         text.contains("source = \"assumed: a high rate for two toy steps\"")
-            && text.contains("# runs with (worker parameters")
-            && text.contains("#   window_size = 2  (recipe)"),
+            && text.contains("# runs with (worker parameters"),
+        "{text}"
+    );
+    // Each worker parameter with its origin as `config show --resolved` gives it: the recipe
+    // line (and source tag), the preset line.
+    let line_of = |key: &str| TINY.lines().position(|l| l.starts_with(key)).unwrap() + 1;
+    let comment = |prefix: &str| {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` in {text}"))
+    };
+    assert!(
+        comment("#   window_size = 2  (recipe ")
+            .ends_with(&format!("tiny.toml:{}:1)", line_of("window_size"))),
+        "{text}"
+    );
+    assert!(
+        comment("#   lr = 0.002  (recipe ").ends_with(&format!(
+            "tiny.toml:{}:1; assumed: a high rate for two toy steps)",
+            line_of("lr")
+        )),
+        "{text}"
+    );
+    assert!(
+        comment("#   model.embed_dim = ").contains("(preset built-in vit-tiny:"),
         "{text}"
     );
     // The manifest lists it, so `cache verify` checks it like the stage's own files.

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::{Plan, PlannedStage};
+use super::{resolved, Plan, PlannedStage};
 use crate::recipe::quote_key as toml_key;
 
 /// The resolved recipe of `plan.stages[index]` and the stages it needs, as TOML text.
@@ -165,9 +165,9 @@ fn write_stage(out: &mut String, plan: &Plan, index: usize, names: &BTreeMap<usi
     out.push('\n');
 }
 
-/// The worker's parameters (`stage.json`'s `params`) as comment lines, each with where it
-/// comes from: the recipe (with its source tag), the model preset's `[defaults]`, a rule of
-/// the kind, or the schema's default.
+/// The worker's parameters (`stage.json`'s `params`, the inlined preset's keys as `model.KEY`)
+/// as comment lines, each with where it comes from as `rsfm config show --resolved` says it
+/// (recipe or preset file:line, a rule of the kind, inferred, default), and its source tag.
 fn write_worker_params(out: &mut String, planned: &PlannedStage) {
     let Some(worker) = &planned.worker_params else {
         return;
@@ -181,33 +181,26 @@ fn write_worker_params(out: &mut String, planned: &PlannedStage) {
             .collect();
         let _ = writeln!(out, "# matrix: {}", values.join(", "));
     }
+    let values = match resolved::trace(&planned.recipe_dir, stage, worker) {
+        Ok(values) => values,
+        Err(error) => {
+            let _ = writeln!(out, "# worker parameters not traced: {error:#}");
+            return;
+        }
+    };
     out.push_str("# runs with (worker parameters, and where each comes from):\n");
-    for (key, value) in &worker.params {
-        let origin =
-            if let Some((_, preset_key)) = worker.from_preset.iter().find(|(k, _)| k == key) {
-                format!("model preset [defaults] {preset_key}")
-            } else if let Some((_, rule)) = worker.by_rule.iter().find(|(k, _)| k == key) {
-                (*rule).to_string()
-            } else if let Some(source) = stage.sources.get(key) {
-                format!("recipe; {source}")
-            } else if stage.params.contains_key(key) {
-                "recipe".to_string()
-            } else {
-                "default or inferred".to_string()
-            };
-        let shown = serde_json::to_string(value).unwrap_or_default();
-        let _ = writeln!(out, "#   {key} = {}  ({origin})", one_line(&shown));
-    }
-}
-
-/// `text` cut to one line of at most 200 characters (an inlined preset is long).
-fn one_line(text: &str) -> String {
-    let flat = text.replace('\n', " ");
-    if flat.chars().count() > 200 {
-        let cut: String = flat.chars().take(197).collect();
-        format!("{cut}...")
-    } else {
-        flat
+    for value in values {
+        let shown = serde_json::to_string(&value.value).unwrap_or_default();
+        let source = stage
+            .sources
+            .get(&value.key)
+            .map(|source| format!("; {source}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "#   {} = {shown}  ({}{source})",
+            value.key, value.origin
+        );
     }
 }
 

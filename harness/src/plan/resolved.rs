@@ -97,20 +97,21 @@ pub fn resolve(recipe: &Recipe) -> anyhow::Result<Vec<ResolvedStage>> {
             stages.push(ResolvedStage {
                 stage: stage.name.clone(),
                 kind: stage.kind,
-                values: trace(recipe, stage, &translated)?,
+                values: trace(&recipe.dir, stage, &translated)?,
             });
         }
     }
     Ok(stages)
 }
 
-/// Each key of the stage's schema with its translated value and origin.
-fn trace(
-    recipe: &Recipe,
+/// Each key of the stage's schema with its translated value and origin; `dir` is the recipe's
+/// folder, where the stage's model preset is looked up.
+pub fn trace(
+    dir: &Path,
     stage: &Stage,
     translated: &WorkerParams,
 ) -> anyhow::Result<Vec<ResolvedValue>> {
-    let preset = preset_locations(recipe, stage)?;
+    let preset = preset_locations(dir, stage)?;
     let fields = stage.kind.params();
     let mut keys: Vec<&str> = fields.iter().map(|f| f.name).collect();
     for key in translated.params.keys() {
@@ -180,11 +181,11 @@ fn preset_origin(preset: &BTreeMap<String, Location>, key: &str) -> ValueOrigin 
 }
 
 /// Where each key of the stage's model preset is written (empty for a stage without one).
-fn preset_locations(recipe: &Recipe, stage: &Stage) -> anyhow::Result<BTreeMap<String, Location>> {
+fn preset_locations(dir: &Path, stage: &Stage) -> anyhow::Result<BTreeMap<String, Location>> {
     let Some(Value::String(name)) = stage.params.get("model") else {
         return Ok(BTreeMap::new());
     };
-    let found = find_preset(name, &recipe.dir)?;
+    let found = find_preset(name, dir)?;
     let origins = recipe::toml_origins(Path::new(&found.origin), &found.text)?;
     Ok(origins.into_iter().map(|o| (o.key, o.location)).collect())
 }
