@@ -40,6 +40,15 @@ pub enum TryLock {
     Held(Option<LockOwner>),
 }
 
+/// Who holds a key's lock, for messages: `pid N on HOST`, or `another run` when its record
+/// could not be read.
+pub fn holder(owner: Option<&LockOwner>) -> String {
+    owner.map_or_else(
+        || "another run".to_string(),
+        |o| format!("pid {} on {}", o.pid, o.host),
+    )
+}
+
 /// The lock every `rsfm run` holds shared for its whole life and `rsfm cache gc` takes
 /// exclusively: a gc never removes an entry that a live run made or still needs.
 pub const RESULTS_IN_USE: &str = "in-use";

@@ -92,13 +92,7 @@ async fn run_stage_inner(
     let name = planned.display_name();
     let lock = match crate::lock::try_lock(&ctx.results_dir, &key)? {
         TryLock::Acquired(lock) => lock,
-        TryLock::Held(owner) => {
-            return Ok(StageResult::Busy(
-                owner
-                    .map(|o| format!("pid {} on {}", o.pid, o.host))
-                    .unwrap_or_else(|| "another run".into()),
-            ))
-        }
+        TryLock::Held(owner) => return Ok(StageResult::Busy(crate::lock::holder(owner.as_ref()))),
     };
     if ctx.cache.lookup(&key).is_some() && !job.forced {
         return Ok(StageResult::Cached);

@@ -29,10 +29,7 @@ pub async fn run(spec_path: &Path) -> anyhow::Result<i32> {
     let _lock = match crate::lock::try_lock(&spec.results_dir, key)? {
         TryLock::Acquired(lock) => lock,
         TryLock::Held(owner) => {
-            let owner = owner.map_or_else(
-                || "another run".to_string(),
-                |o| format!("pid {} on {}", o.pid, o.host),
-            );
+            let owner = crate::lock::holder(owner.as_ref());
             return end(work, None, format!("{owner} runs the same key"), 0.0);
         }
     };
