@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use quick_xml::escape::{partial_escape, unescape};
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
@@ -84,23 +85,6 @@ impl LineIndex {
     }
 }
 
-fn entity(name: &str) -> Option<char> {
-    match name {
-        "amp" => Some('&'),
-        "lt" => Some('<'),
-        "gt" => Some('>'),
-        "quot" => Some('"'),
-        "apos" => Some('\''),
-        _ => {
-            let code = name.strip_prefix("#x").map_or_else(
-                || name.strip_prefix('#').and_then(|d| d.parse().ok()),
-                |h| u32::from_str_radix(h, 16).ok(),
-            )?;
-            char::from_u32(code)
-        }
-    }
-}
-
 /// Parses `text` (the content of `path`) into its root element.
 pub fn parse_xml(text: &str, path: &Path) -> DataResult<XmlNode> {
     let lines = LineIndex::new(text);
@@ -154,7 +138,8 @@ pub fn parse_xml(text: &str, path: &Path) -> DataResult<XmlNode> {
             }
             Event::GeneralRef(r) => {
                 let name: &str = &r;
-                let c = entity(name).ok_or_else(|| {
+                let reference = format!("&{name};");
+                let resolved = unescape(&reference).map_err(|_| {
                     DataError::parse(
                         path,
                         lines.line_of(position),
@@ -162,7 +147,7 @@ pub fn parse_xml(text: &str, path: &Path) -> DataResult<XmlNode> {
                     )
                 })?;
                 if let Some(node) = stack.last_mut() {
-                    node.text.push(c);
+                    node.text.push_str(&resolved);
                 }
             }
             Event::End(_) => {
@@ -193,18 +178,9 @@ pub fn parse_xml(text: &str, path: &Path) -> DataResult<XmlNode> {
     root.ok_or_else(|| DataError::parse(path, 1, "no XML element in the file"))
 }
 
-/// Escapes text for an XML element.
+/// Escapes text for an XML element: `&`, `<`, `>` (and `\r`, which XML would read as `\n`).
 pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            _ => out.push(c),
-        }
-    }
-    out
+    partial_escape(text).into_owned()
 }
 
 #[cfg(test)]
@@ -218,6 +194,18 @@ mod tests {
         assert_eq!(root.child("b").unwrap().text, "x & y");
         assert_eq!(root.child("b").unwrap().line, 2);
         assert_eq!(root.child("c").unwrap().line, 3);
+        let refs = parse_xml("<a>&lt;&#65;&#x42;&apos;</a>", Path::new("t.xml")).unwrap();
+        assert_eq!(refs.text, "<AB'");
+        let err = parse_xml("<a>&nbsp;</a>", Path::new("t.xml")).unwrap_err();
+        assert!(err.to_string().contains("unknown entity `&nbsp;`"), "{err}");
+    }
+
+    #[test]
+    fn escaped_text_reads_back() {
+        let text = "a & b <c> \"d\"";
+        assert_eq!(escape(text), "a &amp; b &lt;c&gt; \"d\"");
+        let xml = format!("<a>{}</a>", escape(text));
+        assert_eq!(parse_xml(&xml, Path::new("t.xml")).unwrap().text, text);
     }
 
     #[test]
