@@ -1,5 +1,6 @@
 //! Errors of the dataset readers and writers: each names the file, and the line where there is one.
 
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// A dataset file that could not be read, parsed or written.
@@ -23,12 +24,22 @@ pub enum DataError {
         /// What is wrong and how to fix it.
         message: String,
     },
-    /// An I/O or codec failure.
-    #[error("{}: {message}", path.display())]
+    /// A file or folder that could not be opened, read, listed or written. It shows as the path;
+    /// the I/O error is its source, so a chain (`{:#}`) reads `PATH: REASON`.
+    #[error("{}", path.display())]
     Io {
         /// The file or folder.
         path: PathBuf,
-        /// The underlying error.
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// A file that its codec (PNG, TIFF, JPEG, JSON) cannot decode or encode.
+    #[error("{}: {message}", path.display())]
+    Codec {
+        /// The file.
+        path: PathBuf,
+        /// The codec's error.
         message: String,
     },
 }
@@ -51,9 +62,17 @@ impl DataError {
         }
     }
 
-    /// An I/O or codec error on `path`.
-    pub fn io(path: &Path, error: impl std::fmt::Display) -> Self {
+    /// An I/O error on `path`.
+    pub fn io(path: &Path, source: io::Error) -> Self {
         DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// A codec error on `path`.
+    pub fn codec(path: &Path, error: impl std::fmt::Display) -> Self {
+        DataError::Codec {
             path: path.to_path_buf(),
             message: error.to_string(),
         }
@@ -66,6 +85,16 @@ pub type DataResult<T> = Result<T, DataError>;
 /// Reads a whole text file, naming it on failure.
 pub fn read_text(path: &Path) -> DataResult<String> {
     std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))
+}
+
+/// Reads a whole file, naming it on failure.
+pub fn read_bytes(path: &Path) -> DataResult<Vec<u8>> {
+    std::fs::read(path).map_err(|e| DataError::io(path, e))
+}
+
+/// Opens a file for reading, naming it on failure.
+pub fn open_file(path: &Path) -> DataResult<std::fs::File> {
+    std::fs::File::open(path).map_err(|e| DataError::io(path, e))
 }
 
 /// Writes a whole file, creating its parent folder, naming it on failure.
@@ -84,4 +113,21 @@ pub fn sorted_entries(dir: &Path) -> DataResult<Vec<PathBuf>> {
         .collect::<DataResult<Vec<_>>>()?;
     entries.sort();
     Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_io_error_names_its_path_and_keeps_its_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.txt");
+        let err = read_text(&missing).unwrap_err();
+        assert!(matches!(&err, DataError::Io { path, .. } if *path == missing));
+        let cause = std::error::Error::source(&err).unwrap().to_string();
+        assert!(std::error::Error::source(&err).unwrap().is::<io::Error>());
+        let shown = format!("{:#}", anyhow::Error::new(err));
+        assert_eq!(shown, format!("{}: {cause}", missing.display()));
+    }
 }

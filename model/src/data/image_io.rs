@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::{BufReader, Cursor};
 use std::path::Path;
 
-use super::error::{write_file, DataError, DataResult};
+use super::error::{open_file, read_bytes, write_file, DataError, DataResult};
 
 /// An 8-bit raster with interleaved channels (gray = 1, RGB = 3, RGBA or RGB+IR = 4).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,19 +155,19 @@ pub fn image_size(path: &Path) -> DataResult<(u32, u32)> {
             Ok((info.width, info.height))
         }
         ImageFormat::Jpeg => {
-            let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+            let bytes = read_bytes(path)?;
             let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
-            decoder.read_info().map_err(|e| DataError::io(path, e))?;
+            decoder.read_info().map_err(|e| DataError::codec(path, e))?;
             let info = decoder
                 .info()
                 .ok_or_else(|| DataError::invalid(path, "JPEG without a frame header"))?;
             Ok((u32::from(info.width), u32::from(info.height)))
         }
         ImageFormat::Tiff => {
-            let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+            let file = open_file(path)?;
             let mut decoder = tiff::decoder::Decoder::new(BufReader::new(file))
-                .map_err(|e| DataError::io(path, e))?;
-            decoder.dimensions().map_err(|e| DataError::io(path, e))
+                .map_err(|e| DataError::codec(path, e))?;
+            decoder.dimensions().map_err(|e| DataError::codec(path, e))
         }
     }
 }
@@ -182,10 +182,10 @@ pub fn write_image(path: &Path, image: &Image) -> DataResult<()> {
 }
 
 fn png_reader(path: &Path) -> DataResult<png::Reader<BufReader<File>>> {
-    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+    let file = open_file(path)?;
     png::Decoder::new(BufReader::new(file))
         .read_info()
-        .map_err(|e| DataError::io(path, e))
+        .map_err(|e| DataError::codec(path, e))
 }
 
 fn png_channels(path: &Path, color: png::ColorType) -> DataResult<u8> {
@@ -203,17 +203,17 @@ fn png_channels(path: &Path, color: png::ColorType) -> DataResult<u8> {
 
 /// Decodes a PNG to its raw samples at its own bit depth (8 or 16; palettes and low depths expanded to 8).
 fn decode_png(path: &Path) -> DataResult<(u32, u32, u8, png::BitDepth, Vec<u8>)> {
-    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+    let file = open_file(path)?;
     let mut decoder = png::Decoder::new(BufReader::new(file));
     decoder.set_transformations(png::Transformations::EXPAND);
-    let mut reader = decoder.read_info().map_err(|e| DataError::io(path, e))?;
+    let mut reader = decoder.read_info().map_err(|e| DataError::codec(path, e))?;
     let size = reader
         .output_buffer_size()
         .ok_or_else(|| DataError::invalid(path, "PNG too large to decode"))?;
     let mut buf = vec![0; size];
     let info = reader
         .next_frame(&mut buf)
-        .map_err(|e| DataError::io(path, e))?;
+        .map_err(|e| DataError::codec(path, e))?;
     buf.truncate(info.buffer_size());
     let channels = png_channels(path, info.color_type)?;
     Ok((info.width, info.height, channels, info.bit_depth, buf))
@@ -298,11 +298,13 @@ fn encode_png(
         let mut encoder = png::Encoder::new(&mut bytes, width, height);
         encoder.set_color(png_color(path, channels)?);
         encoder.set_depth(depth);
-        let mut writer = encoder.write_header().map_err(|e| DataError::io(path, e))?;
+        let mut writer = encoder
+            .write_header()
+            .map_err(|e| DataError::codec(path, e))?;
         writer
             .write_image_data(data)
-            .map_err(|e| DataError::io(path, e))?;
-        writer.finish().map_err(|e| DataError::io(path, e))?;
+            .map_err(|e| DataError::codec(path, e))?;
+        writer.finish().map_err(|e| DataError::codec(path, e))?;
     }
     write_file(path, &bytes)
 }
@@ -342,9 +344,9 @@ pub fn write_png16(path: &Path, image: &Image16) -> DataResult<()> {
 
 /// Reads a baseline or progressive JPEG (gray or RGB; CMYK is refused).
 pub fn read_jpeg(path: &Path) -> DataResult<Image> {
-    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    let bytes = read_bytes(path)?;
     let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
-    let pixels = decoder.decode().map_err(|e| DataError::io(path, e))?;
+    let pixels = decoder.decode().map_err(|e| DataError::codec(path, e))?;
     let info = decoder
         .info()
         .ok_or_else(|| DataError::invalid(path, "JPEG without a frame header"))?;
@@ -387,7 +389,7 @@ pub fn write_jpeg(path: &Path, image: &Image, quality: u8) -> DataResult<()> {
     let mut bytes = Vec::new();
     jpeg_encoder::Encoder::new(&mut bytes, quality)
         .encode(&image.data, width, height, color)
-        .map_err(|e| DataError::io(path, e))?;
+        .map_err(|e| DataError::codec(path, e))?;
     write_file(path, &bytes)
 }
 
@@ -402,12 +404,14 @@ pub enum TiffCompression {
 
 /// Reads an 8- or 16-bit TIFF (gray, RGB, RGBA or multi-band such as RGB+IR) as 8-bit samples.
 pub fn read_tiff(path: &Path) -> DataResult<Image> {
-    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+    let file = open_file(path)?;
     let mut decoder = tiff::decoder::Decoder::new(BufReader::new(file))
-        .map_err(|e| DataError::io(path, e))?
+        .map_err(|e| DataError::codec(path, e))?
         .with_limits(tiff::decoder::Limits::unlimited());
-    let (width, height) = decoder.dimensions().map_err(|e| DataError::io(path, e))?;
-    let color = decoder.colortype().map_err(|e| DataError::io(path, e))?;
+    let (width, height) = decoder
+        .dimensions()
+        .map_err(|e| DataError::codec(path, e))?;
+    let color = decoder.colortype().map_err(|e| DataError::codec(path, e))?;
     let channels: u8 = match color {
         tiff::ColorType::Gray(_) => 1,
         tiff::ColorType::GrayA(_) => 2,
@@ -422,7 +426,10 @@ pub fn read_tiff(path: &Path) -> DataResult<Image> {
             ))
         }
     };
-    let data = match decoder.read_image().map_err(|e| DataError::io(path, e))? {
+    let data = match decoder
+        .read_image()
+        .map_err(|e| DataError::codec(path, e))?
+    {
         tiff::decoder::DecodingResult::U8(v) => v,
         tiff::decoder::DecodingResult::U16(v) => v.iter().map(|s| (s >> 8) as u8).collect(),
         _ => {
@@ -448,7 +455,7 @@ pub fn write_tiff(path: &Path, image: &Image, compression: TiffCompression) -> D
     image.check_len(path)?;
     let mut cursor = Cursor::new(Vec::new());
     {
-        let encoder = TiffEncoder::new(&mut cursor).map_err(|e| DataError::io(path, e))?;
+        let encoder = TiffEncoder::new(&mut cursor).map_err(|e| DataError::codec(path, e))?;
         let mut encoder = encoder.with_compression(match compression {
             TiffCompression::None => Compression::Uncompressed,
             TiffCompression::PackBits => Compression::Packbits,
@@ -465,7 +472,7 @@ pub fn write_tiff(path: &Path, image: &Image, compression: TiffCompression) -> D
                 ))
             }
         };
-        result.map_err(|e| DataError::io(path, e))?;
+        result.map_err(|e| DataError::codec(path, e))?;
     }
     write_file(path, &cursor.into_inner())
 }

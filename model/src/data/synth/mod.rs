@@ -214,7 +214,7 @@ pub fn generate(
         classes: dataset.classes(),
         splits,
     };
-    let json = serde_json::to_string_pretty(&summary).map_err(|e| DataError::io(out_dir, e))?;
+    let json = serde_json::to_string_pretty(&summary).map_err(|e| DataError::codec(out_dir, e))?;
     write_file(&out_dir.join("synth.json"), format!("{json}\n").as_bytes())?;
     Ok(summary)
 }
