@@ -8,21 +8,19 @@
 //!
 //! Bad input prints one error naming the file (and line) and exits with code 2.
 
-use std::collections::BTreeSet;
-use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::BadInput;
-use anyhow::{bail, Context};
+use crate::query::table::Table;
+use anyhow::bail;
 use clap::{Args, Subcommand};
-use rsfm_model::data::formats::dota::{read_label, read_task1_dir, ClassCheck};
-use rsfm_model::data::image_io::read_label_png;
-use rsfm_model::metrics::detection::{
-    evaluate, ApMetric, Detection, DetectionReport, EvalOptions, GroundTruth, Protocol,
-};
-use rsfm_model::metrics::segmentation::{reduce_zero_label, ConfusionMatrix, SegReport};
+use rsfm_model::data::error::DataError;
+use rsfm_model::metrics::detection::{ApMetric, DetectionReport, EvalOptions, Protocol};
+use rsfm_model::metrics::files::{accumulate_label_maps, score_dota_files, LabelMapOptions};
+use rsfm_model::metrics::segmentation::{ConfusionMatrix, SegReport};
+use serde_json::Value;
 
 /// Arguments of `rsfm eval`.
 #[derive(Debug, Clone, Args)]
@@ -115,7 +113,7 @@ pub fn run(args: &EvalArgs, json: bool) -> anyhow::Result<ExitCode> {
             if json || dota.json {
                 serde_json::to_string_pretty(&report).map(|s| s + "\n")
             } else {
-                Ok(render_dota(&report))
+                Ok(dota_table(&report).to_text())
             }
         }),
         EvalTarget::Seg(seg) => seg_report(seg).map(|(report, names)| {
@@ -135,106 +133,34 @@ pub fn run(args: &EvalArgs, json: bool) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The paths in `dir`; an unreadable folder or entry is an error with `hint` as its context.
-fn entries(dir: &Path, hint: &str) -> anyhow::Result<Vec<PathBuf>> {
-    fs_err::read_dir(dir)
-        .with_context(|| hint.to_string())?
-        .map(|entry| entry.map(|entry| entry.path()))
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("{}: cannot list an entry", dir.display()))
-}
-
-/// Reads every `<image>.txt` of a labelTxt folder as ground truth.
-fn read_ground_truth(dir: &Path) -> anyhow::Result<Vec<GroundTruth>> {
-    let mut files: Vec<PathBuf> = entries(
-        dir,
-        "pass the labelTxt folder of the ground truth with --gt",
-    )?
-    .into_iter()
-    .filter(|p| p.extension().is_some_and(|e| e == "txt"))
-    .collect();
-    files.sort();
-    if files.is_empty() {
-        bail!("{}: no ground-truth `<image>.txt` files", dir.display());
-    }
-    let mut gts = Vec::new();
-    for file in files {
-        let image = file
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let objects = read_label(&file, ClassCheck::Any)?.objects;
-        gts.extend(objects.into_iter().map(|o| o.into_ground_truth(&image)));
-    }
-    Ok(gts)
-}
-
 /// Computes the DOTA report of `rsfm eval dota`.
 pub fn dota_report(args: &DotaEvalArgs) -> anyhow::Result<DetectionReport> {
     if args.iou.is_empty() || args.iou.iter().any(|t| !(0.0..=1.0).contains(t)) {
         bail!("--iou takes thresholds between 0 and 1, e.g. --iou 0.5 or --iou 0.5,0.75");
     }
-    let gts = read_ground_truth(&args.gt)?;
-    let (det_classes, task1) = read_task1_dir(&args.det)?;
-    let classes: Vec<String> = match &args.classes {
-        Some(list) if list.is_empty() => bail!("--classes is empty: give class names a,b,..."),
-        Some(list) => list.clone(),
-        None => {
-            let mut all: BTreeSet<String> = det_classes.into_iter().collect();
-            all.extend(gts.iter().map(|g| g.class.clone()));
-            all.into_iter().collect()
-        }
-    };
-    let dets: Vec<Detection> = task1.into_iter().map(Detection::from).collect();
+    if args.classes.as_ref().is_some_and(Vec::is_empty) {
+        bail!("--classes is empty: give class names a,b,...");
+    }
     let options = EvalOptions {
         protocol: args.protocol,
         metric: args.metric,
         iou_thresholds: args.iou.clone(),
     };
-    Ok(evaluate(&gts, &dets, &classes, &options))
-}
-
-fn fmt_score(value: Option<f64>) -> String {
-    match value {
-        Some(v) if v.is_finite() => format!("{v:.4}"),
-        _ => "—".to_string(),
-    }
-}
-
-/// The aligned table of a DOTA report.
-pub fn render_dota(report: &DetectionReport) -> String {
-    let width = report
-        .ap
-        .keys()
-        .map(|c| c.chars().count())
-        .max()
-        .unwrap_or(0)
-        .max(5);
-    let mut out = String::new();
-    let _ = writeln!(out, "{:<width$}  {:>7}", "class", "AP");
-    for (class, ap) in &report.ap {
-        let _ = writeln!(out, "{class:<width$}  {:>7}", fmt_score(*ap));
-    }
-    for (threshold, map) in &report.per_threshold {
-        let _ = writeln!(
-            out,
-            "{:<width$}  {:>7}",
-            format!("mAP@{threshold}"),
-            fmt_score(Some(*map))
-        );
-    }
-    let _ = writeln!(out, "{:<width$}  {:>7}", "mAP", fmt_score(Some(report.map)));
-    out
-}
-
-fn png_names(dir: &Path, flag: &str) -> anyhow::Result<BTreeSet<String>> {
-    Ok(
-        entries(dir, &format!("pass a folder of label PNGs with {flag}"))?
-            .into_iter()
-            .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")))
-            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .collect(),
-    )
+    score_dota_files(&args.gt, &args.det, args.classes.as_deref(), &options).map_err(|err| {
+        with_folder_hint(
+            err,
+            &[
+                (
+                    &args.gt,
+                    "pass the labelTxt folder of the ground truth with --gt",
+                ),
+                (
+                    &args.det,
+                    "pass the folder of the Task1_<class>.txt files with --det",
+                ),
+            ],
+        )
+    })
 }
 
 /// Computes the segmentation report of `rsfm eval seg` and the class names to show.
@@ -256,86 +182,108 @@ pub fn seg_report(args: &SegEvalArgs) -> anyhow::Result<(SegReport, Vec<String>)
     }
     let mut matrix =
         ConfusionMatrix::new(args.classes).map_err(|e| anyhow::anyhow!("--classes: {e}"))?;
-    let gt_names = png_names(&args.gt, "--gt")?;
-    let pred_names = png_names(&args.pred, "--pred")?;
-    if gt_names.is_empty() {
-        bail!("{}: no ground-truth PNG label maps", args.gt.display());
-    }
-    if let Some(name) = gt_names.difference(&pred_names).next() {
-        bail!(
-            "{}: ground truth has no prediction {}",
-            args.gt.join(name).display(),
-            args.pred.join(name).display()
-        );
-    }
-    if let Some(name) = pred_names.difference(&gt_names).next() {
-        bail!(
-            "{}: prediction has no ground truth {}",
-            args.pred.join(name).display(),
-            args.gt.join(name).display()
-        );
-    }
-    for name in &gt_names {
-        let (gt_path, pred_path) = (args.gt.join(name), args.pred.join(name));
-        let mut gt = read_label_png(&gt_path)?;
-        let pred = read_label_png(&pred_path)?;
-        if (gt.width, gt.height) != (pred.width, pred.height) {
-            bail!(
-                "{}: prediction is {}x{} but its ground truth {} is {}x{}",
-                pred_path.display(),
-                pred.width,
-                pred.height,
-                gt_path.display(),
-                gt.width,
-                gt.height
-            );
-        }
-        if args.reduce_zero_label {
-            reduce_zero_label(&mut gt.data);
-        }
-        matrix
-            .accumulate(&pred.data, &gt.data, Some(args.ignore))
-            .with_context(|| format!("{}", pred_path.display()))?;
-    }
+    let options = LabelMapOptions {
+        ignore: args.ignore,
+        reduce_zero_label: args.reduce_zero_label,
+    };
+    accumulate_label_maps(&args.gt, &args.pred, options, &mut matrix).map_err(|err| {
+        with_folder_hint(
+            err,
+            &[
+                (&args.gt, "pass a folder of label PNGs with --gt"),
+                (&args.pred, "pass a folder of label PNGs with --pred"),
+            ],
+        )
+    })?;
     Ok((matrix.report(&args.exclude_from_mean), names))
 }
 
-/// The aligned table of a segmentation report.
-pub fn render_seg(report: &SegReport, names: &[String]) -> String {
-    let width = names
-        .iter()
-        .map(|c| c.chars().count())
-        .max()
-        .unwrap_or(0)
-        .max(5);
-    let value = |v: f64| fmt_score(Some(v));
-    let mut out = String::new();
-    let _ = writeln!(out, "{:<width$}  {:>7}  {:>7}", "class", "IoU", "F1");
-    for (k, name) in names.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "{name:<width$}  {:>7}  {:>7}",
-            value(report.iou[k]),
-            value(report.fscore[k])
-        );
+/// `error`, with the hint of its folder as context where it is the failure to list one of
+/// `folders` (a folder and the flag that names it).
+fn with_folder_hint(error: DataError, folders: &[(&PathBuf, &'static str)]) -> anyhow::Error {
+    let hint = match &error {
+        DataError::Io { path, .. } => folders
+            .iter()
+            .find(|(folder, _)| *folder == path)
+            .map(|(_, hint)| *hint),
+        _ => None,
+    };
+    match hint {
+        Some(hint) => anyhow::Error::new(error).context(hint),
+        None => error.into(),
     }
-    let _ = writeln!(out, "{:<width$}  {:>7}", "mIoU", value(report.miou));
-    let _ = writeln!(out, "{:<width$}  {:>7}", "mF1", value(report.mf1));
-    let _ = writeln!(out, "{:<width$}  {:>7}", "OA", value(report.oa));
-    out
+}
+
+/// A score as a table cell: NULL where it is undefined (NaN).
+fn score_cell(value: f64) -> Value {
+    serde_json::Number::from_f64(value).map_or(Value::Null, Value::Number)
+}
+
+/// The table of a DOTA report: the AP of each class, then the mAP at each IoU threshold and
+/// averaged over them.
+pub fn dota_table(report: &DetectionReport) -> Table {
+    let classes = report.ap.iter().map(|(class, ap)| {
+        let ap = ap.map_or(Value::Null, score_cell);
+        vec![Value::from(class.as_str()), ap]
+    });
+    let thresholds = report
+        .per_threshold
+        .iter()
+        .map(|(threshold, map)| vec![Value::from(format!("mAP@{threshold}")), score_cell(*map)]);
+    let mean = std::iter::once(vec![Value::from("mAP"), score_cell(report.map)]);
+    Table {
+        columns: vec!["class".into(), "AP".into()],
+        rows: classes.chain(thresholds).chain(mean).collect(),
+    }
+}
+
+/// The tables of a segmentation report: IoU and F1 of each class, then the means and the
+/// overall accuracy.
+pub fn seg_tables(report: &SegReport, names: &[String]) -> [Table; 2] {
+    let classes = names
+        .iter()
+        .enumerate()
+        .map(|(k, name)| {
+            vec![
+                Value::from(name.as_str()),
+                score_cell(report.iou[k]),
+                score_cell(report.fscore[k]),
+            ]
+        })
+        .collect();
+    let summary = [
+        ("mIoU", report.miou),
+        ("mF1", report.mf1),
+        ("OA", report.oa),
+    ]
+    .into_iter()
+    .map(|(metric, value)| vec![Value::from(metric), score_cell(value)])
+    .collect();
+    [
+        Table {
+            columns: vec!["class".into(), "IoU".into(), "F1".into()],
+            rows: classes,
+        },
+        Table {
+            columns: vec!["metric".into(), "value".into()],
+            rows: summary,
+        },
+    ]
+}
+
+/// The text of a segmentation report: its two tables, a blank line between them.
+fn render_seg(report: &SegReport, names: &[String]) -> String {
+    let [classes, summary] = seg_tables(report, names);
+    format!("{}\n{}", classes.to_text(), summary.to_text())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rsfm_model::data::formats::dota::{
-        write_label, write_task1_dir, DotaLabel, DotaObject, Task1Detection,
-    };
-    use rsfm_model::data::image_io::{write_png, Image};
+    use std::path::Path;
 
-    fn square(x: f64, y: f64) -> [[f64; 2]; 4] {
-        [[x, y], [x + 10.0, y], [x + 10.0, y + 10.0], [x, y + 10.0]]
-    }
+    use rsfm_model::data::formats::dota::write_task1_dir;
+    use rsfm_model::data::image_io::{write_png, Image};
 
     fn dota_args(gt: &Path, det: &Path) -> DotaEvalArgs {
         DotaEvalArgs {
@@ -350,58 +298,7 @@ mod tests {
     }
 
     #[test]
-    fn dota_scores_from_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let (gt, det) = (dir.path().join("labelTxt"), dir.path().join("det"));
-        let objects = vec![
-            DotaObject {
-                poly: square(0.0, 0.0),
-                class: "ship".into(),
-                difficult: 0,
-            },
-            DotaObject {
-                poly: square(50.0, 50.0),
-                class: "plane".into(),
-                difficult: 0,
-            },
-        ];
-        write_label(
-            &gt.join("P1.txt"),
-            &DotaLabel {
-                objects,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        let hit = Task1Detection {
-            image: "P1".into(),
-            class: "ship".into(),
-            score: 0.9,
-            poly: square(0.0, 0.0),
-        };
-        let miss = Task1Detection {
-            image: "P1".into(),
-            class: "ship".into(),
-            score: 0.8,
-            poly: square(80.0, 0.0),
-        };
-        write_task1_dir(&det, &["ship"], &[hit, miss]).unwrap();
-        let report = dota_report(&dota_args(&gt, &det)).unwrap();
-        assert_eq!(report.ap.keys().collect::<Vec<_>>(), ["plane", "ship"]);
-        assert!((report.ap["ship"].unwrap() - 1.0).abs() < 1e-9);
-        // No detection of a class with ground truth: AP 0, or null where the protocol leaves it undefined.
-        assert_eq!(report.ap["plane"].unwrap_or(0.0), 0.0);
-        let table = render_dota(&report);
-        assert!(table.lines().last().unwrap().starts_with("mAP"), "{table}");
-        let only_ship = DotaEvalArgs {
-            classes: Some(vec!["ship".into()]),
-            ..dota_args(&gt, &det)
-        };
-        assert!((dota_report(&only_ship).unwrap().map - 1.0).abs() < 1e-9);
-    }
-
-    #[test]
-    fn dota_bad_line_names_file_and_line() {
+    fn dota_bad_input_is_bad_input_and_a_missing_folder_names_its_flag() {
         let dir = tempfile::tempdir().unwrap();
         let (gt, det) = (dir.path().join("labelTxt"), dir.path().join("det"));
         fs_err::create_dir_all(&gt).unwrap();
@@ -413,6 +310,31 @@ mod tests {
             target: EvalTarget::Dota(dota_args(&gt, &det)),
         };
         assert!(crate::error::is_bad_input(&run(&args, true).unwrap_err()));
+        let missing = dir.path().join("missing");
+        let err = dota_report(&dota_args(&missing, &det)).unwrap_err();
+        let shown = format!("{err:#}");
+        assert!(shown.starts_with("pass the labelTxt folder of the ground truth with --gt: "));
+        assert!(shown.contains(&missing.display().to_string()), "{shown}");
+        let empty_classes = DotaEvalArgs {
+            classes: Some(vec![]),
+            ..dota_args(&gt, &det)
+        };
+        let err = dota_report(&empty_classes).unwrap_err().to_string();
+        assert!(err.starts_with("--classes is empty"), "{err}");
+    }
+
+    #[test]
+    fn dota_table_ends_with_the_map() {
+        let report = DetectionReport {
+            map: 0.5,
+            ap: [("plane".to_string(), None), ("ship".to_string(), Some(1.0))].into(),
+            per_threshold: vec![(0.5, 0.5)],
+        };
+        let text = dota_table(&report).to_text();
+        assert_eq!(
+            text,
+            "class     AP\n-------  ---\nplane      -\nship       1\nmAP@0.5  0.5\nmAP      0.5\n"
+        );
     }
 
     fn seg_args(gt: &Path, pred: &Path) -> SegEvalArgs {
@@ -428,62 +350,39 @@ mod tests {
         }
     }
 
-    fn label(path: &Path, data: Vec<u8>) {
-        write_png(
-            path,
-            &Image {
+    #[test]
+    fn seg_scores_from_files_with_names_and_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let (gt, pred) = (dir.path().join("gt"), dir.path().join("pred"));
+        for (folder, data) in [(&gt, vec![0, 0, 1, 255]), (&pred, vec![0, 1, 1, 0])] {
+            let image = Image {
                 width: 2,
                 height: 2,
                 channels: 1,
                 data,
-            },
-        )
-        .unwrap();
-    }
-
-    #[test]
-    fn seg_scores_from_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let (gt, pred) = (dir.path().join("gt"), dir.path().join("pred"));
-        label(&gt.join("a.png"), vec![0, 0, 1, 255]);
-        label(&pred.join("a.png"), vec![0, 1, 1, 0]);
+            };
+            write_png(&folder.join("a.png"), &image).unwrap();
+        }
         let (report, names) = seg_report(&seg_args(&gt, &pred)).unwrap();
         assert_eq!(names, ["road", "tree"]);
         assert_eq!(report.iou, vec![0.5, 0.5]);
-        assert!((report.oa - 2.0 / 3.0).abs() < 1e-12);
-        assert!(render_seg(&report, &names).contains("mIoU"));
-        // With reduce-zero-label, gt 0 is ignored and 1 becomes class 0.
-        let reduced = SegEvalArgs {
-            reduce_zero_label: true,
+        let text = render_seg(&report, &names);
+        assert!(text.starts_with("class  IoU      F1\n"), "{text}");
+        assert!(text.contains("\nmIoU       0.5\n"), "{text}");
+        let unnamed = SegEvalArgs {
+            class_names: Some(vec!["road".into()]),
             ..seg_args(&gt, &pred)
         };
-        let (report, _) = seg_report(&reduced).unwrap();
-        assert_eq!(report.iou[0], 0.0);
-    }
-
-    #[test]
-    fn seg_missing_counterpart_and_size_mismatch() {
-        let dir = tempfile::tempdir().unwrap();
-        let (gt, pred) = (dir.path().join("gt"), dir.path().join("pred"));
-        label(&gt.join("a.png"), vec![0; 4]);
-        label(&gt.join("b.png"), vec![0; 4]);
-        label(&pred.join("a.png"), vec![0; 4]);
-        let err = seg_report(&seg_args(&gt, &pred)).unwrap_err().to_string();
+        let err = seg_report(&unnamed).unwrap_err().to_string();
+        assert!(err.contains("--class-names lists 1 names"), "{err}");
+        let missing = SegEvalArgs {
+            pred: dir.path().join("missing"),
+            ..seg_args(&gt, &pred)
+        };
+        let shown = format!("{:#}", seg_report(&missing).unwrap_err());
         assert!(
-            err.contains("b.png") && err.contains("no prediction"),
-            "{err}"
+            shown.starts_with("pass a folder of label PNGs with --pred: "),
+            "{shown}"
         );
-        write_png(
-            &pred.join("b.png"),
-            &Image {
-                width: 1,
-                height: 4,
-                channels: 1,
-                data: vec![0; 4],
-            },
-        )
-        .unwrap();
-        let err = seg_report(&seg_args(&gt, &pred)).unwrap_err().to_string();
-        assert!(err.contains("b.png") && err.contains("1x4"), "{err}");
     }
 }
