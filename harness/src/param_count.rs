@@ -1,7 +1,6 @@
 //! The parameter count of a model preset, computed from its architecture, beside the one the
 //! paper reports: what `rsfm params` prints and the report's sizes table shows.
 
-use rsfm_model::arch::ModelPreset;
 use serde::Serialize;
 
 use crate::presets::PresetText;
@@ -40,7 +39,7 @@ pub struct ParamsReport {
 
 /// Computes the report of a preset found by [`crate::presets::find_preset`].
 pub fn report_for(found: &PresetText) -> anyhow::Result<ParamsReport> {
-    let preset = ModelPreset::from_toml(&found.text, &found.origin)?;
+    let preset = found.parse()?;
     let computed = preset.vit.param_count();
     let trainable = preset.vit.trainable_param_count();
     let reported = preset.reported_params.as_ref().map(|r| r.value());

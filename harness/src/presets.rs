@@ -43,7 +43,7 @@ const BUILT_IN: &[(&str, &str)] = &[
 /// where it came from (a file, or `built-in NAME`) and the preset.
 pub fn load_preset(model: &str, dir: &Path) -> anyhow::Result<(String, ModelPreset)> {
     let found = find_preset(model, dir)?;
-    let preset = ModelPreset::from_toml(&found.text, &found.origin)?;
+    let preset = found.parse()?;
     Ok((found.origin, preset))
 }
 
@@ -54,6 +54,24 @@ pub struct PresetText {
     pub origin: String,
     /// Its TOML text.
     pub text: String,
+}
+
+impl PresetText {
+    /// The preset, parsed and checked; an error names where it came from. The one parse of a
+    /// preset's architecture.
+    pub fn parse(&self) -> anyhow::Result<ModelPreset> {
+        ModelPreset::from_toml(&self.text, &self.origin)
+    }
+
+    /// Its table `section` (`vit`, `defaults`) with each value as written (provenance tables
+    /// included); `None` when the text or the table cannot be read.
+    pub fn section(&self, section: &str) -> Option<toml::Table> {
+        let mut table = self.text.parse::<toml::Table>().ok()?;
+        match table.remove(section)? {
+            toml::Value::Table(section) => Some(section),
+            _ => None,
+        }
+    }
 }
 
 /// Finds the text of the preset `model` through the search path of [`load_preset`].
@@ -93,12 +111,7 @@ pub fn find_preset(model: &str, dir: &Path) -> anyhow::Result<PresetText> {
 /// with each value as written (provenance tables included); `None` when the preset or the
 /// table cannot be read.
 pub fn preset_section(model: &str, dir: &Path, section: &str) -> Option<toml::Table> {
-    let found = find_preset(model, dir).ok()?;
-    let mut table = found.text.parse::<toml::Table>().ok()?;
-    match table.remove(section)? {
-        toml::Value::Table(section) => Some(section),
-        _ => None,
-    }
+    find_preset(model, dir).ok()?.section(section)
 }
 
 /// Finds the preset file for `model`: an existing path as given, else
