@@ -9,6 +9,7 @@ mod current;
 mod damage;
 mod detached;
 mod file_hashes;
+mod migrations;
 mod read_only_sql;
 mod records;
 mod reported;
@@ -33,9 +34,6 @@ pub use records::{
 };
 pub use submissions::{Reply, Submission};
 pub use user_sql::{RowSink, SqlLimits};
-
-/// The schema migrations in `harness/migrations/`.
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
 /// How long a connection waits for a lock held by another process.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -74,7 +72,8 @@ impl Store {
             .await
             .map_err(|err| damage::explain(err, db_path, "opening the results database"))?;
         damage::probe(&writer, db_path).await?;
-        MIGRATOR
+        migrations::migrator()
+            .await?
             .run(&writer)
             .await
             .with_context(|| format!("applying migrations to {}", db_path.display()))?;
@@ -121,7 +120,8 @@ impl Store {
             .connect_with(options)
             .await
             .context("opening an in-memory results database")?;
-        MIGRATOR
+        migrations::migrator()
+            .await?
             .run(&pool)
             .await
             .context("applying migrations to the in-memory results database")?;
