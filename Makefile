@@ -13,8 +13,10 @@ SETUP_LIBTORCH := @scripts/setup-libtorch.sh $(LIBTORCH) >/dev/null
 export LIBTORCH
 endif
 CARGO ?= cargo
-# The demo runs the dev-profile binaries that `make test` builds too (dependencies at -O3, rsfm's
-# own crates at -O1): one build serves both. The study's scores are bit-identical to a release
+# The demo runs the dev-profile binaries that `make test` builds too (dependencies at -O3, the
+# worker's crate at -O1, the CLI at -O0; see Cargo.toml): one build serves both, and
+# build-support/workspace-hack keeps the worker, CLI and test builds on one set of dependency
+# features, so no dependency compiles twice. The study's scores are bit-identical to a release
 # build's and its time the same within the machine's noise (4 min 32 s vs 4 min 15 s, 2 cores).
 RSFM := target/debug/rsfm
 RELEASE_RSFM := target/release/rsfm
