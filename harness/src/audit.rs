@@ -12,10 +12,11 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::cache::{Cache, Manifest, KEY_FILE, RESOLVED_RECIPE_FILE, STAGE_FILE};
-use crate::executor::command_line::{stage_argv, StagePaths};
-use crate::executor::{local, Invocation, Placement, ProcessEnd};
-use crate::plan::{Plan, PlannedStage};
-use crate::scheduler::stage_task::{cached_metrics, stage_env};
+use crate::executor::command_line::StagePaths;
+use crate::executor::launch::{stage_inputs, Launch};
+use crate::executor::{Executor, Placement, ProcessEnd};
+use crate::plan::Plan;
+use crate::scheduler::stage_task::cached_metrics;
 
 /// How a rerun compares with its cache entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -62,31 +63,44 @@ pub struct Tolerance {
     pub atol: f64,
 }
 
-/// The cached stages of `plan` to audit: all of them, or the `sample` with the smallest keys (a
-/// stable sample that does not favour any part of the study).
-pub fn pick(plan: &Plan, sample: Option<usize>) -> Vec<&PlannedStage> {
-    let mut cached: Vec<&PlannedStage> = plan.stages.iter().filter(|s| s.cached).collect();
+/// The cached stages of `plan` to audit, as plan indices: all of them, or the `sample` with
+/// the smallest keys (a stable sample that does not favour any part of the study).
+pub fn pick(plan: &Plan, sample: Option<usize>) -> Vec<usize> {
+    let mut cached: Vec<usize> = (0..plan.stages.len())
+        .filter(|&i| plan.stages[i].cached)
+        .collect();
     if let Some(n) = sample {
-        cached.sort_by(|a, b| a.key.key.cmp(&b.key.key));
+        cached.sort_by(|&a, &b| plan.stages[a].key.key.cmp(&plan.stages[b].key.key));
         cached.truncate(n);
     }
     cached
 }
 
-/// Reruns `planned` in a scratch dir of `cache` and compares it with its entry.
+/// Where and with what an audit reruns stages.
+pub struct Rerun<'a> {
+    /// The results' cache: the inputs, the entries compared with and the scratch dirs.
+    pub cache: &'a Cache,
+    /// The `rsfm-worker` of worker stages.
+    pub worker: &'a Path,
+    /// The backend the reruns run on.
+    pub executor: &'a Executor,
+}
+
+/// Reruns stage `i` of `plan` in a scratch dir of the cache and compares it with its entry.
 pub async fn audit_stage(
-    cache: &Cache,
+    rerun: &Rerun<'_>,
     plan: &Plan,
-    planned: &PlannedStage,
-    worker: &Path,
+    i: usize,
     tolerance: Tolerance,
 ) -> anyhow::Result<StageAudit> {
+    let planned = &plan.stages[i];
     let key = &planned.key.key;
-    let entry = cache
+    let entry = rerun
+        .cache
         .lookup(key)
         .ok_or_else(|| anyhow::anyhow!("{}: no cache entry", planned.display_name()))?;
-    let scratch = cache.new_build_dir("audit")?;
-    let outcome = rerun(plan, planned, cache, &scratch, worker).await;
+    let scratch = rerun.cache.new_build_dir("audit")?;
+    let outcome = rerun.run(plan, i, &scratch).await;
     let result = match outcome {
         Err(reason) => Ok((
             Verdict::NotReproducible,
@@ -104,53 +118,44 @@ pub async fn audit_stage(
     })
 }
 
-/// Runs the stage with its cached inputs into `scratch/out`; returns that dir or why it failed.
-async fn rerun(
-    plan: &Plan,
-    planned: &PlannedStage,
-    cache: &Cache,
-    scratch: &Path,
-    worker: &Path,
-) -> Result<PathBuf, String> {
-    let inputs: BTreeMap<String, PathBuf> = planned
-        .needs
-        .iter()
-        .map(|&j| {
-            let need = &plan.stages[j];
-            (need.stage.base.clone(), cache.entry_dir(&need.key.key))
-        })
-        .collect();
-    let paths = StagePaths {
-        out: scratch.join("out"),
-        work: scratch.join("work"),
-        inputs,
-    };
-    for dir in [&paths.out, &paths.work] {
-        fs_err::create_dir_all(dir).map_err(|e| e.to_string())?;
-    }
-    let argv = stage_argv(planned, &paths, "cpu", worker).map_err(|e| format!("{e:#}"))?;
-    let invocation = Invocation {
-        argv,
-        cwd: planned.recipe_dir.clone(),
-        env: stage_env(
-            &Placement {
+impl Rerun<'_> {
+    /// Runs stage `i` with its cached inputs into `scratch/out`, on CPU; returns that dir or why
+    /// it failed.
+    async fn run(&self, plan: &Plan, i: usize, scratch: &Path) -> Result<PathBuf, String> {
+        let planned = &plan.stages[i];
+        let launch = Launch {
+            planned,
+            paths: StagePaths {
+                out: scratch.join("out"),
+                work: scratch.join("work"),
+                inputs: stage_inputs(plan, i, self.cache),
+            },
+            placement: Placement {
                 device: "cpu".into(),
                 visible_devices: Some(String::new()),
             },
-            &paths.work,
-            crate::scheduler::cpu_share(1, planned.stage.resources.ranks()),
-        ),
-        log_path: scratch.join("stage.log"),
-        time_limit: planned.stage.resources.time_limit,
-        ranks: planned.stage.resources.ranks(),
-    };
-    let (_keep, cancel) = watch::channel(false);
-    let finished = local::run(&invocation, |_| {}, cancel).await;
-    match finished.end {
-        ProcessEnd::Success => Ok(paths.out),
-        ProcessEnd::Failure(reason) => Err(format!("{reason}: {}", finished.stderr_tail.trim())),
-        ProcessEnd::Interrupted => Err("interrupted".into()),
-        ProcessEnd::Stopped => Err("stopped at a checkpoint before its end".into()),
+            cpu_threads: crate::scheduler::cpu_share(1, planned.stage.resources.ranks()),
+            log_path: scratch.join("stage.log"),
+        };
+        for dir in [&launch.paths.out, &launch.paths.work] {
+            fs_err::create_dir_all(dir).map_err(|e| e.to_string())?;
+        }
+        let invocation = launch
+            .invocation(self.worker)
+            .map_err(|e| format!("{e:#}"))?;
+        let (_keep, cancel) = watch::channel(false);
+        let finished = self
+            .executor
+            .run(planned, &invocation, |_| {}, cancel)
+            .await;
+        match finished.end {
+            ProcessEnd::Success => Ok(launch.paths.out),
+            ProcessEnd::Failure(reason) => {
+                Err(format!("{reason}: {}", finished.stderr_tail.trim()))
+            }
+            ProcessEnd::Interrupted => Err("interrupted".into()),
+            ProcessEnd::Stopped => Err("stopped at a checkpoint before its end".into()),
+        }
     }
 }
 

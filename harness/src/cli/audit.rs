@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::session::{RecipeInputs, Session};
-use crate::audit::{audit_stage, pick, Tolerance, Verdict};
+use crate::audit::{audit_stage, pick, Rerun, Tolerance, Verdict};
 use crate::executor::command_line::find_worker;
+use crate::executor::Executor;
 
 /// Arguments of `rsfm audit`.
 #[derive(Debug, clap::Args)]
@@ -43,12 +44,17 @@ pub async fn run(args: AuditArgs, results: &Path, json: bool) -> anyhow::Result<
         atol: args.atol,
     };
     let worker = find_worker();
+    let rerun = Rerun {
+        cache: &session.cache,
+        worker: &worker,
+        executor: &Executor::Local,
+    };
     let mut audits = Vec::new();
-    for planned in pick(&plan, args.sample) {
+    for i in pick(&plan, args.sample) {
         if !json {
-            eprintln!("auditing {}", planned.display_name());
+            eprintln!("auditing {}", plan.stages[i].display_name());
         }
-        audits.push(audit_stage(&session.cache, &plan, planned, &worker, tolerance).await?);
+        audits.push(audit_stage(&rerun, &plan, i, tolerance).await?);
     }
     let count = |v: Verdict| audits.iter().filter(|a| a.verdict == v).count();
     if json {

@@ -4,6 +4,7 @@
 
 pub mod bounded_lines;
 pub mod command_line;
+pub mod launch;
 pub mod local;
 pub mod slurm;
 

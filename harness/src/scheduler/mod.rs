@@ -11,17 +11,19 @@ pub mod priority;
 )]
 pub mod progress;
 pub(crate) mod stage_task;
+mod state;
+mod summary;
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::cache::Cache;
+use crate::executor::launch::stage_inputs;
 use crate::executor::Executor;
 use crate::plan::Plan;
 use crate::store::Store;
@@ -29,6 +31,8 @@ use gpus::GpuPool;
 use lineage::Lineage;
 use progress::Progress;
 use stage_task::{run_stage, StageJob, StageResult};
+use state::{Slot, State};
+pub use summary::{Failure, RunSummary};
 
 /// Shared state of one `rsfm run`.
 pub struct RunContext {
@@ -59,107 +63,6 @@ pub struct RunOptions {
     pub force: Vec<String>,
     /// Hide progress bars.
     pub hide_progress: bool,
-}
-
-/// Where a stage ended up in this run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Waiting,
-    Running,
-    Ran,
-    Cached,
-    Failed,
-    Skipped,
-    Interrupted,
-}
-
-/// The outcome of a run; its JSON form is the documented `rsfm run --json` summary.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct RunSummary {
-    /// Stages whose process ran and succeeded.
-    pub executed: usize,
-    /// Stages found in the cache.
-    pub cached: usize,
-    /// Stages with the same key as a stage this run ran (another recipe's copy of it, e.g. the
-    /// data and pretraining two recipes share): its entry serves both, and it is counted here
-    /// rather than as cached, so that each key's run counts once.
-    pub shared: usize,
-    /// Stages that failed.
-    pub failed: usize,
-    /// Stages not run because a stage they need failed (or the run stopped).
-    pub skipped: usize,
-    /// Of `skipped`, those not started because the run stopped at a failure (without
-    /// `--keep-going`) rather than because they need the failed stage.
-    pub not_started: usize,
-    /// Stages stopped by an interrupt.
-    pub interrupted: usize,
-    /// Each failure: stage, reason and log file.
-    pub failures: Vec<Failure>,
-}
-
-/// One failed stage.
-#[derive(Debug, Clone, Serialize)]
-pub struct Failure {
-    /// `experiment/stage`.
-    pub stage: String,
-    /// Why it failed.
-    pub reason: String,
-    /// Its log file.
-    pub log: PathBuf,
-}
-
-impl RunSummary {
-    /// The one summary line, e.g. `12 stages: 9 cached, 2 ran, 1 failed`.
-    pub fn line(&self) -> String {
-        let total = self.executed
-            + self.cached
-            + self.shared
-            + self.failed
-            + self.skipped
-            + self.interrupted;
-        let mut parts = vec![
-            format!("{} cached", self.cached),
-            format!("{} ran", self.executed),
-        ];
-        let needing = self.skipped - self.not_started;
-        let reasoned = self.failed > 0;
-        for (n, what) in [
-            (self.shared, "shared (the same key as a stage that ran)"),
-            (self.failed, "failed"),
-            (
-                needing,
-                if reasoned {
-                    "skipped (they need a failed stage)"
-                } else {
-                    "skipped"
-                },
-            ),
-            (
-                self.not_started,
-                "not started (the run stops at the first failure; --keep-going runs them)",
-            ),
-            (self.interrupted, "interrupted"),
-        ] {
-            if n > 0 {
-                parts.push(format!("{n} {what}"));
-            }
-        }
-        let mut line = format!("{total} stages: {}", parts.join(", "));
-        if !self.failures.is_empty() {
-            let logs: Vec<String> = self
-                .failures
-                .iter()
-                .map(|f| format!("{}: see {}", f.stage, f.log.display()))
-                .collect();
-            line.push_str(&format!(" ({})", logs.join("; ")));
-        }
-        line
-    }
-
-    /// Whether the run was interrupted.
-    pub fn was_interrupted(&self) -> bool {
-        self.interrupted > 0
-    }
 }
 
 /// Whether `force` (the `--force` names) names `planned`, by full or base name.
@@ -193,256 +96,369 @@ pub fn last_lines(text: &str, n: usize) -> Vec<&str> {
     lines[lines.len().saturating_sub(n)..].to_vec()
 }
 
-/// The needed stages (indices into `plan`) taken from the cache whose entries no longer match
-/// their manifests: each is moved out of the cache, with a message, so that it runs again
-/// instead of feeding bad data to the stage that needs it.
-fn damaged_inputs(
-    ctx: &RunContext,
-    plan: &Plan,
-    needs: &[usize],
-    state: &[State],
-    progress: &Progress,
-) -> anyhow::Result<Vec<usize>> {
-    let mut damaged = Vec::new();
-    for &j in needs.iter().filter(|&&j| state[j] == State::Cached) {
-        let need = &plan.stages[j];
-        let problems = ctx.cache.check_entry(&need.key.key);
-        if problems.is_empty() {
-            continue;
-        }
-        let moved = ctx.cache.quarantine(&need.key.key)?;
-        progress.println(&format!(
-            "{}: its cache entry does not match its manifest ({}); moved to {} and running it again",
-            need.display_name(),
-            problems.join("; "),
-            moved.display()
-        ));
-        damaged.push(j);
-    }
-    Ok(damaged)
-}
-
 /// Runs `plan`; returns when every stage has ended, been skipped, or the run was interrupted.
 pub async fn run(
     plan: &Plan,
     ctx: Arc<RunContext>,
     options: &RunOptions,
 ) -> anyhow::Result<RunSummary> {
-    let n = plan.stages.len();
-    let mut state = vec![State::Waiting; n];
-    let mut pool = GpuPool::new(options.gpus.clone());
-    let progress = Progress::new(n, options.hide_progress);
-    let (cancel_tx, cancel_rx) = watch::channel(false);
-    let mut running: JoinSet<(usize, Vec<u32>, StageResult)> = JoinSet::new();
-    let mut summary = RunSummary::default();
-    // Keys this run's stages ran: a later stage of the same key is counted `shared`.
-    let mut ran_keys = std::collections::HashSet::new();
-    let mut stopping = false;
-    let mut told_waiting = vec![false; n];
-    let mut told_cpu = false;
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let forced = |i: usize| is_forced(&plan.stages[i], &options.force);
-    // Cached entries found damaged before use: their stages run again.
-    let mut damaged = vec![false; n];
-    // Stages whose key another process is running: when to try their lock again.
-    let mut retry_at: Vec<Option<Instant>> = vec![None; n];
+    Scheduler::new(plan, ctx, options)?.run().await
+}
 
-    let start_order = priority::start_order(plan);
-    // A stage whose key an earlier stage of this run shares waits for it (then finds its entry)
-    // rather than for its key lock, which this very process holds.
-    let mut by_key: std::collections::HashMap<&str, Vec<usize>> = Default::default();
-    for (i, stage) in plan.stages.iter().enumerate() {
-        by_key.entry(stage.key.key.as_str()).or_default().push(i);
+/// What a stage task reports when it ends: the stage, its leased GPUs and how it ended.
+type TaskEnd = (usize, Vec<u32>, StageResult);
+
+/// What the GPU pool gives a stage that is ready to start.
+enum Lease {
+    /// These device ids (none: it runs on CPU, or the cluster allocates its GPUs).
+    Devices(Vec<u32>),
+    /// Not now: the GPUs it needs are leased to running stages.
+    Wait,
+    /// Never: it asks for more GPUs than there are; the reason.
+    Refused(String),
+}
+
+/// What ended a wait of the run.
+enum Wake {
+    /// A stage task ended.
+    TaskEnded(Option<Result<TaskEnd, tokio::task::JoinError>>),
+    /// A stage whose key another process runs may try its lock again.
+    LockRetry,
+    /// Ctrl-C or SIGTERM: how the message names it.
+    Signal(&'static str),
+}
+
+/// One run of a plan: every stage's state, the running stage tasks and the GPU leases. Its
+/// methods are the run's transitions; the summary is counted from the final states.
+struct Scheduler<'a> {
+    plan: &'a Plan,
+    ctx: Arc<RunContext>,
+    options: &'a RunOptions,
+    /// Each stage's state, by plan index.
+    slots: Vec<Slot>,
+    /// The order in which ready stages start ([`priority::start_order`]).
+    start_order: Vec<usize>,
+    /// The stages of each key: a stage whose key an earlier stage of this run shares waits for
+    /// it (then finds its entry) rather than for its key lock, which this very process holds.
+    by_key: HashMap<&'a str, Vec<usize>>,
+    pool: GpuPool,
+    progress: Progress,
+    running: JoinSet<TaskEnd>,
+    /// Turns true on Ctrl-C or SIGTERM: the running stages stop.
+    cancel: watch::Sender<bool>,
+    sigterm: tokio::signal::unix::Signal,
+    /// No stage starts any more (a failure without `--keep-going`, or an interrupt).
+    stopping: bool,
+    /// Whether the run said that stages asking for GPUs run on CPU.
+    told_cpu: bool,
+    /// Each failure, in the order they happened.
+    failures: Vec<Failure>,
+}
+
+impl<'a> Scheduler<'a> {
+    fn new(plan: &'a Plan, ctx: Arc<RunContext>, options: &'a RunOptions) -> anyhow::Result<Self> {
+        let n = plan.stages.len();
+        let mut by_key: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, stage) in plan.stages.iter().enumerate() {
+            by_key.entry(stage.key.key.as_str()).or_default().push(i);
+        }
+        Ok(Scheduler {
+            plan,
+            ctx,
+            options,
+            slots: vec![Slot::default(); n],
+            start_order: priority::start_order(plan),
+            by_key,
+            pool: GpuPool::new(options.gpus.clone()),
+            progress: Progress::new(n, options.hide_progress),
+            running: JoinSet::new(),
+            cancel: watch::channel(false).0,
+            sigterm: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?,
+            stopping: false,
+            told_cpu: false,
+            failures: Vec::new(),
+        })
     }
-    let same_key = |i: usize| by_key[plan.stages[i].key.key.as_str()].as_slice();
 
-    loop {
+    /// Starts what is ready and waits for what runs, until nothing is left to start or wait for.
+    async fn run(mut self) -> anyhow::Result<RunSummary> {
+        loop {
+            if self.start_ready().await? {
+                continue;
+            }
+            let deferred = self.deferred();
+            if self.running.is_empty() && !deferred {
+                break;
+            }
+            self.wait(deferred).await?;
+        }
+        let cancelled = *self.cancel.borrow();
+        Ok(state::summary(&self.slots, self.failures, cancelled))
+    }
+
+    /// One pass over the waiting stages in start order, each moved on where it can be. Returns
+    /// whether a needed cache entry was found damaged, so that another pass follows.
+    async fn start_ready(&mut self) -> anyhow::Result<bool> {
         let mut rescan = false;
-        for &i in &start_order {
-            if state[i] != State::Waiting {
-                continue;
-            }
-            let planned = &plan.stages[i];
-            let needs = &planned.needs;
-            if needs.iter().any(|&j| {
-                matches!(
-                    state[j],
-                    State::Failed | State::Skipped | State::Interrupted
-                )
-            }) {
-                state[i] = State::Skipped;
-                summary.skipped += 1;
-                progress.stage_done();
-                continue;
-            }
-            if !needs
+        for k in 0..self.start_order.len() {
+            rescan |= self.advance(self.start_order[k]).await?;
+        }
+        Ok(rescan)
+    }
+
+    /// Moves waiting stage `i` on: skipped when a stage it needs did not succeed, taken from the
+    /// cache, or started when its needs are done and a slot, its key and its GPUs are free.
+    /// Returns whether one of its inputs was found damaged and will run again.
+    async fn advance(&mut self, i: usize) -> anyhow::Result<bool> {
+        if self.slots[i].state != State::Waiting {
+            return Ok(false);
+        }
+        let plan = self.plan;
+        let needs = &plan.stages[i].needs;
+        if needs
+            .iter()
+            .any(|&j| self.slots[j].state.skips_dependents())
+        {
+            self.end(i, State::Skipped);
+            return Ok(false);
+        }
+        if self.stopping || !needs.iter().all(|&j| self.slots[j].state.is_done()) {
+            return Ok(false);
+        }
+        // The plan looked in the cache; a key another run finishes later is caught by the stage
+        // task after it takes the key's lock.
+        if !self.forced(i) && plan.stages[i].cached && !self.slots[i].damaged {
+            return self.take_from_cache(i).await.map(|()| false);
+        }
+        if !self.may_start(i) {
+            return Ok(false);
+        }
+        if self.rerun_damaged_inputs(i)? {
+            return Ok(true);
+        }
+        match self.lease(i) {
+            Lease::Devices(devices) => self.start(i, devices),
+            Lease::Wait => {}
+            Lease::Refused(reason) => self.fail(i, reason, PathBuf::new()),
+        }
+        Ok(false)
+    }
+
+    /// Whether `--force` names stage `i`.
+    fn forced(&self, i: usize) -> bool {
+        is_forced(&self.plan.stages[i], &self.options.force)
+    }
+
+    /// The stages with the key of stage `i` (it among them).
+    fn same_key(&self, i: usize) -> &[usize] {
+        &self.by_key[self.plan.stages[i].key.key.as_str()]
+    }
+
+    /// Whether ready stage `i` may start now: a slot is free, it is not waiting to retry its
+    /// key's lock, and no stage of its key runs.
+    fn may_start(&self, i: usize) -> bool {
+        self.running.len() < self.options.jobs.max(1)
+            && self.slots[i].retry_at.is_none_or(|t| Instant::now() >= t)
+            && !self
+                .same_key(i)
                 .iter()
-                .all(|&j| matches!(state[j], State::Ran | State::Cached))
-                || stopping
-            {
-                continue;
-            }
-            // The plan looked in the cache; a key another run finishes later is caught by the
-            // stage task after it takes the key's lock.
-            if !forced(i) && planned.cached && !damaged[i] {
-                state[i] = State::Cached;
-                summary.cached += 1;
-                progress.stage_done();
-                ctx.store
-                    .mark_cached(&stage_task::cached_record(
-                        &ctx,
-                        planned,
-                        &Lineage::of(plan, i),
-                    ))
-                    .await?;
-                let entry = ctx.cache.entry_dir(&planned.key.key);
-                ctx.store
-                    .restore_final_metrics(&planned.key.key, &stage_task::cached_metrics(&entry)?)
-                    .await?;
-                continue;
-            }
-            if running.len() >= options.jobs.max(1)
-                || retry_at[i].is_some_and(|t| Instant::now() < t)
-                || same_key(i).iter().any(|&j| state[j] == State::Running)
-            {
-                continue;
-            }
-            let bad_inputs = damaged_inputs(&ctx, plan, needs, &state, &progress)?;
-            if !bad_inputs.is_empty() {
-                for j in bad_inputs {
-                    damaged[j] = true;
-                    state[j] = State::Waiting;
-                    summary.cached -= 1;
-                }
-                rescan = true;
-                continue;
-            }
-            let wanted = planned.stage.resources.gpus as usize;
-            let devices = if !ctx.executor.leases_local_gpus() {
-                Vec::new()
-            } else if pool.total() == 0 {
-                if wanted > 0 && !told_cpu {
-                    progress.println("no GPU available: stages that ask for GPUs run on CPU");
-                    told_cpu = true;
-                }
-                Vec::new()
-            } else if wanted > pool.total() {
-                state[i] = State::Failed;
-                summary.failed += 1;
-                summary.failures.push(Failure {
-                    stage: planned.display_name(),
-                    reason: format!(
-                        "asks for {wanted} GPUs but only {} are available",
-                        pool.total()
-                    ),
-                    log: PathBuf::new(),
-                });
-                progress.stage_done();
-                stopping |= !options.keep_going;
-                continue;
-            } else {
-                match pool.lease(wanted) {
-                    Some(ids) => ids,
-                    None => {
-                        if !told_waiting[i] {
-                            progress.println(&format!(
-                                "{}: waiting for a GPU lease",
-                                planned.display_name()
-                            ));
-                            told_waiting[i] = true;
-                        }
-                        continue;
-                    }
-                }
-            };
-            let inputs: BTreeMap<String, PathBuf> = needs
+                .any(|&j| self.slots[j].state == State::Running)
+    }
+
+    /// Whether a stage waits to retry its key's lock (the run then wakes to try it).
+    fn deferred(&self) -> bool {
+        !self.stopping
+            && self
+                .slots
                 .iter()
-                .map(|&j| {
-                    let need = &plan.stages[j];
-                    (need.stage.base.clone(), ctx.cache.entry_dir(&need.key.key))
-                })
-                .collect();
-            let job = StageJob {
-                planned: planned.clone(),
-                inputs,
-                devices: devices.clone(),
-                forced: forced(i),
-                lineage: Lineage::of(plan, i),
-                cpu_threads: cpu_share(options.jobs, planned.stage.resources.ranks()),
-                resolved_recipe: crate::plan::replay::resolved_recipe(plan, i),
-            };
-            state[i] = State::Running;
-            let (ctx, progress, cancel) = (ctx.clone(), progress.clone(), cancel_rx.clone());
-            running.spawn(async move {
-                let result = run_stage(ctx, job, progress, cancel).await;
-                (i, devices, result)
-            });
+                .any(|s| s.state == State::Waiting && s.retry_at.is_some())
+    }
+
+    /// Stage `i` ends `state`.
+    fn end(&mut self, i: usize, state: State) {
+        self.slots[i].state = state;
+        self.progress.stage_done();
+    }
+
+    /// Stage `i` failed for `reason` (its log: `log`); without `--keep-going` nothing starts
+    /// any more.
+    fn fail(&mut self, i: usize, reason: String, log: PathBuf) {
+        self.end(i, State::Failed);
+        self.failures.push(Failure {
+            stage: self.plan.stages[i].display_name(),
+            reason,
+            log,
+        });
+        self.stopping |= !self.options.keep_going;
+    }
+
+    /// Stage `i` is in the cache: recorded as cached, with the final metrics of its entry.
+    async fn take_from_cache(&mut self, i: usize) -> anyhow::Result<()> {
+        self.end(i, State::Cached);
+        let planned = &self.plan.stages[i];
+        let record = stage_task::cached_record(&self.ctx, planned, &Lineage::of(self.plan, i));
+        self.ctx.store.mark_cached(&record).await?;
+        let entry = self.ctx.cache.entry_dir(&planned.key.key);
+        let metrics = stage_task::cached_metrics(&entry)?;
+        self.ctx
+            .store
+            .restore_final_metrics(&planned.key.key, &metrics)
+            .await
+    }
+
+    /// Checks the entries that ready stage `i` takes from the cache against their manifests:
+    /// each damaged one is moved out of the cache, with a message, and its stage waits to run
+    /// again instead of feeding bad data to `i`. Returns whether any was damaged.
+    fn rerun_damaged_inputs(&mut self, i: usize) -> anyhow::Result<bool> {
+        let mut any = false;
+        for &j in &self.plan.stages[i].needs {
+            if !self.slots[j].state.is_from_cache() {
+                continue;
+            }
+            let need = &self.plan.stages[j];
+            let problems = self.ctx.cache.check_entry(&need.key.key);
+            if problems.is_empty() {
+                continue;
+            }
+            let moved = self.ctx.cache.quarantine(&need.key.key)?;
+            self.progress.println(&format!(
+                "{}: its cache entry does not match its manifest ({}); moved to {} and running it again",
+                need.display_name(),
+                problems.join("; "),
+                moved.display()
+            ));
+            self.slots[j].damaged = true;
+            self.slots[j].state = State::Waiting;
+            any = true;
         }
-        if rescan {
-            continue;
+        Ok(any)
+    }
+
+    /// The GPUs ready stage `i` runs on.
+    fn lease(&mut self, i: usize) -> Lease {
+        if !self.ctx.executor.leases_local_gpus() {
+            return Lease::Devices(Vec::new());
         }
-        let deferred =
-            !stopping && (0..n).any(|i| state[i] == State::Waiting && retry_at[i].is_some());
-        if running.is_empty() && !deferred {
-            break;
+        let planned = &self.plan.stages[i];
+        let wanted = planned.stage.resources.gpus as usize;
+        let total = self.pool.total();
+        if total == 0 {
+            if wanted > 0 && !self.told_cpu {
+                self.progress
+                    .println("no GPU available: stages that ask for GPUs run on CPU");
+                self.told_cpu = true;
+            }
+            return Lease::Devices(Vec::new());
         }
-        tokio::select! {
-            joined = running.join_next(), if !running.is_empty() => {
-                let (i, devices, result) = joined.expect("set is not empty")?;
-                pool.release(&devices);
-                if let StageResult::Busy(holder) = &result {
-                    if retry_at[i].is_none() {
-                        progress.println(&format!(
-                            "{}: waiting for {holder}, which is running the same key; running other stages meanwhile",
-                            plan.stages[i].display_name()
-                        ));
-                    }
-                    retry_at[i] = Some(Instant::now() + LOCK_RETRY);
-                    state[i] = State::Waiting;
-                    continue;
+        if wanted > total {
+            return Lease::Refused(format!(
+                "asks for {wanted} GPUs but only {total} are available"
+            ));
+        }
+        match self.pool.lease(wanted) {
+            Some(ids) => Lease::Devices(ids),
+            None => {
+                if !self.slots[i].told_waiting {
+                    self.progress.println(&format!(
+                        "{}: waiting for a GPU lease",
+                        planned.display_name()
+                    ));
+                    self.slots[i].told_waiting = true;
                 }
-                progress.stage_done();
-                state[i] = match result {
-                    StageResult::Ran => {
-                        summary.executed += 1;
-                        ran_keys.insert(plan.stages[i].key.key.clone());
-                        State::Ran
-                    }
-                    StageResult::Cached if ran_keys.contains(&plan.stages[i].key.key) => {
-                        summary.shared += 1;
-                        State::Cached
-                    }
-                    StageResult::Cached => { summary.cached += 1; State::Cached }
-                    StageResult::Interrupted => { summary.interrupted += 1; State::Interrupted }
-                    StageResult::Busy(_) => State::Waiting,
-                    StageResult::Failed { reason, stderr_tail, log } => {
-                        progress.println(&failure_report(&reason, &stderr_tail, &log));
-                        summary.failed += 1;
-                        summary.failures.push(Failure { stage: plan.stages[i].display_name(), reason, log });
-                        stopping |= !options.keep_going;
-                        State::Failed
-                    }
-                };
-            }
-            _ = tokio::time::sleep(LOCK_RETRY), if deferred => {}
-            _ = tokio::signal::ctrl_c(), if !*cancel_rx.borrow() => {
-                progress.println(&format!("interrupted: {}", ctx.executor.stopping()));
-                stopping = true;
-                let _ = cancel_tx.send(true);
-            }
-            _ = sigterm.recv(), if !*cancel_rx.borrow() => {
-                progress.println(&format!("terminated: {}", ctx.executor.stopping()));
-                stopping = true;
-                let _ = cancel_tx.send(true);
+                Lease::Wait
             }
         }
     }
-    let waiting = state.iter().filter(|s| **s == State::Waiting).count();
-    summary.skipped += waiting;
-    if summary.failed > 0 && !*cancel_rx.borrow() {
-        summary.not_started = waiting;
+
+    /// Starts the task of stage `i` on `devices`.
+    fn start(&mut self, i: usize, devices: Vec<u32>) {
+        let planned = &self.plan.stages[i];
+        let job = StageJob {
+            planned: planned.clone(),
+            inputs: stage_inputs(self.plan, i, &self.ctx.cache),
+            devices: devices.clone(),
+            forced: self.forced(i),
+            lineage: Lineage::of(self.plan, i),
+            cpu_threads: cpu_share(self.options.jobs, planned.stage.resources.ranks()),
+            resolved_recipe: crate::plan::replay::resolved_recipe(self.plan, i),
+        };
+        self.slots[i].state = State::Running;
+        let (ctx, progress, cancel) = (
+            self.ctx.clone(),
+            self.progress.clone(),
+            self.cancel.subscribe(),
+        );
+        self.running.spawn(async move {
+            let result = run_stage(ctx, job, progress, cancel).await;
+            (i, devices, result)
+        });
     }
-    Ok(summary)
+
+    /// Waits for a stage task to end, a lock retry to be due (`deferred`) or a signal, and
+    /// takes the transition it calls for.
+    async fn wait(&mut self, deferred: bool) -> anyhow::Result<()> {
+        let cancelled = *self.cancel.borrow();
+        let wake = tokio::select! {
+            joined = self.running.join_next(), if !self.running.is_empty() => Wake::TaskEnded(joined),
+            _ = tokio::time::sleep(LOCK_RETRY), if deferred => Wake::LockRetry,
+            _ = tokio::signal::ctrl_c(), if !cancelled => Wake::Signal("interrupted"),
+            _ = self.sigterm.recv(), if !cancelled => Wake::Signal("terminated"),
+        };
+        match wake {
+            Wake::TaskEnded(Some(joined)) => {
+                let (i, devices, result) = joined?;
+                self.pool.release(&devices);
+                self.task_ended(i, result);
+            }
+            Wake::TaskEnded(None) | Wake::LockRetry => {}
+            Wake::Signal(what) => {
+                self.progress
+                    .println(&format!("{what}: {}", self.ctx.executor.stopping()));
+                self.stopping = true;
+                self.cancel.send_replace(true);
+            }
+        }
+        Ok(())
+    }
+
+    /// Stage `i`'s task ended with `result`.
+    fn task_ended(&mut self, i: usize, result: StageResult) {
+        match result {
+            StageResult::Busy(holder) => self.wait_for_lock(i, &holder),
+            StageResult::Ran => self.end(i, State::Ran),
+            StageResult::Cached => {
+                let shared = self
+                    .same_key(i)
+                    .iter()
+                    .any(|&j| self.slots[j].state == State::Ran);
+                self.end(i, if shared { State::Shared } else { State::Cached });
+            }
+            StageResult::Interrupted => self.end(i, State::Interrupted),
+            StageResult::Failed {
+                reason,
+                stderr_tail,
+                log,
+            } => {
+                self.progress
+                    .println(&failure_report(&reason, &stderr_tail, &log));
+                self.fail(i, reason, log);
+            }
+        }
+    }
+
+    /// Stage `i` found its key's lock held by `holder` (another process runs the same key): it
+    /// waits and tries again, while other stages run.
+    fn wait_for_lock(&mut self, i: usize, holder: &str) {
+        let slot = &mut self.slots[i];
+        if slot.retry_at.is_none() {
+            self.progress.println(&format!(
+                "{}: waiting for {holder}, which is running the same key; running other stages meanwhile",
+                self.plan.stages[i].display_name()
+            ));
+        }
+        slot.retry_at = Some(Instant::now() + LOCK_RETRY);
+        slot.state = State::Waiting;
+    }
 }
 
 /// The CPU threads of one process of a stage that runs beside up to `jobs - 1` others, as one

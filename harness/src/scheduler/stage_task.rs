@@ -16,8 +16,9 @@ use super::RunContext;
 use crate::cache::{
     Cache, Entry, TreeSnapshot, KEY_FILE, MANIFEST_FILE, RESOLVED_RECIPE_FILE, STAGE_FILE,
 };
-use crate::executor::command_line::{stage_argv, StagePaths};
-use crate::executor::{Finished, Invocation, Placement, ProcessEnd, MAX_RESUMES};
+use crate::executor::command_line::StagePaths;
+use crate::executor::launch::Launch;
+use crate::executor::{Finished, Invocation, ProcessEnd, MAX_RESUMES};
 use crate::lock::TryLock;
 use crate::plan::{key::KeyManifest, PlannedStage};
 use crate::store::{ArtifactRow, MetricRow, StageOutcome, StageRecord, StageStatus};
@@ -109,24 +110,22 @@ async fn run_stage_inner(
     let mut attempt = 1;
     loop {
         let out = ctx.cache.new_build_dir(&key)?;
-        let paths = StagePaths {
-            out: out.clone(),
-            work: work.clone(),
-            inputs: job.inputs.clone(),
-        };
         ctx.store.stage_started(&record).await?;
         append_attempt_header(&log_path, &name, &key, attempt, attempts, &device)?;
         progress.stage_started(&name, attempt, attempts);
         let started = Instant::now();
-        let argv = stage_argv(planned, &paths, &device, &ctx.worker)?;
-        let invocation = Invocation {
-            argv,
-            cwd: planned.recipe_dir.clone(),
-            env: stage_env(&placement, &work, job.cpu_threads),
+        let invocation = Launch {
+            planned,
+            paths: StagePaths {
+                out: out.clone(),
+                work: work.clone(),
+                inputs: job.inputs.clone(),
+            },
+            placement: placement.clone(),
+            cpu_threads: job.cpu_threads,
             log_path: log_path.clone(),
-            time_limit: planned.stage.resources.time_limit,
-            ranks: planned.stage.resources.ranks(),
-        };
+        }
+        .invocation(&ctx.worker)?;
         let untouched = InputSnapshots::take(&job.inputs)?;
         let events = Arc::new(Mutex::new(Vec::new()));
         let finished = run_resuming(ctx, planned, &invocation, &events, progress, &cancel).await;
@@ -584,30 +583,6 @@ pub(crate) fn artifacts(entry: &Entry) -> Vec<ArtifactRow> {
             sha256: f.sha256.clone(),
         })
         .collect()
-}
-
-/// The environment of a stage process: its devices, its CPU threads, its work dir and the
-/// `rsfm` binary. `OMP_NUM_THREADS` (which libtorch's CPU kernels follow) is the stage's share of
-/// the cores unless the user set it: stages that each spin one OpenMP thread per core on a shared
-/// machine run many times slower than with their share.
-pub(crate) fn stage_env(
-    placement: &Placement,
-    work: &Path,
-    cpu_threads: usize,
-) -> Vec<(String, String)> {
-    let mut env = Vec::new();
-    if std::env::var_os("OMP_NUM_THREADS").is_none() {
-        env.push(("OMP_NUM_THREADS".into(), cpu_threads.max(1).to_string()));
-    }
-    if let Some(visible) = &placement.visible_devices {
-        env.push(("CUDA_VISIBLE_DEVICES".into(), visible.clone()));
-    }
-    env.push(("RSFM_DEVICE".into(), placement.device.clone()));
-    env.push(("RSFM_WORK_DIR".into(), work.display().to_string()));
-    if let Ok(exe) = std::env::current_exe() {
-        env.push(("RSFM_BIN".into(), exe.display().to_string()));
-    }
-    env
 }
 
 /// The store record of a stage found in the cache.

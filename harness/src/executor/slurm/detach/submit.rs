@@ -3,7 +3,7 @@
 //! needs that this run submits, and `--kill-on-invalid-dep=yes`, so that Slurm cancels the
 //! dependents of a job that fails. Cached stages are not submitted; their entries are inputs.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
@@ -14,11 +14,12 @@ use super::super::script::{batch_script, shell_quote};
 use super::super::settings::SlurmSettings;
 use super::super::states::JobId;
 use super::spec::{write_json, JobSpec, JOB_END_FILE, JOB_SPEC_FILE, STARTS_FILE};
-use crate::executor::command_line::{stage_argv, StagePaths};
-use crate::executor::{Invocation, Placement};
+use crate::executor::command_line::StagePaths;
+use crate::executor::launch::{stage_inputs, Launch};
+use crate::executor::Placement;
 use crate::plan::Plan;
 use crate::scheduler::lineage::Lineage;
-use crate::scheduler::stage_task::{stage_env, stage_json, stage_record};
+use crate::scheduler::stage_task::{stage_json, stage_record};
 use crate::scheduler::{is_forced, RunContext};
 use crate::store::{DetachedJob, QUEUED};
 
@@ -139,14 +140,7 @@ fn prepare(plan: &Plan, i: usize, ctx: &RunContext, work: &Path) -> anyhow::Resu
     for stale in [JOB_END_FILE, STARTS_FILE] {
         let _ = std::fs::remove_file(work.join(stale));
     }
-    let inputs: BTreeMap<String, std::path::PathBuf> = planned
-        .needs
-        .iter()
-        .map(|&j| {
-            let need = &plan.stages[j];
-            (need.stage.base.clone(), ctx.cache.entry_dir(&need.key.key))
-        })
-        .collect();
+    let inputs = stage_inputs(plan, i, &ctx.cache);
     let resources = &planned.stage.resources;
     // Slurm sets CUDA_VISIBLE_DEVICES to the GPUs it allocates to the job.
     let placement = Placement {
@@ -154,20 +148,19 @@ fn prepare(plan: &Plan, i: usize, ctx: &RunContext, work: &Path) -> anyhow::Resu
         visible_devices: None,
     };
     let log = work.join("stage.log");
-    let paths = StagePaths {
-        out: work.join("build"),
-        work: work.to_path_buf(),
-        inputs: inputs.clone(),
-    };
-    let invocation = Invocation {
-        argv: stage_argv(planned, &paths, &placement.device, &ctx.worker)?,
-        cwd: planned.recipe_dir.clone(),
+    let launch = Launch {
+        planned,
+        paths: StagePaths {
+            out: work.join("build"),
+            work: work.to_path_buf(),
+            inputs: inputs.clone(),
+        },
+        placement,
         // One CPU per task unless the site's flags give more: Slurm's default allocation.
-        env: stage_env(&placement, work, 1),
+        cpu_threads: 1,
         log_path: log.clone(),
-        time_limit: resources.time_limit,
-        ranks: resources.ranks(),
     };
+    let invocation = launch.invocation(&ctx.worker)?;
     let label = planned.display_name();
     let stage_script = work.join("slurm-stage.sh");
     fs_err::write(&stage_script, batch_script(&invocation, &label))?;
@@ -179,10 +172,10 @@ fn prepare(plan: &Plan, i: usize, ctx: &RunContext, work: &Path) -> anyhow::Resu
         stage_json: stage_json(planned),
         resolved_recipe: crate::plan::replay::resolved_recipe(plan, i),
         inputs,
-        out: paths.out.clone(),
+        out: launch.paths.out.clone(),
         log: log.clone(),
         stage_script,
-        device: placement.device.clone(),
+        device: launch.placement.device.clone(),
     };
     let spec_path = work.join(JOB_SPEC_FILE);
     write_json(&spec_path, &spec)?;
@@ -202,7 +195,7 @@ fn prepare(plan: &Plan, i: usize, ctx: &RunContext, work: &Path) -> anyhow::Resu
         ctx,
         planned,
         &Lineage::of(plan, i),
-        &placement.device,
+        &launch.placement.device,
         work,
         &log,
     );
