@@ -14,11 +14,9 @@ mod kinds;
 pub(crate) mod params;
 mod plan_cmd;
 mod prepare;
-mod recipe_paths;
 mod report;
 mod results;
 mod run_cmd;
-mod session;
 mod sql;
 mod status;
 mod submit;
@@ -29,6 +27,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use crate::session;
 
 pub use crate::error::BadInput;
 

@@ -1,10 +1,12 @@
 //! What `plan`, `run` and `explain` share: loading recipes and opening the results directory.
 
+pub mod recipe_paths;
+
 use std::path::{Path, PathBuf};
 
-use super::{recipe_paths, BadInput};
 use crate::cache::Cache;
 use crate::dataset_roots::DataRoots;
+use crate::error::BadInput;
 use crate::plan::check;
 use crate::plan::Plan;
 use crate::recipe::{self, Override, Recipe, RecipeErrors};

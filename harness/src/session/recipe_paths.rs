@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::BadInput;
+use crate::error::BadInput;
 
 /// The recipe files that `args` name, in order.
 pub fn expand(args: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
