@@ -156,27 +156,31 @@ impl VitConfig {
             ("num_heads", self.num_heads),
         ];
         for (name, value) in positive {
-            anyhow::ensure!(value > 0, "`{name}` must be positive, got {value}");
+            crate::ensure_param!(value > 0, name, "`{name}` must be positive, got {value}");
         }
-        anyhow::ensure!(
+        crate::ensure_param!(
             self.image_size.is_multiple_of(self.patch_size),
+            "image_size",
             "`image_size` ({}) must be a multiple of `patch_size` ({})",
             self.image_size,
             self.patch_size
         );
-        anyhow::ensure!(
+        crate::ensure_param!(
             self.embed_dim.is_multiple_of(self.num_heads),
+            "embed_dim",
             "`embed_dim` ({}) must be a multiple of `num_heads` ({})",
             self.embed_dim,
             self.num_heads
         );
-        anyhow::ensure!(
+        crate::ensure_param!(
             self.mlp_ratio > 0.0 && self.mlp_hidden_dim() > 0,
+            "mlp_ratio",
             "`mlp_ratio` must be positive, got {}",
             self.mlp_ratio
         );
-        anyhow::ensure!(
+        crate::ensure_param!(
             (0.0..1.0).contains(&self.drop_path),
+            "drop_path",
             "`drop_path` must be in [0, 1), got {}",
             self.drop_path
         );

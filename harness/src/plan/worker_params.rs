@@ -12,12 +12,12 @@ use rsfm_model::data::formats::potsdam::PotsdamLabels;
 use rsfm_model::params::data::{EvalTask, SegDataParams, SegFormat};
 use rsfm_model::params::{
     Backbone, EvaluateParams, FinetuneDetParams, FinetuneSegParams, MaePretrainParams, ModelRef,
-    PrepareParams, Schema,
+    ParamError, PrepareParams, Schema,
 };
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use super::key_error::{self, KeyProblem};
+use super::key_error;
 use crate::presets::load_preset;
 use crate::recipe::{Recipe, RecipeError, Stage, StageKind};
 
@@ -105,7 +105,7 @@ impl Inputs<'_> {
         if let Some(wanted) = params.op.source_format() {
             let (name, format) = self.dataset(&params.dataset)?;
             if let Some(format) = format.filter(|format| format != wanted) {
-                return Err(KeyProblem::error(
+                return Err(key_error::problem(
                     "dataset",
                     format!(
                         "`op = \"{}\"` cuts a `{wanted}` dataset, but `{name}` has format `{format}`",
@@ -122,7 +122,7 @@ impl Inputs<'_> {
                 .iter()
                 .any(|n| n.base == predictions && n.kind == StageKind::Evaluate);
             if !needed {
-                return Err(KeyProblem::error(
+                return Err(key_error::problem(
                     "predictions",
                     format!("`predictions = \"{predictions}\"` is not an `evaluate` stage in `needs`"),
                     format!("add the evaluation to `needs` and name it here: `needs = [\"{predictions}\", ...]`"),
@@ -187,7 +187,7 @@ impl Inputs<'_> {
         };
         if let Some(written) = params.task.filter(|written| *written != task) {
             let spelling = serde_json::to_value(written)?;
-            return Err(KeyProblem::error(
+            return Err(key_error::problem(
                 "task",
                 format!("`task = {spelling}` but `{model_from}` is a `{from_kind}` stage"),
                 "remove `task`: it follows from the stage in `model_from`",
@@ -207,7 +207,7 @@ impl Inputs<'_> {
 
     /// The stage's parameters as the kind's schema struct.
     fn parse<T: Schema>(&self) -> anyhow::Result<T> {
-        T::from_map(self.stage.params.clone()).map_err(anyhow::Error::msg)
+        T::from_map(self.stage.params.clone()).map_err(anyhow::Error::from)
     }
 
     /// [`Self::parse`], with the model preset's size defaults (`[defaults]`) for the keys of
@@ -225,13 +225,13 @@ impl Inputs<'_> {
                 }
             }
         }
-        T::from_map(map).map_err(anyhow::Error::msg)
+        T::from_map(map).map_err(anyhow::Error::from)
     }
 
     /// The model preset `name` and where it was found.
     fn preset(&self, name: &str) -> anyhow::Result<(String, ModelPreset)> {
         load_preset(name, &self.recipe.dir).map_err(|error| {
-            KeyProblem::error(
+            key_error::problem(
                 "model",
                 format!("{error:#}"),
                 "name one of the presets listed, or add recipes/models/NAME.toml",
@@ -243,7 +243,7 @@ impl Inputs<'_> {
     /// the architecture with the stage's overrides.
     fn inline_preset(&self, backbone: &mut Backbone) -> anyhow::Result<()> {
         let ModelRef::Preset(name) = &backbone.model else {
-            return Err(KeyProblem::error(
+            return Err(key_error::problem(
                 "model",
                 "`model` must be a preset name",
                 "name a preset of recipes/models, e.g. `model = \"vit-tiny\"`",
@@ -252,9 +252,16 @@ impl Inputs<'_> {
         let (file, preset) = self.preset(name)?;
         let name = name.clone();
         backbone.model = ModelRef::Config(preset.vit);
-        backbone.vit().map_err(|error| {
-            anyhow::anyhow!("{error:#} (model `{name}` from {file} with the stage's overrides)")
-        })?;
+        let from = format!("(model `{name}` from {file} with the stage's overrides)");
+        backbone
+            .vit()
+            .map_err(|error| match error.downcast::<ParamError>() {
+                Ok(mut problem) => {
+                    problem.message = format!("{} {from}", problem.message);
+                    problem.into()
+                }
+                Err(error) => anyhow::anyhow!("{error:#} {from}"),
+            })?;
         Ok(())
     }
 
@@ -266,12 +273,12 @@ impl Inputs<'_> {
             Some(name) => name.clone(),
             None => match stage.datasets.as_slice() {
                 [only] => only.clone(),
-                [] => return Err(KeyProblem::error(
+                [] => return Err(key_error::problem(
                     "dataset",
                     "no data: the stage reads no dataset",
                     "add `dataset = \"NAME\"` naming a needed stage that writes it, or list a `[dataset.NAME]` in `datasets`",
                 )),
-                _ => return Err(KeyProblem::error(
+                _ => return Err(key_error::problem(
                     "dataset",
                     format!("several datasets ({}) and no `dataset`", stage.datasets.join(", ")),
                     "add `dataset = \"NAME\"` naming the one this stage reads",
@@ -294,7 +301,7 @@ impl Inputs<'_> {
             self.dataset_inputs.push(name.clone());
             return Ok((name, None));
         }
-        Err(KeyProblem::error(
+        Err(key_error::problem(
             "dataset",
             format!("`dataset = \"{name}\"` is neither in the stage's `datasets` nor in its `needs`"),
             format!("add `{name}` to `datasets` (a `[dataset.{name}]` table) or to `needs` (a stage that writes it)"),
@@ -311,7 +318,7 @@ impl Inputs<'_> {
             Some(name) if names_a_file(name) => {
                 let path = self.recipe.dir.join(name);
                 if !path.is_file() {
-                    return Err(KeyProblem::error(
+                    return Err(key_error::problem(
                         "pretrained",
                         format!("`pretrained = \"{name}\"`: no such file ({})", path.display()),
                         "give a .pth or .safetensors checkpoint relative to the recipe's folder, or name a needed mae-pretrain stage",
@@ -320,7 +327,7 @@ impl Inputs<'_> {
                 self.pretrained_file = Some(path.clone());
                 Ok(Some(path.display().to_string()))
             }
-            Some(name) => Err(KeyProblem::error(
+            Some(name) => Err(key_error::problem(
                 "pretrained",
                 format!(
                     "`pretrained = \"{name}\"` must name a needed mae-pretrain stage (needed: {})",
@@ -331,7 +338,7 @@ impl Inputs<'_> {
             None => match pretrains.as_slice() {
                 [] => Ok(None),
                 [only] => Ok(Some(only.to_string())),
-                _ => Err(KeyProblem::error(
+                _ => Err(key_error::problem(
                     "pretrained",
                     "several needed mae-pretrain stages and no `pretrained`",
                     format!("set `pretrained` to one of {}", pretrains.join(", ")),
@@ -345,7 +352,7 @@ impl Inputs<'_> {
         let finetunes = self.needed_of(&[StageKind::FinetuneSeg, StageKind::FinetuneDet]);
         match written {
             Some(name) if finetunes.contains(&name.as_str()) => Ok(name.clone()),
-            Some(name) => Err(KeyProblem::error(
+            Some(name) => Err(key_error::problem(
                 "model_from",
                 format!(
                     "`model_from = \"{name}\"` must name a needed finetune-seg or finetune-det stage (needed: {})",
@@ -355,12 +362,12 @@ impl Inputs<'_> {
             )),
             None => match finetunes.as_slice() {
                 [only] => Ok(only.to_string()),
-                [] => Err(KeyProblem::error(
+                [] => Err(key_error::problem(
                     "needs",
                     "an evaluate stage scores a model, and it needs no fine-tuning stage",
                     "add the finetune-seg or finetune-det stage it scores to `needs`",
                 )),
-                _ => Err(KeyProblem::error(
+                _ => Err(key_error::problem(
                     "model_from",
                     "several needed fine-tuning stages and no `model_from`",
                     format!("set `model_from` to one of {}", finetunes.join(", ")),
@@ -394,14 +401,14 @@ fn pick_format<T: DeserializeOwned>(
         (Some(format), _) => Ok(format),
         (None, Some(format)) => {
             serde_json::from_value(Value::String(format.clone())).map_err(|_| {
-                KeyProblem::error(
+                key_error::problem(
                     "format",
                     format!("the dataset's format `{format}` does not fit this stage"),
                     "set `format` to a layout this stage reads (`rsfm kinds` lists them)",
                 )
             })
         }
-        (None, None) => Err(KeyProblem::error(
+        (None, None) => Err(key_error::problem(
             "format",
             "no dataset format",
             "set `format` here or in the dataset's `[dataset.NAME]` table",

@@ -95,7 +95,9 @@ impl StageKind {
         fn round_trip<T: Schema>(
             params: &Map<String, Value>,
         ) -> Result<Map<String, Value>, String> {
-            T::from_map(params.clone()).map(|parsed| parsed.to_map())
+            T::from_map(params.clone())
+                .map(|parsed| parsed.to_map())
+                .map_err(|e| e.to_string())
         }
         match self {
             StageKind::Prepare => round_trip::<PrepareParams>(params),

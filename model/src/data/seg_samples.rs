@@ -40,9 +40,12 @@ impl Part {
 
 /// The refusal of `trainval` for a layout whose held-out part is its public test split.
 pub fn trainval_refused(format: &str) -> anyhow::Error {
-    anyhow::anyhow!(
-        "`trainval = true` trains on train and val together, for datasets whose test labels only an evaluation server holds (dota, loveda); {format} scores its public test split here: remove `trainval`"
+    crate::params::ParamError::new(
+        "trainval",
+        format!("`trainval = true` trains on train and val together, for datasets whose test labels only an evaluation server holds (dota, loveda); {format} scores its public test split here"),
     )
+    .help("remove `trainval`")
+    .into()
 }
 
 /// One labelled image on disk.

@@ -1,5 +1,6 @@
 //! The backbone every training stage builds: a model preset and the stage's overrides.
 
+use crate::params::ParamError;
 use serde::{Deserialize, Serialize};
 
 use super::types::{ParamType, ParamValue, RATIO};
@@ -86,9 +87,11 @@ impl Backbone {
                 vit.validate()?;
                 Ok(vit)
             }
-            ModelRef::Preset(name) => anyhow::bail!(
-                "params.model is the preset name `{name}`: the plan replaces it with the preset's [vit] table"
-            ),
+            ModelRef::Preset(name) => Err(ParamError::new(
+                "model",
+                format!("params.model is the preset name `{name}`: the plan replaces it with the preset's [vit] table"),
+            )
+            .into()),
         }
     }
 }

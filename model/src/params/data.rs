@@ -1,6 +1,6 @@
 //! Dataset layouts and the other choices stage parameters name.
 
-use anyhow::Context;
+use crate::params::ParamError;
 use serde::{Deserialize, Serialize};
 
 use super::types::ParamType;
@@ -139,9 +139,12 @@ pub fn potsdam_labels(
     format: SegFormat,
 ) -> anyhow::Result<PotsdamLabels> {
     match (labels, format) {
-        (Some(_), SegFormat::Loveda) => anyhow::bail!(
-            "`labels` picks Potsdam's full or eroded labels, and this stage reads LoveDA: remove `labels`"
-        ),
+        (Some(_), SegFormat::Loveda) => Err(ParamError::new(
+            "labels",
+            "`labels` picks Potsdam's full or eroded labels, and this stage reads LoveDA",
+        )
+        .help("remove `labels`")
+        .into()),
         (labels, _) => Ok(labels.unwrap_or_default()),
     }
 }
@@ -184,7 +187,7 @@ impl DetDataParams {
     pub fn dota_version(&self) -> anyhow::Result<DotaVersion> {
         self.version
             .parse()
-            .map_err(|e: String| anyhow::anyhow!("params.version: {e}"))
+            .map_err(|e: String| ParamError::new("version", format!("params.version: {e}")).into())
     }
 }
 
@@ -200,7 +203,11 @@ fn training_part(trainval: bool) -> crate::data::seg_samples::Part {
 
 /// The name of the dataset a stage reads: the plan always sets `dataset`.
 pub fn resolved_dataset(dataset: &Option<String>) -> anyhow::Result<String> {
-    dataset
-        .clone()
-        .context("params.dataset is not set: the plan names the dataset every worker stage reads")
+    dataset.clone().ok_or_else(|| {
+        ParamError::new(
+            "dataset",
+            "params.dataset is not set: the plan names the dataset every worker stage reads",
+        )
+        .into()
+    })
 }

@@ -42,10 +42,18 @@ impl DetectorParams {
             ("roi_batch", self.roi_batch),
         ];
         for (name, value) in positive {
-            anyhow::ensure!(value > 0, "`{name}` must be positive");
+            crate::ensure_param!(value > 0, name, "`{name}` must be positive");
         }
-        anyhow::ensure!(self.anchor_scale > 0.0, "`anchor_scale` must be positive");
-        anyhow::ensure!(self.finest_scale > 0.0, "`finest_scale` must be positive");
+        crate::ensure_param!(
+            self.anchor_scale > 0.0,
+            "anchor_scale",
+            "`anchor_scale` must be positive"
+        );
+        crate::ensure_param!(
+            self.finest_scale > 0.0,
+            "finest_scale",
+            "`finest_scale` must be positive"
+        );
         Ok(())
     }
 }

@@ -1,5 +1,6 @@
 //! Parameters of an `evaluate` stage (segmentation or detection).
 
+use crate::params::ParamError;
 use serde::de::DeserializeOwned;
 
 use super::data::{
@@ -63,8 +64,9 @@ impl EvaluateParams {
     /// Checks values the types cannot and that no key of the other task is set; errors name
     /// the key.
     pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(
+        crate::ensure_param!(
             self.model_from.is_some(),
+            "model_from",
             "`model_from` is not set: the plan names the stage whose model is scored"
         );
         let defaults = Self::default();
@@ -83,7 +85,11 @@ impl EvaluateParams {
                 ];
                 refuse_set(&det_only, "det")?;
                 self.seg_data()?;
-                anyhow::ensure!(self.stride != Some(0), "`stride` must be positive");
+                crate::ensure_param!(
+                    self.stride != Some(0),
+                    "stride",
+                    "`stride` must be positive"
+                );
             }
             EvalTask::Det => {
                 let seg_only = [
@@ -95,7 +101,7 @@ impl EvaluateParams {
                 ];
                 refuse_set(&seg_only, "seg")?;
                 self.det_data()?.class_names()?;
-                anyhow::ensure!(self.iou > 0.0, "`iou` must be in (0, 1]");
+                crate::ensure_param!(self.iou > 0.0, "iou", "`iou` must be in (0, 1]");
             }
         }
         Ok(())
@@ -110,9 +116,11 @@ impl EvaluateParams {
     /// and takes no local scoring setting.
     fn check_test_split(&self, defaults: &Self) -> anyhow::Result<()> {
         let format = self.format.as_deref().unwrap_or_default();
-        anyhow::ensure!(
+        crate::ensure_param!(
             matches!(format, "dota" | "loveda"),
-            "`split = \"test\"` predicts the hidden test labels of dota or loveda for their evaluation servers; {format} publishes its test labels, which the default split scores here: remove `split`"
+            "split",
+            help = "remove `split`",
+            "`split = \"test\"` predicts the hidden test labels of dota or loveda for their evaluation servers; {format} publishes its test labels, which the default split scores here"
         );
         let scoring = [
             ("protocol", self.protocol.is_some()),
@@ -120,25 +128,33 @@ impl EvaluateParams {
             ("iou", self.iou != defaults.iou),
         ];
         if let Some((name, _)) = scoring.iter().find(|(_, set)| *set) {
-            anyhow::bail!(
-                "`{name}` sets how this study scores, and with `split = \"test\"` the evaluation server scores under its own protocol: remove `{name}`"
-            );
+            return Err(ParamError::new(
+                *name,
+                format!("`{name}` sets how this study scores, and with `split = \"test\"` the evaluation server scores under its own protocol"),
+            )
+            .help(format!("remove `{name}`"))
+            .into());
         }
         Ok(())
     }
 
     /// The task, which the plan always sets.
     pub fn task(&self) -> anyhow::Result<EvalTask> {
-        self.task
-            .ok_or_else(|| anyhow::anyhow!("`task` is not set: use seg or det"))
+        self.task.ok_or_else(|| {
+            ParamError::new("task", "`task` is not set")
+                .help("use seg or det")
+                .into()
+        })
     }
 
     /// The segmentation dataset scored.
     pub fn seg_data(&self) -> anyhow::Result<SegDataParams> {
         let format = self.format_as("seg")?;
-        anyhow::ensure!(
+        crate::ensure_param!(
             !self.clutter || format == SegFormat::Potsdam,
-            "`clutter` applies to Potsdam only: remove it"
+            "clutter",
+            help = "remove it",
+            "`clutter` applies to Potsdam only"
         );
         Ok(SegDataParams {
             name: resolved_dataset(&self.dataset)?,
@@ -165,16 +181,18 @@ impl EvaluateParams {
         let format = self
             .format
             .as_deref()
-            .ok_or_else(|| anyhow::anyhow!("`format` is not set"))?;
+            .ok_or_else(|| ParamError::new("format", "`format` is not set"))?;
         serde_json::from_value(format.into()).map_err(|_| {
-            anyhow::anyhow!(
-                "format `{format}` does not fit task = \"{task}\": use {}",
-                if task == "seg" {
-                    "loveda or potsdam"
-                } else {
-                    "dota or dior-r"
-                }
+            ParamError::new(
+                "format",
+                format!("format `{format}` does not fit task = \"{task}\""),
             )
+            .help(if task == "seg" {
+                "use loveda or potsdam"
+            } else {
+                "use dota or dior-r"
+            })
+            .into()
         })
     }
 }
@@ -182,9 +200,12 @@ impl EvaluateParams {
 /// Fails on the first key set among `keys` (name, whether set), which apply only to `task`.
 fn refuse_set(keys: &[(&str, bool)], task: &str) -> anyhow::Result<()> {
     match keys.iter().find(|(_, set)| *set) {
-        Some((name, _)) => {
-            anyhow::bail!("`{name}` applies only when scoring task = \"{task}\": remove it")
-        }
+        Some((name, _)) => Err(ParamError::new(
+            *name,
+            format!("`{name}` applies only when scoring task = \"{task}\""),
+        )
+        .help("remove it")
+        .into()),
         None => Ok(()),
     }
 }

@@ -7,6 +7,7 @@ use super::init::BackboneInit;
 use super::precision::Precision;
 use super::types::RATIO;
 use super::vitdet::VitDetConfig;
+use crate::params::ParamError;
 
 crate::schema! {
     /// Parameters of a `finetune-det` stage: ViTDet backbone + Oriented R-CNN, the 1x schedule
@@ -90,8 +91,9 @@ crate::schema! {
 impl FinetuneDetParams {
     /// Checks values the types cannot; errors name the key.
     pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(
+        crate::ensure_param!(
             self.loader_threads != Some(0),
+            "loader_threads",
             "`loader_threads` must be positive (or unset for one per core)"
         );
         let vit = self.backbone.vit()?;
@@ -99,26 +101,51 @@ impl FinetuneDetParams {
         BackboneInit::resolve(self.init, self.pretrained.as_deref())?;
         self.detector.validate()?;
         self.det_data()?.class_names()?;
-        anyhow::ensure!(
+        crate::ensure_param!(
             self.fraction > 0.0 && self.fraction <= 1.0,
+            "fraction",
             "`fraction` must be in (0, 1], got {}",
             self.fraction
         );
-        anyhow::ensure!(
-            self.steps != Some(0) && self.epochs > 0,
+        crate::ensure_param!(
+            self.steps != Some(0),
+            "steps",
             "`steps` and `epochs` must be positive"
         );
-        anyhow::ensure!(self.batch_size > 0, "`batch_size` must be positive");
-        anyhow::ensure!(self.lr > 0.0, "`lr` must be positive");
-        anyhow::ensure!(self.layer_decay > 0.0, "`layer_decay` must be in (0, 1]");
-        anyhow::ensure!(self.log_every > 0, "`log_every` must be positive");
-        anyhow::ensure!(self.accum_steps > 0, "`accum_steps` must be positive");
-        anyhow::ensure!(
+        crate::ensure_param!(
+            self.epochs > 0,
+            "epochs",
+            "`steps` and `epochs` must be positive"
+        );
+        crate::ensure_param!(
+            self.batch_size > 0,
+            "batch_size",
+            "`batch_size` must be positive"
+        );
+        crate::ensure_param!(self.lr > 0.0, "lr", "`lr` must be positive");
+        crate::ensure_param!(
+            self.layer_decay > 0.0,
+            "layer_decay",
+            "`layer_decay` must be in (0, 1]"
+        );
+        crate::ensure_param!(
+            self.log_every > 0,
+            "log_every",
+            "`log_every` must be positive"
+        );
+        crate::ensure_param!(
+            self.accum_steps > 0,
+            "accum_steps",
+            "`accum_steps` must be positive"
+        );
+        crate::ensure_param!(
             self.grad_clip.is_none_or(|c| c > 0.0),
+            "grad_clip",
             "`grad_clip` must be positive"
         );
-        anyhow::ensure!(
+        crate::ensure_param!(
             vit.image_size.is_multiple_of(2 * vit.patch_size),
+            "image_size",
             "`image_size` ({}) must be a multiple of twice the patch size ({})",
             vit.image_size,
             vit.patch_size
@@ -128,9 +155,9 @@ impl FinetuneDetParams {
 
     /// The dataset the stage reads.
     pub fn det_data(&self) -> anyhow::Result<DetDataParams> {
-        let format = self
-            .format
-            .ok_or_else(|| anyhow::anyhow!("`format` is not set: use one of dota, dior-r"))?;
+        let format = self.format.ok_or_else(|| {
+            ParamError::new("format", "`format` is not set").help("use one of dota, dior-r")
+        })?;
         if self.trainval && format == DetFormat::DiorR {
             return Err(crate::data::seg_samples::trainval_refused("dior-r"));
         }

@@ -10,6 +10,7 @@ use super::types::RATIO;
 use super::vitdet::VitDetConfig;
 use crate::data::formats::potsdam::PotsdamLabels;
 use crate::data::transforms::seg_augment::SegAugment;
+use crate::params::ParamError;
 
 crate::schema! {
     /// Parameters of a `finetune-seg` stage: ViTDet backbone + UperNet.
@@ -119,40 +120,66 @@ crate::schema! {
 impl FinetuneSegParams {
     /// Checks values the types cannot; errors name the key.
     pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(
+        crate::ensure_param!(
             self.loader_threads != Some(0),
+            "loader_threads",
             "`loader_threads` must be positive (or unset for one per core)"
         );
         let vit = self.backbone.vit()?;
         self.vitdet.validate(vit.depth, vit.grid_size())?;
         BackboneInit::resolve(self.init, self.pretrained.as_deref())?;
         self.seg_data()?;
-        anyhow::ensure!(
+        crate::ensure_param!(
             self.fraction > 0.0 && self.fraction <= 1.0,
+            "fraction",
             "`fraction` must be in (0, 1], got {}",
             self.fraction
         );
-        anyhow::ensure!(self.steps > 0, "`steps` must be positive");
-        anyhow::ensure!(self.batch_size > 0, "`batch_size` must be positive");
-        anyhow::ensure!(self.lr > 0.0, "`lr` must be positive");
-        anyhow::ensure!(self.layer_decay > 0.0, "`layer_decay` must be in (0, 1]");
-        anyhow::ensure!(self.log_every > 0, "`log_every` must be positive");
-        anyhow::ensure!(self.accum_steps > 0, "`accum_steps` must be positive");
-        anyhow::ensure!(
+        crate::ensure_param!(self.steps > 0, "steps", "`steps` must be positive");
+        crate::ensure_param!(
+            self.batch_size > 0,
+            "batch_size",
+            "`batch_size` must be positive"
+        );
+        crate::ensure_param!(self.lr > 0.0, "lr", "`lr` must be positive");
+        crate::ensure_param!(
+            self.layer_decay > 0.0,
+            "layer_decay",
+            "`layer_decay` must be in (0, 1]"
+        );
+        crate::ensure_param!(
+            self.log_every > 0,
+            "log_every",
+            "`log_every` must be positive"
+        );
+        crate::ensure_param!(
+            self.accum_steps > 0,
+            "accum_steps",
+            "`accum_steps` must be positive"
+        );
+        crate::ensure_param!(
             self.grad_clip.is_none_or(|c| c > 0.0),
+            "grad_clip",
             "`grad_clip` must be positive"
         );
-        anyhow::ensure!(
+        crate::ensure_param!(
             self.aux_loss_weight >= 0.0,
+            "aux_loss_weight",
             "`aux_loss_weight` must not be negative"
         );
-        anyhow::ensure!(self.poly_power > 0.0, "`poly_power` must be positive");
-        anyhow::ensure!(
+        crate::ensure_param!(
+            self.poly_power > 0.0,
+            "poly_power",
+            "`poly_power` must be positive"
+        );
+        crate::ensure_param!(
             matches!(self.ratio_range.as_slice(), [lo, hi] if *lo > 0.0 && lo <= hi),
+            "ratio_range",
             "`ratio_range` must be two positive numbers [lo, hi] with lo <= hi, e.g. [0.5, 2.0]"
         );
-        anyhow::ensure!(
+        crate::ensure_param!(
             self.resize_side != Some(0),
+            "resize_side",
             "`resize_side` must be positive"
         );
         Ok(())
@@ -188,9 +215,9 @@ impl FinetuneSegParams {
 
     /// The dataset the stage reads.
     pub fn seg_data(&self) -> anyhow::Result<SegDataParams> {
-        let format = self
-            .format
-            .ok_or_else(|| anyhow::anyhow!("`format` is not set: use one of loveda, potsdam"))?;
+        let format = self.format.ok_or_else(|| {
+            ParamError::new("format", "`format` is not set").help("use one of loveda, potsdam")
+        })?;
         if self.trainval && format == SegFormat::Potsdam {
             return Err(crate::data::seg_samples::trainval_refused("potsdam"));
         }

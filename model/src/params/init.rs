@@ -1,5 +1,6 @@
 //! Where a fine-tuning stage's backbone starts: a pretrained checkpoint or random weights.
 
+use crate::params::ParamError;
 use serde::{Deserialize, Serialize};
 
 /// A fine-tuning stage's `init` parameter.
@@ -25,14 +26,21 @@ impl BackboneInit {
                 Ok(BackboneInit::Pretrained)
             }
             (None, None) | (Some(BackboneInit::Scratch), None) => Ok(BackboneInit::Scratch),
-            (Some(BackboneInit::Pretrained), None) => anyhow::bail!(
+            (Some(BackboneInit::Pretrained), None) => Err(ParamError::new(
+                "init",
                 "params.init = \"pretrained\" needs params.pretrained, the name of a needed \
-                 `mae-pretrain` stage (or set params.init = \"scratch\")"
-            ),
-            (Some(BackboneInit::Scratch), Some(name)) => anyhow::bail!(
-                "params.init = \"scratch\" starts from random weights, but params.pretrained \
-                 names `{name}`: remove one of the two"
-            ),
+                 `mae-pretrain` stage (or set params.init = \"scratch\")",
+            )
+            .into()),
+            (Some(BackboneInit::Scratch), Some(name)) => Err(ParamError::new(
+                "init",
+                format!(
+                    "params.init = \"scratch\" starts from random weights, but params.pretrained \
+                     names `{name}`"
+                ),
+            )
+            .help("remove one of the two")
+            .into()),
         }
     }
 }

@@ -21,22 +21,25 @@ crate::schema! {
 impl MaeConfig {
     /// Checks the settings; the error names the offending key.
     pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(
+        crate::ensure_param!(
             self.mask_ratio > 0.0 && self.mask_ratio < 1.0,
+            "mask_ratio",
             "`mask_ratio` must be in (0, 1), got {}",
             self.mask_ratio
         );
-        anyhow::ensure!(
+        crate::ensure_param!(
             self.decoder_num_heads > 0
                 && self
                     .decoder_embed_dim
                     .is_multiple_of(self.decoder_num_heads),
+            "decoder_embed_dim",
             "`decoder_embed_dim` ({}) must be a positive multiple of `decoder_num_heads` ({})",
             self.decoder_embed_dim,
             self.decoder_num_heads
         );
-        anyhow::ensure!(
+        crate::ensure_param!(
             self.decoder_embed_dim.is_multiple_of(4),
+            "decoder_embed_dim",
             "`decoder_embed_dim` must be divisible by 4 for sin-cos position embeddings, got {}",
             self.decoder_embed_dim
         );

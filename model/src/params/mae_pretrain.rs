@@ -63,17 +63,31 @@ impl MaePretrainParams {
         self.backbone.vit()?;
         self.mae.validate()?;
         resolved_dataset(&self.dataset)?;
-        anyhow::ensure!(self.steps > 0, "`steps` must be positive");
-        anyhow::ensure!(self.batch_size > 0, "`batch_size` must be positive");
-        anyhow::ensure!(self.base_lr > 0.0, "`base_lr` must be positive");
-        anyhow::ensure!(self.log_every > 0, "`log_every` must be positive");
-        anyhow::ensure!(self.accum_steps > 0, "`accum_steps` must be positive");
-        anyhow::ensure!(
+        crate::ensure_param!(self.steps > 0, "steps", "`steps` must be positive");
+        crate::ensure_param!(
+            self.batch_size > 0,
+            "batch_size",
+            "`batch_size` must be positive"
+        );
+        crate::ensure_param!(self.base_lr > 0.0, "base_lr", "`base_lr` must be positive");
+        crate::ensure_param!(
+            self.log_every > 0,
+            "log_every",
+            "`log_every` must be positive"
+        );
+        crate::ensure_param!(
+            self.accum_steps > 0,
+            "accum_steps",
+            "`accum_steps` must be positive"
+        );
+        crate::ensure_param!(
             self.grad_clip.is_none_or(|c| c > 0.0),
+            "grad_clip",
             "`grad_clip` must be positive"
         );
-        anyhow::ensure!(
+        crate::ensure_param!(
             self.loader_threads != Some(0),
+            "loader_threads",
             "`loader_threads` must be positive (or unset for one per core)"
         );
         Ok(())

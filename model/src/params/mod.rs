@@ -9,6 +9,7 @@
 pub mod backbone;
 pub mod data;
 pub mod detector;
+pub mod error;
 pub mod evaluate;
 pub mod finetune_det;
 pub mod finetune_seg;
@@ -24,6 +25,7 @@ pub mod types;
 pub mod vitdet;
 
 pub use backbone::{Backbone, ModelRef};
+pub use error::ParamError;
 pub use evaluate::EvaluateParams;
 pub use finetune_det::FinetuneDetParams;
 pub use finetune_seg::FinetuneSegParams;

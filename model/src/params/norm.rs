@@ -46,12 +46,16 @@ impl Norm {
     pub fn check_layout(self, batch_size: usize, ranks: usize) -> anyhow::Result<()> {
         let per_rank = batch_size / ranks.max(1);
         match self.pooled_samples(batch_size, ranks) {
-            Some(pooled) if pooled < 2 => anyhow::bail!(
-                "`norm` = \"{}\" with `batch_size` = {batch_size} over {ranks} data-parallel process{} pools the batch statistics of {pooled} crop ({per_rank} per rank): UperNet's 1×1 pyramid-pooling branch would normalise a single value per channel and save a NaN running variance; {}",
-                self.as_str(),
-                if ranks == 1 { "" } else { "es" },
-                self.fix(ranks)
-            ),
+            Some(pooled) if pooled < 2 => Err(crate::params::ParamError::new(
+                "norm",
+                format!(
+                    "`norm` = \"{}\" with `batch_size` = {batch_size} over {ranks} data-parallel process{} pools the batch statistics of {pooled} crop ({per_rank} per rank): UperNet's 1×1 pyramid-pooling branch would normalise a single value per channel and save a NaN running variance; {}",
+                    self.as_str(),
+                    if ranks == 1 { "" } else { "es" },
+                    self.fix(ranks)
+                ),
+            )
+            .into()),
             _ => Ok(()),
         }
     }

@@ -2,6 +2,7 @@
 //! cropped).
 
 use crate::data::formats::potsdam::PotsdamLabels;
+use crate::params::ParamError;
 use serde::{Deserialize, Serialize};
 
 use crate::data::synth::SynthDataset;
@@ -268,15 +269,13 @@ impl PrepareParams {
                 )?;
                 if self.op != PrepareOp::RescorePotsdam {
                     refuse_keys(self.op, &[("labels", self.labels.is_some())])?;
-                    anyhow::ensure!(
+                    crate::ensure_param!(
                         self.iou.is_none_or(|iou| iou > 0.0 && iou <= 1.0),
+                        "iou",
                         "`iou` must be in (0, 1]"
                     );
                 }
-                anyhow::ensure!(
-                    self.predictions.is_some(),
-                    "`predictions` is not set: name the needed `evaluate` stage whose predictions are scored"
-                );
+                crate::ensure_param!(self.predictions.is_some(), "predictions", "`predictions` is not set: name the needed `evaluate` stage whose predictions are scored");
             }
             PrepareOp::TileDota => {
                 refuse_keys(self.op, &synth_only)?;
@@ -287,15 +286,18 @@ impl PrepareParams {
                         ("labels", self.labels.is_some()),
                     ],
                 )?;
-                anyhow::ensure!(
+                crate::ensure_param!(
                     self.gap < self.patch_size(),
+                    "gap",
                     "`gap = {}` must be smaller than `patch_size = {}`",
                     self.gap,
                     self.patch_size()
                 );
-                anyhow::ensure!(
+                crate::ensure_param!(
                     !self.splits.is_empty(),
-                    "`splits` is empty: list the DOTA folders to tile, e.g. [\"train\", \"val\"]"
+                    "splits",
+                    help = "list the DOTA folders to tile, e.g. [\"train\", \"val\"]",
+                    "`splits` is empty"
                 );
             }
             PrepareOp::CropPotsdam | PrepareOp::CropLoveda => {
@@ -305,19 +307,22 @@ impl PrepareParams {
                 }
                 refuse_keys(self.op, &tile_only)?;
                 let (size, stride) = (self.patch_size(), self.stride());
-                anyhow::ensure!(
+                crate::ensure_param!(
                     size > 0,
-                    "`patch_size = 0`: set the crop side in pixels, e.g. `patch_size = 512`"
+                    "patch_size",
+                    help = "set the crop side in pixels, e.g. `patch_size = 512`",
+                    "`patch_size = 0`"
                 );
-                anyhow::ensure!(
+                crate::ensure_param!(
                     stride > 0,
-                    "`stride = 0`: set the pixels between crop starts, e.g. `stride = {size}` (no overlap)"
+                    "stride",
+                    help = format!(
+                        "set the pixels between crop starts, e.g. `stride = {size}` (no overlap)"
+                    ),
+                    "`stride = 0`"
                 );
-                anyhow::ensure!(
-                    stride <= size,
-                    "`stride = {stride}` is larger than `patch_size = {size}`: the crops would skip \
-                     the pixels between them; set `stride` to {size} or less"
-                );
+                crate::ensure_param!(stride <= size, "stride", "`stride = {stride}` is larger than `patch_size = {size}`: the crops would skip \
+                     the pixels between them; set `stride` to {size} or less");
             }
             _ => {
                 let reader_only = [
@@ -331,8 +336,9 @@ impl PrepareParams {
                 if !matches!(self.op, PrepareOp::SynthDota | PrepareOp::SynthLoveda) {
                     refuse_keys(self.op, &[("test_images", self.test_images > 0)])?;
                 }
-                anyhow::ensure!(
+                crate::ensure_param!(
                     self.images > 0,
+                    "images",
                     "`images = 0`: a synthetic dataset needs 1 image or more"
                 );
             }
@@ -344,10 +350,12 @@ impl PrepareParams {
 /// An error naming the first key in `set` that does not apply to `op`.
 fn refuse_keys(op: PrepareOp, set: &[(&str, bool)]) -> anyhow::Result<()> {
     match set.iter().find(|(_, is_set)| *is_set) {
-        Some((key, _)) => anyhow::bail!(
-            "`{key}` does not apply to `op = \"{}\"`: remove it",
-            op.as_str()
-        ),
+        Some((key, _)) => Err(ParamError::new(
+            *key,
+            format!("`{key}` does not apply to `op = \"{}\"`", op.as_str()),
+        )
+        .help("remove it")
+        .into()),
         None => Ok(()),
     }
 }
@@ -359,7 +367,7 @@ mod tests {
     use serde_json::json;
 
     fn parse(value: serde_json::Value) -> Result<PrepareParams, String> {
-        PrepareParams::from_map(value.as_object().unwrap().clone())
+        PrepareParams::from_map(value.as_object().unwrap().clone()).map_err(|e| e.to_string())
     }
 
     #[test]

@@ -12,6 +12,7 @@
 use serde_json::{Map, Value};
 
 use super::types::{ParamType, ParamValue};
+use super::ParamError;
 
 /// One key of a stage's parameters.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,22 +41,25 @@ pub trait Schema: Default + Sized {
 
     /// Removes this schema's keys from `map` and builds the value; a missing key takes its
     /// default, a missing required key or a value of the wrong type is an error naming the key.
-    fn take(map: &mut Map<String, Value>) -> Result<Self, String>;
+    fn take(map: &mut Map<String, Value>) -> Result<Self, ParamError>;
 
     /// Writes every key that has a value (unset options are left out) into `map`.
     fn put(&self, map: &mut Map<String, Value>);
 
     /// The parameters in `map`; a key the schema does not know is an error that lists the
     /// allowed ones.
-    fn from_map(mut map: Map<String, Value>) -> Result<Self, String> {
+    fn from_map(mut map: Map<String, Value>) -> Result<Self, ParamError> {
         let value = Self::take(&mut map)?;
         match map.keys().next() {
             None => Ok(value),
             Some(unknown) => {
                 let allowed: Vec<&str> = Self::fields().iter().map(|f| f.name).collect();
-                Err(format!(
-                    "unknown parameter `{unknown}`; allowed: {}",
-                    allowed.join(", ")
+                Err(ParamError::new(
+                    unknown.clone(),
+                    format!(
+                        "unknown parameter `{unknown}`; allowed: {}",
+                        allowed.join(", ")
+                    ),
                 ))
             }
         }
@@ -91,12 +95,12 @@ pub const fn field_type<T: ParamValue>(explicit: Option<ParamType>) -> ParamType
 pub fn take_value<T: serde::de::DeserializeOwned>(
     map: &mut Map<String, Value>,
     name: &str,
-) -> Result<Option<T>, String> {
+) -> Result<Option<T>, ParamError> {
     match map.remove(name) {
         None | Some(Value::Null) => Ok(None),
         Some(value) => serde_json::from_value(value)
             .map(Some)
-            .map_err(|e| format!("`{name}`: {e}")),
+            .map_err(|e| ParamError::new(name, format!("`{name}`: {e}"))),
     }
 }
 
@@ -195,7 +199,7 @@ macro_rules! schema {
             #[allow(unused_variables, reason = "a schema with no keys reads nothing from the map")]
             fn take(
                 map: &mut ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-            ) -> ::std::result::Result<Self, ::std::string::String> {
+            ) -> ::std::result::Result<Self, $crate::params::ParamError> {
                 Ok(Self {
                     $($group: <$gty as $crate::params::Schema>::take(map)?,)*
                     $(
@@ -237,6 +241,8 @@ macro_rules! schema {
     (@type $pty:path) => { Some($pty) };
     (@default_json ($value:expr)) => { None };
     (@default_json ($value:expr) $default:expr) => { Some($value) };
-    (@missing $name:expr) => { return Err(format!("`{}` is required", $name)) };
+    (@missing $name:expr) => {
+        return Err($crate::params::ParamError::new($name, format!("`{}` is required", $name)))
+    };
     (@missing $name:expr, $default:expr) => { $default };
 }

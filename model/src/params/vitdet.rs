@@ -30,15 +30,22 @@ impl VitDetConfig {
     /// Checks the settings against a backbone of `depth` stages on a `grid`×`grid` token
     /// grid; errors name the key and the fix.
     pub fn validate(&self, depth: usize, grid: usize) -> anyhow::Result<()> {
-        anyhow::ensure!(self.window_size > 0, "`window_size` must be positive");
-        anyhow::ensure!(
+        crate::ensure_param!(
+            self.window_size > 0,
+            "window_size",
+            "`window_size` must be positive"
+        );
+        crate::ensure_param!(
             self.window_size <= grid,
-            "`window_size` = {} is larger than the {grid}×{grid} token grid (image_size / patch_size): set `window_size` to at most {grid}",
+            "window_size",
+            help = format!("set `window_size` to at most {grid}"),
+            "`window_size` = {} is larger than the {grid}×{grid} token grid (image_size / patch_size)",
             self.window_size
         );
         if let Some(stages) = &self.global_stages {
-            anyhow::ensure!(
+            crate::ensure_param!(
                 stages.iter().all(|&s| s < depth),
+                "global_stages",
                 "`global_stages` must be below the backbone's depth {depth}"
             );
         }
