@@ -30,13 +30,7 @@ impl Session {
     pub async fn open(inputs: &RecipeInputs<'_>, results_dir: &Path) -> anyhow::Result<Session> {
         let recipes = inputs.load()?;
         let (results_dir, store) = open_store(results_dir).await?;
-        let cache = Cache::open(&results_dir)?;
-        Ok(Session {
-            recipes,
-            results_dir,
-            store,
-            cache,
-        })
+        Session::with_cache(recipes, results_dir, store)
     }
 
     /// Loads `recipe_paths` and opens `results_dir` for a command that only reads: the database
@@ -49,6 +43,15 @@ impl Session {
         let recipes = inputs.load()?;
         let results_dir = std::path::absolute(results_dir)?;
         let store = Store::open_for_reading(&results_dir.join("rsfm.db")).await?;
+        Session::with_cache(recipes, results_dir, store)
+    }
+
+    /// The session of `recipes` on `results_dir` with `store` open, and its cache.
+    fn with_cache(
+        recipes: Vec<Recipe>,
+        results_dir: PathBuf,
+        store: Store,
+    ) -> anyhow::Result<Session> {
         let cache = Cache::open(&results_dir)?;
         Ok(Session {
             recipes,

@@ -91,22 +91,13 @@ crate::schema! {
 impl FinetuneDetParams {
     /// Checks values the types cannot; errors name the key.
     pub fn validate(&self) -> anyhow::Result<()> {
-        crate::ensure_param!(
-            self.loader_threads != Some(0),
-            "loader_threads",
-            "`loader_threads` must be positive (or unset for one per core)"
-        );
+        crate::loop_values!(self).check()?;
+        crate::fine_tune_values!(self).check()?;
         let vit = self.backbone.vit()?;
         self.vitdet.validate(vit.depth, vit.grid_size())?;
         BackboneInit::resolve(self.init, self.pretrained.as_deref())?;
         self.detector.validate()?;
         self.det_data()?.class_names()?;
-        crate::ensure_param!(
-            self.fraction > 0.0 && self.fraction <= 1.0,
-            "fraction",
-            "`fraction` must be in (0, 1], got {}",
-            self.fraction
-        );
         crate::ensure_param!(
             self.steps != Some(0),
             "steps",
@@ -116,32 +107,6 @@ impl FinetuneDetParams {
             self.epochs > 0,
             "epochs",
             "`steps` and `epochs` must be positive"
-        );
-        crate::ensure_param!(
-            self.batch_size > 0,
-            "batch_size",
-            "`batch_size` must be positive"
-        );
-        crate::ensure_param!(self.lr > 0.0, "lr", "`lr` must be positive");
-        crate::ensure_param!(
-            self.layer_decay > 0.0,
-            "layer_decay",
-            "`layer_decay` must be in (0, 1]"
-        );
-        crate::ensure_param!(
-            self.log_every > 0,
-            "log_every",
-            "`log_every` must be positive"
-        );
-        crate::ensure_param!(
-            self.accum_steps > 0,
-            "accum_steps",
-            "`accum_steps` must be positive"
-        );
-        crate::ensure_param!(
-            self.grad_clip.is_none_or(|c| c > 0.0),
-            "grad_clip",
-            "`grad_clip` must be positive"
         );
         crate::ensure_param!(
             vit.image_size.is_multiple_of(2 * vit.patch_size),

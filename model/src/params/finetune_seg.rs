@@ -120,48 +120,13 @@ crate::schema! {
 impl FinetuneSegParams {
     /// Checks values the types cannot; errors name the key.
     pub fn validate(&self) -> anyhow::Result<()> {
-        crate::ensure_param!(
-            self.loader_threads != Some(0),
-            "loader_threads",
-            "`loader_threads` must be positive (or unset for one per core)"
-        );
+        crate::loop_values!(self).check()?;
+        crate::fine_tune_values!(self).check()?;
         let vit = self.backbone.vit()?;
         self.vitdet.validate(vit.depth, vit.grid_size())?;
         BackboneInit::resolve(self.init, self.pretrained.as_deref())?;
         self.seg_data()?;
-        crate::ensure_param!(
-            self.fraction > 0.0 && self.fraction <= 1.0,
-            "fraction",
-            "`fraction` must be in (0, 1], got {}",
-            self.fraction
-        );
         crate::ensure_param!(self.steps > 0, "steps", "`steps` must be positive");
-        crate::ensure_param!(
-            self.batch_size > 0,
-            "batch_size",
-            "`batch_size` must be positive"
-        );
-        crate::ensure_param!(self.lr > 0.0, "lr", "`lr` must be positive");
-        crate::ensure_param!(
-            self.layer_decay > 0.0,
-            "layer_decay",
-            "`layer_decay` must be in (0, 1]"
-        );
-        crate::ensure_param!(
-            self.log_every > 0,
-            "log_every",
-            "`log_every` must be positive"
-        );
-        crate::ensure_param!(
-            self.accum_steps > 0,
-            "accum_steps",
-            "`accum_steps` must be positive"
-        );
-        crate::ensure_param!(
-            self.grad_clip.is_none_or(|c| c > 0.0),
-            "grad_clip",
-            "`grad_clip` must be positive"
-        );
         crate::ensure_param!(
             self.aux_loss_weight >= 0.0,
             "aux_loss_weight",

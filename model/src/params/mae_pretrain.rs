@@ -64,32 +64,8 @@ impl MaePretrainParams {
         self.mae.validate()?;
         resolved_dataset(&self.dataset)?;
         crate::ensure_param!(self.steps > 0, "steps", "`steps` must be positive");
-        crate::ensure_param!(
-            self.batch_size > 0,
-            "batch_size",
-            "`batch_size` must be positive"
-        );
         crate::ensure_param!(self.base_lr > 0.0, "base_lr", "`base_lr` must be positive");
-        crate::ensure_param!(
-            self.log_every > 0,
-            "log_every",
-            "`log_every` must be positive"
-        );
-        crate::ensure_param!(
-            self.accum_steps > 0,
-            "accum_steps",
-            "`accum_steps` must be positive"
-        );
-        crate::ensure_param!(
-            self.grad_clip.is_none_or(|c| c > 0.0),
-            "grad_clip",
-            "`grad_clip` must be positive"
-        );
-        crate::ensure_param!(
-            self.loader_threads != Some(0),
-            "loader_threads",
-            "`loader_threads` must be positive (or unset for one per core)"
-        );
+        crate::loop_values!(self).check()?;
         Ok(())
     }
 }

@@ -14,6 +14,7 @@ pub mod evaluate;
 pub mod finetune_det;
 pub mod finetune_seg;
 pub mod init;
+pub mod loop_checks;
 pub mod lr_decay;
 pub mod mae;
 pub mod mae_pretrain;
