@@ -72,9 +72,9 @@ pub async fn run(
     mut cancel: watch::Receiver<bool>,
 ) -> Finished {
     let fail = Finished::failure;
-    let Some((program, args)) = invocation.argv.split_first() else {
+    if invocation.argv.is_empty() {
         return fail("empty argv".into());
-    };
+    }
     let mut log = match tokio::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -102,38 +102,10 @@ pub async fn run(
     } else {
         None
     };
-    let (line_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<RankLine>();
-    let mut exits = tokio::task::JoinSet::new();
-    let mut pids = Vec::with_capacity(ranks);
-    for rank in 0..ranks {
-        let mut command = Command::new(program);
-        command
-            .args(args)
-            .current_dir(&invocation.cwd)
-            .envs(invocation.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        if let Some(port) = rendezvous {
-            command.envs(RankEnv::local_vars(rank, ranks, port));
-        }
-        own_process_group(&mut command, true);
-        let mut child = match command.spawn() {
-            Ok(child) => child,
-            Err(e) => {
-                signal_all(&pids, libc::SIGKILL);
-                return fail(format!("cannot start `{program}`: {e}"));
-            }
-        };
-        pids.push(child.id().map(|p| p as i32));
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        forward_lines(rank, false, stdout, line_tx.clone());
-        forward_lines(rank, true, stderr, line_tx.clone());
-        exits.spawn(async move { (rank, child.wait().await) });
-    }
-    drop(line_tx);
+    let (pids, mut exits, mut lines) = match spawn_ranks(invocation, ranks, rendezvous) {
+        Ok(started) => started,
+        Err(reason) => return fail(reason),
+    };
 
     let mut tail = Tail::default();
     let mut lines_open = true;
@@ -170,16 +142,14 @@ pub async fn run(
                 None => lines_open = false,
             },
             Some(exit) = exits.join_next(), if !exits.is_empty() => {
-                let problem = match exit {
-                    Ok((_, Ok(status))) if status.success() => None,
+                let problem = match rank_exit(exit) {
+                    RankExit::Ok => None,
                     // Every rank stops at the same step; the others are left to exit alike.
-                    Ok((_, Ok(status))) if status.code() == Some(STOPPED_AT_CHECKPOINT) => {
+                    RankExit::Stopped => {
                         stopped = true;
                         None
                     }
-                    Ok((rank, Ok(status))) => Some((rank, describe_exit(status))),
-                    Ok((rank, Err(e))) => Some((rank, format!("cannot wait for the process: {e}"))),
-                    Err(e) => Some((0, format!("cannot wait for the process: {e}"))),
+                    RankExit::Failed(rank, reason) => Some((rank, reason)),
                 };
                 if let Some((rank, reason)) = problem {
                     if failure.is_none() {
@@ -236,6 +206,82 @@ pub async fn run(
         stderr_tail,
         leftovers,
         run_s: None,
+    }
+}
+
+/// The processes of one start of a stage: their pids, their exits as they come, and their
+/// output lines.
+type StartedRanks = (
+    Vec<Option<i32>>,
+    tokio::task::JoinSet<(usize, std::io::Result<std::process::ExitStatus>)>,
+    tokio::sync::mpsc::UnboundedReceiver<RankLine>,
+);
+
+/// Starts `invocation` as `ranks` processes, each in its own process group, with the
+/// rendezvous variables on `rendezvous` when there are several; on a failure to start one,
+/// the ones started are killed and the reason returned.
+fn spawn_ranks(
+    invocation: &Invocation,
+    ranks: usize,
+    rendezvous: Option<u16>,
+) -> Result<StartedRanks, String> {
+    let Some((program, args)) = invocation.argv.split_first() else {
+        return Err("empty argv".into());
+    };
+    let (line_tx, lines) = tokio::sync::mpsc::unbounded_channel::<RankLine>();
+    let mut exits = tokio::task::JoinSet::new();
+    let mut pids = Vec::with_capacity(ranks);
+    for rank in 0..ranks {
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .current_dir(&invocation.cwd)
+            .envs(invocation.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if let Some(port) = rendezvous {
+            command.envs(RankEnv::local_vars(rank, ranks, port));
+        }
+        own_process_group(&mut command, true);
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                signal_all(&pids, libc::SIGKILL);
+                return Err(format!("cannot start `{program}`: {e}"));
+            }
+        };
+        pids.push(child.id().map(|p| p as i32));
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        forward_lines(rank, false, stdout, line_tx.clone());
+        forward_lines(rank, true, stderr, line_tx.clone());
+        exits.spawn(async move { (rank, child.wait().await) });
+    }
+    Ok((pids, exits, lines))
+}
+
+/// How one rank's process ended, as the run loop weighs it.
+enum RankExit {
+    /// Exit status 0.
+    Ok,
+    /// Stopped at a resume checkpoint ([`STOPPED_AT_CHECKPOINT`]).
+    Stopped,
+    /// Anything else: the rank and why.
+    Failed(usize, String),
+}
+
+/// The [`RankExit`] of a joined rank task.
+fn rank_exit(
+    joined: Result<(usize, std::io::Result<std::process::ExitStatus>), tokio::task::JoinError>,
+) -> RankExit {
+    match joined {
+        Ok((_, Ok(status))) if status.success() => RankExit::Ok,
+        Ok((_, Ok(status))) if status.code() == Some(STOPPED_AT_CHECKPOINT) => RankExit::Stopped,
+        Ok((rank, Ok(status))) => RankExit::Failed(rank, describe_exit(status)),
+        Ok((rank, Err(e))) => RankExit::Failed(rank, format!("cannot wait for the process: {e}")),
+        Err(e) => RankExit::Failed(0, format!("cannot wait for the process: {e}")),
     }
 }
 
