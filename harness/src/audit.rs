@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use crate::cache::{Cache, Manifest, KEY_FILE, RESOLVED_RECIPE_FILE, STAGE_FILE};
 use crate::executor::command_line::StagePaths;
 use crate::executor::launch::{stage_inputs, Launch};
-use crate::executor::{Executor, Placement, ProcessEnd};
+use crate::executor::{Executor, ProcessEnd};
 use crate::plan::Plan;
 use crate::scheduler::stage_task::cached_metrics;
 
@@ -130,10 +130,8 @@ impl Rerun<'_> {
                 work: scratch.join("work"),
                 inputs: stage_inputs(plan, i, self.cache),
             },
-            placement: Placement {
-                device: "cpu".into(),
-                visible_devices: Some(String::new()),
-            },
+            // No GPU: the rerun runs on CPU with none visible.
+            placement: Executor::Local.placement(0, &[]),
             cpu_threads: crate::scheduler::cpu_share(1, planned.stage.resources.ranks()),
             log_path: scratch.join("stage.log"),
         };

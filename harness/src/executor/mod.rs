@@ -92,6 +92,17 @@ pub struct Placement {
     pub visible_devices: Option<String>,
 }
 
+impl Placement {
+    /// The placement of a stage that asks for `wanted` GPUs in a Slurm job: Slurm sets
+    /// `CUDA_VISIBLE_DEVICES` to the GPUs it allocated to the job.
+    pub fn on_cluster(wanted: u32) -> Placement {
+        Placement {
+            device: if wanted == 0 { "cpu" } else { "cuda:0" }.to_string(),
+            visible_devices: None,
+        }
+    }
+}
+
 /// Makes `command` start in its own process group, so that signals sent to the group reach the
 /// whole stage and a terminal's Ctrl-C meant for rsfm does not reach it; with
 /// `die_with_harness`, it is killed when rsfm dies.
@@ -159,11 +170,7 @@ impl Executor {
                         .join(","),
                 ),
             },
-            // Slurm sets CUDA_VISIBLE_DEVICES to the GPUs it allocated to the job.
-            Executor::Slurm(_) => Placement {
-                device: if wanted == 0 { "cpu" } else { "cuda:0" }.to_string(),
-                visible_devices: None,
-            },
+            Executor::Slurm(_) => Placement::on_cluster(wanted),
         }
     }
 }

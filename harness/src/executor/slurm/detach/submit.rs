@@ -142,11 +142,7 @@ fn prepare(plan: &Plan, i: usize, ctx: &RunContext, work: &Path) -> anyhow::Resu
     }
     let inputs = stage_inputs(plan, i, &ctx.cache);
     let resources = &planned.stage.resources;
-    // Slurm sets CUDA_VISIBLE_DEVICES to the GPUs it allocates to the job.
-    let placement = Placement {
-        device: if resources.gpus == 0 { "cpu" } else { "cuda:0" }.to_string(),
-        visible_devices: None,
-    };
+    let placement = Placement::on_cluster(resources.gpus);
     let log = work.join("stage.log");
     let launch = Launch {
         planned,
